@@ -1,0 +1,32 @@
+//! `margin`: train, evaluate and inspect metric-learning embeddings.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file only parses
+//! the command line and dispatches.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Deep metric learning: train embeddings, measure how they retrieve and verify.
+#[derive(Parser, Debug)]
+#[command(name = "margin", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compute a loss (and optionally its gradient) on a saved batch of embeddings.
+    Loss(cmd::loss::LossArgs),
+    /// Evaluate embeddings: retrieval, clustering, verification and few-shot metrics.
+    Eval(cmd::eval::EvalArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Loss(args) => cmd::loss::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+    }
+}
