@@ -1,0 +1,261 @@
+//! Exact k-nearest-neighbour search by tiled GEMM.
+//!
+//! The queries are split into blocks of [`KnnOptions::query_block`] rows, and
+//! rayon hands whole blocks to threads. A thread walks the reference in
+//! tiles of [`KnnOptions::reference_block`] rows; for each tile it computes
+//! the score tile `Q_b · R_tᵀ` with one single-threaded [`gemm`] call, adds
+//! the per-reference bias (`−‖r‖²/2` for Euclidean), and streams each row of
+//! the tile through a bounded heap ([`TopK`](crate::topk)). Memory is
+//! therefore `threads × query_block × reference_block` scores plus the
+//! `n × k` result, never `n × m`.
+//!
+//! Scanning a row tests 16 scores at a time against the heap's threshold, so
+//! once the heap is full the scan costs about one vector compare per 16
+//! scores, next to the `2·d` flops per score the GEMM spends.
+//!
+//! Exactness: every reference is scored and the heap keeps the true top k of
+//! those scores. Ties are broken by the smaller reference index. When the
+//! reference is the query set, row `i` never returns itself (exclusion by
+//! index, so exact duplicates of a point at other indices are kept).
+
+use rayon::prelude::*;
+
+use crate::data::{Embeddings, MAX_ROWS, check_dims};
+use crate::distance::{Distance, Prepared, score_to_value};
+use crate::error::{EvalError, Result, invalid};
+use crate::scalar::{Real, gemm_abt};
+use crate::topk::TopK;
+
+/// Tile sizes of the search. The defaults suit 2 MB L2 caches and
+/// dimensions of a few hundred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnnOptions {
+    /// Query rows per block (one block per rayon task).
+    pub query_block: usize,
+    /// Reference rows per tile.
+    pub reference_block: usize,
+}
+
+impl Default for KnnOptions {
+    fn default() -> Self {
+        Self { query_block: 256, reference_block: 1024 }
+    }
+}
+
+/// The k nearest references of every query, best first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbors<T: Real> {
+    /// Neighbours per query.
+    pub k: usize,
+    /// Number of queries.
+    pub n_queries: usize,
+    /// Distance used.
+    pub distance: Distance,
+    /// `n_queries × k` reference row indices, row-major, best first.
+    pub indices: Vec<u32>,
+    /// `n_queries × k` values matching `indices`: the distance, or for
+    /// [`Distance::Dot`] the inner product (then larger = closer).
+    pub values: Vec<T>,
+}
+
+impl<T: Real> Neighbors<T> {
+    /// Reference indices of query `i`'s neighbours, best first.
+    pub fn indices_of(&self, i: usize) -> &[u32] {
+        &self.indices[i * self.k..(i + 1) * self.k]
+    }
+    /// Distances (or dot products) of query `i`'s neighbours.
+    pub fn values_of(&self, i: usize) -> &[T] {
+        &self.values[i * self.k..(i + 1) * self.k]
+    }
+}
+
+/// Query and reference prepared for scoring.
+pub(crate) struct Space<'a, T: Real> {
+    pub q: Prepared<'a, T>,
+    /// `None`: the reference is the query set and own rows are excluded.
+    pub r: Option<Prepared<'a, T>>,
+    pub distance: Distance,
+}
+
+impl<'a, T: Real> Space<'a, T> {
+    pub fn new(
+        query: &Embeddings<'a, T>,
+        reference: Option<&Embeddings<'a, T>>,
+        distance: Distance,
+    ) -> Result<Self> {
+        if let Some(r) = reference {
+            check_dims(query, r)?;
+        }
+        for e in std::iter::once(query).chain(reference) {
+            if e.rows() > MAX_ROWS {
+                return Err(invalid("input size", format!("{} has more than 2^32-1 rows", e.name())));
+            }
+        }
+        Ok(Self {
+            q: Prepared::new(query, distance),
+            r: reference.map(|r| Prepared::new(r, distance)),
+            distance,
+        })
+    }
+
+    pub fn reference(&self) -> &Prepared<'a, T> {
+        self.r.as_ref().unwrap_or(&self.q)
+    }
+
+    pub fn same_source(&self) -> bool {
+        self.r.is_none()
+    }
+
+    /// Candidates per query.
+    pub fn available(&self) -> usize {
+        self.reference().rows - usize::from(self.same_source())
+    }
+
+    /// Scores of the `nq` query rows in `qblock` (global indices `qids`)
+    /// against reference rows `r0..r0+nr`, into `buf` (`nq × nr`). A query's
+    /// own row (same source) gets −∞.
+    pub fn score_tile(&self, qblock: &[T], qids: &[u32], r0: usize, nr: usize, buf: &mut [T]) {
+        let r = self.reference();
+        let d = r.dim;
+        let nq = qids.len();
+        gemm_abt(nq, nr, d, qblock, &r.data[r0 * d..(r0 + nr) * d], buf, 1);
+        if !r.bias.is_empty() {
+            let bias = &r.bias[r0..r0 + nr];
+            for row in buf[..nq * nr].chunks_exact_mut(nr) {
+                for (v, &b) in row.iter_mut().zip(bias) {
+                    *v += b;
+                }
+            }
+        }
+        if self.same_source() {
+            for (i, &q) in qids.iter().enumerate() {
+                let q = q as usize;
+                if q >= r0 && q < r0 + nr {
+                    buf[i * nr + (q - r0)] = T::NEG_INFINITY;
+                }
+            }
+        }
+    }
+
+    /// Converts the score `s` of query `q` into a reported value.
+    pub fn value(&self, q: usize, s: T) -> T {
+        let n = if self.q.sq_norm.is_empty() { T::ZERO } else { self.q.sq_norm[q] };
+        score_to_value(self.distance, n, s)
+    }
+}
+
+/// The `k` nearest rows of `reference` for every row of `query`.
+///
+/// With `reference = None` the query set is searched against itself and each
+/// row's own index is excluded. Uses the current rayon thread pool.
+///
+/// # Errors
+/// [`EvalError::DimensionMismatch`], [`EvalError::KTooLarge`] (including
+/// `k = 0`, reported as an invalid parameter).
+pub fn knn<T: Real>(
+    query: &Embeddings<T>,
+    reference: Option<&Embeddings<T>>,
+    k: usize,
+    distance: Distance,
+) -> Result<Neighbors<T>> {
+    knn_with(query, reference, k, distance, &KnnOptions::default())
+}
+
+/// [`knn`] with explicit tile sizes.
+pub fn knn_with<T: Real>(
+    query: &Embeddings<T>,
+    reference: Option<&Embeddings<T>>,
+    k: usize,
+    distance: Distance,
+    options: &KnnOptions,
+) -> Result<Neighbors<T>> {
+    let space = Space::new(query, reference, distance)?;
+    if k == 0 {
+        return Err(invalid("k", "must be at least 1"));
+    }
+    if k > space.available() {
+        return Err(EvalError::KTooLarge {
+            k,
+            available: space.available(),
+            input: reference.unwrap_or(query).name().to_string(),
+        });
+    }
+    Ok(search(&space, k, options))
+}
+
+pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) -> Neighbors<T> {
+    let n = space.q.rows;
+    let d = space.q.dim;
+    let m = space.reference().rows;
+    let qb = options.query_block.max(1);
+    let rb = options.reference_block.max(16).min(m.max(16));
+    let mut indices = vec![0u32; n * k];
+    let mut scores = vec![T::NEG_INFINITY; n * k];
+    indices
+        .par_chunks_mut(qb * k)
+        .zip(scores.par_chunks_mut(qb * k))
+        .enumerate()
+        .for_each(|(b, (idx_chunk, sc_chunk))| {
+            let q0 = b * qb;
+            let nq = idx_chunk.len() / k;
+            let qids: Vec<u32> = (q0..q0 + nq).map(|q| q as u32).collect();
+            let qblock = &space.q.data[q0 * d..(q0 + nq) * d];
+            let mut heaps: Vec<TopK<T>> = sc_chunk
+                .chunks_exact_mut(k)
+                .zip(idx_chunk.chunks_exact_mut(k))
+                .map(|(s, i)| TopK::new(s, i))
+                .collect();
+            let mut buf = vec![T::ZERO; nq * rb];
+            let mut r0 = 0;
+            while r0 < m {
+                let nr = rb.min(m - r0);
+                space.score_tile(qblock, &qids, r0, nr, &mut buf);
+                for (row, heap) in buf[..nq * nr].chunks_exact(nr).zip(heaps.iter_mut()) {
+                    scan_row(row, r0 as u32, heap);
+                }
+                r0 += nr;
+            }
+            for h in heaps {
+                let got = h.finish();
+                debug_assert_eq!(got, k);
+            }
+        });
+    let values = scores
+        .par_chunks(k)
+        .enumerate()
+        .flat_map_iter(|(q, row)| row.iter().map(move |&s| space.value(q, s)))
+        .collect();
+    Neighbors { k, n_queries: n, distance: space.distance, indices, values }
+}
+
+/// Offers every score of `row` (reference indices `r0..`) to `heap`,
+/// skipping 16-score chunks that cannot beat the threshold.
+#[inline]
+fn scan_row<T: Real>(row: &[T], r0: u32, heap: &mut TopK<T>) {
+    const W: usize = 16;
+    let mut thr = heap.threshold();
+    let mut chunks = row.chunks_exact(W);
+    let mut base = r0;
+    for c in &mut chunks {
+        let c: &[T; W] = c.try_into().expect("chunk of W");
+        let mut hit = false;
+        for &v in c {
+            hit |= v > thr;
+        }
+        if hit {
+            for (j, &v) in c.iter().enumerate() {
+                if v > thr {
+                    heap.push(v, base + j as u32);
+                    thr = heap.threshold();
+                }
+            }
+        }
+        base += W as u32;
+    }
+    for (j, &v) in chunks.remainder().iter().enumerate() {
+        if v > thr {
+            heap.push(v, base + j as u32);
+            thr = heap.threshold();
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The floating-point element types (`f32`, `f64`) and the GEMM wrapper.
+//!
+//! Everything numeric in the crate is generic over [`Real`], which is sealed
+//! and implemented for `f32` and `f64` only: those are the two types the
+//! [`gemm`] crate has tuned kernels for. Metrics that aggregate many terms
+//! (means, AUC, mutual information) are always accumulated in `f64`.
+
+use std::fmt::{Debug, Display};
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A floating-point element type: `f32` or `f64`.
+pub trait Real:
+    sealed::Sealed
+    + Copy
+    + Send
+    + Sync
+    + 'static
+    + PartialOrd
+    + Debug
+    + Display
+    + Default
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+{
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// −∞ (used as "excluded" score).
+    const NEG_INFINITY: Self;
+    /// Name of the type, for reports.
+    const NAME: &'static str;
+    /// Conversion from `f64` (rounding for `f32`).
+    fn from_f64(x: f64) -> Self;
+    /// Widening conversion to `f64`.
+    fn to_f64(self) -> f64;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Whether the value is neither NaN nor infinite.
+    fn is_finite(self) -> bool;
+    /// The larger of two values (NaN-ignoring as `f32::max`).
+    fn max(self, other: Self) -> Self;
+}
+
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            const NAME: &'static str = stringify!($t);
+            #[inline]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            #[inline]
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+        }
+    };
+}
+impl_real!(f32);
+impl_real!(f64);
+
+/// Dot product of two equal-length slices, in `T`, with 8 independent
+/// accumulators so the compiler can vectorise it.
+#[inline]
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = T::ZERO;
+    for i in chunks * 8..a.len() {
+        s += a[i] * b[i];
+    }
+    for v in acc {
+        s += v;
+    }
+    s
+}
+
+/// `c = a · bᵀ` where `a` is `m × k`, `b` is `n × k` and `c` is `m × n`, all
+/// row-major and contiguous. `threads` > 1 lets [`gemm`] split the product
+/// over the current rayon pool; 1 keeps it on the calling thread (the kNN
+/// engine parallelises over tiles instead).
+pub(crate) fn gemm_abt<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    threads: usize,
+) {
+    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
+        return;
+    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the pointers come from slices whose lengths were checked above;
+    // strides describe row-major `a` (m×k), `bᵀ` (k×n, i.e. `b` row-major
+    // n×k read column-wise) and row-major `c` (m×n). `c` does not alias `a`
+    // or `b` (it is a distinct `&mut`). `T` is f32 or f64 (sealed trait),
+    // both of which gemm supports, so its type dispatch cannot panic.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            k as isize,
+            1,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_abt_matches_naive() {
+        let (m, n, k) = (5, 7, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..n * k).map(|i| (i as f64 * 0.11).cos()).collect();
+        let mut c = vec![0.0; m * n];
+        gemm_abt(m, n, k, &a, &b, &mut c, 1);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| a[i * k + p] * b[j * k + p]).sum();
+                assert!((c[i * n + j] - want).abs() < 1e-12);
+            }
+        }
+        assert!((dot(&a[..k], &b[..k]) - (0..k).map(|p| a[p] * b[p]).sum::<f64>()).abs() < 1e-12);
+    }
+}
