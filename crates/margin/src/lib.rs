@@ -1,1 +1,72 @@
-//! margin
+//! # margin — deep metric learning on Burn
+//!
+//! Distances, triplet and contrastive losses, reducers (and, in later modules,
+//! miners and samplers) that compose along pytorch-metric-learning's axes —
+//! distance × loss × reducer × miner — sharing one currency: index tuples
+//! ([`Triplets`], [`Pairs`]) and per-element losses tagged by kind.
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use margin::{Distance, Reducer, TripletMarginLossConfig};
+//!
+//! let device = Device::flex().autodiff();
+//! let embeddings = Tensor::<2>::from_data(
+//!     [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], &device,
+//! ).require_grad();
+//! let labels = [0, 0, 1, 1];
+//! let loss = TripletMarginLossConfig::new()
+//!     .with_margin(0.2)
+//!     .with_distance(Distance::euclidean_normalized())
+//!     .with_reducer(Reducer::AvgNonZero)
+//!     .init()?;
+//! let out = loss.forward(embeddings.clone(), &labels, None)?;   // all valid triplets
+//! let grads = out.loss.backward();
+//! assert!(embeddings.grad(&grads).is_some());
+//! println!("loss {} with {:.0}% of triplets active", out.stats.loss, 100.0 * out.stats.active_fraction);
+//! # Ok::<(), margin::MarginError>(())
+//! ```
+//!
+//! ## Conventions are types
+//!
+//! - A distance knows its [`Direction`]: losses are written once against
+//!   [`Direction::violation`] and are right for distances and similarities alike.
+//! - Squared vs unsquared Euclidean is [`Power`], so a margin is never compared
+//!   against the wrong units by accident.
+//! - An explicit pair's polarity is [`PairPolarity`], never a 0/1.
+//! - The contrastive penalty is [`ContrastiveForm`] (PML's linear or Hadsell's squared).
+//!
+//! ## Errors and degenerate batches
+//!
+//! Every entry point validates its input and returns [`MarginError`] naming the
+//! input and its shape: NaN/Inf, wrong label count, `D = 0`, mismatched shapes,
+//! out-of-range tuples. A batch without any valid tuple gives a zero loss that
+//! is still attached to the autodiff graph: backward runs and gives zero gradients.
+//!
+//! ## Reference implementations
+//!
+//! [`reference`] holds plain `f64` loops for every loss — slow and obviously
+//! right — against which the tensor code is tested.
+
+#![warn(missing_docs)]
+
+mod direction;
+mod distance;
+mod error;
+mod input;
+pub mod loss;
+mod reducer;
+pub mod reference;
+mod tuples;
+
+pub use direction::Direction;
+pub use distance::{
+    CosineSimilarity, Distance, DotProductSimilarity, LpDistance, NORM_EPS, Power, SQRT_EPS, l2_normalize,
+};
+pub use error::{MarginError, Result};
+pub use input::to_host;
+pub use loss::{
+    ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, LossOutput, LossStats, ReferenceSet,
+    TripletMarginLoss, TripletMarginLossConfig,
+};
+pub use reducer::{ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer};
+pub use tuples::{PairPolarity, Pairs, Triplets};

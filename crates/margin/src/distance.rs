@@ -1,0 +1,214 @@
+//! Distances and similarities between embeddings, as matrices (GEMM) or paired rows.
+//!
+//! Every distance knows its [`Direction`]. All are safe at the singular points
+//! the seed warns about: the unsquared Euclidean distance has a finite (zero)
+//! gradient at zero distance, and normalising a zero vector divides by
+//! `max(‖x‖, 1e-12)` instead of 0.
+
+use burn::tensor::Tensor;
+
+use crate::Direction;
+
+/// Below this squared distance the Euclidean distance is reported as exactly 0
+/// with zero gradient (the derivative of `sqrt` at 0 is infinite).
+pub const SQRT_EPS: f64 = 1e-12;
+
+/// Norms are clamped from below by this before dividing (as `torch.nn.functional.normalize`).
+pub const NORM_EPS: f64 = 1e-12;
+
+/// Whether the Euclidean distance is used as is or squared.
+///
+/// The margin a loss compares against lives in the same units, so a margin
+/// tuned for one is wrong for the other (one of the seed's pitfalls); the
+/// choice is therefore a type, never implied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Power {
+    /// `‖x − y‖₂` (PML `power=1`).
+    Euclidean,
+    /// `‖x − y‖₂²` (PML `power=2`).
+    SquaredEuclidean,
+}
+
+/// Euclidean (`p = 2`) distance, optionally squared, optionally on L2-normalised rows.
+///
+/// Only `p = 2` exists: it is the one with a GEMM form. The name follows
+/// pytorch-metric-learning's `LpDistance`, whose default is
+/// `LpDistance { power: Euclidean, normalize: true }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LpDistance {
+    /// Squared or not.
+    pub power: Power,
+    /// L2-normalise each row first.
+    pub normalize: bool,
+}
+
+impl Default for LpDistance {
+    fn default() -> Self {
+        Self { power: Power::Euclidean, normalize: true }
+    }
+}
+
+/// Cosine similarity `x̂ · ŷ` (rows always L2-normalised). Larger is closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CosineSimilarity;
+
+/// Dot product `x · y`, optionally on L2-normalised rows. Larger is closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DotProductSimilarity {
+    /// L2-normalise each row first (then this equals [`CosineSimilarity`]).
+    pub normalize: bool,
+}
+
+/// One of the supported distances; the currency every loss and miner takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Distance {
+    /// Euclidean or squared Euclidean.
+    Lp(LpDistance),
+    /// Cosine similarity.
+    Cosine(CosineSimilarity),
+    /// Dot-product similarity.
+    Dot(DotProductSimilarity),
+}
+
+impl Default for Distance {
+    /// pytorch-metric-learning's default: L2-normalised Euclidean distance.
+    fn default() -> Self {
+        Distance::Lp(LpDistance::default())
+    }
+}
+
+impl From<LpDistance> for Distance {
+    fn from(d: LpDistance) -> Self {
+        Distance::Lp(d)
+    }
+}
+impl From<CosineSimilarity> for Distance {
+    fn from(d: CosineSimilarity) -> Self {
+        Distance::Cosine(d)
+    }
+}
+impl From<DotProductSimilarity> for Distance {
+    fn from(d: DotProductSimilarity) -> Self {
+        Distance::Dot(d)
+    }
+}
+
+/// Row-wise L2 normalisation `x / max(‖x‖₂, 1e-12)`, finite (with finite gradient) at `x = 0`.
+///
+/// # Shapes
+/// - `x`: `[n, d]` → `[n, d]`
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    // sqrt(max(‖x‖², eps²)) == max(‖x‖, eps), and its gradient stays finite at 0.
+    let norm = x.clone().square().sum_dim(1).clamp_min(NORM_EPS * NORM_EPS).sqrt();
+    x / norm
+}
+
+/// `sqrt` with value 0 and gradient 0 below [`SQRT_EPS`] (no `inf · 0 = NaN` at zero distance).
+fn safe_sqrt<const D: usize>(squared: Tensor<D>) -> Tensor<D> {
+    let tiny = squared.clone().lower_equal_elem(SQRT_EPS);
+    squared.clamp_min(SQRT_EPS).sqrt().mask_fill(tiny, 0.0)
+}
+
+impl Distance {
+    /// Euclidean distance on L2-normalised rows (PML's default).
+    pub fn euclidean_normalized() -> Self {
+        Distance::Lp(LpDistance { power: Power::Euclidean, normalize: true })
+    }
+
+    /// Which way is closer.
+    pub fn direction(&self) -> Direction {
+        match self {
+            Distance::Lp(_) => Direction::SmallerIsCloser,
+            Distance::Cosine(_) | Distance::Dot(_) => Direction::LargerIsCloser,
+        }
+    }
+
+    /// Whether rows are L2-normalised before comparing.
+    pub fn normalizes(&self) -> bool {
+        match self {
+            Distance::Lp(d) => d.normalize,
+            Distance::Cosine(_) => true,
+            Distance::Dot(d) => d.normalize,
+        }
+    }
+
+    /// Applies this distance's normalisation (identity when it has none).
+    pub fn prepare(&self, x: Tensor<2>) -> Tensor<2> {
+        if self.normalizes() { l2_normalize(x) } else { x }
+    }
+
+    /// All pairwise values between query and reference rows.
+    ///
+    /// Euclidean: `‖x‖² + ‖y‖² − 2·x·yᵀ`, clamped at 0 (then `sqrt` for [`Power::Euclidean`]);
+    /// cosine/dot: `x·yᵀ`. One GEMM either way.
+    ///
+    /// # Shapes
+    /// - `query`: `[n, d]`, `reference`: `[m, d]` → `[n, m]`
+    pub fn matrix(&self, query: Tensor<2>, reference: Tensor<2>) -> Tensor<2> {
+        self.matrix_prepared(self.prepare(query), self.prepare(reference))
+    }
+
+    /// All pairwise values within one set (`query = reference`), normalising once.
+    ///
+    /// # Shapes
+    /// - `x`: `[n, d]` → `[n, n]`
+    pub fn self_matrix(&self, x: Tensor<2>) -> Tensor<2> {
+        let x = self.prepare(x);
+        self.matrix_prepared(x.clone(), x)
+    }
+
+    /// [`Distance::matrix`] on rows already passed through [`Distance::prepare`].
+    pub fn matrix_prepared(&self, query: Tensor<2>, reference: Tensor<2>) -> Tensor<2> {
+        let gram = query.clone().matmul(reference.clone().transpose());
+        match self {
+            Distance::Lp(lp) => {
+                let qn = query.square().sum_dim(1); // [n, 1]
+                let rn = reference.square().sum_dim(1).transpose(); // [1, m]
+                let squared = (gram.mul_scalar(-2.0) + qn + rn).clamp_min(0.0);
+                match lp.power {
+                    Power::SquaredEuclidean => squared,
+                    Power::Euclidean => safe_sqrt(squared),
+                }
+            }
+            Distance::Cosine(_) | Distance::Dot(_) => gram,
+        }
+    }
+
+    /// Values between matching rows: `out[i] = dist(x[i], y[i])`.
+    ///
+    /// Computed from the row differences (no cancellation), unlike [`Distance::matrix`].
+    ///
+    /// # Shapes
+    /// - `x`, `y`: `[n, d]` → `[n]`
+    pub fn paired(&self, x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
+        self.paired_prepared(self.prepare(x), self.prepare(y))
+    }
+
+    /// [`Distance::paired`] on rows already passed through [`Distance::prepare`].
+    pub fn paired_prepared(&self, x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
+        match self {
+            Distance::Lp(lp) => {
+                let squared: Tensor<1> = (x - y).square().sum_dim(1).squeeze_dim(1);
+                match lp.power {
+                    Power::SquaredEuclidean => squared,
+                    Power::Euclidean => safe_sqrt(squared),
+                }
+            }
+            Distance::Cosine(_) | Distance::Dot(_) => (x * y).sum_dim(1).squeeze_dim(1),
+        }
+    }
+
+    /// A short human-readable name (`"euclidean, normalized"`, `"cosine"`, ...).
+    pub fn describe(&self) -> String {
+        let norm = |n: bool| if n { ", L2-normalized" } else { "" };
+        match self {
+            Distance::Lp(d) => match d.power {
+                Power::Euclidean => format!("euclidean{}", norm(d.normalize)),
+                Power::SquaredEuclidean => format!("squared euclidean{}", norm(d.normalize)),
+            },
+            Distance::Cosine(_) => "cosine similarity".to_string(),
+            Distance::Dot(d) => format!("dot product{}", norm(d.normalize)),
+        }
+    }
+}

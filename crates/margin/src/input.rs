@@ -1,0 +1,102 @@
+//! Validation of user inputs, shared by every loss and miner.
+
+use burn::tensor::Tensor;
+
+use crate::error::{MarginError, Result};
+
+/// Reads a float tensor back to the host as `f64`.
+pub fn to_host<const D: usize>(t: &Tensor<D>) -> Vec<f64> {
+    t.to_data().convert::<f64>().try_into_vec::<f64>().expect("converted to f64 above")
+}
+
+/// Checks that an embedding matrix is non-empty, has `D > 0` and only finite values;
+/// returns its host copy (row-major) so callers need not read it twice.
+pub fn check_embeddings(input: &'static str, x: &Tensor<2>) -> Result<Vec<f64>> {
+    let [rows, cols] = x.dims();
+    if rows == 0 || cols == 0 {
+        let what = if cols == 0 { "the embedding dimension D must be > 0" } else { "at least one row is needed" };
+        return Err(MarginError::Empty { input, shape: vec![rows, cols], what });
+    }
+    let host = to_host(x);
+    if let Some(i) = host.iter().position(|v| !v.is_finite()) {
+        return Err(MarginError::NonFinite {
+            input,
+            row: i / cols,
+            col: i % cols,
+            value: host[i],
+            shape: vec![rows, cols],
+        });
+    }
+    Ok(host)
+}
+
+/// Checks that there is one label per row.
+pub fn check_labels(
+    input: &'static str,
+    x: &Tensor<2>,
+    labels_input: &'static str,
+    labels: &[i64],
+) -> Result<()> {
+    let [rows, cols] = x.dims();
+    if labels.len() != rows {
+        return Err(MarginError::LabelCount {
+            input,
+            labels_input,
+            labels: labels.len(),
+            rows,
+            shape: vec![rows, cols],
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `other` has exactly the shape of `base`.
+pub fn check_same_shape(
+    input: &'static str,
+    other: &Tensor<2>,
+    expected_from: &'static str,
+    base: &Tensor<2>,
+) -> Result<()> {
+    if other.dims() != base.dims() {
+        return Err(MarginError::ShapeMismatch {
+            input,
+            got: other.dims().to_vec(),
+            expected_from,
+            expected: base.dims().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `other` has as many columns as `base`.
+pub fn check_same_dim(
+    input: &'static str,
+    other: &Tensor<2>,
+    expected_from: &'static str,
+    base: &Tensor<2>,
+) -> Result<()> {
+    if other.dims()[1] != base.dims()[1] {
+        return Err(MarginError::ShapeMismatch {
+            input,
+            got: other.dims().to_vec(),
+            expected_from,
+            expected: vec![other.dims()[0], base.dims()[1]],
+        });
+    }
+    Ok(())
+}
+
+/// Checks that a configuration number is finite.
+pub fn check_finite_config(field: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(MarginError::InvalidConfig { field, value: value.to_string(), reason: "must be finite" })
+    }
+}
+
+/// A `[1]` zero attached to `x`'s autodiff graph (its gradient is 0, never NaN,
+/// because `x` was checked finite).
+pub fn attached_zero(x: &Tensor<2>) -> Tensor<1> {
+    x.clone().sum().mul_scalar(0.0)
+}

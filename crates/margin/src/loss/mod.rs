@@ -1,0 +1,88 @@
+//! Losses: triplet margin and contrastive, each on explicit tuples or on a labelled batch.
+//!
+//! Data flow for a labelled batch: embeddings → distance matrix (one GEMM) →
+//! index tuples (all valid ones, or a miner's) → per-element losses tagged by
+//! [`ElementKind`](crate::ElementKind) → [`Reducer`](crate::Reducer) → scalar.
+//! Each forward also returns [`LossStats`], computed from the detached values.
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+mod contrastive;
+mod triplet;
+
+pub use contrastive::{ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig};
+pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};
+
+/// A reference set distinct from the query batch (e.g. a cross-batch memory).
+///
+/// Anchors index the query batch; positives and negatives index this set.
+#[derive(Debug, Clone)]
+pub struct ReferenceSet<'a> {
+    /// `[m, d]` reference embeddings.
+    pub embeddings: Tensor<2>,
+    /// `m` labels.
+    pub labels: &'a [i64],
+}
+
+/// What one forward pass saw: the seed's "monitor the fraction of active constraints".
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct LossStats {
+    /// The reduced loss value (host copy).
+    pub loss: f64,
+    /// Number of tuples (triplets, or positive + negative pairs) the loss was evaluated on.
+    pub num_tuples: usize,
+    /// Number of tuples whose constraint is violated (hinge argument > 0): the ones
+    /// that produce a gradient.
+    pub num_active: usize,
+    /// `num_active / num_tuples` (0 when there are no tuples).
+    pub active_fraction: f64,
+    /// Mean anchor–positive distance (or similarity) over the tuples; `None` without any.
+    pub mean_ap_dist: Option<f64>,
+    /// Mean anchor–negative distance (or similarity) over the tuples; `None` without any.
+    pub mean_an_dist: Option<f64>,
+}
+
+/// A loss value attached to the graph, and its statistics.
+#[derive(Debug, Clone)]
+pub struct LossOutput {
+    /// `[1]`: the reduced loss; call `.backward()` on it.
+    pub loss: Tensor<1>,
+    /// Statistics of this step.
+    pub stats: LossStats,
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+impl LossStats {
+    pub(crate) fn new(loss: f64, ap: &[f64], an: &[f64], num_tuples: usize, num_active: usize) -> Self {
+        LossStats {
+            loss,
+            num_tuples,
+            num_active,
+            active_fraction: if num_tuples == 0 { 0.0 } else { num_active as f64 / num_tuples as f64 },
+            mean_ap_dist: mean(ap),
+            mean_an_dist: mean(an),
+        }
+    }
+}
+
+/// `mat[rows[i], cols[i]]` for every `i`, as one gather on the flattened matrix.
+///
+/// # Shapes
+/// - `mat`: `[n, m]` → `[rows.len()]`
+pub(crate) fn gather_entries(mat: &Tensor<2>, rows: &[usize], cols: &[usize]) -> Tensor<1> {
+    let [n, m] = mat.dims();
+    let flat: Tensor<1> = mat.clone().reshape([n * m]);
+    let idx: Vec<i64> = rows.iter().zip(cols).map(|(&r, &c)| (r * m + c) as i64).collect();
+    let len = idx.len();
+    flat.select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [len]), &mat.device()))
+}
+
+/// Rows `idx` of `x`.
+pub(crate) fn gather_rows(x: &Tensor<2>, idx: &[usize]) -> Tensor<2> {
+    let idx: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+    let len = idx.len();
+    x.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [len]), &x.device()))
+}

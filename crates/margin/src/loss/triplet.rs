@@ -1,0 +1,202 @@
+//! Triplet margin loss (Schroff et al. 2015, FaceNet; soft margin: Hermans et al. 2017;
+//! distance swap: Balntas et al. 2016).
+
+use burn::config::Config;
+use burn::tensor::{Tensor, activation::relu};
+
+use super::{LossOutput, LossStats, ReferenceSet, gather_entries, gather_rows};
+use crate::error::Result as MarginResult;
+use crate::input::{
+    attached_zero, check_embeddings, check_finite_config, check_labels, check_same_dim,
+    check_same_shape, to_host,
+};
+use crate::{Distance, ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer, Triplets};
+
+/// Configuration of [`TripletMarginLoss`]. Defaults follow pytorch-metric-learning.
+#[derive(Config, Debug)]
+pub struct TripletMarginLossConfig {
+    /// The margin `m`, in the distance's own units (squared units for a squared distance).
+    #[config(default = 0.05)]
+    pub margin: f64,
+    /// The distance the loss compares.
+    #[config(default = "Distance::euclidean_normalized()")]
+    pub distance: Distance,
+    /// Distance swap (Balntas 2016): use `min(d_an, d_pn)` as the negative distance.
+    #[config(default = false)]
+    pub swap: bool,
+    /// Soft margin (Hermans 2017): `softplus(v)` instead of `max(0, v)`.
+    #[config(default = false)]
+    pub smooth: bool,
+    /// How per-triplet losses become one value.
+    #[config(default = "Reducer::AvgNonZero")]
+    pub reducer: Reducer,
+}
+
+impl TripletMarginLossConfig {
+    /// Validates the configuration and builds the loss.
+    pub fn init(&self) -> MarginResult<TripletMarginLoss> {
+        check_finite_config("margin", self.margin)?;
+        Ok(TripletMarginLoss {
+            margin: self.margin,
+            distance: self.distance,
+            swap: self.swap,
+            smooth: self.smooth,
+            reducer: self.reducer,
+        })
+    }
+}
+
+/// The triplet margin loss. Stateless: statistics come back with each forward.
+#[derive(Debug, Clone)]
+pub struct TripletMarginLoss {
+    /// Margin `m`.
+    pub margin: f64,
+    /// Distance compared against the margin.
+    pub distance: Distance,
+    /// Distance swap.
+    pub swap: bool,
+    /// Soft margin.
+    pub smooth: bool,
+    /// Reducer.
+    pub reducer: Reducer,
+}
+
+/// Numerically stable `softplus(v) = log(1 + e^v) = max(v, 0) + log(1 + e^{−|v|})`.
+fn softplus(v: Tensor<1>) -> Tensor<1> {
+    relu(v.clone()) + v.abs().neg().exp().log1p()
+}
+
+impl TripletMarginLoss {
+    /// Hinge argument `v = violation(d_ap, d_an) + m` per triplet.
+    fn hinge_argument(&self, ap: Tensor<1>, an: Tensor<1>) -> Tensor<1> {
+        self.distance.direction().violation_tensor(ap, an).add_scalar(self.margin)
+    }
+
+    /// Turns per-triplet distances into the loss, its per-element terms and stats.
+    fn finish(&self, ap: Tensor<1>, an: Tensor<1>, zero: Tensor<1>) -> LossOutput {
+        let ap_host = to_host(&ap);
+        let an_host = to_host(&an);
+        let v = self.hinge_argument(ap, an);
+        let num_active = to_host(&v).iter().filter(|&&x| x > 0.0).count();
+        let values = if self.smooth { softplus(v) } else { relu(v) };
+        let per = PerElementLoss { terms: vec![LossTerms { kind: ElementKind::Triplet, values }], zero };
+        let host = vec![to_host(&per.terms[0].values)];
+        let loss = self.reducer.reduce(&per, &host, KindPooling::Separate);
+        let stats = LossStats::new(to_host(&loss)[0], &ap_host, &an_host, ap_host.len(), num_active);
+        LossOutput { loss, stats }
+    }
+
+    fn empty(&self, zero: Tensor<1>) -> LossOutput {
+        LossOutput { loss: zero, stats: LossStats::new(0.0, &[], &[], 0, 0) }
+    }
+
+    /// Loss on explicit, aligned triplets — row `i` of each input is one triplet.
+    ///
+    /// `L = reduce_i( max(0, d(a_i, p_i) − d(a_i, n_i) + m) )` for distances
+    /// (`s(a_i, n_i) − s(a_i, p_i) + m` for similarities); `softplus` instead of
+    /// `max(0, ·)` when `smooth`; `d(a_i, n_i)` replaced by the closer of it and
+    /// `d(p_i, n_i)` when `swap`.
+    ///
+    /// # Shapes
+    /// - `anchor`, `positive`, `negative`: `[n, d]`
+    /// - output loss: `[1]`
+    pub fn forward_triplets(
+        &self,
+        anchor: Tensor<2>,
+        positive: Tensor<2>,
+        negative: Tensor<2>,
+    ) -> MarginResult<LossOutput> {
+        check_embeddings("anchor", &anchor)?;
+        check_same_shape("positive", &positive, "anchor", &anchor)?;
+        check_same_shape("negative", &negative, "anchor", &anchor)?;
+        check_embeddings("positive", &positive)?;
+        check_embeddings("negative", &negative)?;
+        let zero = attached_zero(&anchor) + attached_zero(&positive) + attached_zero(&negative);
+        let d = &self.distance;
+        let (a, p, n) = (d.prepare(anchor), d.prepare(positive), d.prepare(negative));
+        let ap = d.paired_prepared(a.clone(), p.clone());
+        let mut an = d.paired_prepared(a, n.clone());
+        if self.swap {
+            an = d.direction().closest_tensor(an, d.paired_prepared(p, n));
+        }
+        Ok(self.finish(ap, an, zero))
+    }
+
+    /// Loss on a labelled batch: over `tuples` (e.g. from a miner) when given,
+    /// else over every valid triplet `(a, p, n)` with `a ≠ p`, `y_a = y_p ≠ y_n`.
+    ///
+    /// Per triplet, the same term as [`TripletMarginLoss::forward_triplets`], with
+    /// distances read from one `[B, B]` distance matrix.
+    ///
+    /// # Shapes
+    /// - `embeddings`: `[B, d]`, `labels`: `B` values
+    /// - output loss: `[1]`
+    pub fn forward(&self, embeddings: Tensor<2>, labels: &[i64], tuples: Option<&Triplets>) -> MarginResult<LossOutput> {
+        self.forward_impl(embeddings, labels, None, tuples)
+    }
+
+    /// [`TripletMarginLoss::forward`] with positives and negatives drawn from a
+    /// separate reference set (anchors from the query batch; no self-exclusion).
+    ///
+    /// # Shapes
+    /// - `query`: `[n, d]`, `reference.embeddings`: `[m, d]` → loss `[1]`
+    pub fn forward_with_reference(
+        &self,
+        query: Tensor<2>,
+        query_labels: &[i64],
+        reference: ReferenceSet<'_>,
+        tuples: Option<&Triplets>,
+    ) -> MarginResult<LossOutput> {
+        self.forward_impl(query, query_labels, Some(reference), tuples)
+    }
+
+    fn forward_impl(
+        &self,
+        query: Tensor<2>,
+        query_labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        tuples: Option<&Triplets>,
+    ) -> MarginResult<LossOutput> {
+        check_embeddings("embeddings", &query)?;
+        check_labels("embeddings", &query, "labels", query_labels)?;
+        let mut zero = attached_zero(&query);
+        if let Some(r) = &reference {
+            check_embeddings("reference embeddings", &r.embeddings)?;
+            check_same_dim("reference embeddings", &r.embeddings, "embeddings", &query)?;
+            check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
+            zero = zero + attached_zero(&r.embeddings);
+        }
+        let n_ref = reference.as_ref().map_or(query_labels.len(), |r| r.labels.len());
+        let all;
+        let triplets = match tuples {
+            Some(t) => {
+                t.check(query_labels.len(), n_ref)?;
+                t
+            }
+            None => {
+                all = match &reference {
+                    None => Triplets::all(query_labels),
+                    Some(r) => Triplets::all_between(query_labels, r.labels, false),
+                };
+                &all
+            }
+        };
+        if triplets.is_empty() {
+            return Ok(self.empty(zero));
+        }
+        let d = &self.distance;
+        let q = d.prepare(query);
+        let r = match &reference {
+            None => q.clone(),
+            Some(r) => d.prepare(r.embeddings.clone()),
+        };
+        let mat = d.matrix_prepared(q, r.clone());
+        let ap = gather_entries(&mat, &triplets.anchor, &triplets.positive);
+        let mut an = gather_entries(&mat, &triplets.anchor, &triplets.negative);
+        if self.swap {
+            let pn = d.paired_prepared(gather_rows(&r, &triplets.positive), gather_rows(&r, &triplets.negative));
+            an = d.direction().closest_tensor(an, pn);
+        }
+        Ok(self.finish(ap, an, zero))
+    }
+}
