@@ -1,1 +1,186 @@
-fn main() {}
+//! Benchmark of the retrieval evaluation (see `BENCHMARKS.md`).
+//!
+//! ```text
+//! cargo run --release -p margin-eval --bin bench_eval -- [--n 100000] [--d 128]
+//!     [--classes 1000] [--threads 2] [--seed 7] [--sigma 1.0] [--mrr]
+//!     [--query-block 256] [--reference-block 1024]
+//! ```
+//!
+//! Generates `n` seeded clustered embeddings (`classes` Gaussian clusters
+//! with unit-variance centres and per-coordinate noise `sigma`), then in one
+//! process: (1) a plain GEMM of the same size class (`8192 × 8192 × d`) on
+//! the same `gemm` crate and thread count, for the machine's throughput;
+//! (2) the exact kNN search alone (k = largest class size − 1, query =
+//! reference, own row excluded), its GFLOP/s counted as `2·n²·d` and given
+//! as a fraction of (1); (3) the whole evaluation of MAP@R, R-Precision and
+//! P@1 (kNN included) with its wall time. Peak RSS is `VmHWM` from
+//! `/proc/self/status` at the end.
+
+use std::time::Instant;
+
+use margin_eval::{
+    Distance, Embeddings, KnnOptions, Labelled, RetrievalConfig, knn_with, retrieval,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+struct Args {
+    n: usize,
+    d: usize,
+    classes: usize,
+    threads: usize,
+    seed: u64,
+    sigma: f64,
+    mrr: bool,
+    opts: KnnOptions,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        n: 100_000,
+        d: 128,
+        classes: 1000,
+        threads: 2,
+        seed: 7,
+        sigma: 1.0,
+        mrr: false,
+        opts: KnnOptions::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--mrr" {
+            a.mrr = true;
+            continue;
+        }
+        let v = it.next().ok_or(format!("{flag} needs a value"))?;
+        let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--n" => a.n = num(&v)?,
+            "--d" => a.d = num(&v)?,
+            "--classes" => a.classes = num(&v)?,
+            "--threads" => a.threads = num(&v)?,
+            "--seed" => a.seed = num(&v)? as u64,
+            "--sigma" => a.sigma = v.parse().map_err(|e| format!("{flag}: {e}"))?,
+            "--query-block" => a.opts.query_block = num(&v)?,
+            "--reference-block" => a.opts.reference_block = num(&v)?,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if a.classes == 0 || a.n < 2 * a.classes || a.d == 0 || a.threads == 0 {
+        return Err("need n ≥ 2·classes, classes ≥ 1, d ≥ 1, threads ≥ 1".into());
+    }
+    Ok(a)
+}
+
+fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+    let u2: f64 = rng.random_range(0.0..1.0);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Plain `m × m × d` GEMM (`C = A·Bᵀ`) on the gemm crate, best of 3.
+fn plain_gemm_gflops(m: usize, d: usize, threads: usize) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let a: Vec<f32> = (0..m * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let b: Vec<f32> = (0..m * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut c = vec![0.0f32; m * m];
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        // SAFETY: row-major a (m×d), bᵀ read from row-major b (m×d), row-major c (m×m); lengths match.
+        unsafe {
+            gemm::gemm(
+                m, m, d, c.as_mut_ptr(), 1, m as isize, false, a.as_ptr(), 1, d as isize,
+                b.as_ptr(), d as isize, 1, 0.0f32, 1.0f32, false, false, false,
+                gemm::Parallelism::Rayon(threads),
+            );
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&c);
+    2.0 * (m * m * d) as f64 / best / 1e9
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench_eval: {e}");
+            std::process::exit(2);
+        }
+    };
+    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("rayon pool");
+    let (n, d) = (args.n, args.d);
+    let t = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let centres: Vec<f64> = (0..args.classes * d).map(|_| gaussian(&mut rng)).collect();
+    let labels: Vec<i64> = (0..n).map(|i| (i % args.classes) as i64).collect();
+    let data: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let c = i % args.classes;
+            (0..d).map(move |j| (c, j)).collect::<Vec<_>>()
+        })
+        .map(|(c, j)| (centres[c * d + j] + args.sigma * gaussian(&mut rng)) as f32)
+        .collect();
+    drop(centres);
+    println!(
+        "data: n = {n}, d = {d}, classes = {}, sigma = {}, threads = {}, generated in {:.1} s",
+        args.classes,
+        args.sigma,
+        args.threads,
+        t.elapsed().as_secs_f64()
+    );
+
+    let gm = 8192.min(n.max(256));
+    let gemm_rate = plain_gemm_gflops(gm, d, args.threads);
+    println!("plain GEMM {gm}x{gm}x{d} (gemm crate, f32, {} threads): {gemm_rate:.1} GFLOP/s", args.threads);
+
+    let emb = Embeddings::new("benchmark embeddings", &data, d).expect("valid data");
+    let set = Labelled::new(emb.clone(), "benchmark labels", &labels).expect("labels");
+    let k = n.div_ceil(args.classes) - 1;
+    let flop = 2.0 * (n as f64) * (n as f64) * d as f64;
+
+    let t = Instant::now();
+    let nb = knn_with(&emb, None, k, Distance::Euclidean, &args.opts).expect("knn");
+    let knn_s = t.elapsed().as_secs_f64();
+    let knn_rate = flop / knn_s / 1e9;
+    std::hint::black_box(&nb);
+    drop(nb);
+    println!(
+        "kNN search (k = {k}, {:.2} TFLOP, GEMM + bias + top-k): {knn_s:.2} s = {knn_rate:.1} GFLOP/s = {:.0}% of plain GEMM",
+        flop / 1e12,
+        100.0 * knn_rate / gemm_rate
+    );
+
+    let config = RetrievalConfig { k: None, recall_ks: vec![1], mrr: args.mrr };
+    let t = Instant::now();
+    let rep = retrieval(&set, None, Distance::Euclidean, &config).expect("retrieval");
+    let eval_s = t.elapsed().as_secs_f64();
+    println!(
+        "evaluation (kNN + MAP@R, R-Precision, P@1{}): {eval_s:.2} s wall",
+        if args.mrr { ", MRR" } else { "" }
+    );
+    println!(
+        "  k = {}, MAP@R = {:.4}, R-Precision = {:.4}, P@1 = {:.4}{}",
+        rep.k,
+        rep.map_at_r,
+        rep.r_precision,
+        rep.precision_at_1,
+        rep.mrr.map(|m| format!(", MRR = {m:.4} ({} full-rank queries)", rep.n_full_rank_queries)).unwrap_or_default()
+    );
+    println!(
+        "peak RSS (VmHWM): {:.0} MB; an n x n f32 distance matrix would be {:.0} MB",
+        peak_rss_mb(),
+        (n as f64) * (n as f64) * 4.0 / 1e6
+    );
+}
