@@ -31,3 +31,19 @@ pub use scalar::Real;
 pub use verification::{
     Polarity, RocPoint, TarAtFar, VerificationConfig, VerificationMetrics, roc_curve, verification_metrics,
 };
+
+/// Sizes the global rayon pool every parallel function of this crate uses
+/// (default: one thread per core). Call it before any evaluation.
+///
+/// # Errors
+/// [`EvalError::InvalidParameter`] for 0 threads or when the pool was already
+/// started.
+pub fn init_threads(threads: usize) -> Result<()> {
+    if threads == 0 {
+        return Err(error::invalid("threads", "must be at least 1"));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| error::invalid("threads", e.to_string()))
+}

@@ -1,10 +1,330 @@
-//! `margin eval` (under construction in this commit).
+//! `margin eval`: every retrieval, clustering, verification and few-shot
+//! metric of a set of labelled embeddings, computed by `margin-eval`.
+//!
+//! Inputs are `.npy` files: embeddings 2-D `f32` or `f64` (rows = samples),
+//! labels 1-D of any integer type (or bool). Without `--reference-*` the
+//! query set is searched against itself, each query's own row excluded.
+//! Output is a readable table, or the full report as JSON with `--json`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use margin_eval::{
+    Distance, Embeddings, EvalConfig, EvalReport, FewShotConfig, Labelled, RetrievalConfig, TarAtFar,
+    VerificationConfig, evaluate,
+};
+use ndarray::ArrayD;
+use ndarray_npy::{ReadNpyError, read_npy};
 
 /// Arguments of `margin eval`.
 #[derive(clap::Args, Debug)]
-pub struct EvalArgs {}
+pub struct EvalArgs {
+    /// Query embeddings: .npy, 2-D (rows × dim), f32 or f64.
+    #[arg(long, value_name = "E.npy")]
+    pub embeddings: PathBuf,
+    /// Labels of the query embeddings: .npy, 1-D, any integer type.
+    #[arg(long, value_name = "L.npy")]
+    pub labels: PathBuf,
+    /// Reference (gallery) embeddings; default: the queries themselves,
+    /// each query's own row excluded.
+    #[arg(long, value_name = "R.npy", requires = "reference_labels")]
+    pub reference_embeddings: Option<PathBuf>,
+    /// Labels of the reference embeddings.
+    #[arg(long, value_name = "RL.npy", requires = "reference_embeddings")]
+    pub reference_labels: Option<PathBuf>,
+    /// euclidean, squared-euclidean, cosine or dot.
+    #[arg(long, default_value = "euclidean", value_parser = parse_distance)]
+    pub distance: Distance,
+    /// Neighbours for P@k, R-Precision and MAP@R; default: the largest
+    /// number of same-label references of any query (the largest class
+    /// size, minus one for the query itself without a separate reference).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Verification pairs: all pairs when there are at most this many,
+    /// else a seeded sample of this size (half genuine when possible).
+    #[arg(long, value_name = "MAX", default_value_t = 1_000_000)]
+    pub pairs: usize,
+    /// Few-shot episodes as N-way,K-shot,count (e.g. 5,1,1000); default
+    /// 5,1,1000, skipped with a note when the data has too few classes.
+    #[arg(long, value_name = "N,K,COUNT", value_parser = parse_episodes)]
+    pub episodes: Option<(usize, usize, usize)>,
+    /// Query examples per class in each few-shot episode.
+    #[arg(long, default_value_t = 15)]
+    pub episode_queries: usize,
+    /// Seed of k-means++, the pair sample and the episodes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Skip k-means clustering (NMI, AMI).
+    #[arg(long)]
+    pub no_clustering: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the full report as JSON (including ROC points and histograms).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_distance(s: &str) -> Result<Distance, String> {
+    s.parse().map_err(|e: margin_eval::EvalError| e.to_string())
+}
+
+fn parse_episodes(s: &str) -> Result<(usize, usize, usize), String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let nums: Result<Vec<usize>, _> = parts.iter().map(|p| p.parse::<usize>()).collect();
+    match nums.as_deref() {
+        Ok([n, k, c]) if *n >= 1 && *k >= 1 && *c >= 1 => Ok((*n, *k, *c)),
+        _ => Err(format!("expected N-way,K-shot,count with positive integers (e.g. 5,1,1000), got {s:?}")),
+    }
+}
+
+/// Embeddings read from disk, in their own precision.
+enum Matrix {
+    F32(Vec<f32>, usize),
+    F64(Vec<f64>, usize),
+}
+
+impl Matrix {
+    fn into_f64(self) -> (Vec<f64>, usize) {
+        match self {
+            Matrix::F32(v, d) => (v.into_iter().map(f64::from).collect(), d),
+            Matrix::F64(v, d) => (v, d),
+        }
+    }
+}
+
+/// Tries to read `path` as an `.npy` of element type `T`; `Ok(None)` when the
+/// file holds another dtype.
+fn try_read<T: ndarray_npy::ReadableElement>(path: &Path) -> anyhow::Result<Option<ArrayD<T>>> {
+    match read_npy::<_, ArrayD<T>>(path) {
+        Ok(a) => Ok(Some(a)),
+        Err(ReadNpyError::WrongDescriptor(_)) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn read_embeddings(path: &Path) -> anyhow::Result<Matrix> {
+    fn flat<T: Clone>(a: ArrayD<T>, path: &Path) -> anyhow::Result<(Vec<T>, usize)> {
+        if a.ndim() != 2 {
+            bail!("{}: embeddings must be 2-D (rows × dim), got shape {:?}", path.display(), a.shape());
+        }
+        let dim = a.shape()[1];
+        Ok((a.as_standard_layout().iter().cloned().collect(), dim))
+    }
+    if let Some(a) = try_read::<f32>(path)? {
+        let (v, d) = flat(a, path)?;
+        return Ok(Matrix::F32(v, d));
+    }
+    if let Some(a) = try_read::<f64>(path)? {
+        let (v, d) = flat(a, path)?;
+        return Ok(Matrix::F64(v, d));
+    }
+    bail!("{}: embeddings must be float32 or float64", path.display())
+}
+
+fn read_labels(path: &Path) -> anyhow::Result<Vec<i64>> {
+    fn flat<T: Copy>(a: ArrayD<T>, path: &Path, conv: impl Fn(T) -> Option<i64>) -> anyhow::Result<Vec<i64>> {
+        let n = a.len();
+        if a.ndim() != 1 && !(a.ndim() == 2 && a.shape()[1] == 1) {
+            bail!("{}: labels must be 1-D (one per row), got shape {:?}", path.display(), a.shape());
+        }
+        let v: Option<Vec<i64>> = a.as_standard_layout().iter().map(|&x| conv(x)).collect();
+        let v = v.with_context(|| format!("{}: a label does not fit in i64", path.display()))?;
+        debug_assert_eq!(v.len(), n);
+        Ok(v)
+    }
+    macro_rules! attempt {
+        ($t:ty) => {
+            if let Some(a) = try_read::<$t>(path)? {
+                return flat(a, path, |x| i64::try_from(x).ok());
+            }
+        };
+    }
+    attempt!(i64);
+    attempt!(i32);
+    attempt!(u8);
+    attempt!(i16);
+    attempt!(u16);
+    attempt!(u32);
+    attempt!(i8);
+    attempt!(u64);
+    if let Some(a) = try_read::<bool>(path)? {
+        return flat(a, path, |x| Some(i64::from(x)));
+    }
+    bail!("{}: labels must be an integer (or bool) array; floats are not accepted as labels", path.display())
+}
 
 /// Runs `margin eval`.
-pub fn run(_args: EvalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("margin eval is not built yet")
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(t) = args.threads {
+        margin_eval::init_threads(t).context("cannot start worker threads")?;
+    }
+    let q = read_embeddings(&args.embeddings)?;
+    let ql = read_labels(&args.labels)?;
+    let reference = match (&args.reference_embeddings, &args.reference_labels) {
+        (Some(e), Some(l)) => Some((read_embeddings(e)?, read_labels(l)?)),
+        _ => None,
+    };
+    let config = EvalConfig {
+        distance: args.distance,
+        retrieval: RetrievalConfig { k: args.k, ..Default::default() },
+        clustering: (!args.no_clustering).then(|| margin_eval::ClusteringConfig { seed: args.seed, ..Default::default() }),
+        verification: Some(VerificationConfig { max_pairs: args.pairs, seed: args.seed, ..Default::default() }),
+        few_shot: Some({
+            let (n, k, c) = args.episodes.unwrap_or((5, 1, 1000));
+            FewShotConfig { n_way: n, k_shot: k, n_query: args.episode_queries, episodes: c, seed: args.seed }
+        }),
+    };
+    let name = |p: &Path, flag: &str| format!("{flag} {}", p.display());
+    // Mixed precisions are evaluated in f64.
+    let all_f32 = matches!(q, Matrix::F32(..)) && reference.as_ref().is_none_or(|(r, _)| matches!(r, Matrix::F32(..)));
+    let report = if all_f32 {
+        let Matrix::F32(qv, qd) = q else { unreachable!() };
+        let rv = reference.map(|(r, l)| match r {
+            Matrix::F32(v, d) => (v, d, l),
+            Matrix::F64(..) => unreachable!(),
+        });
+        run_typed(&args, &config, (&qv, qd, &ql), rv.as_ref().map(|(v, d, l)| (v.as_slice(), *d, l.as_slice())), &name)?
+    } else {
+        let (qv, qd) = q.into_f64();
+        let rv = reference.map(|(r, l)| {
+            let (v, d) = r.into_f64();
+            (v, d, l)
+        });
+        run_typed(&args, &config, (&qv, qd, &ql), rv.as_ref().map(|(v, d, l)| (v.as_slice(), *d, l.as_slice())), &name)?
+    };
+    if args.episodes.is_some() && report.few_shot.is_none() {
+        let why = report.skipped.iter().find(|s| s.section == "few_shot").map_or("", |s| s.reason.as_str());
+        bail!("the requested few-shot episodes cannot be drawn: {why}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(())
+}
+
+type Input<'a, T> = (&'a [T], usize, &'a [i64]);
+
+fn run_typed<T: margin_eval::Real>(
+    args: &EvalArgs,
+    config: &EvalConfig,
+    query: Input<T>,
+    reference: Option<Input<T>>,
+    name: &dyn Fn(&Path, &str) -> String,
+) -> anyhow::Result<EvalReport> {
+    let qe = Embeddings::new(name(&args.embeddings, "--embeddings"), query.0, query.1)?;
+    let qs = Labelled::new(qe, name(&args.labels, "--labels"), query.2)?;
+    let rs = match (reference, &args.reference_embeddings, &args.reference_labels) {
+        (Some((v, d, l)), Some(pe), Some(pl)) => {
+            let re = Embeddings::new(name(pe, "--reference-embeddings"), v, d)?;
+            Some(Labelled::new(re, name(pl, "--reference-labels"), l)?)
+        }
+        _ => None,
+    };
+    Ok(evaluate(&qs, rs.as_ref(), config)?)
+}
+
+/// The readable report.
+fn table(r: &EvalReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let src = if r.retrieval.same_source {
+        "queries against themselves, own row excluded".to_string()
+    } else {
+        format!("against {} reference rows", r.n_references)
+    };
+    let _ = writeln!(
+        s,
+        "margin eval: {} queries ({src}), dim {}, {} classes (largest {}), distance {}, {}",
+        r.n_queries, r.dim, r.n_query_classes, r.largest_query_class, r.distance, r.element_type
+    );
+    let rt = &r.retrieval;
+    let _ = writeln!(
+        s,
+        "\nRetrieval  (k = {}; {} queries evaluated, {} lone queries without a same-label reference excluded)",
+        rt.k, rt.n_evaluated, rt.n_lone_queries
+    );
+    let row = |s: &mut String, name: &str, v: String| {
+        let _ = writeln!(s, "  {name:<26} {v}");
+    };
+    row(&mut s, "precision@1", format!("{:.4}", rt.precision_at_1));
+    row(&mut s, &format!("precision@{}", rt.k), format!("{:.4}", rt.precision_at_k));
+    for x in &rt.recall_at {
+        row(&mut s, &format!("recall@{}", x.k), format!("{:.4}", x.value));
+    }
+    row(&mut s, "R-Precision", format!("{:.4}", rt.r_precision));
+    row(&mut s, "MAP@R", format!("{:.4}", rt.map_at_r));
+    if let Some(m) = rt.mrr {
+        row(&mut s, "MRR (full ranking)", format!("{m:.4}"));
+    }
+    if rt.n_r_truncated > 0 {
+        let _ = writeln!(s, "  note: {} queries have more same-label references than k; R-based metrics use k", rt.n_r_truncated);
+    }
+    if let Some(c) = &r.clustering {
+        let _ = writeln!(
+            s,
+            "\nClustering  (k-means++, {} clusters, seed {}, {} iterations{})",
+            c.n_clusters,
+            c.seed,
+            c.iterations,
+            if c.converged { "" } else { ", not converged" }
+        );
+        row(&mut s, "NMI", format!("{:.4}", c.nmi));
+        row(&mut s, "AMI", format!("{:.4}", c.ami));
+    }
+    if let Some(v) = &r.verification {
+        let m = &v.metrics;
+        let how = if v.exhaustive {
+            format!("all {} pairs", v.total_pairs)
+        } else {
+            format!("seeded sample (seed {}) of {} of {} pairs", v.seed, m.n_genuine + m.n_impostor, v.total_pairs)
+        };
+        let _ = writeln!(s, "\nVerification  ({how}: {} genuine, {} impostor; {})", m.n_genuine, m.n_impostor, v.rule);
+        row(&mut s, "ROC AUC", format!("{:.4}", m.auc));
+        row(&mut s, "EER", format!("{:.4}  (threshold {:.6})", m.eer, m.eer_threshold));
+        for t in &m.tar_at_far {
+            match t {
+                TarAtFar::Estimated { far_target, tar, threshold, .. } => row(
+                    &mut s,
+                    &format!("TAR @ FAR={far_target:e}"),
+                    format!("{tar:.4}  (threshold {})", threshold.map_or("none".into(), |t| format!("{t:.6}"))),
+                ),
+                TarAtFar::NotEstimable { far_target, impostors, required } => row(
+                    &mut s,
+                    &format!("TAR @ FAR={far_target:e}"),
+                    format!("not estimable ({impostors} impostor pairs, needs {required})"),
+                ),
+            }
+        }
+        row(
+            &mut s,
+            "best accuracy",
+            format!(
+                "{:.4}  (threshold {})",
+                m.best_accuracy,
+                m.best_threshold.map_or("none: reject all".into(), |t| format!("{t:.6}"))
+            ),
+        );
+    }
+    if let Some(f) = &r.few_shot {
+        let c = &f.config;
+        let _ = writeln!(
+            s,
+            "\nFew-shot  ({}-way {}-shot, {} queries per class, {} episodes, seed {}; {} eligible classes)",
+            c.n_way, c.k_shot, c.n_query, c.episodes, c.seed, f.eligible_classes
+        );
+        row(&mut s, "accuracy", format!("{:.4} ± {:.4} (95% CI)", f.accuracy, f.ci95));
+    }
+    for k in &r.skipped {
+        let _ = writeln!(s, "\nskipped {}: {}", k.section, k.reason);
+    }
+    let t = &r.seconds;
+    let _ = writeln!(
+        s,
+        "\ntime: retrieval {:.2} s, clustering {:.2} s, verification {:.2} s, few-shot {:.2} s",
+        t.retrieval, t.clustering, t.verification, t.few_shot
+    );
+    s
 }
