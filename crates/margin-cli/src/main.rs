@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod npy;
 
 /// Deep metric learning: train embeddings, measure how they retrieve and verify.
 #[derive(Parser, Debug)]

@@ -58,6 +58,8 @@ mod reducer;
 pub mod reference;
 mod tuples;
 
+/// The Burn version margin is built on, re-exported so users and the CLI share it.
+pub use burn;
 pub use direction::Direction;
 pub use distance::{
     CosineSimilarity, Distance, DotProductSimilarity, LpDistance, NORM_EPS, Power, SQRT_EPS, l2_normalize,

@@ -1,10 +1,325 @@
-//! `margin loss` (under construction in this commit).
+//! `margin loss`: compute a loss on a saved batch and show what it does to it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use margin::burn::tensor::{DType, Device, Tensor, TensorData};
+use clap::{Args, ValueEnum};
+use margin::{
+    ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance, DotProductSimilarity,
+    KindPooling, LossOutput, LossStats, LpDistance, PairPolarity, Power, Reducer,
+    TripletMarginLossConfig, Triplets,
+};
+use ndarray::Array2;
+use serde::Serialize;
+
+use crate::npy::{FloatKind, read_index_rows, read_labels, read_matrix, write_matrix};
+
+/// Which loss.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// Triplet margin loss.
+    Triplet,
+    /// Contrastive loss.
+    Contrastive,
+}
+
+/// Which distance.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DistanceKind {
+    /// ‖x − y‖₂
+    Euclidean,
+    /// ‖x − y‖₂²
+    SquaredEuclidean,
+    /// x̂ · ŷ (always normalised)
+    Cosine,
+    /// x · y
+    Dot,
+}
+
+/// Which reducer.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReducerKind {
+    /// Mean over all elements.
+    Mean,
+    /// Sum over all elements.
+    Sum,
+    /// Mean over the elements > 0.
+    AvgNonZero,
+    /// Mean over elements within (--threshold-low, --threshold-high).
+    Threshold,
+}
+
+/// Contrastive penalty shape.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormKind {
+    /// relu(d − pos_margin), relu(neg_margin − d) (pytorch-metric-learning).
+    Linear,
+    /// The same, squared (Hadsell 2006 with --pos-margin 0).
+    Squared,
+}
+
+/// Reduction of positive vs negative pair terms.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolingKind {
+    /// Reduce positive and negative pairs separately, then add (pytorch-metric-learning).
+    Separate,
+    /// Reduce all pairs together (Hadsell 2006).
+    Pooled,
+}
+
+/// Float precision of the computation.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtypeKind {
+    /// 32-bit.
+    F32,
+    /// 64-bit.
+    F64,
+}
 
 /// Arguments of `margin loss`.
-#[derive(clap::Args, Debug)]
-pub struct LossArgs {}
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("tuples").required(true).args(["labels", "triplets", "similar"])))]
+pub struct LossArgs {
+    /// `[B, D]` embeddings (.npy, float32 or float64).
+    #[arg(long)]
+    pub embeddings: PathBuf,
+    /// `[B]` integer labels: the loss uses every valid triplet / pair.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// `[n, 3]` row indices (anchor, positive, negative).
+    #[arg(long, conflicts_with_all = ["labels", "similar", "dissimilar"])]
+    pub triplets: Option<PathBuf>,
+    /// `[n, 2]` row indices of similar (same-class) pairs.
+    #[arg(long, requires = "dissimilar", conflicts_with = "labels")]
+    pub similar: Option<PathBuf>,
+    /// `[n, 2]` row indices of dissimilar (different-class) pairs.
+    #[arg(long, requires = "similar", conflicts_with = "labels")]
+    pub dissimilar: Option<PathBuf>,
+    /// The loss.
+    #[arg(long, value_enum)]
+    pub loss: LossKind,
+    /// Triplet margin (in the distance's units).
+    #[arg(long, default_value_t = 0.05)]
+    pub margin: f64,
+    /// Contrastive: similar pairs are penalised beyond this.
+    #[arg(long, default_value_t = 0.0)]
+    pub pos_margin: f64,
+    /// Contrastive: dissimilar pairs are penalised within this.
+    #[arg(long, default_value_t = 1.0)]
+    pub neg_margin: f64,
+    /// Contrastive penalty shape.
+    #[arg(long, value_enum, default_value_t = FormKind::Linear)]
+    pub form: FormKind,
+    /// Contrastive: reduce positive and negative pairs separately or together.
+    #[arg(long, value_enum, default_value_t = PoolingKind::Separate)]
+    pub pooling: PoolingKind,
+    /// Distance.
+    #[arg(long, value_enum, default_value_t = DistanceKind::Euclidean)]
+    pub distance: DistanceKind,
+    /// L2-normalise embeddings first (cosine always does).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub normalize: bool,
+    /// Reducer.
+    #[arg(long, value_enum, default_value_t = ReducerKind::AvgNonZero)]
+    pub reducer: ReducerKind,
+    /// Threshold reducer: exclusive lower bound.
+    #[arg(long)]
+    pub threshold_low: Option<f64>,
+    /// Threshold reducer: exclusive upper bound.
+    #[arg(long)]
+    pub threshold_high: Option<f64>,
+    /// Triplet: distance swap (Balntas 2016).
+    #[arg(long)]
+    pub swap: bool,
+    /// Triplet: soft margin, softplus instead of hinge (Hermans 2017).
+    #[arg(long)]
+    pub smooth: bool,
+    /// Precision of the computation.
+    #[arg(long, value_enum, default_value_t = DtypeKind::F32)]
+    pub dtype: DtypeKind,
+    /// Write d loss / d embeddings here (.npy, same dtype as --dtype).
+    #[arg(long)]
+    pub grad_out: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    loss: String,
+    distance: String,
+    reducer: String,
+    rows: usize,
+    dim: usize,
+    dtype: String,
+    #[serde(flatten)]
+    stats: LossStats,
+    grad_out: Option<PathBuf>,
+}
+
+fn distance(args: &LossArgs) -> Result<Distance> {
+    let lp = |power| Distance::Lp(LpDistance { power, normalize: args.normalize });
+    Ok(match args.distance {
+        DistanceKind::Euclidean => lp(Power::Euclidean),
+        DistanceKind::SquaredEuclidean => lp(Power::SquaredEuclidean),
+        DistanceKind::Cosine if !args.normalize => {
+            bail!("--distance cosine always normalises; use --distance dot --normalize false for raw dot products")
+        }
+        DistanceKind::Cosine => Distance::Cosine(CosineSimilarity),
+        DistanceKind::Dot => Distance::Dot(DotProductSimilarity { normalize: args.normalize }),
+    })
+}
+
+fn reducer(args: &LossArgs) -> Result<Reducer> {
+    if args.reducer != ReducerKind::Threshold && (args.threshold_low.is_some() || args.threshold_high.is_some()) {
+        bail!("--threshold-low/--threshold-high only apply with --reducer threshold");
+    }
+    Ok(match args.reducer {
+        ReducerKind::Mean => Reducer::Mean,
+        ReducerKind::Sum => Reducer::Sum,
+        ReducerKind::AvgNonZero => Reducer::AvgNonZero,
+        ReducerKind::Threshold => Reducer::Threshold { low: args.threshold_low, high: args.threshold_high },
+    })
+}
+
+/// `rows` of `x` as a differentiable gather.
+fn select(x: &Tensor<2>, rows: impl Iterator<Item = usize>) -> Tensor<2> {
+    let idx: Vec<i64> = rows.map(|r| r as i64).collect();
+    let n = idx.len();
+    x.clone().select(0, Tensor::<1, margin::burn::tensor::Int>::from_data(TensorData::new(idx, [n]), &x.device()))
+}
+
+fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<LossOutput> {
+    let rows = x.dims()[0];
+    let distance = distance(args)?;
+    let reducer = reducer(args)?;
+    let lib = |e: margin::MarginError| anyhow::anyhow!(e);
+    match args.loss {
+        LossKind::Triplet => {
+            if args.similar.is_some() {
+                bail!("--similar/--dissimilar give pairs, which --loss triplet cannot use; give --labels or --triplets");
+            }
+            let loss = TripletMarginLossConfig::new()
+                .with_margin(args.margin)
+                .with_distance(distance)
+                .with_swap(args.swap)
+                .with_smooth(args.smooth)
+                .with_reducer(reducer)
+                .init()
+                .map_err(lib)?;
+            if let Some(path) = &args.triplets {
+                let t = read_index_rows(path, 3)?;
+                let t = Triplets::new(t.iter().map(|r| r[0]).collect(), t.iter().map(|r| r[1]).collect(), t.iter().map(|r| r[2]).collect())
+                    .map_err(lib)?;
+                t.check(rows, rows).map_err(lib).with_context(|| format!("in {}", path.display()))?;
+                if t.is_empty() {
+                    bail!("{} holds no triplet", path.display());
+                }
+                loss.forward_triplets(select(x, t.anchor.iter().copied()), select(x, t.positive.iter().copied()), select(x, t.negative.iter().copied()))
+                    .map_err(lib)
+            } else {
+                let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
+                loss.forward(x.clone(), &labels, None).map_err(lib)
+            }
+        }
+        LossKind::Contrastive => {
+            if args.triplets.is_some() {
+                bail!("--triplets gives triplets, which --loss contrastive cannot use; give --labels or --similar/--dissimilar");
+            }
+            if args.swap || args.smooth {
+                bail!("--swap and --smooth apply to --loss triplet only");
+            }
+            let loss = ContrastiveLossConfig::new()
+                .with_form(match args.form {
+                    FormKind::Linear => ContrastiveForm::Linear,
+                    FormKind::Squared => ContrastiveForm::Squared,
+                })
+                .with_pos_margin(args.pos_margin)
+                .with_neg_margin(args.neg_margin)
+                .with_distance(distance)
+                .with_reducer(reducer)
+                .with_pooling(match args.pooling {
+                    PoolingKind::Separate => KindPooling::Separate,
+                    PoolingKind::Pooled => KindPooling::Pooled,
+                })
+                .init()
+                .map_err(lib)?;
+            if let (Some(s), Some(d)) = (&args.similar, &args.dissimilar) {
+                let mut pairs = Vec::new();
+                for (path, polarity) in [(s, PairPolarity::Similar), (d, PairPolarity::Dissimilar)] {
+                    for (i, r) in read_index_rows(path, 2)?.into_iter().enumerate() {
+                        if let Some(&bad) = r.iter().find(|&&v| v >= rows) {
+                            bail!("{} row {i} has index {bad}, but the embeddings have {rows} rows", path.display());
+                        }
+                        pairs.push((r[0], r[1], polarity));
+                    }
+                }
+                if pairs.is_empty() {
+                    bail!("{} and {} hold no pair", s.display(), d.display());
+                }
+                let polarity: Vec<PairPolarity> = pairs.iter().map(|p| p.2).collect();
+                loss.forward_pairs(select(x, pairs.iter().map(|p| p.0)), select(x, pairs.iter().map(|p| p.1)), &polarity)
+                    .map_err(lib)
+            } else {
+                let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
+                loss.forward(x.clone(), &labels, None).map_err(lib)
+            }
+        }
+    }
+}
 
 /// Runs `margin loss`.
-pub fn run(_args: LossArgs) -> anyhow::Result<()> {
-    anyhow::bail!("margin loss is not built yet")
+pub fn run(args: LossArgs) -> Result<()> {
+    let (m, stored) = read_matrix(&args.embeddings)?;
+    let (rows, dim) = m.dim();
+    let device = Device::flex().autodiff();
+    let dtype = match args.dtype {
+        DtypeKind::F32 => DType::F32,
+        DtypeKind::F64 => DType::F64,
+    };
+    if stored == FloatKind::F64 && dtype == DType::F32 && !args.json {
+        eprintln!("note: {} holds float64; computing in f32 (--dtype f64 keeps full precision)", args.embeddings.display());
+    }
+    let flat: Vec<f64> = m.iter().copied().collect();
+    let x = Tensor::<2>::from_data(TensorData::new(flat, [rows, dim]), (&device, dtype)).require_grad();
+    let out = compute(&args, &x).with_context(|| format!("computing the loss on {}", args.embeddings.display()))?;
+    if let Some(path) = &args.grad_out {
+        let g = x.grad(&out.loss.backward()).context("the embeddings received no gradient")?;
+        let g = margin::to_host(&g);
+        match args.dtype {
+            DtypeKind::F32 => write_matrix(path, &Array2::from_shape_vec((rows, dim), g.iter().map(|&v| v as f32).collect())?)?,
+            DtypeKind::F64 => write_matrix(path, &Array2::from_shape_vec((rows, dim), g)?)?,
+        }
+    }
+    let report = Report {
+        loss: format!("{:?}", args.loss).to_lowercase(),
+        distance: distance(&args)?.describe(),
+        reducer: format!("{:?}", reducer(&args)?),
+        rows,
+        dim,
+        dtype: format!("{:?}", args.dtype).to_lowercase(),
+        stats: out.stats,
+        grad_out: args.grad_out.clone(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let s = &report.stats;
+        let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.6}"));
+        println!("{} loss on {} × {} embeddings ({}, {}, {})", report.loss, rows, dim, report.distance, report.reducer, report.dtype);
+        println!("  loss            {:.9}", s.loss);
+        println!("  tuples          {}", s.num_tuples);
+        println!("  active          {} ({:.1}%)", s.num_active, 100.0 * s.active_fraction);
+        println!("  mean d(a, p)    {}", opt(s.mean_ap_dist));
+        println!("  mean d(a, n)    {}", opt(s.mean_an_dist));
+        if let Some(p) = &args.grad_out {
+            println!("  gradient        written to {}", p.display());
+        }
+        if s.num_tuples > 0 && s.active_fraction < 0.01 {
+            println!("  warning: almost no tuple violates the margin: no gradient to learn from (margin too small, or mining too easy)");
+        }
+    }
+    Ok(())
 }
