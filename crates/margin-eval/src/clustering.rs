@@ -13,7 +13,7 @@
 //! - Iterations: Lloyd's, until no assignment changes or
 //!   [`ClusteringConfig::max_iter`]. The assignment step is an exact 1-NN
 //!   search of the points against the centroids on the same tiled GEMM as
-//!   [`crate::knn`]; centroid sums are accumulated sequentially in `f64`,
+//!   [`crate::knn`](mod@crate::knn); centroid sums are accumulated sequentially in `f64`,
 //!   so the result does not depend on the number of threads.
 //! - An empty cluster is re-seeded with the point farthest from its centroid.
 //! - Space: for [`Distance::Cosine`] the rows are normalised first (spherical

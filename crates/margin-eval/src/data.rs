@@ -38,7 +38,7 @@ impl<'a, T: Real> Embeddings<'a, T> {
         if data.is_empty() {
             return Err(EvalError::Empty { input: name, what: "no rows".into() });
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(EvalError::Shape { input: name, len: data.len(), dim });
         }
         let rows = data.len() / dim;

@@ -5,7 +5,7 @@
 //! tiles of [`KnnOptions::reference_block`] rows; for each tile it computes
 //! the score tile `Q_b · R_tᵀ` with one single-threaded [`gemm`] call, adds
 //! the per-reference bias (`−‖r‖²/2` for Euclidean), and streams each row of
-//! the tile through a bounded heap ([`TopK`](crate::topk)). Memory is
+//! the tile through a bounded heap (`topk::TopK`). Memory is
 //! therefore `threads × query_block × reference_block` scores plus the
 //! `n × k` result, never `n × m`.
 //!

@@ -17,7 +17,7 @@ use crate::scalar::Real;
 use crate::topk::better;
 
 /// Maximum number of scores held per block of full rows.
-pub(crate) const ROW_BUDGET: usize = 1 << 22;
+pub const ROW_BUDGET: usize = 1 << 22;
 
 /// For each query in `queries`, the 1-based rank of its first reference of
 /// the same class in the full ranking. `r_members[c]` lists the reference
