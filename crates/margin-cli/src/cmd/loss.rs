@@ -148,7 +148,7 @@ pub struct LossArgs {
 
 #[derive(Serialize)]
 struct Report {
-    loss: String,
+    loss_function: String,
     distance: String,
     reducer: String,
     rows: usize,
@@ -294,7 +294,7 @@ pub fn run(args: LossArgs) -> Result<()> {
         }
     }
     let report = Report {
-        loss: format!("{:?}", args.loss).to_lowercase(),
+        loss_function: format!("{:?}", args.loss).to_lowercase(),
         distance: distance(&args)?.describe(),
         reducer: format!("{:?}", reducer(&args)?),
         rows,
@@ -308,7 +308,7 @@ pub fn run(args: LossArgs) -> Result<()> {
     } else {
         let s = &report.stats;
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.6}"));
-        println!("{} loss on {} × {} embeddings ({}, {}, {})", report.loss, rows, dim, report.distance, report.reducer, report.dtype);
+        println!("{} loss on {} × {} embeddings ({}, {}, {})", report.loss_function, rows, dim, report.distance, report.reducer, report.dtype);
         println!("  loss            {:.9}", s.loss);
         println!("  tuples          {}", s.num_tuples);
         println!("  active          {} ({:.1}%)", s.num_active, 100.0 * s.active_fraction);
