@@ -1,0 +1,284 @@
+//! A small `.npy` / `.npz` reader and `.npy` writer (NumPy format v1–v3, C order).
+//!
+//! Supported element types: `|b1`, `|u1`, `|i1`, `<i2`, `<u2`, `<i4`, `<u4`, `<i8`, `<u8`,
+//! `<f4`, `<f8`. Every failure is a [`DataError`] naming the file (and the `.npz` entry).
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use super::DataError;
+
+/// Element type of an `.npy` array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// `|b1`
+    Bool,
+    /// Unsigned integer of this many bytes.
+    U(usize),
+    /// Signed integer of this many bytes.
+    I(usize),
+    /// IEEE float of this many bytes (4 or 8).
+    F(usize),
+}
+
+impl DType {
+    fn parse(descr: &str) -> Option<Self> {
+        let (endian, rest) = descr.split_at(1);
+        if endian == ">" {
+            return None;
+        }
+        match rest {
+            "b1" => Some(DType::Bool),
+            "u1" | "u2" | "u4" | "u8" => Some(DType::U(rest[1..].parse().ok()?)),
+            "i1" | "i2" | "i4" | "i8" => Some(DType::I(rest[1..].parse().ok()?)),
+            "f4" | "f8" => Some(DType::F(rest[1..].parse().ok()?)),
+            _ => None,
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::Bool => 1,
+            DType::U(n) | DType::I(n) | DType::F(n) => n,
+        }
+    }
+
+    fn is_float(self) -> bool {
+        matches!(self, DType::F(_))
+    }
+}
+
+/// The header of an `.npy` array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyHeader {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape (C order).
+    pub shape: Vec<usize>,
+}
+
+impl NpyHeader {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the array has no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads and validates an `.npy` header from `r`; `what` names the file/entry in errors.
+pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader, DataError> {
+    let bad = |reason: String| DataError::Format { path: what.to_string(), reason };
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic).map_err(|e| bad(format!("truncated .npy header: {e}")))?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err(bad("not an .npy array (bad magic)".into()));
+    }
+    let header_len = match magic[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).map_err(|e| bad(format!("truncated .npy header: {e}")))?;
+            u16::from_le_bytes(b) as usize
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).map_err(|e| bad(format!("truncated .npy header: {e}")))?;
+            u32::from_le_bytes(b) as usize
+        }
+        v => return Err(bad(format!("unsupported .npy version {v}"))),
+    };
+    if header_len > 1 << 20 {
+        return Err(bad(format!("implausible .npy header length {header_len}")));
+    }
+    let mut h = vec![0u8; header_len];
+    r.read_exact(&mut h).map_err(|e| bad(format!("truncated .npy header: {e}")))?;
+    let h = String::from_utf8_lossy(&h);
+    let field = |key: &str| -> Option<&str> {
+        let i = h.find(&format!("'{key}'"))?;
+        let rest = &h[i + key.len() + 2..];
+        Some(rest[rest.find(':')? + 1..].trim_start())
+    };
+    let descr = field("descr").and_then(|s| s.strip_prefix('\'')).and_then(|s| s.split('\'').next());
+    let descr = descr.ok_or_else(|| bad("header has no 'descr'".into()))?;
+    let dtype = DType::parse(descr).ok_or_else(|| bad(format!("unsupported dtype {descr:?}")))?;
+    if field("fortran_order").is_some_and(|s| s.starts_with("True")) {
+        return Err(bad("Fortran-order arrays are not supported".into()));
+    }
+    let shape = field("shape")
+        .and_then(|s| s.strip_prefix('('))
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("header has no 'shape'".into()))?;
+    let shape = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("bad shape in header: {e}")))?;
+    Ok(NpyHeader { dtype, shape })
+}
+
+/// A whole array converted to `f64`-representable host values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    /// Header (original dtype and shape).
+    pub header: NpyHeader,
+    /// Values as `f32` (for float or small integer arrays).
+    pub values: Vec<f32>,
+    /// Values as `i64` (integers and bools only; empty for floats).
+    pub ints: Vec<i64>,
+}
+
+/// Reads `n` elements of `dtype` from `r` and calls `f(i, as_f64, as_i64)` for each.
+fn read_elements(
+    r: &mut impl Read,
+    header: &NpyHeader,
+    what: &str,
+    mut f: impl FnMut(f64, i64),
+) -> Result<(), DataError> {
+    let size = header.dtype.size();
+    let total = header.len();
+    let mut buf = vec![0u8; 1 << 16];
+    let per = buf.len() / size;
+    let mut done = 0;
+    while done < total {
+        let n = per.min(total - done);
+        r.read_exact(&mut buf[..n * size]).map_err(|e| DataError::Format {
+            path: what.to_string(),
+            reason: format!("truncated data: expected {total} elements of shape {:?}, read failed after {done}: {e}", header.shape),
+        })?;
+        for c in buf[..n * size].chunks_exact(size) {
+            let (v, i) = match header.dtype {
+                DType::Bool | DType::U(1) => (c[0] as f64, c[0] as i64),
+                DType::I(1) => (c[0] as i8 as f64, c[0] as i8 as i64),
+                DType::U(2) => { let x = u16::from_le_bytes([c[0], c[1]]); (x as f64, x as i64) }
+                DType::I(2) => { let x = i16::from_le_bytes([c[0], c[1]]); (x as f64, x as i64) }
+                DType::U(4) => { let x = u32::from_le_bytes(c.try_into().unwrap()); (x as f64, x as i64) }
+                DType::I(4) => { let x = i32::from_le_bytes(c.try_into().unwrap()); (x as f64, x as i64) }
+                DType::U(8) => { let x = u64::from_le_bytes(c.try_into().unwrap()); (x as f64, x as i64) }
+                DType::I(8) => { let x = i64::from_le_bytes(c.try_into().unwrap()); (x as f64, x) }
+                DType::F(4) => { let x = f32::from_le_bytes(c.try_into().unwrap()); (x as f64, 0) }
+                DType::F(8) => { let x = f64::from_le_bytes(c.try_into().unwrap()); (x, 0) }
+                _ => unreachable!("parsed dtypes only"),
+            };
+            f(v, i);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads a whole `.npy` array from a reader.
+pub fn read_array(r: &mut impl Read, what: &str) -> Result<NpyArray, DataError> {
+    let header = read_header(r, what)?;
+    let is_float = header.dtype.is_float();
+    let mut values = Vec::with_capacity(header.len());
+    let mut ints = Vec::with_capacity(if is_float { 0 } else { header.len() });
+    read_elements(r, &header, what, |v, i| {
+        values.push(v as f32);
+        if !is_float {
+            ints.push(i);
+        }
+    })?;
+    Ok(NpyArray { header, values, ints })
+}
+
+/// Reads an `.npy` file.
+pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
+    let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    read_array(&mut std::io::BufReader::new(f), &path.display().to_string())
+}
+
+/// An open `.npz` archive.
+pub struct Npz {
+    path: String,
+    zip: zip::ZipArchive<std::io::BufReader<std::fs::File>>,
+}
+
+impl Npz {
+    /// Opens an `.npz` file.
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        let zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| DataError::Format {
+            path: path.display().to_string(),
+            reason: format!("not a readable .npz (zip) archive: {e}"),
+        })?;
+        Ok(Npz { path: path.display().to_string(), zip })
+    }
+
+    /// Entry names without the `.npy` suffix.
+    pub fn names(&self) -> Vec<String> {
+        self.zip.file_names().map(|n| n.trim_end_matches(".npy").to_string()).collect()
+    }
+
+    fn entry(&mut self, name: &str) -> Result<zip::read::ZipFile<'_, std::io::BufReader<std::fs::File>>, DataError> {
+        let file = format!("{name}.npy");
+        let path = self.path.clone();
+        self.zip.by_name(&file).map_err(|e| DataError::Format { path, reason: format!("entry {file}: {e}") })
+    }
+
+    /// Reads a whole entry.
+    pub fn read(&mut self, name: &str) -> Result<NpyArray, DataError> {
+        let what = format!("{}:{name}.npy", self.path);
+        let mut e = self.entry(name)?;
+        read_array(&mut e, &what)
+    }
+
+    /// Streams a `|b1`/`|u1` entry in chunks of `chunk` elements: `f(chunk_index, bytes)`.
+    pub fn stream_bytes(
+        &mut self,
+        name: &str,
+        chunk: usize,
+        mut f: impl FnMut(usize, &[u8]),
+    ) -> Result<NpyHeader, DataError> {
+        let what = format!("{}:{name}.npy", self.path);
+        let mut e = self.entry(name)?;
+        let header = read_header(&mut e, &what)?;
+        if header.dtype.size() != 1 {
+            return Err(DataError::Format { path: what, reason: format!("expected a bool/uint8 array, got {:?}", header.dtype) });
+        }
+        let total = header.len();
+        if chunk == 0 || total % chunk != 0 {
+            return Err(DataError::Format { path: what, reason: format!("shape {:?} is not a whole number of {chunk}-pixel images", header.shape) });
+        }
+        let mut buf = vec![0u8; chunk];
+        for i in 0..total / chunk {
+            e.read_exact(&mut buf).map_err(|err| DataError::Format {
+                path: what.clone(),
+                reason: format!("truncated data: image {i} of {} of shape {:?}: {err}", total / chunk, header.shape),
+            })?;
+            f(i, &buf);
+        }
+        Ok(header)
+    }
+}
+
+/// Writes a `<f4` `.npy` array (C order) atomically (temp file + rename).
+pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), DataError> {
+    let shape_s = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    super::write_atomic(path, &bytes)
+}
+
+/// `write_all` helper used by atomic writers.
+pub(crate) fn write_all(f: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    f.write_all(bytes)?;
+    f.sync_all()
+}

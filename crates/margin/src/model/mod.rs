@@ -1,0 +1,208 @@
+//! Embedding networks: an MLP for feature vectors and ConvNet-4 for images.
+//!
+//! ConvNet-4 (Vinyals et al. 2016; Snell et al. 2017) is
+//! 4 × [Conv 3×3 (64 ch, padding 1) → BatchNorm → ReLU → MaxPool 2] → flatten → Linear.
+//! ReLU and 2×2 max-pooling commute (both monotone), so the forward pools first and
+//! applies ReLU to a 4× smaller tensor — the same function, less work.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::distance::l2_normalize;
+use crate::error::{MarginError, Result};
+
+/// Which network, with its sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// Multi-layer perceptron on feature vectors: Linear → ReLU → … → Linear.
+    Mlp {
+        /// Hidden layer widths (may be empty: a linear map).
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        /// Output embedding dimension.
+        #[serde(default = "default_embedding_dim")]
+        embedding_dim: usize,
+        /// L2-normalise the output.
+        #[serde(default)]
+        normalize: bool,
+    },
+    /// ConvNet-4 on `[channels, h, w]` images.
+    Convnet4 {
+        /// Channels of every conv block.
+        #[serde(default = "default_width")]
+        width: usize,
+        /// Output embedding dimension.
+        #[serde(default = "default_embedding_dim")]
+        embedding_dim: usize,
+        /// L2-normalise the output.
+        #[serde(default)]
+        normalize: bool,
+    },
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![128]
+}
+fn default_embedding_dim() -> usize {
+    64
+}
+fn default_width() -> usize {
+    64
+}
+
+impl ModelConfig {
+    /// Output dimension.
+    pub fn embedding_dim(&self) -> usize {
+        match self {
+            ModelConfig::Mlp { embedding_dim, .. } | ModelConfig::Convnet4 { embedding_dim, .. } => *embedding_dim,
+        }
+    }
+
+    /// Checks the sizes against the input sample shape.
+    pub fn validate(&self, sample_shape: &[usize]) -> Result<()> {
+        let bad = |field: &'static str, value: String, reason: &'static str| Err(MarginError::InvalidConfig { field, value, reason });
+        match self {
+            ModelConfig::Mlp { hidden, embedding_dim, .. } => {
+                if *embedding_dim == 0 || hidden.contains(&0) {
+                    return bad("model.hidden/embedding_dim", format!("{hidden:?}/{embedding_dim}"), "sizes must be > 0");
+                }
+                if sample_shape.len() != 1 {
+                    return bad("model.kind", format!("mlp on samples of shape {sample_shape:?}"), "the MLP needs feature vectors; use convnet4 for images");
+                }
+            }
+            ModelConfig::Convnet4 { width, embedding_dim, .. } => {
+                if *embedding_dim == 0 || *width == 0 {
+                    return bad("model.width/embedding_dim", format!("{width}/{embedding_dim}"), "sizes must be > 0");
+                }
+                if sample_shape.len() != 3 || sample_shape[1] < 16 || sample_shape[2] < 16 {
+                    return bad("model.kind", format!("convnet4 on samples of shape {sample_shape:?}"), "ConvNet-4 needs [channels, h, w] images with h, w >= 16");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the network for samples of `sample_shape` (seed the device first for reproducibility).
+    pub fn init(&self, sample_shape: &[usize], device: &Device) -> Result<EmbeddingNet> {
+        self.validate(sample_shape)?;
+        Ok(match self {
+            ModelConfig::Mlp { hidden, embedding_dim, normalize } => {
+                let mut layers = Vec::new();
+                let mut d = sample_shape[0];
+                for &h in hidden {
+                    layers.push(LinearConfig::new(d, h).init(device));
+                    d = h;
+                }
+                layers.push(LinearConfig::new(d, *embedding_dim).init(device));
+                EmbeddingNet { mlp: Some(Mlp { layers }), conv: None, normalize: *normalize }
+            }
+            ModelConfig::Convnet4 { width, embedding_dim, normalize } => {
+                let mut blocks = Vec::new();
+                let mut c = sample_shape[0];
+                for _ in 0..4 {
+                    blocks.push(ConvBlock {
+                        conv: Conv2dConfig::new([c, *width], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device),
+                        bn: BatchNormConfig::new(*width).init(device),
+                    });
+                    c = *width;
+                }
+                let (mut h, mut w) = (sample_shape[1], sample_shape[2]);
+                for _ in 0..4 {
+                    h /= 2;
+                    w /= 2;
+                }
+                let fc = LinearConfig::new(width * h * w, *embedding_dim).init(device);
+                EmbeddingNet {
+                    mlp: None,
+                    conv: Some(ConvNet4 { blocks, pool: MaxPool2dConfig::new([2, 2]).init(), fc }),
+                    normalize: *normalize,
+                }
+            }
+        })
+    }
+}
+
+/// An MLP: `Linear → ReLU → … → Linear`.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// The layers.
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// `[n, d_in] → [n, d_out]`.
+    pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        for (i, l) in self.layers.iter().enumerate() {
+            x = l.forward(x);
+            if i < last {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// Conv 3×3 → BatchNorm (ReLU and pooling are applied by [`ConvNet4`]).
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    /// The convolution.
+    pub conv: Conv2d,
+    /// Its batch normalisation.
+    pub bn: BatchNorm,
+}
+
+/// ConvNet-4.
+#[derive(Module, Debug)]
+pub struct ConvNet4 {
+    /// The four conv blocks.
+    pub blocks: Vec<ConvBlock>,
+    /// 2×2 max-pooling.
+    pub pool: MaxPool2d,
+    /// Final projection to the embedding.
+    pub fc: Linear,
+}
+
+impl ConvNet4 {
+    /// `[n, c, h, w] → [n, embedding_dim]`.
+    pub fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
+        for b in &self.blocks {
+            // max_pool(relu(y)) == relu(max_pool(y)): pool first, ReLU on 1/4 of the values.
+            x = relu(self.pool.forward(b.bn.forward(b.conv.forward(x))));
+        }
+        let [n, c, h, w] = x.dims();
+        self.fc.forward(x.reshape([n, c * h * w]))
+    }
+}
+
+/// The embedding network trained by [`crate::train`].
+#[derive(Module, Debug)]
+pub struct EmbeddingNet {
+    /// Set for feature-vector inputs.
+    pub mlp: Option<Mlp>,
+    /// Set for image inputs.
+    pub conv: Option<ConvNet4>,
+    /// L2-normalise the output.
+    pub normalize: bool,
+}
+
+impl EmbeddingNet {
+    /// Embeds a batch given as host samples of `sample_shape`.
+    pub fn forward_flat(&self, x: Tensor<2>, sample_shape: &[usize]) -> Tensor<2> {
+        let out = match (&self.mlp, &self.conv) {
+            (Some(m), _) => m.forward(x),
+            (None, Some(c)) => {
+                let n = x.dims()[0];
+                c.forward(x.reshape([n, sample_shape[0], sample_shape[1], sample_shape[2]]))
+            }
+            (None, None) => unreachable!("EmbeddingNet is built with one of the two networks"),
+        };
+        if self.normalize { l2_normalize(out) } else { out }
+    }
+}
