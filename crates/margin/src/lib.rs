@@ -49,11 +49,13 @@
 
 #![warn(missing_docs)]
 
+pub mod data;
 mod direction;
 mod distance;
 mod error;
 mod input;
 pub mod loss;
+pub mod model;
 mod reducer;
 pub mod reference;
 mod tuples;

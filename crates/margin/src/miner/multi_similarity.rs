@@ -1,0 +1,77 @@
+//! Multi-similarity pair mining (Wang et al. 2019, "Multi-Similarity Loss with
+//! General Pair Weighting for Deep Metric Learning").
+
+use burn::tensor::Tensor;
+
+use super::{MinedPairs, MiningInput, check_nonnegative};
+use crate::error::Result;
+use crate::{CosineSimilarity, Distance, Pairs, ReferenceSet};
+
+/// Keeps the pairs that are informative relative to the anchor's hardest pair
+/// of the other kind (PML's `MultiSimilarityMiner`). For each anchor `a` with at
+/// least one positive and one negative, with similarity `s`:
+///
+/// - positive `p` is kept if `s_ap − ε < max_n s_an`;
+/// - negative `n` is kept if `s_an + ε > min_p s_ap`.
+///
+/// For a distance the comparisons flip (`d_ap + ε > min_n d_an`,
+/// `d_an − ε < max_p d_ap`). The default distance is cosine similarity (PML's),
+/// usually different from the loss's distance. Pairs are returned by anchor,
+/// in increasing index order (PML orders them by similarity within an anchor).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MultiSimilarityMiner {
+    /// The slack `ε ≥ 0` (PML default 0.1).
+    pub epsilon: f64,
+    /// The distance mined with (default: cosine similarity).
+    #[serde(default = "cosine")]
+    pub distance: Distance,
+}
+
+fn cosine() -> Distance {
+    Distance::Cosine(CosineSimilarity)
+}
+
+impl Default for MultiSimilarityMiner {
+    fn default() -> Self {
+        MultiSimilarityMiner { epsilon: 0.1, distance: cosine() }
+    }
+}
+
+impl MultiSimilarityMiner {
+    /// A multi-similarity miner with slack `epsilon` on cosine similarity.
+    pub fn new(epsilon: f64) -> Self {
+        MultiSimilarityMiner { epsilon, distance: cosine() }
+    }
+
+    /// Checks `ε` is finite and non-negative.
+    pub fn validate(&self) -> Result<()> {
+        check_nonnegative("epsilon", self.epsilon)
+    }
+
+    /// Mines a batch (or query against `reference`).
+    pub fn mine(&self, embeddings: &Tensor<2>, labels: &[i64], reference: Option<&ReferenceSet<'_>>) -> Result<MinedPairs> {
+        self.validate()?;
+        Ok(self.mine_input(&MiningInput::new(&self.distance, embeddings, labels, reference)?))
+    }
+
+    /// Mines from a prepared host matrix.
+    pub fn mine_input(&self, input: &MiningInput) -> MinedPairs {
+        let eps = self.epsilon;
+        let mut pairs = Pairs::default();
+        for a in 0..input.rows() {
+            let row = input.u_row(a);
+            let positives: Vec<usize> = input.positives(a).collect();
+            let negatives: Vec<usize> = input.negatives(a).collect();
+            if positives.is_empty() || negatives.is_empty() {
+                continue;
+            }
+            // In distance convention u (u = −s): keep p if u_ap + ε > min_n u_an,
+            // keep n if u_an − ε < max_p u_ap (bit-identical to PML's similarity branch).
+            let closest_neg = negatives.iter().map(|&n| row[n]).fold(f64::INFINITY, f64::min);
+            let farthest_pos = positives.iter().map(|&p| row[p]).fold(f64::NEG_INFINITY, f64::max);
+            pairs.similar.extend(positives.iter().filter(|&&p| row[p] + eps > closest_neg).map(|&p| (a, p)));
+            pairs.dissimilar.extend(negatives.iter().filter(|&&n| row[n] - eps < farthest_pos).map(|&n| (a, n)));
+        }
+        input.finish_pairs(pairs)
+    }
+}
