@@ -55,6 +55,7 @@ mod distance;
 mod error;
 mod input;
 pub mod loss;
+pub mod miner;
 pub mod model;
 mod reducer;
 pub mod reference;
@@ -74,3 +75,8 @@ pub use loss::{
 };
 pub use reducer::{ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer};
 pub use tuples::{PairPolarity, Pairs, Triplets};
+pub use miner::{
+    BatchEasyHardMiner, BatchHardMiner, DistanceWeightedMiner, FaceNetSemiHardMiner, Mined, MinedPairs,
+    MinedTriplets, MinerConfig, MinerStats, MiningInput, MiningStrategy, MultiSimilarityMiner, PairMarginMiner,
+    SemiHardFallback, TripletMarginMiner, TripletType, ValueRange,
+};
