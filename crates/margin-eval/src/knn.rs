@@ -5,15 +5,15 @@
 //! tiles of [`KnnOptions::reference_block`] rows; for each tile it computes
 //! the score tile `Q_b · R_tᵀ` with one single-threaded [`gemm`] call, adds
 //! the per-reference bias (`−‖r‖²/2` for Euclidean), and streams each row of
-//! the tile through a bounded heap (`topk::TopK`). Memory is
+//! the tile through a bounded top-k reservoir (`topk::TopK`). Memory is
 //! therefore `threads × query_block × reference_block` scores plus the
 //! `n × k` result, never `n × m`.
 //!
-//! Scanning a row tests 16 scores at a time against the heap's threshold, so
-//! once the heap is full the scan costs about one vector compare per 16
-//! scores, next to the `2·d` flops per score the GEMM spends.
+//! Scanning a row tests 16 scores at a time against the reservoir's
+//! threshold, so once it holds k candidates the scan costs about one vector
+//! compare per 16 scores, next to the `2·d` flops per score the GEMM spends.
 //!
-//! Exactness: every reference is scored and the heap keeps the true top k of
+//! Exactness: every reference is scored and the reservoir keeps the true top k of
 //! those scores. Ties are broken by the smaller reference index. When the
 //! reference is the query set, row `i` never returns itself (exclusion by
 //! index, so exact duplicates of a point at other indices are kept).
@@ -24,7 +24,7 @@ use crate::data::{Embeddings, MAX_ROWS, check_dims};
 use crate::distance::{Distance, Prepared, score_to_value};
 use crate::error::{EvalError, Result, invalid};
 use crate::scalar::{Real, gemm_abt};
-use crate::topk::TopK;
+use crate::topk::{CHUNK, TopK};
 
 /// Tile sizes of the search. The defaults suit 2 MB L2 caches and
 /// dimensions of a few hundred.
@@ -200,11 +200,7 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
             let nq = idx_chunk.len() / k;
             let qids: Vec<u32> = (q0..q0 + nq).map(|q| q as u32).collect();
             let qblock = &space.q.data[q0 * d..(q0 + nq) * d];
-            let mut heaps: Vec<TopK<T>> = sc_chunk
-                .chunks_exact_mut(k)
-                .zip(idx_chunk.chunks_exact_mut(k))
-                .map(|(s, i)| TopK::new(s, i))
-                .collect();
+            let mut heaps: Vec<TopK<T>> = (0..nq).map(|_| TopK::new(k)).collect();
             let mut buf = vec![T::ZERO; nq * rb];
             let mut r0 = 0;
             while r0 < m {
@@ -215,8 +211,8 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
                 }
                 r0 += nr;
             }
-            for h in heaps {
-                let got = h.finish();
+            for ((h, s), i) in heaps.into_iter().zip(sc_chunk.chunks_exact_mut(k)).zip(idx_chunk.chunks_exact_mut(k)) {
+                let got = h.finish(s, i);
                 debug_assert_eq!(got, k);
             }
         });
@@ -229,33 +225,24 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
 }
 
 /// Offers every score of `row` (reference indices `r0..`) to `heap`,
-/// skipping 16-score chunks that cannot beat the threshold.
+/// skipping chunks that cannot beat the threshold.
 #[inline]
 fn scan_row<T: Real>(row: &[T], r0: u32, heap: &mut TopK<T>) {
-    const W: usize = 16;
-    let mut thr = heap.threshold();
-    let mut chunks = row.chunks_exact(W);
+    let mut chunks = row.chunks_exact(CHUNK);
     let mut base = r0;
     for c in &mut chunks {
-        let c: &[T; W] = c.try_into().expect("chunk of W");
+        let c: &[T; CHUNK] = c.try_into().expect("chunk of CHUNK");
+        let thr = heap.threshold();
         let mut hit = false;
         for &v in c {
             hit |= v > thr;
         }
         if hit {
-            for (j, &v) in c.iter().enumerate() {
-                if v > thr {
-                    heap.push(v, base + j as u32);
-                    thr = heap.threshold();
-                }
-            }
+            heap.offer_chunk(c, base);
         }
-        base += W as u32;
+        base += CHUNK as u32;
     }
     for (j, &v) in chunks.remainder().iter().enumerate() {
-        if v > thr {
-            heap.push(v, base + j as u32);
-            thr = heap.threshold();
-        }
+        heap.push(v, base + j as u32);
     }
 }

@@ -50,10 +50,15 @@ pub trait Real:
     fn is_finite(self) -> bool;
     /// The larger of two values (NaN-ignoring as `f32::max`).
     fn max(self, other: Self) -> Self;
+    /// An integer key that sorts *descending* in the value: `a > b` ⇔
+    /// `key(a) < key(b)` for non-NaN values (used by top-k selection).
+    fn desc_key(self) -> u64;
+    /// Inverse of [`Real::desc_key`].
+    fn from_desc_key(key: u64) -> Self;
 }
 
 macro_rules! impl_real {
-    ($t:ty) => {
+    ($t:ty, $u:ty) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -79,11 +84,26 @@ macro_rules! impl_real {
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
             }
+            #[inline]
+            fn desc_key(self) -> u64 {
+                const SIGN: $u = 1 << (<$u>::BITS - 1);
+                // −0 and +0 are equal scores: give them one key.
+                let b = if self == 0.0 { 0 } else { self.to_bits() };
+                let ascending = if b & SIGN != 0 { !b } else { b | SIGN };
+                u64::from(!ascending)
+            }
+            #[inline]
+            fn from_desc_key(key: u64) -> Self {
+                const SIGN: $u = 1 << (<$u>::BITS - 1);
+                let ascending = !(key as $u);
+                let b = if ascending & SIGN != 0 { ascending & !SIGN } else { !ascending };
+                <$t>::from_bits(b)
+            }
         }
     };
 }
-impl_real!(f32);
-impl_real!(f64);
+impl_real!(f32, u32);
+impl_real!(f64, u64);
 
 /// Dot product of two equal-length slices, in `T`, with 8 independent
 /// accumulators so the compiler can vectorise it.
@@ -166,6 +186,20 @@ pub(crate) fn gemm_abt<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn desc_keys_order_and_invert() {
+        let v = [f32::NEG_INFINITY, -3.5, -1e-30, 0.0, 1e-30, 2.0, 7e30, f32::INFINITY];
+        for w in v.windows(2) {
+            assert!(w[0].desc_key() >= w[1].desc_key(), "{w:?}");
+        }
+        for &x in &v {
+            assert_eq!(f32::from_desc_key(x.desc_key()).to_bits(), x.to_bits());
+            assert_eq!(f64::from_desc_key((x as f64).desc_key()), x as f64);
+        }
+        assert!(1.0f64.desc_key() < 0.5f64.desc_key());
+        assert_eq!((-0.0f32).desc_key(), 0.0f32.desc_key());
+    }
 
     #[test]
     fn gemm_abt_matches_naive() {

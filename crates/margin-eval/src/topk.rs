@@ -1,9 +1,14 @@
 //! Bounded top-k selection with deterministic tie-breaking.
 //!
 //! Candidates are `(score, index)`; a larger score is better and, among equal
-//! scores, the smaller index is better. The heap keeps the worst retained
-//! candidate at its root so a new candidate is one comparison away from
-//! rejection, which is what almost every candidate of a long scan gets.
+//! scores, the smaller index is better. A [`TopK`] is a *reservoir*: accepted
+//! candidates are appended (branch-free, 16 at a time) to a buffer of about
+//! `2k`; when it fills, a
+//! linear-time selection keeps the best `k` and raises the acceptance
+//! threshold to the k-th best score. Accepting costs one append, and each
+//! selection is paid for by the `k` appends before it, so a candidate costs
+//! O(1) amortised (a binary heap would pay O(log k) sift steps for every
+//! accepted candidate, which dominated the search for k ≈ 100).
 
 use crate::scalar::Real;
 
@@ -13,96 +18,94 @@ pub(crate) fn better<T: Real>(sa: T, ia: u32, sb: T, ib: u32) -> bool {
     sa > sb || (sa == sb && ia < ib)
 }
 
-/// A min-heap (by rank) of at most `k` candidates.
-pub(crate) struct TopK<'a, T: Real> {
-    scores: &'a mut [T],
-    idx: &'a mut [u32],
+
+/// Width of the chunks [`TopK::offer_chunk`] takes.
+pub(crate) const CHUNK: usize = 16;
+
+/// The best `k` candidates offered so far.
+pub(crate) struct TopK<T: Real> {
+    k: usize,
+    /// `(score.desc_key(), index)`: ascending order = best first.
+    buf: Vec<(u64, u32)>,
     len: usize,
+    thr: T,
 }
 
-impl<'a, T: Real> TopK<'a, T> {
-    /// Uses `scores` / `idx` (both of length k) as storage.
-    pub fn new(scores: &'a mut [T], idx: &'a mut [u32]) -> Self {
-        debug_assert_eq!(scores.len(), idx.len());
-        Self { scores, idx, len: 0 }
+impl<T: Real> TopK<T> {
+    /// An empty selection of the best `k ≥ 1`.
+    pub fn new(k: usize) -> Self {
+        let k = k.max(1);
+        let cap = (2 * k).max(k + 64) + CHUNK;
+        Self { k, buf: vec![(0, 0); cap], len: 0, thr: T::NEG_INFINITY }
     }
 
-    /// The score a candidate must beat to enter (−∞ while not full). Because
-    /// a scan offers indices in increasing order, a candidate whose score
-    /// equals the threshold ranks after the root and is rightly rejected.
+    /// The score a candidate must exceed to be accepted. Candidates must be
+    /// offered in increasing index order: one whose score equals the
+    /// threshold then ranks after the k-th best and is rightly rejected.
     #[inline]
     pub fn threshold(&self) -> T {
-        if self.len == self.scores.len() { self.scores[0] } else { T::NEG_INFINITY }
+        self.thr
     }
 
-    /// Offers a candidate; keeps it if it ranks before the current worst.
+    /// Offers one candidate.
     #[inline]
     pub fn push(&mut self, s: T, i: u32) {
-        let k = self.scores.len();
-        if k == 0 {
-            return;
-        }
-        if self.len < k {
-            let mut pos = self.len;
+        if s > self.thr {
+            self.buf[self.len] = (s.desc_key(), i);
             self.len += 1;
-            while pos > 0 {
-                let parent = (pos - 1) / 2;
-                if better(self.scores[parent], self.idx[parent], s, i) {
-                    self.scores[pos] = self.scores[parent];
-                    self.idx[pos] = self.idx[parent];
-                    pos = parent;
-                } else {
-                    break;
-                }
-            }
-            self.scores[pos] = s;
-            self.idx[pos] = i;
-        } else if better(s, i, self.scores[0], self.idx[0]) {
-            let mut pos = 0;
-            loop {
-                let l = 2 * pos + 1;
-                if l >= k {
-                    break;
-                }
-                let r = l + 1;
-                // The child that ranks worse moves up.
-                let c = if r < k && better(self.scores[l], self.idx[l], self.scores[r], self.idx[r]) {
-                    r
-                } else {
-                    l
-                };
-                if better(s, i, self.scores[c], self.idx[c]) {
-                    self.scores[pos] = self.scores[c];
-                    self.idx[pos] = self.idx[c];
-                    pos = c;
-                } else {
-                    break;
-                }
-            }
-            self.scores[pos] = s;
-            self.idx[pos] = i;
+            self.maybe_shrink();
         }
     }
 
-    /// Sorts the retained candidates best first; returns how many there are.
-    pub fn finish(self) -> usize {
-        let n = self.len;
-        let mut pairs: Vec<(T, u32)> =
-            self.scores[..n].iter().copied().zip(self.idx[..n].iter().copied()).collect();
-        pairs.sort_unstable_by(|a, b| {
-            if better(a.0, a.1, b.0, b.1) {
-                std::cmp::Ordering::Less
-            } else if better(b.0, b.1, a.0, a.1) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
-        for (j, (s, i)) in pairs.into_iter().enumerate() {
-            self.scores[j] = s;
-            self.idx[j] = i;
+    /// Offers `CHUNK` consecutive candidates `base, base+1, …` without
+    /// branching per candidate: each is written, and kept when it beats the
+    /// threshold (which stays fixed within the chunk; accepting a few more
+    /// than needed never changes the result).
+    #[inline]
+    pub fn offer_chunk(&mut self, vals: &[T; CHUNK], base: u32) {
+        let thr = self.thr;
+        let buf = &mut self.buf[self.len..self.len + CHUNK];
+        let mut n = 0;
+        for (j, &v) in vals.iter().enumerate() {
+            buf[n] = (v.desc_key(), base + j as u32);
+            n += usize::from(v > thr);
         }
-        n
+        self.len += n;
+        self.maybe_shrink();
+    }
+
+    #[inline]
+    fn maybe_shrink(&mut self) {
+        if self.len + CHUNK > self.buf.len() {
+            self.shrink();
+        }
+    }
+
+    /// Keeps the best `k` and raises the threshold to the k-th best score.
+    fn shrink(&mut self) {
+        let k = self.k;
+        let live = &mut self.buf[..self.len];
+        if live.len() > k {
+            live.select_nth_unstable(k - 1);
+            self.len = k;
+        }
+        if self.len == k {
+            let worst = self.buf[..k].iter().map(|p| p.0).max().unwrap_or(0);
+            self.thr = T::from_desc_key(worst);
+        }
+    }
+
+    /// Writes the best candidates, best first, into `scores` / `idx`
+    /// (length k); returns how many there were.
+    pub fn finish(mut self, scores: &mut [T], idx: &mut [u32]) -> usize {
+        self.shrink();
+        let live = &mut self.buf[..self.len];
+        live.sort_unstable();
+        for (j, &(s, i)) in live.iter().enumerate() {
+            scores[j] = T::from_desc_key(s);
+            idx[j] = i;
+        }
+        self.len
     }
 }
 
@@ -112,14 +115,41 @@ mod tests {
 
     #[test]
     fn keeps_best_with_index_ties() {
-        let vals = [1.0f64, 5.0, 3.0, 5.0, 2.0, 5.0, 0.0, 4.0];
-        let (mut s, mut ix) = (vec![0.0; 4], vec![0u32; 4]);
-        let mut h = TopK::new(&mut s, &mut ix);
-        for (i, &v) in vals.iter().enumerate() {
-            h.push(v, i as u32);
+        let vals = [1.0f64, 5.0, 3.0, 5.0, 2.0, 5.0, 0.0, 4.0, 5.0, 4.5, 6.0, 0.5];
+        for k in 1..=vals.len() {
+            let mut h = TopK::new(k);
+            for (i, &v) in vals.iter().enumerate() {
+                h.push(v, i as u32);
+            }
+            let (mut s, mut ix) = (vec![0.0; k], vec![0u32; k]);
+            assert_eq!(h.finish(&mut s, &mut ix), k);
+            let mut want: Vec<(f64, u32)> = vals.iter().copied().zip(0u32..).collect();
+            want.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+            assert_eq!(ix, want[..k].iter().map(|p| p.1).collect::<Vec<_>>(), "k = {k}");
+            assert_eq!(s, want[..k].iter().map(|p| p.0).collect::<Vec<_>>());
         }
-        assert_eq!(h.finish(), 4);
-        assert_eq!(ix, vec![1, 3, 5, 7]);
-        assert_eq!(s, vec![5.0, 5.0, 5.0, 4.0]);
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn chunks_equal_single_pushes() {
+        let vals: Vec<f32> = (0..1000u32).map(|i| ((i * 7919) % 613) as f32 / 7.0).collect();
+        for k in [1, 5, 64, 200] {
+            let (mut a, mut b) = (TopK::new(k), TopK::new(k));
+            for (c, chunk) in vals.chunks_exact(CHUNK).enumerate() {
+                a.offer_chunk(chunk.try_into().unwrap(), (c * CHUNK) as u32);
+            }
+            for (i, &v) in vals.iter().enumerate().take(vals.len() / CHUNK * CHUNK) {
+                b.push(v, i as u32);
+            }
+            let (mut sa, mut ia, mut sb, mut ib) = (vec![0.0; k], vec![0; k], vec![0.0; k], vec![0; k]);
+            assert_eq!(a.finish(&mut sa, &mut ia), k);
+            assert_eq!(b.finish(&mut sb, &mut ib), k);
+            assert_eq!((ia, sa), (ib, sb), "k = {k}");
+        }
     }
 }
