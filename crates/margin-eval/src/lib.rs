@@ -81,7 +81,7 @@ pub use fewshot::{FewShotConfig, FewShotReport, few_shot};
 pub use knn::{KnnOptions, Neighbors, knn, knn_with};
 pub use omniglot::{OmniglotOneShot, OneShotImage, OneShotReport, OneShotRun};
 pub use pairs::{Histogram, Pairs, VerificationReport, histogram, make_pairs, pair_values, verification};
-pub use report::{EvalConfig, EvalReport, Skipped, Timings, evaluate};
+pub use report::{EvalConfig, EvalReport, Skipped, Timings, evaluate, evaluate_slices};
 pub use retrieval::{RecallAt, RetrievalConfig, RetrievalReport, retrieval, retrieval_with_neighbors};
 pub use scalar::Real;
 pub use verification::{

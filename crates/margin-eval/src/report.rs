@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::clustering::{ClusteringConfig, ClusteringReport, clustering};
-use crate::data::{ClassIndex, Labelled};
+use crate::data::{ClassIndex, Embeddings, Labelled};
 use crate::distance::Distance;
 use crate::error::{EvalError, Result};
 use crate::fewshot::{FewShotConfig, FewShotReport, few_shot};
@@ -164,4 +164,17 @@ pub fn evaluate<T: Real>(
         skipped,
         seconds,
     })
+}
+
+/// [`evaluate`] on a plain row-major buffer (`labels.len()` rows of `dim`
+/// values) searched against itself: the shortest path from a training loop.
+/// Errors name the inputs `"embeddings"` and `"labels"`.
+pub fn evaluate_slices<T: Real>(
+    embeddings: &[T],
+    dim: usize,
+    labels: &[i64],
+    config: &EvalConfig,
+) -> Result<EvalReport> {
+    let set = Labelled::new(Embeddings::new("embeddings", embeddings, dim)?, "labels", labels)?;
+    evaluate(&set, None, config)
 }

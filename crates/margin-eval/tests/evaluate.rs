@@ -69,3 +69,12 @@ fn unsupported_sections_are_skipped_not_fatal() {
     assert!(r.clustering.is_none() && r.retrieval.mrr.is_none() && !r.verification.unwrap().exhaustive);
     let _ = ClusteringConfig::default();
 }
+
+#[test]
+fn evaluate_slices_names_its_inputs() {
+    let data = [0.0f32, 1.0, 5.0, 6.0];
+    let e = margin_eval::evaluate_slices(&data, 2, &[1, 1, 2], &EvalConfig::default()).unwrap_err();
+    assert_eq!(e.to_string(), "labels has 3 labels but embeddings has 2 rows");
+    let r = margin_eval::evaluate_slices(&data, 1, &[1, 1, 2, 2], &EvalConfig::default()).unwrap();
+    assert_eq!(r.retrieval.map_at_r, 1.0);
+}
