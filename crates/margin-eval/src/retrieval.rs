@@ -246,8 +246,12 @@ pub struct QueryMetrics {
 
 /// Metrics of one query from its relevance list `rel` (best first, at least
 /// `k` long), its number of relevant references `r ≥ 1`, and cut-off `k ≥ 1`.
+/// Degenerate arguments (`r = 0`, `k = 0` or empty `rel`) give all zeros.
 pub fn query_metrics(rel: &[bool], r: usize, k: usize) -> QueryMetrics {
     let rr = r.min(k).min(rel.len());
+    if rr == 0 {
+        return QueryMetrics { p1: 0.0, pk: 0.0, r_precision: 0.0, map_at_r: 0.0 };
+    }
     let mut hits = 0usize;
     let mut ap = 0.0;
     for (i, &x) in rel[..rr].iter().enumerate() {

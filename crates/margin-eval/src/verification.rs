@@ -205,6 +205,9 @@ pub fn verification_metrics(
     if let Some(f) = config.far_targets.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
         return Err(invalid("FAR target", format!("{f} is not in (0, 1]")));
     }
+    if !(config.min_false_accepts.is_finite() && config.min_false_accepts >= 0.0) {
+        return Err(invalid("min_false_accepts", format!("{} is not a finite number ≥ 0", config.min_false_accepts)));
+    }
     let sw = sweep(genuine, impostor, polarity)?;
     let sign = if polarity == Polarity::HigherIsGenuine { 1.0 } else { -1.0 };
     let (g, i) = (sw.g as f64, sw.i as f64);
