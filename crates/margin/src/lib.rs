@@ -59,6 +59,7 @@ pub mod miner;
 pub mod model;
 mod reducer;
 pub mod reference;
+pub mod train;
 mod tuples;
 
 /// The Burn version margin is built on, re-exported so users and the CLI share it.
