@@ -7,6 +7,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
+mod batch_all;
 mod contrastive;
 mod triplet;
 

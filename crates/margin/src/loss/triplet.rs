@@ -4,7 +4,9 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, activation::relu};
 
+use super::batch_all::{self, Band, FusedReduce};
 use super::{LossOutput, LossStats, ReferenceSet, gather_entries, gather_rows};
+use crate::miner::{MiningInput, TripletMarginMiner};
 use crate::error::Result as MarginResult;
 use crate::input::{
     attached_zero, check_embeddings, check_finite_config, check_labels, check_same_dim,
@@ -128,6 +130,12 @@ impl TripletMarginLoss {
     /// Per triplet, the same term as [`TripletMarginLoss::forward_triplets`], with
     /// distances read from one `[B, B]` distance matrix.
     ///
+    /// Without `tuples`, the triplets are never listed when the configuration
+    /// allows it (no `swap`; reducer Mean, Sum or AvgNonZero): the loss is then
+    /// computed exactly in O(B²) memory (see the `batch_all` module: one `[B, B]`
+    /// weight matrix applied to the distance matrix; the soft margin streamed over
+    /// anchors). Pass `Some(&Triplets::all(labels))` to force the explicit path.
+    ///
     /// # Shapes
     /// - `embeddings`: `[B, d]`, `labels`: `B` values
     /// - output loss: `[1]`
@@ -167,6 +175,13 @@ impl TripletMarginLoss {
             zero = zero + attached_zero(&r.embeddings);
         }
         let n_ref = reference.as_ref().map_or(query_labels.len(), |r| r.labels.len());
+        if tuples.is_none() && self.fused_reduce().is_some() {
+            let self_index = match &reference {
+                None => (0..query_labels.len()).map(Some).collect(),
+                Some(_) => vec![None; query_labels.len()],
+            };
+            return Ok(self.forward_fused(query, query_labels, reference, self_index, Band::All, zero));
+        }
         let all;
         let triplets = match tuples {
             Some(t) => {
@@ -198,5 +213,135 @@ impl TripletMarginLoss {
             an = d.direction().closest_tensor(an, pn);
         }
         Ok(self.finish(ap, an, zero))
+    }
+
+    /// The fused reducer, when this configuration can skip listing triplets.
+    fn fused_reduce(&self) -> Option<FusedReduce> {
+        if self.swap {
+            return None;
+        }
+        match self.reducer {
+            Reducer::Mean => Some(FusedReduce::Mean),
+            Reducer::Sum => Some(FusedReduce::Sum),
+            Reducer::AvgNonZero => Some(FusedReduce::AvgNonZero),
+            Reducer::Threshold { .. } => None,
+        }
+    }
+
+    /// [`TripletMarginMiner`] followed by this loss, on a batch (or query against
+    /// `reference`): the same value, gradient and stats as
+    /// `forward(x, labels, Some(&miner.mine(..)?.triplets))`.
+    ///
+    /// When the miner mines with this loss's distance (and the configuration is
+    /// fusable, see [`TripletMarginLoss::forward`]) the kept triplets are never
+    /// listed: each anchor–positive pair keeps a band of negatives, an interval
+    /// of the sorted `d_an`, and the loss is computed in O(B²) memory. Otherwise
+    /// it mines explicitly, then evaluates the loss on the mined triplets.
+    ///
+    /// # Shapes
+    /// - `query`: `[n, d]`, `labels`: `n`; `reference.embeddings`: `[m, d]` → loss `[1]`
+    pub fn forward_with_miner(
+        &self,
+        query: Tensor<2>,
+        labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        miner: &TripletMarginMiner,
+    ) -> MarginResult<LossOutput> {
+        miner.validate()?;
+        if miner.distance != self.distance || self.fused_reduce().is_none() {
+            let mined = miner.mine(&query, labels, reference.as_ref())?;
+            return match reference {
+                None => self.forward(query, labels, Some(&mined.triplets)),
+                Some(r) => self.forward_with_reference(query, labels, r, Some(&mined.triplets)),
+            };
+        }
+        let self_index = match &reference {
+            None => (0..labels.len()).map(Some).collect(),
+            Some(_) => vec![None; labels.len()],
+        };
+        self.forward_excluding(query, labels, reference, self_index, Some(miner))
+    }
+
+    /// All-triplets (or [`TripletMarginMiner`]-banded) loss against a reference set in
+    /// which query row `a` is also reference row `self_index[a]` (never its own positive):
+    /// the cross-batch-memory case. Fused when the configuration allows, else explicit.
+    pub(crate) fn forward_excluding(
+        &self,
+        query: Tensor<2>,
+        labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        self_index: Vec<Option<usize>>,
+        miner: Option<&TripletMarginMiner>,
+    ) -> MarginResult<LossOutput> {
+        check_embeddings("embeddings", &query)?;
+        check_labels("embeddings", &query, "labels", labels)?;
+        let mut zero = attached_zero(&query);
+        if let Some(r) = &reference {
+            check_embeddings("reference embeddings", &r.embeddings)?;
+            check_same_dim("reference embeddings", &r.embeddings, "embeddings", &query)?;
+            check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
+            zero = zero + attached_zero(&r.embeddings);
+        }
+        let fusable = self.fused_reduce().is_some() && miner.is_none_or(|m| m.distance == self.distance);
+        if fusable {
+            let band = miner.map_or(Band::All, |m| Band::Miner { kind: m.kind, margin: m.margin });
+            return Ok(self.forward_fused(query, labels, reference, self_index, band, zero));
+        }
+        // Explicit: list the (mined) triplets, honouring the self map.
+        let d = miner.map_or(self.distance, |m| m.distance);
+        let input = MiningInput::with_self_index(&d, &query, labels, reference.as_ref(), self_index)?;
+        let triplets = match miner {
+            Some(m) => m.mine_input(&input).triplets,
+            None => TripletMarginMiner { margin: f64::INFINITY, kind: crate::TripletType::All, distance: d }
+                .mine_input(&input)
+                .triplets,
+        };
+        match reference {
+            None => self.forward(query, labels, Some(&triplets)),
+            Some(r) => self.forward_with_reference(query, labels, r, Some(&triplets)),
+        }
+    }
+
+    /// The fused path: distance matrix with gradient, host plan, `sum(W ⊙ D) + c`.
+    fn forward_fused(
+        &self,
+        query: Tensor<2>,
+        labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        self_index: Vec<Option<usize>>,
+        band: Band,
+        zero: Tensor<1>,
+    ) -> LossOutput {
+        let reduce = self.fused_reduce().expect("checked by the caller");
+        let d = &self.distance;
+        let dim = query.dims()[1];
+        let q = d.prepare(query);
+        let (mat, ref_labels) = match reference {
+            None => (d.matrix_prepared(q.clone(), q), labels.to_vec()),
+            Some(r) => (d.matrix_prepared(q, d.prepare(r.embeddings)), r.labels.to_vec()),
+        };
+        let [n, m] = mat.dims();
+        let input =
+            MiningInput::from_host(to_host(&mat), n, m, d.direction(), labels.to_vec(), ref_labels, self_index, dim);
+        let plan = if self.smooth {
+            batch_all::softplus_plan(&input, self.margin, band, reduce)
+        } else {
+            batch_all::hinge_plan(&input, self.margin, band, reduce, None)
+        };
+        drop(input);
+        let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
+        let loss = if empty { zero } else { batch_all::apply(&plan, mat) };
+        let value = if empty { 0.0 } else { to_host(&loss)[0] };
+        LossOutput {
+            loss,
+            stats: LossStats {
+                loss: value,
+                num_tuples: plan.num_tuples,
+                num_active: plan.num_active,
+                active_fraction: if plan.num_tuples == 0 { 0.0 } else { plan.num_active as f64 / plan.num_tuples as f64 },
+                mean_ap_dist: plan.mean_ap,
+                mean_an_dist: plan.mean_an,
+            },
+        }
     }
 }

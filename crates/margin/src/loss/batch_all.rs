@@ -1,0 +1,394 @@
+//! Batch-all triplet loss in O(B²) memory: every valid triplet, never listed.
+//!
+//! With the hinge, once it is known which triplets are active, the loss is
+//! *linear* in the distance matrix `D`:
+//!
+//! ```text
+//! L = s · Σ_{(a,p,n) active} (d_ap − d_an + m) = Σ_ij W_ij · D_ij + s·m·#active
+//! ```
+//!
+//! where `W_ap = s · #{n : (a,p,n) active}`, `W_an = −s · #{p : (a,p,n) active}`
+//! and `s` is the reducer's scale (`1/#triplets` for Mean, `1/#active` for
+//! AvgNonZero, 1 for Sum). So the whole backward is one constant `B × B` weight
+//! matrix applied to the differentiable `D`: `L = sum(W ⊙ D) + const` has exactly
+//! the loss's value and gradient.
+//!
+//! `W` is computed per anchor on the host: negatives sorted by distance, prefix
+//! sums of their distances, and for each positive a binary search for the
+//! active set (the negatives with `d_an < d_ap + m` form a prefix) — O(B² log B)
+//! time, O(B²) memory. A [`TripletMarginMiner`](crate::TripletMarginMiner)'s
+//! kept set is likewise an interval of the sorted negatives (a band of `d_an`
+//! around `d_ap`), so miner + loss fuse the same way. When an anchor has few
+//! positives (`|P| ≤ 2·log₂|N|`, the usual P×K batch) enumerating its
+//! `|P|·|N|` triplets directly is cheaper than sorting, and gives the same sets:
+//! every decision is the very floating-point expression of the explicit path,
+//! monotone in `d_an`, so both agree on boundaries too.
+//!
+//! The soft margin (softplus) is not piecewise linear; its `W` (`σ(v)` per
+//! triplet, summed) is accumulated streaming over anchors, each anchor's
+//! `|P|·|N|` triplets in turn, so memory stays O(B²) as well.
+//!
+//! All of this works in "distance convention" `u` (`u = −s` for similarities),
+//! see [`MiningInput`].
+
+use burn::tensor::{DType, Tensor, TensorData};
+
+use crate::miner::{MiningInput, TripletType};
+
+/// Which triplets are kept before the loss: all valid ones, or a
+/// [`TripletMarginMiner`](crate::TripletMarginMiner)'s band.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Band {
+    /// Every valid triplet.
+    All,
+    /// Triplets with `t = u_an − u_ap` kept by `kind` under the miner margin `margin`.
+    Miner { kind: TripletType, margin: f64 },
+}
+
+impl Band {
+    /// Lower end of the band holds (monotone: false, then true, as `u_an` grows).
+    #[inline]
+    fn lower_ok(self, t: f64) -> bool {
+        match self {
+            Band::All => true,
+            Band::Miner { kind, margin } => match kind {
+                TripletType::All | TripletType::Hard => true,
+                TripletType::Semihard => t > 0.0,
+                TripletType::Easy => t > margin,
+            },
+        }
+    }
+
+    /// Upper end of the band holds (monotone: true, then false, as `u_an` grows).
+    #[inline]
+    fn upper_ok(self, t: f64) -> bool {
+        match self {
+            Band::All => true,
+            Band::Miner { kind, margin } => match kind {
+                TripletType::All | TripletType::Semihard => t <= margin,
+                TripletType::Hard => t <= margin && t <= 0.0,
+                TripletType::Easy => true,
+            },
+        }
+    }
+
+    #[inline]
+    fn keeps(self, t: f64) -> bool {
+        match self {
+            Band::All => true,
+            Band::Miner { kind, margin } => kind.keeps(t, margin),
+        }
+    }
+}
+
+/// How the per-triplet terms are reduced (the reducers that need only sums and counts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FusedReduce {
+    Mean,
+    Sum,
+    AvgNonZero,
+}
+
+/// The result of planning: the weights and the counts.
+#[derive(Debug, Clone)]
+pub(crate) struct FusedPlan {
+    /// `n × m`, `∂L/∂D` in the distance's own units (row-major).
+    pub weights: Vec<f64>,
+    /// `L − Σ W ⊙ D`.
+    pub constant: f64,
+    /// Kept triplets (the loss's tuples).
+    pub num_tuples: usize,
+    /// Kept triplets with hinge argument `v > 0`.
+    pub num_active: usize,
+    /// Mean `d_ap`, `d_an` over kept triplets (own units).
+    pub mean_ap: Option<f64>,
+    pub mean_an: Option<f64>,
+}
+
+/// Per-anchor partial results (unscaled).
+#[derive(Debug, Clone, Copy, Default)]
+struct Partial {
+    kept: usize,
+    active: usize,
+    /// Number of terms `> 0` (the AvgNonZero denominator; = `active` for the hinge).
+    nonzero: usize,
+    /// Σ over active of `v` (hinge) — unused by the linear constant, kept for checks.
+    sum_terms: f64,
+    sum_ap: f64,
+    sum_an: f64,
+}
+
+impl std::ops::Add for Partial {
+    type Output = Partial;
+    fn add(self, o: Partial) -> Partial {
+        Partial {
+            kept: self.kept + o.kept,
+            active: self.active + o.active,
+            nonzero: self.nonzero + o.nonzero,
+            sum_terms: self.sum_terms + o.sum_terms,
+            sum_ap: self.sum_ap + o.sum_ap,
+            sum_an: self.sum_an + o.sum_an,
+        }
+    }
+}
+
+/// Number of worker threads: `RAYON_NUM_THREADS` if set (Burn's pool honours it too), else all cores.
+pub(crate) fn num_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs `f(row_index, row)` over the rows of `data` (`row_len` wide) on a few
+/// threads and sums the results.
+fn par_rows(data: &mut [f64], row_len: usize, f: impl Fn(usize, &mut [f64]) -> Partial + Sync) -> Partial {
+    let rows = data.len().checked_div(row_len).unwrap_or(0);
+    let threads = num_threads().min(rows.max(1));
+    if threads <= 1 || rows < 64 {
+        return data.chunks_mut(row_len.max(1)).enumerate().map(|(a, r)| f(a, r)).fold(Partial::default(), |x, y| x + y);
+    }
+    let per = rows.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = data
+            .chunks_mut(per * row_len)
+            .enumerate()
+            .map(|(k, block)| {
+                s.spawn(move || {
+                    block
+                        .chunks_mut(row_len)
+                        .enumerate()
+                        .map(|(i, r)| f(k * per + i, r))
+                        .fold(Partial::default(), |x, y| x + y)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("batch-all worker panicked")).fold(Partial::default(), |x, y| x + y)
+    })
+}
+
+/// Hinge argument `v = (u_ap − u_an) + m`, the explicit path's expression bit for bit.
+#[inline]
+fn hinge_arg(u_ap: f64, u_an: f64, margin: f64) -> f64 {
+    (u_ap - u_an) + margin
+}
+
+/// Plans the hinge loss over every kept triplet: the weight matrix, counts and stats.
+///
+/// `force_sort` = `Some(true|false)` forces the sorted / enumerating kernel (tests).
+pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, force_sort: Option<bool>) -> FusedPlan {
+    let m = input.cols();
+    let mut w = vec![0.0; input.rows() * m];
+    let total = par_rows(&mut w, m, |a, row_w| {
+        let row = input.u_row(a);
+        let pos: Vec<usize> = input.positives(a).collect();
+        if pos.is_empty() {
+            return Partial::default();
+        }
+        let neg: Vec<usize> = input.negatives(a).collect();
+        if neg.is_empty() {
+            return Partial::default();
+        }
+        let log2 = (usize::BITS - neg.len().leading_zeros()) as usize;
+        let sort = force_sort.unwrap_or(pos.len() > 2 * log2);
+        let mut part = Partial::default();
+        if !sort {
+            for &p in &pos {
+                let uap = row[p];
+                let (mut kept, mut active) = (0usize, 0usize);
+                for &n in &neg {
+                    let uan = row[n];
+                    if !band.keeps(uan - uap) {
+                        continue;
+                    }
+                    kept += 1;
+                    part.sum_an += uan;
+                    let v = hinge_arg(uap, uan, margin);
+                    if v > 0.0 {
+                        active += 1;
+                        part.sum_terms += v;
+                        row_w[n] -= 1.0;
+                    }
+                }
+                row_w[p] += active as f64;
+                part.kept += kept;
+                part.active += active;
+                part.sum_ap += kept as f64 * uap;
+            }
+        } else {
+            let mut sorted: Vec<(f64, usize)> = neg.iter().map(|&n| (row[n], n)).collect();
+            sorted.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+            let mut prefix = Vec::with_capacity(sorted.len() + 1);
+            prefix.push(0.0);
+            let mut acc = 0.0;
+            for &(u, _) in &sorted {
+                acc += u;
+                prefix.push(acc);
+            }
+            // diff[i] += 1 at the start of an active interval, −1 past its end.
+            let mut diff = vec![0i64; sorted.len() + 1];
+            for &p in &pos {
+                let uap = row[p];
+                let lo = sorted.partition_point(|&(u, _)| !band.lower_ok(u - uap));
+                let hi = sorted.partition_point(|&(u, _)| band.upper_ok(u - uap)).max(lo);
+                let act = sorted.partition_point(|&(u, _)| hinge_arg(uap, u, margin) > 0.0);
+                let end = act.min(hi).max(lo);
+                let (kept, active) = (hi - lo, end - lo);
+                part.kept += kept;
+                part.active += active;
+                part.sum_ap += kept as f64 * uap;
+                part.sum_an += prefix[hi] - prefix[lo];
+                part.sum_terms += active as f64 * (uap + margin) - (prefix[end] - prefix[lo]);
+                row_w[p] += active as f64;
+                diff[lo] += 1;
+                diff[end] -= 1;
+            }
+            let mut running = 0i64;
+            for (i, &(_, n)) in sorted.iter().enumerate() {
+                running += diff[i];
+                row_w[n] -= running as f64;
+            }
+        }
+        part.nonzero = part.active;
+        part
+    });
+    finish(input, w, total, margin, reduce, true)
+}
+
+/// Plans the soft-margin (softplus) loss over every kept triplet, one anchor at a time.
+pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce) -> FusedPlan {
+    let m = input.cols();
+    let mut w = vec![0.0; input.rows() * m];
+    let total = par_rows(&mut w, m, |a, row_w| {
+        let row = input.u_row(a);
+        let pos: Vec<usize> = input.positives(a).collect();
+        let neg: Vec<usize> = input.negatives(a).collect();
+        let mut part = Partial::default();
+        for &p in &pos {
+            let uap = row[p];
+            let mut grad_p = 0.0;
+            for &n in &neg {
+                let uan = row[n];
+                if !band.keeps(uan - uap) {
+                    continue;
+                }
+                let v = hinge_arg(uap, uan, margin);
+                // The explicit path's softplus: relu(v) + log1p(exp(−|v|)); its derivative σ(v).
+                let term = v.max(0.0) + (-v.abs()).exp().ln_1p();
+                let sigma = if v >= 0.0 { 1.0 / (1.0 + (-v).exp()) } else { let e = v.exp(); e / (1.0 + e) };
+                part.kept += 1;
+                part.active += (v > 0.0) as usize;
+                part.nonzero += (term > 0.0) as usize;
+                part.sum_terms += term;
+                part.sum_ap += uap;
+                part.sum_an += uan;
+                grad_p += sigma;
+                row_w[n] -= sigma;
+            }
+            row_w[p] += grad_p;
+        }
+        part
+    });
+    finish(input, w, total, margin, reduce, false)
+}
+
+/// Scales the weights by the reducer, converts to the distance's own units and
+/// computes the constant.
+fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, margin: f64, reduce: FusedReduce, linear: bool) -> FusedPlan {
+    let denom = match reduce {
+        FusedReduce::Mean => t.kept,
+        FusedReduce::AvgNonZero => t.nonzero,
+        FusedReduce::Sum => 1,
+    };
+    let scale = if denom == 0 { 0.0 } else { 1.0 / denom as f64 };
+    // ∂u/∂D = −1 for similarities.
+    let sign = if input.direction() == crate::Direction::LargerIsCloser { -1.0 } else { 1.0 };
+    w.iter_mut().for_each(|x| *x *= scale * sign);
+    let value = scale * t.sum_terms;
+    let constant = if linear {
+        // Σ W⊙D = s·Σ_active (u_ap − u_an); the rest of Σ v is m per active triplet.
+        scale * margin * t.active as f64
+    } else {
+        // Not linear: value − Σ W⊙D, computed from the host copy.
+        let wd: f64 = (0..input.rows())
+            .map(|a| {
+                let r = input.u_row(a);
+                (0..input.cols()).map(|j| w[a * input.cols() + j] * input.to_raw(r[j])).sum::<f64>()
+            })
+            .sum();
+        value - wd
+    };
+    let mean = |s: f64| (t.kept > 0).then(|| input.to_raw(s / t.kept as f64));
+    FusedPlan {
+        weights: w,
+        constant,
+        num_tuples: t.kept,
+        num_active: t.active,
+        mean_ap: mean(t.sum_ap),
+        mean_an: mean(t.sum_an),
+    }
+}
+
+/// `sum(W ⊙ D) + constant`, the loss with the right value and gradient.
+///
+/// # Shapes
+/// - `d`: `[n, m]` (differentiable) → `[1]`
+pub(crate) fn apply(plan: &FusedPlan, d: Tensor<2>) -> Tensor<1> {
+    let dims = d.dims();
+    let device = d.device();
+    let dtype = d.dtype();
+    let data = match dtype {
+        DType::F64 => TensorData::new(plan.weights.clone(), dims),
+        _ => TensorData::new(plan.weights.iter().map(|&x| x as f32).collect::<Vec<f32>>(), dims),
+    };
+    let w = Tensor::<2>::from_data(data, (&device, dtype));
+    (d * w).sum().add_scalar(plan.constant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Direction;
+
+    fn input(seed: u64, b: usize, classes: i64) -> MiningInput {
+        // A small LCG: deterministic values without a dev-dependency.
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut v: Vec<f64> = (0..b * b).map(|_| (next() * 8.0).round() / 4.0).collect(); // many ties
+        for i in 0..b {
+            v[i * b + i] = 0.0;
+        }
+        let labels: Vec<i64> = (0..b as i64).map(|i| i % classes).collect();
+        MiningInput::from_host(v, b, b, Direction::SmallerIsCloser, labels.clone(), labels, (0..b).map(Some).collect(), 4)
+    }
+
+    #[test]
+    fn sorted_and_enumerating_kernels_agree_even_with_ties() {
+        let bands = [
+            Band::All,
+            Band::Miner { kind: TripletType::All, margin: 0.25 },
+            Band::Miner { kind: TripletType::Hard, margin: 0.25 },
+            Band::Miner { kind: TripletType::Semihard, margin: 0.5 },
+            Band::Miner { kind: TripletType::Easy, margin: 0.25 },
+        ];
+        for seed in 0..6 {
+            let inp = input(seed, 30, 1 + seed as i64 % 4 + 1);
+            for band in bands {
+                for margin in [0.0, 0.25, 1.0] {
+                    let s = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(true));
+                    let e = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(false));
+                    assert_eq!((s.num_tuples, s.num_active), (e.num_tuples, e.num_active), "{band:?} {margin}");
+                    for (x, y) in s.weights.iter().zip(&e.weights) {
+                        assert!((x - y).abs() < 1e-12, "{band:?} {margin}: {x} vs {y}");
+                    }
+                    assert!((s.constant - e.constant).abs() < 1e-12);
+                }
+            }
+        }
+    }
+}
