@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod alloc;
 mod cmd;
 mod npy;
 
@@ -25,6 +26,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    alloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Loss(args) => cmd::loss::run(args),
