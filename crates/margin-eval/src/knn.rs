@@ -113,13 +113,14 @@ impl<'a, T: Real> Space<'a, T> {
 
     /// Scores of the `nq` query rows in `qblock` (global indices `qids`)
     /// against reference rows `r0..r0+nr`, into `buf` (`nq × nr`). A query's
-    /// own row (same source) gets −∞.
-    pub fn score_tile(&self, qblock: &[T], qids: &[u32], r0: usize, nr: usize, buf: &mut [T]) {
+    /// own row (same source) gets −∞. With `add_bias = false` the reference
+    /// bias is left for the caller to add (the top-k scan fuses it).
+    pub fn score_tile(&self, qblock: &[T], qids: &[u32], r0: usize, nr: usize, buf: &mut [T], add_bias: bool) {
         let r = self.reference();
         let d = r.dim;
         let nq = qids.len();
         gemm_abt(nq, nr, d, qblock, &r.data[r0 * d..(r0 + nr) * d], buf, 1);
-        if !r.bias.is_empty() {
+        if add_bias && !r.bias.is_empty() {
             let bias = &r.bias[r0..r0 + nr];
             for row in buf[..nq * nr].chunks_exact_mut(nr) {
                 for (v, &b) in row.iter_mut().zip(bias) {
@@ -205,9 +206,13 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
             let mut r0 = 0;
             while r0 < m {
                 let nr = rb.min(m - r0);
-                space.score_tile(qblock, &qids, r0, nr, &mut buf);
+                space.score_tile(qblock, &qids, r0, nr, &mut buf, false);
+                let bias = if space.reference().bias.is_empty() { None } else { Some(&space.reference().bias[r0..r0 + nr]) };
                 for (row, heap) in buf[..nq * nr].chunks_exact(nr).zip(heaps.iter_mut()) {
-                    scan_row(row, r0 as u32, heap);
+                    match bias {
+                        Some(b) => scan_row(row, Some(b), r0 as u32, heap),
+                        None => scan_row(row, None, r0 as u32, heap),
+                    }
                 }
                 r0 += nr;
             }
@@ -224,25 +229,36 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
     Neighbors { k, n_queries: n, distance: space.distance, indices, values }
 }
 
-/// Offers every score of `row` (reference indices `r0..`) to `heap`,
-/// skipping chunks that cannot beat the threshold.
-#[inline]
-fn scan_row<T: Real>(row: &[T], r0: u32, heap: &mut TopK<T>) {
-    let mut chunks = row.chunks_exact(CHUNK);
-    let mut base = r0;
-    for c in &mut chunks {
-        let c: &[T; CHUNK] = c.try_into().expect("chunk of CHUNK");
+/// Offers every score of `row` plus its `bias` (if any) — reference indices
+/// `r0..` — to `heap`, skipping chunks that cannot beat the threshold.
+#[inline(always)]
+fn scan_row<T: Real>(row: &[T], bias: Option<&[T]>, r0: u32, heap: &mut TopK<T>) {
+    let mut vals = [T::ZERO; CHUNK];
+    let full = row.len() / CHUNK * CHUNK;
+    let mut base = 0;
+    while base < full {
+        let c: &[T; CHUNK] = row[base..base + CHUNK].try_into().expect("chunk");
+        match bias {
+            Some(b) => {
+                let b: &[T; CHUNK] = b[base..base + CHUNK].try_into().expect("chunk");
+                for j in 0..CHUNK {
+                    vals[j] = c[j] + b[j];
+                }
+            }
+            None => vals = *c,
+        }
         let thr = heap.threshold();
         let mut hit = false;
-        for &v in c {
+        for &v in &vals {
             hit |= v > thr;
         }
         if hit {
-            heap.offer_chunk(c, base);
+            heap.offer_chunk(&vals, r0 + base as u32);
         }
-        base += CHUNK as u32;
+        base += CHUNK;
     }
-    for (j, &v) in chunks.remainder().iter().enumerate() {
-        heap.push(v, base + j as u32);
+    for j in full..row.len() {
+        let v = row[j] + bias.map_or(T::ZERO, |b| b[j]);
+        heap.push(v, r0 + j as u32);
     }
 }

@@ -41,7 +41,7 @@ pub(crate) fn first_relevant_ranks<T: Real>(
             qblock.extend_from_slice(space.q.row(q as usize));
         }
         let mut buf = vec![T::ZERO; nq * m];
-        space.score_tile(&qblock, qids, 0, m, &mut buf);
+        space.score_tile(&qblock, qids, 0, m, &mut buf, true);
         for ((o, &q), row) in out.iter_mut().zip(qids).zip(buf.chunks_exact(m)) {
             let class = q_class[q as usize];
             let Some(members) = r_members.get(class as usize) else { continue };

@@ -82,6 +82,20 @@ fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// User + system CPU seconds of this process so far (from `/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -152,12 +166,13 @@ fn main() {
     let k = n.div_ceil(args.classes) - 1;
     let flop = 2.0 * (n as f64) * (n as f64) * d as f64;
 
+    println!("load average before: {}", load_average());
     let config = RetrievalConfig { k: None, recall_ks: vec![1], mrr: args.mrr };
-    let t = Instant::now();
+    let (t, c0) = (Instant::now(), cpu_seconds());
     let rep = retrieval(&set, None, Distance::Euclidean, &config).expect("retrieval");
-    let eval_s = t.elapsed().as_secs_f64();
+    let (eval_s, eval_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
     println!(
-        "evaluation (kNN + MAP@R, R-Precision, P@1{}): {eval_s:.2} s wall",
+        "evaluation (kNN + MAP@R, R-Precision, P@1{}): {eval_s:.2} s wall, {eval_cpu:.1} CPU s",
         if args.mrr { ", MRR" } else { "" }
     );
     println!(
@@ -177,17 +192,18 @@ fn main() {
     let gemm_rate = shape_rate.max(square_rate);
     println!("reference GEMM throughput (the better of the two): {gemm_rate:.1} GFLOP/s");
 
-    let t = Instant::now();
+    let (t, c0) = (Instant::now(), cpu_seconds());
     let nb = knn_with(&emb, None, k, Distance::Euclidean, &args.opts).expect("knn");
-    let knn_s = t.elapsed().as_secs_f64();
+    let (knn_s, knn_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
     let knn_rate = flop / knn_s / 1e9;
     std::hint::black_box(&nb);
     drop(nb);
     println!(
-        "kNN search (k = {k}, {:.2} TFLOP, GEMM + bias + top-k): {knn_s:.2} s = {knn_rate:.1} GFLOP/s = {:.0}% of plain GEMM",
+        "kNN search (k = {k}, {:.2} TFLOP, GEMM + bias + top-k): {knn_s:.2} s = {knn_rate:.1} GFLOP/s = {:.0}% of plain GEMM ({knn_cpu:.1} CPU s)",
         flop / 1e12,
         100.0 * knn_rate / gemm_rate
     );
+    println!("load average after: {}", load_average());
 
     println!(
         "peak RSS (VmHWM) during data generation + evaluation: {peak_eval:.0} MB; an n x n f32 distance matrix would be {:.0} MB",
