@@ -59,6 +59,7 @@ pub mod miner;
 pub mod model;
 mod reducer;
 pub mod reference;
+pub mod sampler;
 pub mod train;
 mod tuples;
 
