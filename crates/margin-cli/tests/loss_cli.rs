@@ -32,13 +32,14 @@ fn matrix(v: &Value) -> Array2<f64> {
     Array2::from_shape_fn((rows.len(), rows[0].len()), |(i, j)| rows[i][j])
 }
 
-/// Every non-miner golden case, through `margin loss --dtype f64 --json --grad-out`.
+/// Every golden case (miner cases through `--miner ... --mined-out`), through
+/// `margin loss --dtype f64 --json --grad-out`: value, gradient and mined tuples.
 #[test]
 fn margin_loss_reproduces_pml_golden_values_and_gradients() {
     let g = golden();
     let dir = scratch("golden");
     let mut checked = 0;
-    for case in g["cases"].as_array().unwrap().iter().filter(|c| c["miner"].is_null()) {
+    for case in g["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let emb = dir.join(format!("{name}_emb.npy"));
         let lab = dir.join(format!("{name}_lab.npy"));
@@ -72,8 +73,40 @@ fn margin_loss_reproduces_pml_golden_values_and_gradients() {
                 cmd.args(["--neg-margin", &kw["neg_margin"].as_f64().unwrap().to_string()]);
             }
         }
+        let mined_out = dir.join(format!("{name}_mined.npy"));
+        let miner = &case["miner"];
+        if !miner.is_null() {
+            let mkw = &miner["kwargs"];
+            cmd.arg("--mined-out").arg(&mined_out);
+            match miner["class"].as_str().unwrap() {
+                "BatchHardMiner" => cmd.args(["--miner", "batch-hard"]),
+                "TripletMarginMiner" => cmd.args(["--miner", "triplet-margin"])
+                    .args(["--miner-margin", &mkw["margin"].as_f64().unwrap().to_string()])
+                    .args(["--miner-type", mkw["type_of_triplets"].as_str().unwrap()]),
+                "MultiSimilarityMiner" => cmd.args(["--miner", "multi-similarity"])
+                    .args(["--epsilon", &mkw["epsilon"].as_f64().unwrap().to_string()]),
+                other => panic!("unknown miner {other}"),
+            };
+        }
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        if !miner.is_null() {
+            let rows = Array2::<i64>::read_npy(std::fs::File::open(&mined_out).unwrap()).unwrap();
+            let col = |k: &str| -> Vec<i64> { case["mined"][k].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect() };
+            let sorted = |mut v: Vec<Vec<i64>>| { v.sort(); v };
+            if rows.ncols() == 3 {
+                let want: Vec<Vec<i64>> = (0..col("a").len()).map(|i| vec![col("a")[i], col("p")[i], col("n")[i]]).collect();
+                let got: Vec<Vec<i64>> = rows.rows().into_iter().map(|r| r.to_vec()).collect();
+                assert_eq!(sorted(got), sorted(want), "{name}: mined triplets");
+            } else {
+                let pos: Vec<Vec<i64>> = rows.rows().into_iter().filter(|r| r[0] >= 0).map(|r| vec![r[0], r[1]]).collect();
+                let neg: Vec<Vec<i64>> = rows.rows().into_iter().filter(|r| r[2] >= 0).map(|r| vec![r[2], r[3]]).collect();
+                let want_pos: Vec<Vec<i64>> = (0..col("a1").len()).map(|i| vec![col("a1")[i], col("p")[i]]).collect();
+                let want_neg: Vec<Vec<i64>> = (0..col("a2").len()).map(|i| vec![col("a2")[i], col("n")[i]]).collect();
+                assert_eq!(sorted(pos), sorted(want_pos), "{name}: mined positive pairs");
+                assert_eq!(sorted(neg), sorted(want_neg), "{name}: mined negative pairs");
+            }
+        }
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         let (ours, theirs) = (report["loss"].as_f64().unwrap(), case["loss_value"].as_f64().unwrap());
         assert!((ours - theirs).abs() <= 1e-9 * theirs.abs(), "{name}: loss {ours} vs {theirs}");
@@ -84,7 +117,7 @@ fn margin_loss_reproduces_pml_golden_values_and_gradients() {
         assert!(err <= 1e-9, "{name}: gradient max abs error {err}");
         checked += 1;
     }
-    assert_eq!(checked, 9);
+    assert_eq!(checked, 15, "every golden case, miners included");
 }
 
 #[test]
@@ -126,6 +159,13 @@ fn margin_loss_errors_name_the_file_and_the_problem() {
     assert!(e.contains("e.npy") && e.contains("integers"), "{e}");
     let e = run(&["--embeddings", "e.npy", "--triplets", "t.npy", "--loss", "triplet"]);
     assert!(e.contains("t.npy") && e.contains("out of range"), "{e}");
+    write(&dir.join("four.npy"), &Array1::<i64>::from(vec![0, 0, 1, 1]));
+    let e = run(&["--embeddings", "e.npy", "--labels", "four.npy", "--loss", "triplet", "--miner", "batch-hard", "--epsilon", "0.1"]);
+    assert!(e.contains("--epsilon does not apply to --miner batch-hard"), "{e}");
+    let e = run(&["--embeddings", "e.npy", "--labels", "four.npy", "--loss", "triplet", "--epsilon", "0.1"]);
+    assert!(e.contains("--epsilon configures a miner"), "{e}");
+    let e = run(&["--embeddings", "e.npy", "--labels", "four.npy", "--loss", "triplet", "--miner", "batch-easy-hard", "--pos-strategy", "semihard", "--neg-strategy", "semihard"]);
+    assert!(e.contains("batch-easy-hard"), "{e}");
     let e = run(&["--embeddings", "missing.npy", "--labels", "short.npy", "--loss", "triplet"]);
     assert!(e.contains("missing.npy"), "{e}");
 }

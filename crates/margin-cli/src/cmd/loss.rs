@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use margin::burn::tensor::{DType, Device, Tensor, TensorData};
 use clap::{Args, ValueEnum};
+use margin::miner::{MiningStrategy, TripletType};
 use margin::{
-    ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance, DotProductSimilarity,
+    ContrastiveForm, MinerConfig, MinerStats, ContrastiveLossConfig, CosineSimilarity, Distance, DotProductSimilarity,
     KindPooling, LossOutput, LossStats, LpDistance, PairPolarity, Power, Reducer,
     TripletMarginLossConfig, Triplets,
 };
@@ -14,6 +15,7 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use crate::npy::{FloatKind, read_index_rows, read_labels, read_matrix, write_matrix};
+use rand::SeedableRng;
 
 /// Which loss.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +68,51 @@ pub enum PoolingKind {
     Separate,
     /// Reduce all pairs together (Hadsell 2006).
     Pooled,
+}
+
+/// Which miner chooses the tuples (pytorch-metric-learning semantics).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MinerKind {
+    /// Per anchor, the farthest positive and the closest negative (Hermans 2017).
+    BatchHard,
+    /// Per anchor, a positive and a negative by --pos-strategy / --neg-strategy.
+    BatchEasyHard,
+    /// Triplets by --miner-type relative to --miner-margin.
+    TripletMargin,
+    /// FaceNet / TensorFlow semi-hard: closest negative farther than the positive, else the hardest.
+    SemihardFacenet,
+    /// Pairs violating --miner-pos-margin / --miner-neg-margin.
+    PairMargin,
+    /// Multi-similarity pairs with slack --epsilon (Wang 2019).
+    MultiSimilarity,
+    /// Negatives drawn with distance-weighted probabilities (Wu 2017), seeded by --seed.
+    DistanceWeighted,
+}
+
+/// TripletMarginMiner's triplet type.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TripletTypeArg {
+    /// Every margin violator (Δ ≤ m).
+    All,
+    /// Δ ≤ 0.
+    Hard,
+    /// 0 < Δ ≤ m.
+    Semihard,
+    /// Δ > m.
+    Easy,
+}
+
+/// BatchEasyHardMiner's strategy for one side.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrategyArg {
+    /// Closest positive / farthest negative.
+    Easy,
+    /// Hard, bounded by the other side's choice.
+    Semihard,
+    /// Farthest positive / closest negative.
+    Hard,
+    /// Every pair.
+    All,
 }
 
 /// Float precision of the computation.
@@ -135,6 +182,48 @@ pub struct LossArgs {
     /// Triplet: soft margin, softplus instead of hinge (Hermans 2017).
     #[arg(long)]
     pub smooth: bool,
+    /// Mine tuples from the labelled batch first; the loss then uses only those.
+    #[arg(long, value_enum, requires = "labels")]
+    pub miner: Option<MinerKind>,
+    /// Miner distance (default: the miner's own PML default; multi-similarity mines with cosine).
+    #[arg(long, value_enum)]
+    pub miner_distance: Option<DistanceKind>,
+    /// L2-normalise before mining (with --miner-distance euclidean|squared-euclidean|dot).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub miner_normalize: Option<bool>,
+    /// triplet-margin: the miner's margin (independent of the loss's --margin; default 0.2).
+    #[arg(long)]
+    pub miner_margin: Option<f64>,
+    /// triplet-margin: which triplets to keep (default all).
+    #[arg(long, value_enum)]
+    pub miner_type: Option<TripletTypeArg>,
+    /// batch-easy-hard: positive strategy (default easy).
+    #[arg(long, value_enum)]
+    pub pos_strategy: Option<StrategyArg>,
+    /// batch-easy-hard: negative strategy (default semihard).
+    #[arg(long, value_enum)]
+    pub neg_strategy: Option<StrategyArg>,
+    /// pair-margin: positive pairs farther than this are kept (default 0.2).
+    #[arg(long)]
+    pub miner_pos_margin: Option<f64>,
+    /// pair-margin: negative pairs closer than this are kept (default 0.8).
+    #[arg(long)]
+    pub miner_neg_margin: Option<f64>,
+    /// multi-similarity: slack ε (default 0.1).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// distance-weighted: distances below this are clamped (default 0.5).
+    #[arg(long)]
+    pub cutoff: Option<f64>,
+    /// distance-weighted: negatives at or beyond this are never drawn (default 1.4).
+    #[arg(long)]
+    pub nonzero_loss_cutoff: Option<f64>,
+    /// Seed of the miner's random draw (distance-weighted).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the mined tuples here (.npy int64: [n, 3] triplets, or [n, 4] pairs a1, p, a2, n padded with -1).
+    #[arg(long, requires = "miner")]
+    pub mined_out: Option<PathBuf>,
     /// Precision of the computation.
     #[arg(long, value_enum, default_value_t = DtypeKind::F32)]
     pub dtype: DtypeKind,
@@ -156,19 +245,26 @@ struct Report {
     dtype: String,
     #[serde(flatten)]
     stats: LossStats,
+    miner: Option<String>,
+    mined: Option<usize>,
+    miner_stats: Option<MinerStats>,
     grad_out: Option<PathBuf>,
 }
 
 fn distance(args: &LossArgs) -> Result<Distance> {
-    let lp = |power| Distance::Lp(LpDistance { power, normalize: args.normalize });
-    Ok(match args.distance {
+    distance_of(args.distance, args.normalize)
+}
+
+fn distance_of(kind: DistanceKind, normalize: bool) -> Result<Distance> {
+    let lp = |power| Distance::Lp(LpDistance { power, normalize });
+    Ok(match kind {
         DistanceKind::Euclidean => lp(Power::Euclidean),
         DistanceKind::SquaredEuclidean => lp(Power::SquaredEuclidean),
-        DistanceKind::Cosine if !args.normalize => {
+        DistanceKind::Cosine if !normalize => {
             bail!("--distance cosine always normalises; use --distance dot --normalize false for raw dot products")
         }
         DistanceKind::Cosine => Distance::Cosine(CosineSimilarity),
-        DistanceKind::Dot => Distance::Dot(DotProductSimilarity { normalize: args.normalize }),
+        DistanceKind::Dot => Distance::Dot(DotProductSimilarity { normalize }),
     })
 }
 
@@ -191,7 +287,119 @@ fn select(x: &Tensor<2>, rows: impl Iterator<Item = usize>) -> Tensor<2> {
     x.clone().select(0, Tensor::<1, margin::burn::tensor::Int>::from_data(TensorData::new(idx, [n]), &x.device()))
 }
 
-fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<LossOutput> {
+/// The miner named by `--miner`, with every given flag applied; flags that belong to
+/// another miner are refused rather than silently ignored.
+fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
+    let Some(kind) = args.miner else {
+        let stray = [
+            ("--miner-distance", args.miner_distance.is_some()),
+            ("--miner-normalize", args.miner_normalize.is_some()),
+            ("--miner-margin", args.miner_margin.is_some()),
+            ("--miner-type", args.miner_type.is_some()),
+            ("--pos-strategy", args.pos_strategy.is_some()),
+            ("--neg-strategy", args.neg_strategy.is_some()),
+            ("--miner-pos-margin", args.miner_pos_margin.is_some()),
+            ("--miner-neg-margin", args.miner_neg_margin.is_some()),
+            ("--epsilon", args.epsilon.is_some()),
+            ("--cutoff", args.cutoff.is_some()),
+            ("--nonzero-loss-cutoff", args.nonzero_loss_cutoff.is_some()),
+        ];
+        if let Some((flag, _)) = stray.iter().find(|f| f.1) {
+            bail!("{flag} configures a miner; add --miner NAME");
+        }
+        return Ok(None);
+    };
+    let name = kind.to_possible_value().expect("no skipped variants").get_name().to_string();
+    let mut cfg = MinerConfig::default_for(&name).expect("every --miner value names a miner");
+    let refuse = |flag: &str| -> Result<()> { bail!("{flag} does not apply to --miner {name}") };
+    let strategy = |s: StrategyArg| match s {
+        StrategyArg::Easy => MiningStrategy::Easy,
+        StrategyArg::Semihard => MiningStrategy::Semihard,
+        StrategyArg::Hard => MiningStrategy::Hard,
+        StrategyArg::All => MiningStrategy::All,
+    };
+    match &mut cfg {
+        MinerConfig::TripletMargin(m) => {
+            if let Some(v) = args.miner_margin {
+                m.margin = v;
+            }
+            if let Some(t) = args.miner_type {
+                m.kind = match t {
+                    TripletTypeArg::All => TripletType::All,
+                    TripletTypeArg::Hard => TripletType::Hard,
+                    TripletTypeArg::Semihard => TripletType::Semihard,
+                    TripletTypeArg::Easy => TripletType::Easy,
+                };
+            }
+        }
+        _ if args.miner_margin.is_some() => refuse("--miner-margin")?,
+        _ if args.miner_type.is_some() => refuse("--miner-type")?,
+        _ => {}
+    }
+    match &mut cfg {
+        MinerConfig::BatchEasyHard(m) => {
+            if let Some(v) = args.pos_strategy {
+                m.pos_strategy = strategy(v);
+            }
+            if let Some(v) = args.neg_strategy {
+                m.neg_strategy = strategy(v);
+            }
+        }
+        _ if args.pos_strategy.is_some() => refuse("--pos-strategy")?,
+        _ if args.neg_strategy.is_some() => refuse("--neg-strategy")?,
+        _ => {}
+    }
+    match &mut cfg {
+        MinerConfig::PairMargin(m) => {
+            m.pos_margin = args.miner_pos_margin.unwrap_or(m.pos_margin);
+            m.neg_margin = args.miner_neg_margin.unwrap_or(m.neg_margin);
+        }
+        _ if args.miner_pos_margin.is_some() => refuse("--miner-pos-margin")?,
+        _ if args.miner_neg_margin.is_some() => refuse("--miner-neg-margin")?,
+        _ => {}
+    }
+    match &mut cfg {
+        MinerConfig::MultiSimilarity(m) => m.epsilon = args.epsilon.unwrap_or(m.epsilon),
+        _ if args.epsilon.is_some() => refuse("--epsilon")?,
+        _ => {}
+    }
+    match &mut cfg {
+        MinerConfig::DistanceWeighted(m) => {
+            m.cutoff = args.cutoff.unwrap_or(m.cutoff);
+            m.nonzero_loss_cutoff = args.nonzero_loss_cutoff.unwrap_or(m.nonzero_loss_cutoff);
+            if args.miner_distance.is_some() || args.miner_normalize.is_some() {
+                refuse("--miner-distance/--miner-normalize (it needs normalised euclidean)")?;
+            }
+        }
+        _ if args.cutoff.is_some() => refuse("--cutoff")?,
+        _ if args.nonzero_loss_cutoff.is_some() => refuse("--nonzero-loss-cutoff")?,
+        _ => {}
+    }
+    if let Some(kind) = args.miner_distance {
+        cfg = cfg.with_distance(distance_of(kind, args.miner_normalize.unwrap_or(true))?);
+    } else if let Some(n) = args.miner_normalize {
+        let d = match cfg.distance() {
+            Distance::Lp(lp) => Distance::Lp(LpDistance { normalize: n, ..lp }),
+            Distance::Dot(_) => Distance::Dot(DotProductSimilarity { normalize: n }),
+            Distance::Cosine(_) if !n => bail!("the miner's cosine similarity always normalises"),
+            d => d,
+        };
+        cfg = cfg.with_distance(d);
+    }
+    cfg.validate().map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("--miner {name}"))?;
+    Ok(Some(cfg))
+}
+
+fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin::Mined>)> {
+    let miner = miner(args)?;
+    if miner.is_some() && args.labels.is_none() {
+        bail!("--miner mines a labelled batch; give --labels");
+    }
+    let mine = |labels: &[i64]| -> Result<Option<margin::Mined>> {
+        let Some(cfg) = &miner else { return Ok(None) };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+        Ok(Some(cfg.mine(&x.clone().detach(), labels, None, &mut rng).map_err(|e| anyhow::anyhow!(e))?))
+    };
     let rows = x.dims()[0];
     let distance = distance(args)?;
     let reducer = reducer(args)?;
@@ -217,11 +425,15 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<LossOutput> {
                 if t.is_empty() {
                     bail!("{} holds no triplet", path.display());
                 }
-                loss.forward_triplets(select(x, t.anchor.iter().copied()), select(x, t.positive.iter().copied()), select(x, t.negative.iter().copied()))
-                    .map_err(lib)
+                let out = loss
+                    .forward_triplets(select(x, t.anchor.iter().copied()), select(x, t.positive.iter().copied()), select(x, t.negative.iter().copied()))
+                    .map_err(lib)?;
+                Ok((out, None))
             } else {
                 let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
-                loss.forward(x.clone(), &labels, None).map_err(lib)
+                let mined = mine(&labels)?;
+                let tuples = mined.clone().map(margin::Mined::into_triplets);
+                Ok((loss.forward(x.clone(), &labels, tuples.as_ref()).map_err(lib)?, mined))
             }
         }
         LossKind::Contrastive => {
@@ -260,11 +472,15 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<LossOutput> {
                     bail!("{} and {} hold no pair", s.display(), d.display());
                 }
                 let polarity: Vec<PairPolarity> = pairs.iter().map(|p| p.2).collect();
-                loss.forward_pairs(select(x, pairs.iter().map(|p| p.0)), select(x, pairs.iter().map(|p| p.1)), &polarity)
-                    .map_err(lib)
+                let out = loss
+                    .forward_pairs(select(x, pairs.iter().map(|p| p.0)), select(x, pairs.iter().map(|p| p.1)), &polarity)
+                    .map_err(lib)?;
+                Ok((out, None))
             } else {
                 let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
-                loss.forward(x.clone(), &labels, None).map_err(lib)
+                let mined = mine(&labels)?;
+                let pairs = mined.clone().map(margin::Mined::into_pairs);
+                Ok((loss.forward(x.clone(), &labels, pairs.as_ref()).map_err(lib)?, mined))
             }
         }
     }
@@ -284,7 +500,13 @@ pub fn run(args: LossArgs) -> Result<()> {
     }
     let flat: Vec<f64> = m.iter().copied().collect();
     let x = Tensor::<2>::from_data(TensorData::new(flat, [rows, dim]), (&device, dtype)).require_grad();
-    let out = compute(&args, &x).with_context(|| format!("computing the loss on {}", args.embeddings.display()))?;
+    let (out, mined) = compute(&args, &x).with_context(|| format!("computing the loss on {}", args.embeddings.display()))?;
+    if let (Some(path), Some(m)) = (&args.mined_out, &mined) {
+        let rows = m.to_rows();
+        let width = if matches!(m, margin::Mined::Pairs(_)) { 4 } else { 3 };
+        let flat: Vec<i64> = rows.into_iter().flatten().collect();
+        write_matrix(path, &Array2::from_shape_vec((flat.len() / width, width), flat)?)?;
+    }
     if let Some(path) = &args.grad_out {
         let g = x.grad(&out.loss.backward()).context("the embeddings received no gradient")?;
         let g = margin::to_host(&g);
@@ -301,6 +523,9 @@ pub fn run(args: LossArgs) -> Result<()> {
         dim,
         dtype: format!("{:?}", args.dtype).to_lowercase(),
         stats: out.stats,
+        miner: args.miner.map(|k| k.to_possible_value().expect("no skipped variants").get_name().to_string()),
+        mined: mined.as_ref().map(margin::Mined::len),
+        miner_stats: mined.as_ref().map(|m| *m.stats()),
         grad_out: args.grad_out.clone(),
     };
     if args.json {
@@ -310,10 +535,16 @@ pub fn run(args: LossArgs) -> Result<()> {
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.6}"));
         println!("{} loss on {} × {} embeddings ({}, {}, {})", report.loss_function, rows, dim, report.distance, report.reducer, report.dtype);
         println!("  loss            {:.9}", s.loss);
+        if let (Some(name), Some(n)) = (&report.miner, report.mined) {
+            println!("  miner           {name}: {n} tuples mined");
+        }
         println!("  tuples          {}", s.num_tuples);
         println!("  active          {} ({:.1}%)", s.num_active, 100.0 * s.active_fraction);
         println!("  mean d(a, p)    {}", opt(s.mean_ap_dist));
         println!("  mean d(a, n)    {}", opt(s.mean_an_dist));
+        if let Some(p) = &args.mined_out {
+            println!("  mined tuples    written to {}", p.display());
+        }
         if let Some(p) = &args.grad_out {
             println!("  gradient        written to {}", p.display());
         }
