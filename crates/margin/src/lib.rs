@@ -62,6 +62,7 @@ pub mod reference;
 pub mod sampler;
 pub mod train;
 mod tuples;
+pub mod xbm;
 
 /// The Burn version margin is built on, re-exported so users and the CLI share it.
 pub use burn;
