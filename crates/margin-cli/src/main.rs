@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod alloc;
 mod cmd;
+mod report;
 mod npy;
 
 /// Deep metric learning: train embeddings, measure how they retrieve and verify.
@@ -23,6 +24,10 @@ enum Command {
     Loss(cmd::loss::LossArgs),
     /// Evaluate embeddings: retrieval, clustering, verification and few-shot metrics.
     Eval(cmd::eval::EvalArgs),
+    /// Train an embedding model end to end (default: ConvNet-4 on the bundled Omniglot).
+    Train(cmd::train::TrainArgs),
+    /// Embed new data with a trained model.
+    Embed(cmd::embed::EmbedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +36,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Loss(args) => cmd::loss::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Embed(args) => cmd::embed::run(args),
     }
 }

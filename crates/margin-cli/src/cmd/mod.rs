@@ -2,3 +2,5 @@
 
 pub mod eval;
 pub mod loss;
+pub mod embed;
+pub mod train;
