@@ -78,6 +78,7 @@ pub use loss::{
 };
 pub use reducer::{ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer};
 pub use tuples::{PairPolarity, Pairs, Triplets};
+pub use loss::MinedLossOutput;
 pub use miner::{
     BatchEasyHardMiner, BatchHardMiner, DistanceWeightedMiner, FaceNetSemiHardMiner, Mined, MinedPairs,
     MinedTriplets, MinerConfig, MinerStats, MiningInput, MiningStrategy, MultiSimilarityMiner, PairMarginMiner,

@@ -10,9 +10,11 @@ use burn::tensor::{Int, Tensor, TensorData};
 mod batch_all;
 mod contrastive;
 mod triplet;
+mod weighted;
 
 pub use contrastive::{ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig};
 pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};
+pub use weighted::MinedLossOutput;
 
 /// A reference set distinct from the query batch (e.g. a cross-batch memory).
 ///

@@ -1,0 +1,350 @@
+//! Losses on given tuples through one weight matrix: `L = sum(W ⊙ D) + c`.
+//!
+//! Every triplet or pair term depends on the distance matrix `D` only through
+//! one or two entries, so the gradient of the reduced loss w.r.t. `D` is a
+//! `[n, m]` matrix `W` accumulated on the host from the per-term derivatives;
+//! `sum(W ⊙ D) + (L − Σ W⊙D)` then has the loss's value and exactly its
+//! gradient. Compared with gathering one entry per tuple, this never builds
+//! index tensors or per-tuple graphs (millions of pairs for an all-pairs
+//! contrastive loss), and lets a miner reuse the loss's own distance matrix
+//! when both use the same distance: one GEMM forward, two backward.
+//!
+//! Entry points: [`TripletMarginLoss::forward_mined`],
+//! [`ContrastiveLoss::forward_mined`] (a [`MinerConfig`] then the loss, tuples
+//! returned), and [`ContrastiveLoss::forward_fused`] (given pairs or, without,
+//! every pair — never listed).
+
+use burn::tensor::Tensor;
+use rand::RngCore;
+
+use super::batch_all::{self, FusedPlan};
+use super::{LossOutput, LossStats, ReferenceSet};
+use crate::error::Result;
+use crate::input::{attached_zero, check_embeddings, check_labels, check_same_dim, to_host};
+use crate::miner::{Mined, MinerConfig, MiningInput};
+use crate::{ContrastiveForm, ContrastiveLoss, Direction, Distance, KindPooling, Pairs, Reducer, TripletMarginLoss, Triplets};
+
+/// A loss and what its miner returned.
+#[derive(Debug, Clone)]
+pub struct MinedLossOutput {
+    /// The loss on the mined tuples.
+    pub output: LossOutput,
+    /// The mined tuples (e.g. to save them) and the miner's statistics.
+    pub mined: Mined,
+}
+
+/// Which per-element values a reducer averages over, and its scale.
+fn reducer_scale(reducer: &Reducer, values: &[f64]) -> (Vec<bool>, f64) {
+    let kept: Vec<bool> = values
+        .iter()
+        .map(|&v| match *reducer {
+            Reducer::Mean | Reducer::Sum => true,
+            Reducer::AvgNonZero => v > 0.0,
+            Reducer::Threshold { low, high } => low.is_none_or(|l| v > l) && high.is_none_or(|h| v < h),
+        })
+        .collect();
+    let count = kept.iter().filter(|&&k| k).count();
+    let scale = match (reducer, count) {
+        (_, 0) => 0.0,
+        (Reducer::Sum, _) => 1.0,
+        (_, c) => 1.0 / c as f64,
+    };
+    (kept, scale)
+}
+
+/// The differentiable distance matrix of query vs reference (or the batch itself).
+fn distance_matrix(d: &Distance, query: Tensor<2>, reference: Option<&ReferenceSet<'_>>) -> Tensor<2> {
+    match reference {
+        None => d.self_matrix(query),
+        Some(r) => d.matrix(query, r.embeddings.clone()),
+    }
+}
+
+/// Checks inputs; returns the graph-attached zero.
+fn check_inputs(query: &Tensor<2>, labels: &[i64], reference: Option<&ReferenceSet<'_>>) -> Result<Tensor<1>> {
+    check_embeddings("embeddings", query)?;
+    check_labels("embeddings", query, "labels", labels)?;
+    let mut zero = attached_zero(query);
+    if let Some(r) = reference {
+        check_embeddings("reference embeddings", &r.embeddings)?;
+        check_same_dim("reference embeddings", &r.embeddings, "embeddings", query)?;
+        check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
+        zero = zero + attached_zero(&r.embeddings);
+    }
+    Ok(zero)
+}
+
+/// Host copy of a matrix as a [`MiningInput`] (no self exclusion needed: tuples are given).
+fn host_input(mat: &Tensor<2>, d: &Distance, labels: &[i64], ref_labels: &[i64], same_set: bool, dim: usize) -> MiningInput {
+    let [n, m] = mat.dims();
+    let self_index = if same_set { (0..n).map(Some).collect() } else { vec![None; n] };
+    MiningInput::from_host(to_host(mat), n, m, d.direction(), labels.to_vec(), ref_labels.to_vec(), self_index, dim)
+}
+
+/// `Σ W ⊙ D` on the host (raw units).
+fn host_dot(input: &MiningInput, w: &[f64]) -> f64 {
+    let m = input.cols();
+    (0..input.rows()).map(|a| (0..m).map(|j| w[a * m + j] * input.raw(a, j)).sum::<f64>()).sum()
+}
+
+fn output(plan: FusedPlan, value: f64, mat: Tensor<2>, zero: Tensor<1>, stats: LossStats) -> LossOutput {
+    if stats.num_tuples == 0 || plan.weights.iter().all(|&w| w == 0.0) && value == 0.0 {
+        return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
+    }
+    let loss = batch_all::apply(&plan, mat);
+    let v = to_host(&loss)[0];
+    LossOutput { loss, stats: LossStats { loss: v, ..stats } }
+}
+
+fn sign(dir: Direction) -> f64 {
+    match dir {
+        Direction::SmallerIsCloser => 1.0,
+        Direction::LargerIsCloser => -1.0,
+    }
+}
+
+impl TripletMarginLoss {
+    /// Triplet loss on explicit triplets through one weight matrix (no swap:
+    /// the caller falls back to the gathering path for it).
+    fn weighted_triplets(&self, input: &MiningInput, t: &Triplets) -> (FusedPlan, f64, LossStats) {
+        let m = input.cols();
+        let mut w = vec![0.0; input.rows() * m];
+        let mut terms = Vec::with_capacity(t.len());
+        let mut derivs = Vec::with_capacity(t.len());
+        let (mut sum_ap, mut sum_an, mut active) = (0.0, 0.0, 0usize);
+        for (a, p, n) in t.iter() {
+            let (uap, uan) = (input.u(a, p), input.u(a, n));
+            sum_ap += uap;
+            sum_an += uan;
+            let v = (uap - uan) + self.margin;
+            active += (v > 0.0) as usize;
+            if self.smooth {
+                terms.push(v.max(0.0) + (-v.abs()).exp().ln_1p());
+                derivs.push(if v >= 0.0 { 1.0 / (1.0 + (-v).exp()) } else { v.exp() / (1.0 + v.exp()) });
+            } else {
+                terms.push(v.max(0.0));
+                derivs.push(if v > 0.0 { 1.0 } else { 0.0 });
+            }
+        }
+        let (kept, scale) = reducer_scale(&self.reducer, &terms);
+        let s = sign(input.direction()) * scale;
+        let mut value = 0.0;
+        for (i, (a, p, n)) in t.iter().enumerate() {
+            if kept[i] {
+                value += terms[i];
+                w[a * m + p] += s * derivs[i];
+                w[a * m + n] -= s * derivs[i];
+            }
+        }
+        value *= scale;
+        let constant = value - host_dot(input, &w);
+        let k = t.len();
+        let stats = LossStats {
+            loss: value,
+            num_tuples: k,
+            num_active: active,
+            active_fraction: if k == 0 { 0.0 } else { active as f64 / k as f64 },
+            mean_ap_dist: (k > 0).then(|| input.to_raw(sum_ap / k as f64)),
+            mean_an_dist: (k > 0).then(|| input.to_raw(sum_an / k as f64)),
+        };
+        let plan = FusedPlan { weights: w, constant, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        (plan, value, stats)
+    }
+
+    /// A miner, then this loss on its triplets (pairs are combined per anchor,
+    /// as PML does). When the miner uses this loss's distance, one distance
+    /// matrix serves both; the loss goes through one weight matrix on it.
+    /// The mined tuples come back with the loss (e.g. for `--mined-out`).
+    ///
+    /// # Shapes
+    /// - `query`: `[n, d]`, `labels`: `n`; `reference.embeddings`: `[m, d]` → loss `[1]`
+    pub fn forward_mined(
+        &self,
+        query: Tensor<2>,
+        labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        miner: &MinerConfig,
+        rng: &mut dyn RngCore,
+    ) -> Result<MinedLossOutput> {
+        miner.validate()?;
+        let zero = check_inputs(&query, labels, reference.as_ref())?;
+        let d = self.distance;
+        let dim = query.dims()[1];
+        let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
+        if self.swap {
+            let mined = miner.mine(&query, labels, reference.as_ref(), rng)?;
+            let t = mined.clone().into_triplets();
+            let output = match reference {
+                None => self.forward(query, labels, Some(&t))?,
+                Some(r) => self.forward_with_reference(query, labels, r, Some(&t))?,
+            };
+            return Ok(MinedLossOutput { output, mined });
+        }
+        let mat = distance_matrix(&d, query.clone(), reference.as_ref());
+        let input = host_input(&mat, &d, labels, &ref_labels, reference.is_none(), dim);
+        let mined = if miner.distance() == d {
+            miner.mine_input(&input, rng)?
+        } else {
+            miner.mine(&query, labels, reference.as_ref(), rng)?
+        };
+        let t = mined.clone().into_triplets();
+        let (plan, value, stats) = self.weighted_triplets(&input, &t);
+        drop(input);
+        Ok(MinedLossOutput { output: output(plan, value, mat, zero, stats), mined })
+    }
+}
+
+impl ContrastiveLoss {
+    /// Per-pair term and its derivative w.r.t. the raw distance.
+    #[inline]
+    fn term(&self, dir: Direction, raw: f64, similar: bool) -> (f64, f64) {
+        // The gathering path's expressions: violation_over(d, pos) / violation_under(neg, d).
+        let (h, dh) = match (dir, similar) {
+            (Direction::SmallerIsCloser, true) => (raw - self.pos_margin, 1.0),
+            (Direction::LargerIsCloser, true) => (-raw + self.pos_margin, -1.0),
+            (Direction::SmallerIsCloser, false) => (-raw + self.neg_margin, -1.0),
+            (Direction::LargerIsCloser, false) => (raw - self.neg_margin, 1.0),
+        };
+        if h <= 0.0 {
+            return (0.0, 0.0);
+        }
+        match self.form {
+            ContrastiveForm::Linear => (h, dh),
+            ContrastiveForm::Squared => (h * h, 2.0 * h * dh),
+        }
+    }
+
+    /// Contrastive loss on `pairs` (or, when `None`, every pair `i ≠ j` of the
+    /// batch — never listed) through one weight matrix on the distance matrix.
+    /// Same value, gradient and stats as [`ContrastiveLoss::forward`], in O(B²)
+    /// memory whatever the number of pairs.
+    ///
+    /// # Shapes
+    /// - `embeddings`: `[B, d]`, `labels`: `B` values → loss `[1]`
+    pub fn forward_fused(&self, embeddings: Tensor<2>, labels: &[i64], pairs: Option<&Pairs>) -> Result<LossOutput> {
+        let zero = check_inputs(&embeddings, labels, None)?;
+        if let Some(p) = pairs {
+            p.check(labels.len(), labels.len())?;
+        }
+        let dim = embeddings.dims()[1];
+        let mat = self.distance.self_matrix(embeddings);
+        let input = host_input(&mat, &self.distance, labels, labels, true, dim);
+        let (plan, value, stats) = match pairs {
+            Some(p) => self.weighted_pairs(&input, p),
+            None => {
+                let all = |similar: bool| {
+                    (0..labels.len()).flat_map(move |i| {
+                        (0..labels.len()).filter(move |&j| j != i && (labels[i] == labels[j]) == similar).map(move |j| (i, j))
+                    })
+                };
+                self.weighted_pair_iters(&input, all(true), all(false))
+            }
+        };
+        drop(input);
+        Ok(output(plan, value, mat, zero, stats))
+    }
+
+    fn weighted_pairs(&self, input: &MiningInput, pairs: &Pairs) -> (FusedPlan, f64, LossStats) {
+        self.weighted_pair_iters(input, pairs.similar.iter().copied(), pairs.dissimilar.iter().copied())
+    }
+
+    /// The weight matrix of the contrastive loss over two pair lists.
+    fn weighted_pair_iters(
+        &self,
+        input: &MiningInput,
+        similar: impl Iterator<Item = (usize, usize)> + Clone,
+        dissimilar: impl Iterator<Item = (usize, usize)> + Clone,
+    ) -> (FusedPlan, f64, LossStats) {
+        let dir = input.direction();
+        let m = input.cols();
+        // Pass 1: counts for the reducer (per group, or pooled).
+        let group = |it: &mut dyn Iterator<Item = (usize, usize)>, similar: bool| {
+            let (mut n, mut kept, mut active, mut sum_d) = (0usize, 0usize, 0usize, 0.0);
+            for (a, j) in it {
+                let raw = input.raw(a, j);
+                let (t, _) = self.term(dir, raw, similar);
+                n += 1;
+                sum_d += raw;
+                active += (t > 0.0) as usize;
+                kept += self.keeps(t) as usize;
+            }
+            (n, kept, active, sum_d)
+        };
+        let (np, kp, ap, sp) = group(&mut similar.clone(), true);
+        let (nn, kn, an, sn) = group(&mut dissimilar.clone(), false);
+        let scale_of = |kept: usize| match (self.reducer, kept) {
+            (_, 0) => 0.0,
+            (Reducer::Sum, _) => 1.0,
+            (_, k) => 1.0 / k as f64,
+        };
+        let (scale_p, scale_n) = match self.pooling {
+            KindPooling::Separate => (scale_of(kp), scale_of(kn)),
+            KindPooling::Pooled => (scale_of(kp + kn), scale_of(kp + kn)),
+        };
+        // Pass 2: weights and value.
+        let mut w = vec![0.0; input.rows() * m];
+        let mut value = 0.0;
+        for (it, similar, scale) in [
+            (&mut similar.clone() as &mut dyn Iterator<Item = (usize, usize)>, true, scale_p),
+            (&mut dissimilar.clone(), false, scale_n),
+        ] {
+            for (a, j) in it {
+                let (t, dt) = self.term(dir, input.raw(a, j), similar);
+                if self.keeps(t) {
+                    value += scale * t;
+                    w[a * m + j] += scale * dt;
+                }
+            }
+        }
+        let constant = value - host_dot(input, &w);
+        let k = np + nn;
+        let active = ap + an;
+        let stats = LossStats {
+            loss: value,
+            num_tuples: k,
+            num_active: active,
+            active_fraction: if k == 0 { 0.0 } else { active as f64 / k as f64 },
+            mean_ap_dist: (np > 0).then(|| sp / np as f64),
+            mean_an_dist: (nn > 0).then(|| sn / nn as f64),
+        };
+        let plan = FusedPlan { weights: w, constant, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        (plan, value, stats)
+    }
+
+    fn keeps(&self, v: f64) -> bool {
+        match self.reducer {
+            Reducer::Mean | Reducer::Sum => true,
+            Reducer::AvgNonZero => v > 0.0,
+            Reducer::Threshold { low, high } => low.is_none_or(|l| v > l) && high.is_none_or(|h| v < h),
+        }
+    }
+
+    /// A miner, then this loss on its pairs (triplets are split into pairs, as
+    /// PML does). When the miner uses this loss's distance, one distance matrix
+    /// serves both; the loss goes through one weight matrix on it.
+    pub fn forward_mined(
+        &self,
+        query: Tensor<2>,
+        labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        miner: &MinerConfig,
+        rng: &mut dyn RngCore,
+    ) -> Result<MinedLossOutput> {
+        miner.validate()?;
+        let zero = check_inputs(&query, labels, reference.as_ref())?;
+        let d = self.distance;
+        let dim = query.dims()[1];
+        let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
+        let mat = distance_matrix(&d, query.clone(), reference.as_ref());
+        let input = host_input(&mat, &d, labels, &ref_labels, reference.is_none(), dim);
+        let mined = if miner.distance() == d {
+            miner.mine_input(&input, rng)?
+        } else {
+            miner.mine(&query, labels, reference.as_ref(), rng)?
+        };
+        let pairs = mined.clone().into_pairs();
+        let (plan, value, stats) = self.weighted_pairs(&input, &pairs);
+        drop(input);
+        Ok(MinedLossOutput { output: output(plan, value, mat, zero, stats), mined })
+    }
+}

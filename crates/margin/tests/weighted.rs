@@ -1,0 +1,115 @@
+//! Losses through one weight matrix (`forward_fused`, `forward_mined`) equal the
+//! gathering path in value, gradient and stats.
+
+mod common;
+
+use common::*;
+use margin::{
+    BatchEasyHardMiner, BatchHardMiner, ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance,
+    DistanceWeightedMiner, FaceNetSemiHardMiner, KindPooling, LossOutput, LossStats, MinerConfig, MultiSimilarityMiner,
+    PairMarginMiner, Pairs, Reducer, TripletMarginLossConfig, TripletMarginMiner, TripletType,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn same(a: (&LossOutput, &[Vec<f64>]), b: (&LossOutput, &[Vec<f64>]), what: &str) {
+    let (sa, sb): (&LossStats, &LossStats) = (&a.0.stats, &b.0.stats);
+    assert_eq!((sa.num_tuples, sa.num_active), (sb.num_tuples, sb.num_active), "{what}: counts");
+    assert_close(sa.loss, sb.loss, 1e-9, 1e-12, &format!("{what}: value"));
+    assert_rows_close(a.1, b.1, 1e-9, 1e-12, &format!("{what}: grad"));
+    for (x, y) in [(sa.mean_ap_dist, sb.mean_ap_dist), (sa.mean_an_dist, sb.mean_an_dist)] {
+        assert_eq!(x.is_some(), y.is_some(), "{what}: mean presence");
+        if let (Some(x), Some(y)) = (x, y) {
+            assert_close(x, y, 1e-9, 1e-12, &format!("{what}: mean"));
+        }
+    }
+}
+
+#[test]
+fn contrastive_fused_equals_gathering() {
+    let mut seed = 0;
+    for distance in [Distance::euclidean_normalized(), Distance::Cosine(CosineSimilarity)] {
+        for form in [ContrastiveForm::Linear, ContrastiveForm::Squared] {
+            for pooling in [KindPooling::Separate, KindPooling::Pooled] {
+                for reducer in [Reducer::AvgNonZero, Reducer::Mean, Reducer::Sum, Reducer::Threshold { low: Some(0.05), high: None }] {
+                    seed += 1;
+                    let (pm, nm) = if distance == Distance::euclidean_normalized() { (0.3, 1.2) } else { (0.8, 0.1) };
+                    let loss = ContrastiveLossConfig::new()
+                        .with_form(form)
+                        .with_pos_margin(pm)
+                        .with_neg_margin(nm)
+                        .with_distance(distance)
+                        .with_reducer(reducer)
+                        .with_pooling(pooling)
+                        .init()
+                        .unwrap();
+                    let rows = random_rows(seed, 30, 5);
+                    let labels = random_labels(seed, 30, 6);
+                    let what = format!("{} {form:?} {pooling:?} {reducer:?}", distance.describe());
+                    let some = Pairs::all(&labels);
+                    let some = Pairs { similar: some.similar[..some.similar.len() / 2].to_vec(), dissimilar: some.dissimilar[3..].to_vec() };
+                    for pairs in [None, Some(&some)] {
+                        let x = tensor64(&rows);
+                        let f = loss.forward_fused(x.clone(), &labels, pairs).unwrap();
+                        let gf = grad_rows(&x, &f.loss);
+                        let x = tensor64(&rows);
+                        let n = loss.forward(x.clone(), &labels, pairs).unwrap();
+                        let gn = grad_rows(&x, &n.loss);
+                        same((&f, &gf), (&n, &gn), &what);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn miners(distance: Distance) -> Vec<MinerConfig> {
+    vec![
+        MinerConfig::BatchHard(BatchHardMiner::new(distance)),
+        MinerConfig::BatchEasyHard(BatchEasyHardMiner { distance, ..Default::default() }),
+        MinerConfig::BatchEasyHard(BatchEasyHardMiner {
+            distance,
+            ..BatchEasyHardMiner::new(margin::MiningStrategy::Hard, margin::MiningStrategy::All)
+        }),
+        MinerConfig::TripletMargin(TripletMarginMiner::new(0.2, TripletType::Semihard).with_distance(distance)),
+        MinerConfig::SemihardFacenet(FaceNetSemiHardMiner::new(distance)),
+        MinerConfig::PairMargin(PairMarginMiner { pos_margin: 0.4, neg_margin: 0.9, distance }),
+        MinerConfig::MultiSimilarity(MultiSimilarityMiner::default()),
+        MinerConfig::DistanceWeighted(DistanceWeightedMiner { cutoff: 0.5, nonzero_loss_cutoff: 1.6 }),
+    ]
+}
+
+#[test]
+fn forward_mined_equals_mine_then_gathering_loss() {
+    let mut seed = 50;
+    for distance in [Distance::euclidean_normalized(), Distance::Cosine(CosineSimilarity)] {
+        for miner in miners(distance) {
+            for smooth in [false, true] {
+                seed += 1;
+                let rows = random_rows(seed, 28, 6);
+                let labels = random_labels(seed, 28, 7);
+                let what = format!("{miner:?} smooth {smooth}");
+                let triplet = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).with_smooth(smooth).init().unwrap();
+                let x = tensor64(&rows);
+                let f = triplet.forward_mined(x.clone(), &labels, None, &miner, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+                let gf = grad_rows(&x, &f.output.loss);
+                let x = tensor64(&rows);
+                let mined = miner.mine(&x, &labels, None, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+                assert_eq!(f.mined, mined, "{what}: same tuples");
+                let n = triplet.forward(x.clone(), &labels, Some(&mined.into_triplets())).unwrap();
+                let gn = grad_rows(&x, &n.loss);
+                same((&f.output, &gf), (&n, &gn), &format!("triplet {what}"));
+
+                let contrastive = ContrastiveLossConfig::new().with_distance(distance).with_pos_margin(if smooth { 0.1 } else { 0.0 })
+                    .with_neg_margin(if distance == Distance::euclidean_normalized() { 1.0 } else { 0.2 }).init().unwrap();
+                let x = tensor64(&rows);
+                let f = contrastive.forward_mined(x.clone(), &labels, None, &miner, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+                let gf = grad_rows(&x, &f.output.loss);
+                let x = tensor64(&rows);
+                let n = contrastive.forward(x.clone(), &labels, Some(&f.mined.clone().into_pairs())).unwrap();
+                let gn = grad_rows(&x, &n.loss);
+                same((&f.output, &gf), (&n, &gn), &format!("contrastive {what}"));
+            }
+        }
+    }
+}
