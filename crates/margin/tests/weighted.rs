@@ -53,7 +53,7 @@ fn contrastive_fused_equals_gathering() {
                         let f = loss.forward_fused(x.clone(), &labels, pairs).unwrap();
                         let gf = grad_rows(&x, &f.loss);
                         let x = tensor64(&rows);
-                        let n = loss.forward(x.clone(), &labels, pairs).unwrap();
+                        let n = loss.forward_gathered(x.clone(), &labels, pairs).unwrap();
                         let gn = grad_rows(&x, &n.loss);
                         same((&f, &gf), (&n, &gn), &what);
                     }
@@ -106,7 +106,7 @@ fn forward_mined_equals_mine_then_gathering_loss() {
                 let f = contrastive.forward_mined(x.clone(), &labels, None, &miner, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
                 let gf = grad_rows(&x, &f.output.loss);
                 let x = tensor64(&rows);
-                let n = contrastive.forward(x.clone(), &labels, Some(&f.mined.clone().into_pairs())).unwrap();
+                let n = contrastive.forward_gathered(x.clone(), &labels, Some(&f.mined.clone().into_pairs())).unwrap();
                 let gn = grad_rows(&x, &n.loss);
                 same((&f.output, &gf), (&n, &gn), &format!("contrastive {what}"));
             }

@@ -156,7 +156,16 @@ impl ContrastiveLoss {
     ///
     /// # Shapes
     /// - `embeddings`: `[B, d]`, `labels`: `B` values → loss `[1]`
+    ///
+    /// Computed through one `[B, B]` weight matrix on the distance matrix
+    /// ([`ContrastiveLoss::forward_fused`]): the pairs are never listed as tensors.
     pub fn forward(&self, embeddings: Tensor<2>, labels: &[i64], pairs: Option<&Pairs>) -> MarginResult<LossOutput> {
+        self.forward_fused(embeddings, labels, pairs)
+    }
+
+    /// [`ContrastiveLoss::forward`] by gathering every pair's distance from the matrix
+    /// (the direct form the fused path is tested against).
+    pub fn forward_gathered(&self, embeddings: Tensor<2>, labels: &[i64], pairs: Option<&Pairs>) -> MarginResult<LossOutput> {
         self.forward_impl(embeddings, labels, None, pairs)
     }
 
