@@ -26,8 +26,9 @@ use crate::error::{EvalError, Result, invalid};
 use crate::scalar::{Real, gemm_abt};
 use crate::topk::{CHUNK, TopK};
 
-/// Tile sizes of the search. The defaults suit 2 MB L2 caches and
-/// dimensions of a few hundred.
+/// Tile sizes of the search. The defaults (512 × 2048, a 4 MB f32 score
+/// tile per thread) were the fastest of 256–1024 × 1024–2048 on a 2-core
+/// Zen 4 with d = 128 (see `BENCHMARKS.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KnnOptions {
     /// Query rows per block (one block per rayon task).
@@ -38,7 +39,7 @@ pub struct KnnOptions {
 
 impl Default for KnnOptions {
     fn default() -> Self {
-        Self { query_block: 256, reference_block: 1024 }
+        Self { query_block: 512, reference_block: 2048 }
     }
 }
 
@@ -208,12 +209,7 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
                 let nr = rb.min(m - r0);
                 space.score_tile(qblock, &qids, r0, nr, &mut buf, false);
                 let bias = if space.reference().bias.is_empty() { None } else { Some(&space.reference().bias[r0..r0 + nr]) };
-                for (row, heap) in buf[..nq * nr].chunks_exact(nr).zip(heaps.iter_mut()) {
-                    match bias {
-                        Some(b) => scan_row(row, Some(b), r0 as u32, heap),
-                        None => scan_row(row, None, r0 as u32, heap),
-                    }
-                }
+                scan_tile(&buf[..nq * nr], nr, bias, r0 as u32, &mut heaps);
                 r0 += nr;
             }
             for ((h, s), i) in heaps.into_iter().zip(sc_chunk.chunks_exact_mut(k)).zip(idx_chunk.chunks_exact_mut(k)) {
@@ -227,6 +223,92 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
         .flat_map_iter(|(q, row)| row.iter().map(move |&s| space.value(q, s)))
         .collect();
     Neighbors { k, n_queries: n, distance: space.distance, indices, values }
+}
+
+/// Scans every row of a score tile (`nr` columns) into its query's top-k,
+/// with AVX2 code when the CPU has it (the crate itself is compiled for the
+/// x86-64 baseline; the GEMM kernels do their own dispatch).
+fn scan_tile<T: Real>(tile: &[T], nr: usize, bias: Option<&[T]>, r0: u32, heaps: &mut [TopK<T>]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { scan_tile_avx2(tile, nr, bias, r0, heaps) };
+            return;
+        }
+    }
+    scan_tile_body(tile, nr, bias, r0, heaps);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_tile_avx2<T: Real>(tile: &[T], nr: usize, bias: Option<&[T]>, r0: u32, heaps: &mut [TopK<T>]) {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: `T` is `f32` (checked above), so these are casts of a type to itself.
+        let (tile, bias, heaps) = unsafe {
+            (
+                &*(tile as *const [T] as *const [f32]),
+                bias.map(|b| &*(b as *const [T] as *const [f32])),
+                &mut *(heaps as *mut [TopK<T>] as *mut [TopK<f32>]),
+            )
+        };
+        // SAFETY: AVX2 is available (this function's precondition).
+        unsafe { scan_tile_f32_avx2(tile, nr, bias, r0, heaps) };
+    } else {
+        scan_tile_body(tile, nr, bias, r0, heaps);
+    }
+}
+
+/// The f32 scan with explicit AVX2: two 8-lane compares and `movemask`
+/// give the 16-bit mask of scores above the threshold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_tile_f32_avx2(tile: &[f32], nr: usize, bias: Option<&[f32]>, r0: u32, heaps: &mut [TopK<f32>]) {
+    use std::arch::x86_64::*;
+    let full = nr / CHUNK * CHUNK;
+    for (row, heap) in tile.chunks_exact(nr).zip(heaps.iter_mut()) {
+        let mut base = 0;
+        while base < full {
+            let c: &[f32; CHUNK] = row[base..base + CHUNK].try_into().expect("chunk");
+            // SAFETY: `c` (and `b` below) hold 16 f32, read as two unaligned 8-lane loads.
+            let (mut lo, mut hi) = unsafe { (_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(c.as_ptr().add(8))) };
+            if let Some(b) = bias {
+                let b: &[f32; CHUNK] = b[base..base + CHUNK].try_into().expect("chunk");
+                // SAFETY: as above.
+                unsafe {
+                    lo = _mm256_add_ps(lo, _mm256_loadu_ps(b.as_ptr()));
+                    hi = _mm256_add_ps(hi, _mm256_loadu_ps(b.as_ptr().add(8)));
+                }
+            }
+            let t = _mm256_set1_ps(heap.threshold());
+            let mask = (_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(lo, t)) as u32)
+                | ((_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(hi, t)) as u32) << 8);
+            if mask != 0 {
+                let mut vals = [0.0f32; CHUNK];
+                // SAFETY: `vals` holds 16 f32.
+                unsafe {
+                    _mm256_storeu_ps(vals.as_mut_ptr(), lo);
+                    _mm256_storeu_ps(vals.as_mut_ptr().add(8), hi);
+                }
+                heap.offer_mask(&vals, mask, r0 + base as u32);
+            }
+            base += CHUNK;
+        }
+        for j in full..nr {
+            heap.push(row[j] + bias.map_or(0.0, |b| b[j]), r0 + j as u32);
+        }
+    }
+}
+
+#[inline(always)]
+fn scan_tile_body<T: Real>(tile: &[T], nr: usize, bias: Option<&[T]>, r0: u32, heaps: &mut [TopK<T>]) {
+    for (row, heap) in tile.chunks_exact(nr).zip(heaps.iter_mut()) {
+        match bias {
+            Some(b) => scan_row(row, Some(b), r0, heap),
+            None => scan_row(row, None, r0, heap),
+        }
+    }
 }
 
 /// Offers every score of `row` plus its `bias` (if any) — reference indices
@@ -248,12 +330,12 @@ fn scan_row<T: Real>(row: &[T], bias: Option<&[T]>, r0: u32, heap: &mut TopK<T>)
             None => vals = *c,
         }
         let thr = heap.threshold();
-        let mut hit = false;
-        for &v in &vals {
-            hit |= v > thr;
+        let mut mask = 0u32;
+        for (j, &v) in vals.iter().enumerate() {
+            mask |= u32::from(v > thr) << j;
         }
-        if hit {
-            heap.offer_chunk(&vals, r0 + base as u32);
+        if mask != 0 {
+            heap.offer_mask(&vals, mask, r0 + base as u32);
         }
         base += CHUNK;
     }

@@ -84,7 +84,7 @@ macro_rules! impl_real {
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
             }
-            #[inline]
+            #[inline(always)]
             fn desc_key(self) -> u64 {
                 const SIGN: $u = 1 << (<$u>::BITS - 1);
                 // −0 and +0 are equal scores: give them one key.

@@ -2,8 +2,8 @@
 //!
 //! Candidates are `(score, index)`; a larger score is better and, among equal
 //! scores, the smaller index is better. A [`TopK`] is a *reservoir*: accepted
-//! candidates are appended (branch-free, 16 at a time) to a buffer of about
-//! `2k`; when it fills, a
+//! candidates are appended (found 16 at a time with one vector compare and
+//! a bit mask) to a buffer of about `2k`; when it fills, a
 //! linear-time selection keeps the best `k` and raises the acceptance
 //! threshold to the k-th best score. Accepting costs one append, and each
 //! selection is paid for by the `k` appends before it, so a candidate costs
@@ -42,7 +42,7 @@ impl<T: Real> TopK<T> {
     /// The score a candidate must exceed to be accepted. Candidates must be
     /// offered in increasing index order: one whose score equals the
     /// threshold then ranks after the k-th best and is rightly rejected.
-    #[inline]
+    #[inline(always)]
     pub fn threshold(&self) -> T {
         self.thr
     }
@@ -57,18 +57,18 @@ impl<T: Real> TopK<T> {
         }
     }
 
-    /// Offers `CHUNK` consecutive candidates `base, base+1, …` without
-    /// branching per candidate: each is written, and kept when it beats the
-    /// threshold (which stays fixed within the chunk; accepting a few more
-    /// than needed never changes the result).
-    #[inline]
-    pub fn offer_chunk(&mut self, vals: &[T; CHUNK], base: u32) {
-        let thr = self.thr;
+    /// Offers the candidates `base + j` for the set bits `j` of `mask`
+    /// (scores `vals[j]`), which the caller found to beat the threshold.
+    /// Costs one append per accepted candidate, not per chunk element.
+    #[inline(always)]
+    pub fn offer_mask(&mut self, vals: &[T; CHUNK], mut mask: u32, base: u32) {
         let buf = &mut self.buf[self.len..self.len + CHUNK];
         let mut n = 0;
-        for (j, &v) in vals.iter().enumerate() {
-            buf[n] = (v.desc_key(), base + j as u32);
-            n += usize::from(v > thr);
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            buf[n] = (vals[j].desc_key(), base + j as u32);
+            n += 1;
+            mask &= mask - 1;
         }
         self.len += n;
         self.maybe_shrink();
@@ -141,7 +141,10 @@ mod chunk_tests {
         for k in [1, 5, 64, 200] {
             let (mut a, mut b) = (TopK::new(k), TopK::new(k));
             for (c, chunk) in vals.chunks_exact(CHUNK).enumerate() {
-                a.offer_chunk(chunk.try_into().unwrap(), (c * CHUNK) as u32);
+                let chunk: &[f32; CHUNK] = chunk.try_into().unwrap();
+                let thr = a.threshold();
+                let mask = (0..CHUNK).fold(0u32, |m, j| m | (u32::from(chunk[j] > thr) << j));
+                a.offer_mask(chunk, mask, (c * CHUNK) as u32);
             }
             for (i, &v) in vals.iter().enumerate().take(vals.len() / CHUNK * CHUNK) {
                 b.push(v, i as u32);

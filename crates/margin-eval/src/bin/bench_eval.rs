@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p margin-eval --bin bench_eval -- [--n 100000] [--d 128]
 //!     [--classes 1000] [--threads 2] [--seed 7] [--sigma 1.6] [--mrr]
-//!     [--query-block 256] [--reference-block 1024]
+//!     [--query-block 512] [--reference-block 2048]
 //! ```
 //!
 //! Generates `n` seeded clustered embeddings (`classes` Gaussian clusters
