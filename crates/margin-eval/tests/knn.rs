@@ -107,3 +107,36 @@ fn typed_errors() {
     assert!(knn(&qe, None, 9, Distance::Euclidean).is_ok());
     assert!(matches!(knn(&qe, None, 0, Distance::Dot).unwrap_err(), EvalError::InvalidParameter { .. }));
 }
+
+/// Small-integer f32 data: every inner product and norm is exact in f32, so the
+/// f32 search (AVX2 scan where available) must reproduce the f64 brute force
+/// exactly, including its many ties (broken by index).
+#[test]
+fn f32_integer_data_with_ties_equals_brute_force_exactly() {
+    let d = 5;
+    let n = 150;
+    let q64: Vec<f64> = common::random_matrix(n, d, 21).iter().map(|v| (v * 3.0).round()).collect();
+    let r64: Vec<f64> = common::random_matrix(97, d, 22).iter().map(|v| (v * 3.0).round()).collect();
+    let q32: Vec<f32> = q64.iter().map(|&v| v as f32).collect();
+    let r32: Vec<f32> = r64.iter().map(|&v| v as f32).collect();
+    let qe = Embeddings::new("q", &q32, d).unwrap();
+    let re = Embeddings::new("r", &r32, d).unwrap();
+    for dist in [Distance::Euclidean, Distance::SquaredEuclidean, Distance::Dot] {
+        for opts in [KnnOptions::default(), KnnOptions { query_block: 3, reference_block: 40 }] {
+            for (refe, refd, same) in [(None, &q64, true), (Some(&re), &r64, false)] {
+                let m = refd.len() / d;
+                for k in [1, 7, 33, m - usize::from(same)] {
+                    let got = knn_with(&qe, refe, k, dist, &opts).unwrap();
+                    let want = brute(&q64, refd, d, k, dist, same);
+                    for (i, w) in want.iter().enumerate() {
+                        let wi: Vec<u32> = w.iter().map(|x| x.0 as u32).collect();
+                        assert_eq!(got.indices_of(i), &wi[..], "{dist} k={k} same={same} query {i}");
+                        for (g, (_, wv)) in got.values_of(i).iter().zip(w) {
+                            assert!((f64::from(*g) - wv).abs() < 1e-4 * (1.0 + wv.abs()), "{dist}: {g} vs {wv}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
