@@ -54,6 +54,7 @@ mod direction;
 mod distance;
 mod error;
 mod input;
+pub mod kernels;
 pub mod loss;
 pub mod miner;
 pub mod model;
