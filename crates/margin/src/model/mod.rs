@@ -173,8 +173,10 @@ impl ConvNet4 {
     /// `[n, c, h, w] → [n, embedding_dim]`.
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         for b in &self.blocks {
-            // max_pool(relu(y)) == relu(max_pool(y)): pool first, ReLU on 1/4 of the values.
-            x = relu(self.pool.forward(b.bn.forward(b.conv.forward(x))));
+            // BatchNorm → ReLU → MaxPool 2×2 as one fused kernel on flex (two passes forward,
+            // two backward; `crate::kernels`), the same function as the Burn composition
+            // `relu(self.pool.forward(b.bn.forward(y)))`, which other devices still run.
+            x = crate::kernels::batch_norm_relu_max_pool(b.conv.forward(x), &b.bn);
         }
         let [n, c, h, w] = x.dims();
         self.fc.forward(x.reshape([n, c * h * w]))
