@@ -19,7 +19,7 @@ pub struct EmbedArgs {
     /// Output embeddings (.npy, f32, rows × dim), written atomically.
     #[arg(long, value_name = "E.npy")]
     pub out: PathBuf,
-    /// Also write the input's labels (when it has any) to this .npy (f32).
+    /// Also write the input's labels (when it has any) to this .npy (int64).
     #[arg(long, value_name = "L.npy")]
     pub labels_out: Option<PathBuf>,
     /// Label column of a CSV input (negative: from the end).
@@ -97,8 +97,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let dim = card.model.embedding_dim();
     npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
     if let Some(l) = &a.labels_out {
-        let labels: Vec<f32> = ds.labels.iter().map(|&v| v as f32).collect();
-        npy::write_npy_f32(l, &[labels.len()], &labels).with_context(|| format!("writing {}", l.display()))?;
+        npy::write_npy_i64(l, &[ds.labels.len()], &ds.labels).with_context(|| format!("writing {}", l.display()))?;
     }
     println!("embedded {} samples → {} ({} × {dim})", ds.len(), a.out.display(), ds.len());
     Ok(())

@@ -445,8 +445,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     } else if !args.quiet {
         eprintln!("run folder: {}", out.display());
     }
-    let untrained = if !args.no_eval && cfg.eval.untrained_baseline && !resume {
-        loaded.test.as_ref().map(|t| baseline(trainer.model(), t, &cfg, &device)).transpose()?
+    let untrained = if !args.no_eval && cfg.eval.untrained_baseline {
+        match &loaded.test {
+            Some(t) if resume => {
+                // The initial network of this run, rebuilt from the seed.
+                let d = device.clone();
+                d.seed(cfg.train.seed);
+                let fresh = cfg.train.model.init(&shape, &d)?;
+                Some(baseline(&fresh, t, &cfg, &device)?)
+            }
+            Some(t) => Some(baseline(trainer.model(), t, &cfg, &device)?),
+            None => None,
+        }
     } else {
         None
     };

@@ -85,7 +85,7 @@ fn fmt_tick(v: f64) -> String {
 
 impl Chart {
     fn svg(&self) -> String {
-        let (ml, mr, mt, mb) = (52.0, 14.0, 30.0, 40.0);
+        let (ml, mr, mt, mb) = (52.0, 14.0, 44.0, 40.0);
         let pw = self.w - ml - mr;
         let ph = self.h - mt - mb;
         let pts = self.series.iter().flat_map(|s| s.2.iter());
@@ -149,11 +149,13 @@ impl Chart {
         for (x, y, label) in &self.marks {
             let _ = write!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="#e15759" stroke="white" stroke-width="1.5"/><text x="{:.1}" y="{:.1}" class="tick mark">{}</text>"##, sx(*x), sy(*y), sx(*x) + 9.0, sy(*y) + 4.0, esc(label));
         }
-        // Legend.
-        let mut lx = ml + 8.0;
-        for (name, colour, _, dashed) in self.series.iter().filter(|s| !s.0.is_empty()) {
-            let _ = write!(s, r#"<line x1="{lx}" x2="{x2}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2" {d}/><text x="{tx}" y="{ty}" class="tick">{n}</text>"#, x2 = lx + 16.0, y = mt + 10.0, d = if *dashed { r#"stroke-dasharray="4 3""# } else { "" }, tx = lx + 20.0, ty = mt + 14.0, n = esc(name));
-            lx += 28.0 + 6.5 * name.len() as f64;
+        // Legend, right-aligned in the title row (never over the data).
+        let named: Vec<_> = self.series.iter().filter(|s| !s.0.is_empty()).collect();
+        let width: f64 = named.iter().map(|s| 30.0 + 5.6 * s.0.chars().count() as f64).sum();
+        let mut lx = self.w - mr - width;
+        for (name, colour, _, dashed) in named {
+            let _ = write!(s, r#"<line x1="{lx}" x2="{x2}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2" {d}/><text x="{tx}" y="{ty}" class="tick">{n}</text>"#, x2 = lx + 16.0, y = 30.0, d = if *dashed { r#"stroke-dasharray="4 3""# } else { "" }, tx = lx + 20.0, ty = 34.0, n = esc(name));
+            lx += 30.0 + 5.6 * name.chars().count() as f64;
         }
         s.push_str("</svg>");
         s
@@ -167,7 +169,7 @@ fn histogram_svg(eval: &EvalReport) -> String {
         return String::new();
     }
     let (w, ht) = (520.0, 260.0);
-    let (ml, mr, mt, mb) = (52.0, 14.0, 30.0, 40.0);
+    let (ml, mr, mt, mb) = (52.0, 14.0, 44.0, 40.0);
     let (pw, ph) = (w - ml - mr, ht - mt - mb);
     let ng: u64 = h.genuine.iter().sum::<u64>().max(1);
     let ni: u64 = h.impostor.iter().sum::<u64>().max(1);
@@ -177,7 +179,7 @@ fn histogram_svg(eval: &EvalReport) -> String {
     let sx = |x: f64| ml + (x - x0) / (x1 - x0).max(1e-12) * pw;
     let sy = |y: f64| mt + ph - y / ymax * ph;
     let mut s = String::new();
-    let _ = write!(s, r#"<svg viewBox="0 0 {w} {ht}" class="chart" role="img"><text x="{ml}" y="18" class="ct">Pair distances on unseen classes (share of pairs per bin)</text>"#);
+    let _ = write!(s, r#"<svg viewBox="0 0 {w} {ht}" class="chart" role="img"><text x="{ml}" y="18" class="ct">Pair distances, unseen classes</text>"#);
     for t in nice_ticks(x0, x1, 6) {
         let _ = write!(s, r#"<text x="{:.1}" y="{}" class="tick" text-anchor="middle">{}</text>"#, sx(t), mt + ph + 16.0, fmt_tick(t));
     }
@@ -193,8 +195,8 @@ fn histogram_svg(eval: &EvalReport) -> String {
     if thr.is_finite() && thr >= x0 && thr <= x1 {
         let _ = write!(s, r##"<line x1="{x:.1}" x2="{x:.1}" y1="{mt}" y2="{}" stroke="#333" stroke-dasharray="3 3"/><text x="{:.1}" y="{}" class="tick">EER threshold {:.3}</text>"##, mt + ph, sx(thr) + 4.0, mt + 12.0, thr, x = sx(thr));
     }
-    let _ = write!(s, r##"<rect x="{a}" y="{b}" width="10" height="10" fill="#4e79a7" fill-opacity="0.6"/><text x="{c}" y="{d}" class="tick">same class ({ng})</text><rect x="{a}" y="{e}" width="10" height="10" fill="#e15759" fill-opacity="0.6"/><text x="{c}" y="{f}" class="tick">different class ({ni})</text>"##,
-        a = ml + pw - 170.0, b = mt + 4.0, c = ml + pw - 155.0, d = mt + 13.0, e = mt + 20.0, f = mt + 29.0);
+    let _ = write!(s, r##"<rect x="{a}" y="{b}" width="10" height="10" fill="#4e79a7" fill-opacity="0.6"/><text x="{c}" y="{d}" class="tick">same class ({ng})</text><rect x="{a2}" y="{e}" width="10" height="10" fill="#e15759" fill-opacity="0.6"/><text x="{c2}" y="{f}" class="tick">different class ({ni})</text>"##,
+        a = ml + pw - 300.0, a2 = ml + pw - 140.0, c2 = ml + pw - 126.0, b = 25.0, c = ml + pw - 286.0, d = 34.0, e = 25.0, f = 34.0);
     let _ = write!(s, r#"<text x="{}" y="{}" class="tick" text-anchor="middle">{} distance between L2-normalised embeddings</text></svg>"#, ml + pw / 2.0, ht - 6.0, v.distance.name());
     s
 }
@@ -209,8 +211,8 @@ fn roc_svg(eval: &EvalReport) -> String {
         pts.push((l.far, l.tar));
     }
     Chart {
-        w: 340.0,
-        h: 300.0,
+        w: 520.0,
+        h: 260.0,
         title: format!("ROC (AUC {:.4})", m.auc),
         x_label: "false accept rate".into(),
         series: vec![(String::new(), "#4e79a7".into(), pts, false)],
@@ -277,7 +279,7 @@ fn pca_svg(inp: &ReportInput) -> String {
     let idx: Vec<usize> = (0..inp.labels.len()).filter(|&i| chosen.contains(&inp.labels[i])).take(4000).collect();
     let x: Vec<f64> = idx.iter().flat_map(|&i| inp.embeddings[i * inp.dim..(i + 1) * inp.dim].iter().map(|&v| v as f64)).collect();
     let p = pca2(&x, idx.len(), inp.dim);
-    let (w, h) = (520.0, 420.0);
+    let (w, h) = (1040.0, 560.0);
     let m = 24.0;
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
     for &(a, b) in &p {
@@ -286,7 +288,7 @@ fn pca_svg(inp: &ReportInput) -> String {
         y0 = y0.min(b);
         y1 = y1.max(b);
     }
-    let sx = |a: f64| m + (a - x0) / (x1 - x0).max(1e-12) * (w - 2.0 * m - 110.0);
+    let sx = |a: f64| m + (a - x0) / (x1 - x0).max(1e-12) * (w - 2.0 * m - 130.0);
     let sy = |b: f64| 30.0 + (y1 - b) / (y1 - y0).max(1e-12) * (h - 30.0 - m);
     let mut s = String::new();
     let _ = write!(s, r#"<svg viewBox="0 0 {w} {h}" class="chart" role="img"><text x="{m}" y="18" class="ct">Test embeddings, first two principal components ({k} unseen classes)</text>"#);
@@ -296,7 +298,7 @@ fn pca_svg(inp: &ReportInput) -> String {
     }
     for (ci, c) in chosen.iter().enumerate() {
         let y = 40.0 + ci as f64 * 18.0;
-        let _ = write!(s, r#"<circle cx="{}" cy="{y}" r="5" fill="{}"/><text x="{}" y="{}" class="tick">class {c}</text>"#, w - 100.0, PALETTE[ci], w - 90.0, y + 4.0);
+        let _ = write!(s, r#"<circle cx="{}" cy="{y}" r="5" fill="{}"/><text x="{}" y="{}" class="tick">class {c}</text>"#, w - 120.0, PALETTE[ci], w - 110.0, y + 4.0);
     }
     s.push_str("</svg>");
     s

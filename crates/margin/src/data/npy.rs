@@ -257,23 +257,30 @@ impl Npz {
     }
 }
 
+/// Writes a `<i8` `.npy` array (C order) atomically (temp file + rename).
+pub fn write_npy_i64(path: &Path, shape: &[usize], data: &[i64]) -> Result<(), DataError> {
+    write_npy_raw(path, "<i8", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
 /// Writes a `<f4` `.npy` array (C order) atomically (temp file + rename).
 pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), DataError> {
+    write_npy_raw(path, "<f4", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+fn write_npy_raw(path: &Path, descr: &str, shape: &[usize], payload: &[u8]) -> Result<(), DataError> {
     let shape_s = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_s}, }}");
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let mut bytes = Vec::with_capacity(10 + header.len() + payload.len());
     bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
+    bytes.extend_from_slice(payload);
     super::write_atomic(path, &bytes)
 }
 
