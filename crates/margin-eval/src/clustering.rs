@@ -42,7 +42,10 @@ pub struct ClusteringConfig {
 
 impl Default for ClusteringConfig {
     fn default() -> Self {
-        Self { seed: 0, max_iter: 30 }
+        Self {
+            seed: 0,
+            max_iter: 30,
+        }
     }
 }
 
@@ -122,7 +125,11 @@ pub fn kmeans<T: Real>(
             reason: format!("{n} rows cannot form {k} clusters"),
         });
     }
-    let space_kind = if distance == Distance::Cosine { Distance::Cosine } else { Distance::SquaredEuclidean };
+    let space_kind = if distance == Distance::Cosine {
+        Distance::Cosine
+    } else {
+        Distance::SquaredEuclidean
+    };
     let prepared = Prepared::new(e, space_kind);
     let points: &[T] = &prepared.data;
     let pts = Embeddings::new(e.name(), points, d)?;
@@ -138,7 +145,12 @@ pub fn kmeans<T: Real>(
         let cent = Embeddings::new("k-means centroids", &cent_t, d)?;
         let space = Space::new(&pts, Some(&cent), Distance::SquaredEuclidean)?;
         let nb = search(&space, 1, &KnnOptions::default());
-        let changed = nb.indices.iter().zip(&assign).filter(|(a, b)| a != b).count();
+        let changed = nb
+            .indices
+            .iter()
+            .zip(&assign)
+            .filter(|(a, b)| a != b)
+            .count();
         assign.copy_from_slice(&nb.indices);
         for (o, v) in dist2.iter_mut().zip(&nb.values) {
             *o = v.to_f64();
@@ -154,11 +166,20 @@ pub fn kmeans<T: Real>(
         .into_par_iter()
         .map(|i| sq_dist_f64(pts.row(i), &centroids[assign[i] as usize * d..][..d]))
         .sum::<f64>();
-    Ok(KMeans { assignments: assign, centroids, inertia, iterations, converged })
+    Ok(KMeans {
+        assignments: assign,
+        centroids,
+        inertia,
+        iterations,
+        converged,
+    })
 }
 
 fn sq_dist_f64<T: Real>(a: &[T], c: &[f64]) -> f64 {
-    a.iter().zip(c).map(|(&x, &y)| (x.to_f64() - y) * (x.to_f64() - y)).sum()
+    a.iter()
+        .zip(c)
+        .map(|(&x, &y)| (x.to_f64() - y) * (x.to_f64() - y))
+        .sum()
 }
 
 /// k-means++ seeding; returns `k × d` centroids.
@@ -167,7 +188,10 @@ fn kmeans_pp<T: Real>(pts: &Embeddings<T>, k: usize, rng: &mut ChaCha8Rng) -> Ve
     let mut centroids = Vec::with_capacity(k * d);
     let first = rng.random_range(0..n);
     centroids.extend(pts.row(first).iter().map(|v| v.to_f64()));
-    let mut min_d2: Vec<f64> = (0..n).into_par_iter().map(|i| sq_dist_f64(pts.row(i), &centroids[..d])).collect();
+    let mut min_d2: Vec<f64> = (0..n)
+        .into_par_iter()
+        .map(|i| sq_dist_f64(pts.row(i), &centroids[..d]))
+        .collect();
     let mut cumsum = vec![0.0f64; n];
     for _ in 1..k {
         let mut total = 0.0;
@@ -196,7 +220,12 @@ fn kmeans_pp<T: Real>(pts: &Embeddings<T>, k: usize, rng: &mut ChaCha8Rng) -> Ve
 
 /// Means of the assigned rows; an empty cluster takes the farthest row not
 /// already taken by another empty cluster.
-fn update_centroids<T: Real>(pts: &Embeddings<T>, assign: &[u32], dist2: &[f64], k: usize) -> Vec<f64> {
+fn update_centroids<T: Real>(
+    pts: &Embeddings<T>,
+    assign: &[u32],
+    dist2: &[f64],
+    k: usize,
+) -> Vec<f64> {
     let d = pts.dim();
     let mut sums = vec![0.0f64; k * d];
     let mut counts = vec![0usize; k];
@@ -244,8 +273,16 @@ mod tests {
         let e = Embeddings::new("blobs", &data, 2).unwrap();
         let set = Labelled::new(e, "labels", &labels).unwrap();
         for seed in 0..5 {
-            let r = clustering(&set, Distance::Euclidean, &ClusteringConfig { seed, max_iter: 50 }).unwrap();
-            assert!((r.nmi - 1.0).abs() < 1e-12 && (r.ami - 1.0).abs() < 1e-12, "seed {seed}: {r:?}");
+            let r = clustering(
+                &set,
+                Distance::Euclidean,
+                &ClusteringConfig { seed, max_iter: 50 },
+            )
+            .unwrap();
+            assert!(
+                (r.nmi - 1.0).abs() < 1e-12 && (r.ami - 1.0).abs() < 1e-12,
+                "seed {seed}: {r:?}"
+            );
             assert!(r.converged);
         }
     }

@@ -33,13 +33,23 @@ impl<'a, T: Real> Embeddings<'a, T> {
     pub fn new(name: impl Into<String>, data: &'a [T], dim: usize) -> Result<Self> {
         let name = name.into();
         if dim == 0 {
-            return Err(EvalError::Empty { input: name, what: "dimension is 0".into() });
+            return Err(EvalError::Empty {
+                input: name,
+                what: "dimension is 0".into(),
+            });
         }
         if data.is_empty() {
-            return Err(EvalError::Empty { input: name, what: "no rows".into() });
+            return Err(EvalError::Empty {
+                input: name,
+                what: "no rows".into(),
+            });
         }
         if !data.len().is_multiple_of(dim) {
-            return Err(EvalError::Shape { input: name, len: data.len(), dim });
+            return Err(EvalError::Shape {
+                input: name,
+                len: data.len(),
+                dim,
+            });
         }
         let rows = data.len() / dim;
         for (r, row) in data.chunks_exact(dim).enumerate() {
@@ -52,10 +62,18 @@ impl<'a, T: Real> Embeddings<'a, T> {
                 });
             }
             if !dot(row, row).is_finite() {
-                return Err(EvalError::Overflow { input: name, row: r });
+                return Err(EvalError::Overflow {
+                    input: name,
+                    row: r,
+                });
             }
         }
-        Ok(Self { name, data, rows, dim })
+        Ok(Self {
+            name,
+            data,
+            rows,
+            dim,
+        })
     }
 
     /// Name given at construction.
@@ -111,7 +129,11 @@ impl<'a, T: Real> Labelled<'a, T> {
                 rows: embeddings.rows(),
             });
         }
-        Ok(Self { embeddings, labels, labels_name })
+        Ok(Self {
+            embeddings,
+            labels,
+            labels_name,
+        })
     }
     /// The labels.
     pub fn labels(&self) -> &'a [i64] {
@@ -151,7 +173,11 @@ impl ClassIndex {
             members[id as usize].push(row as u32);
             ids.push(id);
         }
-        Self { ids, labels: class_labels, members }
+        Self {
+            ids,
+            labels: class_labels,
+            members,
+        }
     }
     /// Number of distinct labels.
     pub fn n_classes(&self) -> usize {
@@ -163,11 +189,18 @@ impl ClassIndex {
     }
     /// Class id of `label`, if present (linear search; see [`Self::lookup`]).
     pub fn id_of(&self, label: i64) -> Option<u32> {
-        self.labels.iter().position(|&l| l == label).map(|p| p as u32)
+        self.labels
+            .iter()
+            .position(|&l| l == label)
+            .map(|p| p as u32)
     }
     /// A label → class id map.
     pub fn lookup(&self) -> HashMap<i64, u32> {
-        self.labels.iter().enumerate().map(|(i, &l)| (l, i as u32)).collect()
+        self.labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (l, i as u32))
+            .collect()
     }
 }
 
@@ -196,18 +229,44 @@ mod tests {
         let data = [1.0f32, 2.0, 3.0, f32::NAN, 5.0, 6.0];
         let err = Embeddings::new("E.npy", &data, 2).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, EvalError::NonFinite { row: 1, column: 1, .. }), "{msg}");
+        assert!(
+            matches!(
+                err,
+                EvalError::NonFinite {
+                    row: 1,
+                    column: 1,
+                    ..
+                }
+            ),
+            "{msg}"
+        );
         assert!(msg.contains("E.npy") && msg.contains("row 1"), "{msg}");
         let inf = [1.0f64, f64::INFINITY];
         assert!(matches!(
             Embeddings::new("x", &inf, 1).unwrap_err(),
-            EvalError::NonFinite { row: 1, column: 0, .. }
+            EvalError::NonFinite {
+                row: 1,
+                column: 0,
+                ..
+            }
         ));
         let big = [3e20f32, 0.0];
-        assert!(matches!(Embeddings::new("x", &big, 2).unwrap_err(), EvalError::Overflow { row: 0, .. }));
-        assert!(matches!(Embeddings::new("x", &data[..5], 2).unwrap_err(), EvalError::Shape { .. }));
-        assert!(matches!(Embeddings::<f32>::new("x", &[], 2).unwrap_err(), EvalError::Empty { .. }));
-        assert!(matches!(Embeddings::new("x", &data, 0).unwrap_err(), EvalError::Empty { .. }));
+        assert!(matches!(
+            Embeddings::new("x", &big, 2).unwrap_err(),
+            EvalError::Overflow { row: 0, .. }
+        ));
+        assert!(matches!(
+            Embeddings::new("x", &data[..5], 2).unwrap_err(),
+            EvalError::Shape { .. }
+        ));
+        assert!(matches!(
+            Embeddings::<f32>::new("x", &[], 2).unwrap_err(),
+            EvalError::Empty { .. }
+        ));
+        assert!(matches!(
+            Embeddings::new("x", &data, 0).unwrap_err(),
+            EvalError::Empty { .. }
+        ));
     }
 
     #[test]
@@ -215,7 +274,11 @@ mod tests {
         let data = [1.0f32, 2.0, 3.0, 4.0];
         let e = Embeddings::new("E.npy", &data, 2).unwrap();
         let err = Labelled::new(e, "L.npy", &[1, 2, 3]).unwrap_err();
-        assert!(err.to_string().contains("L.npy has 3 labels but E.npy has 2 rows"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("L.npy has 3 labels but E.npy has 2 rows"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -41,8 +41,12 @@ pub enum Distance {
 
 impl Distance {
     /// All distances, for iteration in tests and help texts.
-    pub const ALL: [Distance; 4] =
-        [Distance::Euclidean, Distance::SquaredEuclidean, Distance::Cosine, Distance::Dot];
+    pub const ALL: [Distance; 4] = [
+        Distance::Euclidean,
+        Distance::SquaredEuclidean,
+        Distance::Cosine,
+        Distance::Dot,
+    ];
 
     /// The command-line / JSON name (`euclidean`, `squared-euclidean`, `cosine`, `dot`).
     pub fn name(self) -> &'static str {
@@ -125,7 +129,13 @@ impl<'a, T: Real> Prepared<'a, T> {
                 let sq_norm: Vec<T> = (0..rows).map(|i| dot(e.row(i), e.row(i))).collect();
                 let half = T::from_f64(-0.5);
                 let bias = sq_norm.iter().map(|&n| n * half).collect();
-                Self { data: Cow::Borrowed(e.data()), rows, dim, bias, sq_norm }
+                Self {
+                    data: Cow::Borrowed(e.data()),
+                    rows,
+                    dim,
+                    bias,
+                    sq_norm,
+                }
             }
             Distance::Cosine => {
                 let mut data = e.data().to_vec();
@@ -136,7 +146,13 @@ impl<'a, T: Real> Prepared<'a, T> {
                         row.iter_mut().for_each(|v| *v = *v * inv);
                     }
                 }
-                Self { data: Cow::Owned(data), rows, dim, bias: Vec::new(), sq_norm: Vec::new() }
+                Self {
+                    data: Cow::Owned(data),
+                    rows,
+                    dim,
+                    bias: Vec::new(),
+                    sq_norm: Vec::new(),
+                }
             }
             Distance::Dot => Self {
                 data: Cow::Borrowed(e.data()),
@@ -162,7 +178,11 @@ pub(crate) fn score_to_value<T: Real>(distance: Distance, query_sq_norm: T, s: T
         Distance::SquaredEuclidean | Distance::Euclidean => {
             let two = T::ONE + T::ONE;
             let sq = (query_sq_norm - two * s).max(T::ZERO);
-            if distance == Distance::Euclidean { sq.sqrt() } else { sq }
+            if distance == Distance::Euclidean {
+                sq.sqrt()
+            } else {
+                sq
+            }
         }
     }
 }
@@ -173,7 +193,10 @@ mod tests {
 
     #[test]
     fn parse_and_between() {
-        assert_eq!("squared_euclidean".parse::<Distance>().unwrap(), Distance::SquaredEuclidean);
+        assert_eq!(
+            "squared_euclidean".parse::<Distance>().unwrap(),
+            Distance::SquaredEuclidean
+        );
         assert!("manhattan".parse::<Distance>().is_err());
         let (a, b) = ([3.0f64, 0.0], [0.0f64, 4.0]);
         assert_eq!(Distance::Euclidean.between(&a, &b), 5.0);

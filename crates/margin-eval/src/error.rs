@@ -52,7 +52,9 @@ pub enum EvalError {
         dim: usize,
     },
     /// Query and reference have different dimensions.
-    #[error("dimension mismatch: {query} has dimension {query_dim} but {reference} has dimension {reference_dim}")]
+    #[error(
+        "dimension mismatch: {query} has dimension {query_dim} but {reference} has dimension {reference_dim}"
+    )]
     DimensionMismatch {
         /// Name of the query input.
         query: String,
@@ -126,5 +128,8 @@ pub enum EvalError {
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
 
 pub(crate) fn invalid(name: &str, reason: impl Into<String>) -> EvalError {
-    EvalError::InvalidParameter { name: name.to_string(), reason: reason.into() }
+    EvalError::InvalidParameter {
+        name: name.to_string(),
+        reason: reason.into(),
+    }
 }

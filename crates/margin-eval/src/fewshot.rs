@@ -45,7 +45,13 @@ pub struct FewShotConfig {
 
 impl Default for FewShotConfig {
     fn default() -> Self {
-        Self { n_way: 5, k_shot: 1, n_query: 15, episodes: 1000, seed: 0 }
+        Self {
+            n_way: 5,
+            k_shot: 1,
+            n_query: 15,
+            episodes: 1000,
+            seed: 0,
+        }
     }
 }
 
@@ -72,7 +78,11 @@ pub struct FewShotReport {
 /// [`EvalError::InvalidParameter`] for zero ways, shots, queries or
 /// episodes; [`EvalError::NotEnoughData`] when fewer than `n_way` classes
 /// have `k_shot + n_query` rows.
-pub fn few_shot<T: Real>(set: &Labelled<T>, distance: Distance, config: &FewShotConfig) -> Result<FewShotReport> {
+pub fn few_shot<T: Real>(
+    set: &Labelled<T>,
+    distance: Distance,
+    config: &FewShotConfig,
+) -> Result<FewShotReport> {
     for (name, v) in [
         ("n_way", config.n_way),
         ("k_shot", config.k_shot),
@@ -85,13 +95,19 @@ pub fn few_shot<T: Real>(set: &Labelled<T>, distance: Distance, config: &FewShot
     }
     let classes = ClassIndex::new(set.labels());
     let per_class = config.k_shot + config.n_query;
-    let eligible: Vec<usize> = (0..classes.n_classes()).filter(|&c| classes.members[c].len() >= per_class).collect();
+    let eligible: Vec<usize> = (0..classes.n_classes())
+        .filter(|&c| classes.members[c].len() >= per_class)
+        .collect();
     if eligible.len() < config.n_way {
         return Err(EvalError::NotEnoughData {
             input: set.labels_name().to_string(),
             reason: format!(
                 "{}-way episodes need {} classes with at least {per_class} rows ({}-shot + {} queries); only {} have",
-                config.n_way, config.n_way, config.k_shot, config.n_query, eligible.len()
+                config.n_way,
+                config.n_way,
+                config.k_shot,
+                config.n_query,
+                eligible.len()
             ),
         });
     }
@@ -102,12 +118,19 @@ pub fn few_shot<T: Real>(set: &Labelled<T>, distance: Distance, config: &FewShot
             let mut rows = Vec::with_capacity(config.n_way * per_class);
             for c in index::sample(&mut rng, eligible.len(), config.n_way) {
                 let members = &classes.members[eligible[c]];
-                rows.extend(index::sample(&mut rng, members.len(), per_class).into_iter().map(|i| members[i]));
+                rows.extend(
+                    index::sample(&mut rng, members.len(), per_class)
+                        .into_iter()
+                        .map(|i| members[i]),
+                );
             }
             rows
         })
         .collect();
-    let accs: Vec<f64> = draws.par_iter().map(|rows| episode_accuracy(set, distance, config, rows)).collect();
+    let accs: Vec<f64> = draws
+        .par_iter()
+        .map(|rows| episode_accuracy(set, distance, config, rows))
+        .collect();
     let e = accs.len() as f64;
     let mean = accs.iter().sum::<f64>() / e;
     let std = if accs.len() > 1 {
@@ -125,7 +148,12 @@ pub fn few_shot<T: Real>(set: &Labelled<T>, distance: Distance, config: &FewShot
     })
 }
 
-fn episode_accuracy<T: Real>(set: &Labelled<T>, distance: Distance, config: &FewShotConfig, rows: &[u32]) -> f64 {
+fn episode_accuracy<T: Real>(
+    set: &Labelled<T>,
+    distance: Distance,
+    config: &FewShotConfig,
+    rows: &[u32],
+) -> f64 {
     let e = &set.embeddings;
     let d = e.dim();
     let per_class = config.k_shot + config.n_query;
@@ -135,7 +163,11 @@ fn episode_accuracy<T: Real>(set: &Labelled<T>, distance: Distance, config: &Few
         for &r in &block[..config.k_shot] {
             let row = e.row(r as usize);
             let scale = if distance == Distance::Cosine {
-                let n = row.iter().map(|v| v.to_f64() * v.to_f64()).sum::<f64>().sqrt();
+                let n = row
+                    .iter()
+                    .map(|v| v.to_f64() * v.to_f64())
+                    .sum::<f64>()
+                    .sqrt();
                 if n > 0.0 { 1.0 / n } else { 0.0 }
             } else {
                 1.0
@@ -154,7 +186,11 @@ fn episode_accuracy<T: Real>(set: &Labelled<T>, distance: Distance, config: &Few
             for p in 0..config.n_way {
                 let v = distance.between(&row, &protos[p * d..(p + 1) * d]);
                 let closer = best.1.is_nan()
-                    || if distance.higher_is_closer() { v > best.1 } else { v < best.1 };
+                    || if distance.higher_is_closer() {
+                        v > best.1
+                    } else {
+                        v < best.1
+                    };
                 if closer {
                     best = (p, v);
                 }

@@ -39,7 +39,10 @@ pub struct KnnOptions {
 
 impl Default for KnnOptions {
     fn default() -> Self {
-        Self { query_block: 512, reference_block: 2048 }
+        Self {
+            query_block: 512,
+            reference_block: 2048,
+        }
     }
 }
 
@@ -89,7 +92,10 @@ impl<'a, T: Real> Space<'a, T> {
         }
         for e in std::iter::once(query).chain(reference) {
             if e.rows() > MAX_ROWS {
-                return Err(invalid("input size", format!("{} has more than 2^32-1 rows", e.name())));
+                return Err(invalid(
+                    "input size",
+                    format!("{} has more than 2^32-1 rows", e.name()),
+                ));
             }
         }
         Ok(Self {
@@ -116,7 +122,15 @@ impl<'a, T: Real> Space<'a, T> {
     /// against reference rows `r0..r0+nr`, into `buf` (`nq × nr`). A query's
     /// own row (same source) gets −∞. With `add_bias = false` the reference
     /// bias is left for the caller to add (the top-k scan fuses it).
-    pub fn score_tile(&self, qblock: &[T], qids: &[u32], r0: usize, nr: usize, buf: &mut [T], add_bias: bool) {
+    pub fn score_tile(
+        &self,
+        qblock: &[T],
+        qids: &[u32],
+        r0: usize,
+        nr: usize,
+        buf: &mut [T],
+        add_bias: bool,
+    ) {
         let r = self.reference();
         let d = r.dim;
         let nq = qids.len();
@@ -141,7 +155,11 @@ impl<'a, T: Real> Space<'a, T> {
 
     /// Converts the score `s` of query `q` into a reported value.
     pub fn value(&self, q: usize, s: T) -> T {
-        let n = if self.q.sq_norm.is_empty() { T::ZERO } else { self.q.sq_norm[q] };
+        let n = if self.q.sq_norm.is_empty() {
+            T::ZERO
+        } else {
+            self.q.sq_norm[q]
+        };
         score_to_value(self.distance, n, s)
     }
 }
@@ -208,11 +226,19 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
             while r0 < m {
                 let nr = rb.min(m - r0);
                 space.score_tile(qblock, &qids, r0, nr, &mut buf, false);
-                let bias = if space.reference().bias.is_empty() { None } else { Some(&space.reference().bias[r0..r0 + nr]) };
+                let bias = if space.reference().bias.is_empty() {
+                    None
+                } else {
+                    Some(&space.reference().bias[r0..r0 + nr])
+                };
                 scan_tile(&buf[..nq * nr], nr, bias, r0 as u32, &mut heaps);
                 r0 += nr;
             }
-            for ((h, s), i) in heaps.into_iter().zip(sc_chunk.chunks_exact_mut(k)).zip(idx_chunk.chunks_exact_mut(k)) {
+            for ((h, s), i) in heaps
+                .into_iter()
+                .zip(sc_chunk.chunks_exact_mut(k))
+                .zip(idx_chunk.chunks_exact_mut(k))
+            {
                 let got = h.finish(s, i);
                 debug_assert_eq!(got, k);
             }
@@ -222,7 +248,13 @@ pub(crate) fn search<T: Real>(space: &Space<T>, k: usize, options: &KnnOptions) 
         .enumerate()
         .flat_map_iter(|(q, row)| row.iter().map(move |&s| space.value(q, s)))
         .collect();
-    Neighbors { k, n_queries: n, distance: space.distance, indices, values }
+    Neighbors {
+        k,
+        n_queries: n,
+        distance: space.distance,
+        indices,
+        values,
+    }
 }
 
 /// Scans every row of a score tile (`nr` columns) into its query's top-k,
@@ -242,7 +274,13 @@ fn scan_tile<T: Real>(tile: &[T], nr: usize, bias: Option<&[T]>, r0: u32, heaps:
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn scan_tile_avx2<T: Real>(tile: &[T], nr: usize, bias: Option<&[T]>, r0: u32, heaps: &mut [TopK<T>]) {
+unsafe fn scan_tile_avx2<T: Real>(
+    tile: &[T],
+    nr: usize,
+    bias: Option<&[T]>,
+    r0: u32,
+    heaps: &mut [TopK<T>],
+) {
     use std::any::TypeId;
     if TypeId::of::<T>() == TypeId::of::<f32>() {
         // SAFETY: `T` is `f32` (checked above), so these are casts of a type to itself.
@@ -264,7 +302,13 @@ unsafe fn scan_tile_avx2<T: Real>(tile: &[T], nr: usize, bias: Option<&[T]>, r0:
 /// give the 16-bit mask of scores above the threshold.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn scan_tile_f32_avx2(tile: &[f32], nr: usize, bias: Option<&[f32]>, r0: u32, heaps: &mut [TopK<f32>]) {
+unsafe fn scan_tile_f32_avx2(
+    tile: &[f32],
+    nr: usize,
+    bias: Option<&[f32]>,
+    r0: u32,
+    heaps: &mut [TopK<f32>],
+) {
     use std::arch::x86_64::*;
     let full = nr / CHUNK * CHUNK;
     for (row, heap) in tile.chunks_exact(nr).zip(heaps.iter_mut()) {
@@ -272,7 +316,12 @@ unsafe fn scan_tile_f32_avx2(tile: &[f32], nr: usize, bias: Option<&[f32]>, r0: 
         while base < full {
             let c: &[f32; CHUNK] = row[base..base + CHUNK].try_into().expect("chunk");
             // SAFETY: `c` (and `b` below) hold 16 f32, read as two unaligned 8-lane loads.
-            let (mut lo, mut hi) = unsafe { (_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(c.as_ptr().add(8))) };
+            let (mut lo, mut hi) = unsafe {
+                (
+                    _mm256_loadu_ps(c.as_ptr()),
+                    _mm256_loadu_ps(c.as_ptr().add(8)),
+                )
+            };
             if let Some(b) = bias {
                 let b: &[f32; CHUNK] = b[base..base + CHUNK].try_into().expect("chunk");
                 // SAFETY: as above.
@@ -302,7 +351,13 @@ unsafe fn scan_tile_f32_avx2(tile: &[f32], nr: usize, bias: Option<&[f32]>, r0: 
 }
 
 #[inline(always)]
-fn scan_tile_body<T: Real>(tile: &[T], nr: usize, bias: Option<&[T]>, r0: u32, heaps: &mut [TopK<T>]) {
+fn scan_tile_body<T: Real>(
+    tile: &[T],
+    nr: usize,
+    bias: Option<&[T]>,
+    r0: u32,
+    heaps: &mut [TopK<T>],
+) {
     for (row, heap) in tile.chunks_exact(nr).zip(heaps.iter_mut()) {
         match bias {
             Some(b) => scan_row(row, Some(b), r0, heap),

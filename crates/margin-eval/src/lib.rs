@@ -80,12 +80,17 @@ pub use error::{EvalError, Result};
 pub use fewshot::{FewShotConfig, FewShotReport, few_shot};
 pub use knn::{KnnOptions, Neighbors, knn, knn_with};
 pub use omniglot::{OmniglotOneShot, OneShotImage, OneShotReport, OneShotRun};
-pub use pairs::{Histogram, Pairs, VerificationReport, histogram, make_pairs, pair_values, verification};
+pub use pairs::{
+    Histogram, Pairs, VerificationReport, histogram, make_pairs, pair_values, verification,
+};
 pub use report::{EvalConfig, EvalReport, Skipped, Timings, evaluate, evaluate_slices};
-pub use retrieval::{RecallAt, RetrievalConfig, RetrievalReport, retrieval, retrieval_with_neighbors};
+pub use retrieval::{
+    RecallAt, RetrievalConfig, RetrievalReport, retrieval, retrieval_with_neighbors,
+};
 pub use scalar::Real;
 pub use verification::{
-    Polarity, RocPoint, TarAtFar, VerificationConfig, VerificationMetrics, roc_curve, verification_metrics,
+    Polarity, RocPoint, TarAtFar, VerificationConfig, VerificationMetrics, roc_curve,
+    verification_metrics,
 };
 
 /// Sizes the global rayon pool every parallel function of this crate uses

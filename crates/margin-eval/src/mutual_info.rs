@@ -32,7 +32,12 @@ struct Table {
 
 impl Table {
     fn new(u: &[u32], v: &[u32]) -> Self {
-        let mut t = Table { n: u.len() as f64, a: HashMap::new(), b: HashMap::new(), cells: HashMap::new() };
+        let mut t = Table {
+            n: u.len() as f64,
+            a: HashMap::new(),
+            b: HashMap::new(),
+            cells: HashMap::new(),
+        };
         for (&x, &y) in u.iter().zip(v) {
             *t.cells.entry((x, y)).or_default() += 1;
             *t.a.entry(x).or_default() += 1;
@@ -58,7 +63,10 @@ impl Table {
     /// Arithmetic mean of the two entropies.
     fn mean_entropy(&self) -> f64 {
         let h = |m: &HashMap<u32, u64>| -> f64 {
-            -m.values().map(|&c| c as f64 / self.n).map(|p| p * p.ln()).sum::<f64>()
+            -m.values()
+                .map(|&c| c as f64 / self.n)
+                .map(|p| p * p.ln())
+                .sum::<f64>()
         };
         (h(&self.a) + h(&self.b)) / 2.0
     }
@@ -92,7 +100,11 @@ pub fn adjusted_mutual_info(u: &[u32], v: &[u32]) -> f64 {
     let b: Vec<u64> = t.b.values().copied().collect();
     let emi = expected_mutual_info(&a, &b, u.len() as u64);
     let den = t.mean_entropy() - emi;
-    let den = if den < 0.0 { den.min(-f64::EPSILON) } else { den.max(f64::EPSILON) };
+    let den = if den < 0.0 {
+        den.min(-f64::EPSILON)
+    } else {
+        den.max(f64::EPSILON)
+    };
     (t.mutual_info() - emi) / den
 }
 
@@ -124,8 +136,9 @@ pub fn expected_mutual_info(a: &[u64], b: &[u64], n: u64) -> f64 {
             let lo = (ai + bj).saturating_sub(n).max(1);
             let hi = ai.min(bj);
             let mut s = 0.0;
-            let fixed = lf[ai as usize] + lf[bj as usize] + lf[(n - ai) as usize] + lf[(n - bj) as usize]
-                - lf[n as usize];
+            let fixed =
+                lf[ai as usize] + lf[bj as usize] + lf[(n - ai) as usize] + lf[(n - bj) as usize]
+                    - lf[n as usize];
             for nij in lo..=hi {
                 let x = nij as f64;
                 let term2 = (nf * x).ln() - (ai as f64).ln() - (bj as f64).ln();
@@ -172,7 +185,15 @@ mod tests {
     fn matches_scikit_learn_larger() {
         // Same formulas in Python; values from scikit-learn 1.9.1.
         let u: Vec<u32> = (0..200u32).map(|i| (i * 7 + i / 3) % 5).collect();
-        let v: Vec<u32> = (0..200u32).map(|i| if i % 4 != 0 { (i * i + 3) % 6 } else { (i * 7 + i / 3) % 5 }).collect();
+        let v: Vec<u32> = (0..200u32)
+            .map(|i| {
+                if i % 4 != 0 {
+                    (i * i + 3) % 6
+                } else {
+                    (i * 7 + i / 3) % 5
+                }
+            })
+            .collect();
         assert!((normalized_mutual_info(&u, &v) - 0.10605445675230443).abs() < 1e-12);
         assert!((adjusted_mutual_info(&u, &v) - 0.08036804951463754).abs() < 1e-12);
         // Unequal group sizes (the last group has 30 items).

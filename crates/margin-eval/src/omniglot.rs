@@ -81,7 +81,10 @@ pub struct OneShotReport {
 }
 
 fn format_err(path: &Path, reason: impl Into<String>) -> EvalError {
-    EvalError::Format { path: path.to_path_buf(), reason: reason.into() }
+    EvalError::Format {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 impl OmniglotOneShot {
@@ -93,7 +96,10 @@ impl OmniglotOneShot {
     /// images and answers do not match.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })?;
+        let file = std::fs::File::open(path).map_err(|source| EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
             .map_err(|e| format_err(path, format!("not a readable zip archive: {e}")))?;
         // run name → (training names, test names, labels file present)
@@ -110,18 +116,29 @@ impl OmniglotOneShot {
             }
         }
         if runs.is_empty() {
-            return Err(format_err(path, "no runNN/training/*.png or runNN/test/*.png entries"));
+            return Err(format_err(
+                path,
+                "no runNN/training/*.png or runNN/test/*.png entries",
+            ));
         }
         let mut images = Vec::new();
         let mut out_runs = Vec::new();
         for (run, (training, test)) in runs {
             let labels_name = format!("{run}/class_labels.txt");
             let text = read_entry(&mut zip, path, &labels_name)?;
-            let text = String::from_utf8(text).map_err(|_| format_err(path, format!("{labels_name} is not UTF-8")))?;
-            let train_pos: HashMap<&str, usize> =
-                training.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+            let text = String::from_utf8(text)
+                .map_err(|_| format_err(path, format!("{labels_name} is not UTF-8")))?;
+            let train_pos: HashMap<&str, usize> = training
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i))
+                .collect();
             let mut answer_of: HashMap<String, usize> = HashMap::new();
-            for (ln, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            for (ln, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 let bad = || format_err(path, format!("{labels_name} line {}: {line:?}", ln + 1));
                 if f.len() != 2 {
@@ -136,11 +153,14 @@ impl OmniglotOneShot {
             let base = images.len();
             let mut answers = Vec::with_capacity(test.len());
             for t in &test {
-                answers.push(*answer_of.get(t).ok_or_else(|| format_err(path, format!("{labels_name} has no answer for {t}")))?);
+                answers.push(*answer_of.get(t).ok_or_else(|| {
+                    format_err(path, format!("{labels_name} has no answer for {t}"))
+                })?);
             }
             for name in training.iter().chain(&test) {
                 let bytes = read_entry(&mut zip, path, name)?;
-                let mut img = decode_png(&bytes).map_err(|e| format_err(path, format!("{name}: {e}")))?;
+                let mut img =
+                    decode_png(&bytes).map_err(|e| format_err(path, format!("{name}: {e}")))?;
                 img.path = name.clone();
                 images.push(img);
             }
@@ -151,7 +171,10 @@ impl OmniglotOneShot {
                 answers,
             });
         }
-        Ok(Self { images, runs: out_runs })
+        Ok(Self {
+            images,
+            runs: out_runs,
+        })
     }
 
     /// Number of trials (test images over all runs).
@@ -167,9 +190,18 @@ impl OmniglotOneShot {
     pub fn ink_vectors(&self) -> Result<(Vec<f32>, usize)> {
         let dim = self.images.first().map_or(0, |i| i.pixels.len());
         if self.images.iter().any(|i| i.pixels.len() != dim) {
-            return Err(crate::error::invalid("images", "not all images have the same size"));
+            return Err(crate::error::invalid(
+                "images",
+                "not all images have the same size",
+            ));
         }
-        Ok((self.images.iter().flat_map(|i| i.pixels.iter().map(|&p| 1.0 - f32::from(p) / 255.0)).collect(), dim))
+        Ok((
+            self.images
+                .iter()
+                .flat_map(|i| i.pixels.iter().map(|&p| 1.0 - f32::from(p) / 255.0))
+                .collect(),
+            dim,
+        ))
     }
 
     /// One-shot accuracy of `embeddings` (one row per image, in
@@ -179,11 +211,19 @@ impl OmniglotOneShot {
     /// # Errors
     /// [`EvalError::InvalidParameter`] naming the embeddings when the row
     /// count is not the number of images.
-    pub fn accuracy<T: Real>(&self, embeddings: &Embeddings<T>, distance: Distance) -> Result<OneShotReport> {
+    pub fn accuracy<T: Real>(
+        &self,
+        embeddings: &Embeddings<T>,
+        distance: Distance,
+    ) -> Result<OneShotReport> {
         if embeddings.rows() != self.images.len() {
             return Err(crate::error::invalid(
                 embeddings.name(),
-                format!("has {} rows but the benchmark has {} images", embeddings.rows(), self.images.len()),
+                format!(
+                    "has {} rows but the benchmark has {} images",
+                    embeddings.rows(),
+                    self.images.len()
+                ),
             ));
         }
         let mut correct = 0;
@@ -194,7 +234,13 @@ impl OmniglotOneShot {
                 let mut best: Option<(usize, f64)> = None;
                 for (pos, &c) in run.training.iter().enumerate() {
                     let v = distance.between(embeddings.row(t), embeddings.row(c));
-                    let closer = best.is_none_or(|(_, b)| if distance.higher_is_closer() { v > b } else { v < b });
+                    let closer = best.is_none_or(|(_, b)| {
+                        if distance.higher_is_closer() {
+                            v > b
+                        } else {
+                            v < b
+                        }
+                    });
                     if closer {
                         best = Some((pos, v));
                     }
@@ -206,14 +252,30 @@ impl OmniglotOneShot {
         }
         let trials = self.n_trials();
         let accuracy = correct as f64 / trials.max(1) as f64;
-        Ok(OneShotReport { distance, trials, correct, accuracy, error_rate: 1.0 - accuracy, per_run_accuracy: per_run })
+        Ok(OneShotReport {
+            distance,
+            trials,
+            correct,
+            accuracy,
+            error_rate: 1.0 - accuracy,
+            per_run_accuracy: per_run,
+        })
     }
 }
 
-fn read_entry<R: Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, path: &Path, name: &str) -> Result<Vec<u8>> {
-    let mut f = zip.by_name(name).map_err(|e| format_err(path, format!("{name}: {e}")))?;
+fn read_entry<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    path: &Path,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let mut f = zip
+        .by_name(name)
+        .map_err(|e| format_err(path, format!("{name}: {e}")))?;
     let mut buf = Vec::with_capacity(f.size() as usize);
-    f.read_to_end(&mut buf).map_err(|e| EvalError::Io { path: PathBuf::from(path).join(name), source: e })?;
+    f.read_to_end(&mut buf).map_err(|e| EvalError::Io {
+        path: PathBuf::from(path).join(name),
+        source: e,
+    })?;
     Ok(buf)
 }
 
@@ -234,7 +296,10 @@ pub fn decode_png(bytes: &[u8]) -> std::result::Result<OneShotImage, String> {
         png::ColorType::Indexed => return Err("indexed colour was not expanded".into()),
     };
     if info.bit_depth != png::BitDepth::Eight {
-        return Err(format!("unexpected bit depth {:?} after expansion", info.bit_depth));
+        return Err(format!(
+            "unexpected bit depth {:?} after expansion",
+            info.bit_depth
+        ));
     }
     let mut pixels = Vec::with_capacity((w * h) as usize);
     for y in 0..h as usize {
@@ -246,5 +311,10 @@ pub fn decode_png(bytes: &[u8]) -> std::result::Result<OneShotImage, String> {
             });
         }
     }
-    Ok(OneShotImage { path: String::new(), width: w, height: h, pixels })
+    Ok(OneShotImage {
+        path: String::new(),
+        width: w,
+        height: h,
+        pixels,
+    })
 }

@@ -24,7 +24,9 @@ use crate::data::{ClassIndex, Labelled};
 use crate::distance::Distance;
 use crate::error::{EvalError, Result, invalid};
 use crate::scalar::Real;
-use crate::verification::{Polarity, VerificationConfig, VerificationMetrics, verification_metrics};
+use crate::verification::{
+    Polarity, VerificationConfig, VerificationMetrics, verification_metrics,
+};
 
 /// Genuine and impostor pairs of row indices (`i < j`).
 #[derive(Clone, Debug, PartialEq)]
@@ -84,10 +86,18 @@ pub fn make_pairs(labels: &[i64], max_pairs: usize, seed: u64) -> Result<Pairs> 
         for i in 0..labels.len() {
             for j in i + 1..labels.len() {
                 let p = (i as u32, j as u32);
-                if classes.ids[i] == classes.ids[j] { genuine.push(p) } else { impostor.push(p) }
+                if classes.ids[i] == classes.ids[j] {
+                    genuine.push(p)
+                } else {
+                    impostor.push(p)
+                }
             }
         }
-        return Ok(Pairs { genuine, impostor, exhaustive: true });
+        return Ok(Pairs {
+            genuine,
+            impostor,
+            exhaustive: true,
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let want_gen = total_gen.min(max_pairs as u64 / 2);
@@ -108,7 +118,10 @@ pub fn make_pairs(labels: &[i64], max_pairs: usize, seed: u64) -> Result<Pairs> 
     let mut genuine: Vec<(u32, u32)> = if want_gen == total_gen {
         (0..total_gen).map(decode).collect()
     } else {
-        sample_u64(&mut rng, total_gen, want_gen).into_iter().map(decode).collect()
+        sample_u64(&mut rng, total_gen, want_gen)
+            .into_iter()
+            .map(decode)
+            .collect()
     };
     genuine.sort_unstable();
     // Impostor: i with probability ∝ (n − |class(i)|), then j uniform outside i's class.
@@ -131,19 +144,34 @@ pub fn make_pairs(labels: &[i64], max_pairs: usize, seed: u64) -> Result<Pairs> 
         let i = cum.partition_point(|&c| c <= u);
         let c = classes.ids[i] as usize;
         let r = rng.random_range(0..weights[i]) as usize;
-        let j = if r < class_start[c] { by_class[r] } else { by_class[r + sizes[c] as usize] };
-        let p = if (i as u32) < j { (i as u32, j) } else { (j, i as u32) };
+        let j = if r < class_start[c] {
+            by_class[r]
+        } else {
+            by_class[r + sizes[c] as usize]
+        };
+        let p = if (i as u32) < j {
+            (i as u32, j)
+        } else {
+            (j, i as u32)
+        };
         seen.insert(p);
     }
     let mut impostor: Vec<(u32, u32)> = seen.into_iter().collect();
     impostor.sort_unstable();
-    Ok(Pairs { genuine, impostor, exhaustive: false })
+    Ok(Pairs {
+        genuine,
+        impostor,
+        exhaustive: false,
+    })
 }
 
 /// `amount` distinct values from `0..len`, uniformly.
 fn sample_u64(rng: &mut ChaCha8Rng, len: u64, amount: u64) -> Vec<u64> {
     if let Ok(l) = usize::try_from(len) {
-        return index::sample(rng, l, amount as usize).into_iter().map(|v| v as u64).collect();
+        return index::sample(rng, l, amount as usize)
+            .into_iter()
+            .map(|v| v as u64)
+            .collect();
     }
     let mut seen = HashSet::with_capacity(amount as usize);
     while (seen.len() as u64) < amount {
@@ -165,16 +193,25 @@ fn triangle(t: u64) -> (u64, u64) {
 }
 
 /// Distance (or dot product) of each pair, computed in `f64`.
-pub fn pair_values<T: Real>(set: &Labelled<T>, pairs: &[(u32, u32)], distance: Distance) -> Vec<f64> {
+pub fn pair_values<T: Real>(
+    set: &Labelled<T>,
+    pairs: &[(u32, u32)],
+    distance: Distance,
+) -> Vec<f64> {
     let e = &set.embeddings;
-    pairs.par_iter().map(|&(i, j)| distance.between(e.row(i as usize), e.row(j as usize))).collect()
+    pairs
+        .par_iter()
+        .map(|&(i, j)| distance.between(e.row(i as usize), e.row(j as usize)))
+        .collect()
 }
 
 /// Histograms of `genuine` and `impostor` over `bins` equal bins spanning both.
 pub fn histogram(genuine: &[f64], impostor: &[f64], bins: usize) -> Histogram {
     let bins = bins.max(1);
     let all = genuine.iter().chain(impostor).copied();
-    let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
@@ -182,7 +219,9 @@ pub fn histogram(genuine: &[f64], impostor: &[f64], bins: usize) -> Histogram {
         (lo, hi) = (lo - 0.5, lo + 0.5);
     }
     let width = (hi - lo) / bins as f64;
-    let edges = (0..=bins).map(|b| if b == bins { hi } else { lo + width * b as f64 }).collect();
+    let edges = (0..=bins)
+        .map(|b| if b == bins { hi } else { lo + width * b as f64 })
+        .collect();
     let count = |vals: &[f64]| {
         let mut h = vec![0u64; bins];
         for &v in vals {
@@ -191,7 +230,11 @@ pub fn histogram(genuine: &[f64], impostor: &[f64], bins: usize) -> Histogram {
         }
         h
     };
-    Histogram { edges, genuine: count(genuine), impostor: count(impostor) }
+    Histogram {
+        edges,
+        genuine: count(genuine),
+        impostor: count(impostor),
+    }
 }
 
 /// Verification metrics of the pairs of a labelled set (see the module docs).
@@ -205,7 +248,10 @@ pub fn verification<T: Real>(
     config: &VerificationConfig,
 ) -> Result<VerificationReport> {
     let pairs = make_pairs(set.labels(), config.max_pairs, config.seed)?;
-    for (kind, p) in [("genuine (same-label)", &pairs.genuine), ("impostor (different-label)", &pairs.impostor)] {
+    for (kind, p) in [
+        ("genuine (same-label)", &pairs.genuine),
+        ("impostor (different-label)", &pairs.impostor),
+    ] {
         if p.is_empty() {
             return Err(EvalError::NotEnoughData {
                 input: set.labels_name().to_string(),
@@ -215,7 +261,11 @@ pub fn verification<T: Real>(
     }
     let g = pair_values(set, &pairs.genuine, distance);
     let i = pair_values(set, &pairs.impostor, distance);
-    let polarity = if distance.higher_is_closer() { Polarity::HigherIsGenuine } else { Polarity::LowerIsGenuine };
+    let polarity = if distance.higher_is_closer() {
+        Polarity::HigherIsGenuine
+    } else {
+        Polarity::LowerIsGenuine
+    };
     let metrics = verification_metrics(&g, &i, polarity, config)?;
     let n = set.labels().len() as u64;
     Ok(VerificationReport {
@@ -225,7 +275,9 @@ pub fn verification<T: Real>(
         seed: config.seed,
         rule: match polarity {
             Polarity::HigherIsGenuine => format!("same identity when {distance} ≥ threshold"),
-            Polarity::LowerIsGenuine => format!("same identity when {distance} distance ≤ threshold"),
+            Polarity::LowerIsGenuine => {
+                format!("same identity when {distance} distance ≤ threshold")
+            }
         },
         metrics,
         histogram: histogram(&g, &i, config.histogram_bins),
@@ -259,8 +311,16 @@ mod tests {
         assert_eq!((s.genuine.len(), s.impostor.len()), (50, 50));
         let gs: HashSet<_> = s.genuine.iter().collect();
         assert_eq!(gs.len(), 50);
-        assert!(s.genuine.iter().all(|&(i, j)| i < j && labels[i as usize] == labels[j as usize]));
-        assert!(s.impostor.iter().all(|&(i, j)| i < j && labels[i as usize] != labels[j as usize]));
+        assert!(
+            s.genuine
+                .iter()
+                .all(|&(i, j)| i < j && labels[i as usize] == labels[j as usize])
+        );
+        assert!(
+            s.impostor
+                .iter()
+                .all(|&(i, j)| i < j && labels[i as usize] != labels[j as usize])
+        );
         assert_eq!(s, make_pairs(&labels, 100, 3).unwrap(), "seeded");
         assert_ne!(s, make_pairs(&labels, 100, 4).unwrap());
     }

@@ -34,34 +34,38 @@ pub(crate) fn first_relevant_ranks<T: Real>(
     let d = space.q.dim;
     let block = (ROW_BUDGET / m.max(1)).clamp(1, 64);
     let mut out = vec![0u64; queries.len()];
-    out.par_chunks_mut(block).zip(queries.par_chunks(block)).for_each(|(out, qids)| {
-        let nq = qids.len();
-        let mut qblock = Vec::with_capacity(nq * d);
-        for &q in qids {
-            qblock.extend_from_slice(space.q.row(q as usize));
-        }
-        let mut buf = vec![T::ZERO; nq * m];
-        space.score_tile(&qblock, qids, 0, m, &mut buf, true);
-        for ((o, &q), row) in out.iter_mut().zip(qids).zip(buf.chunks_exact(m)) {
-            let class = q_class[q as usize];
-            let Some(members) = r_members.get(class as usize) else { continue };
-            let mut best: Option<(T, u32)> = None;
-            for &j in members {
-                let s = row[j as usize];
-                if s == T::NEG_INFINITY {
-                    continue; // the query itself
-                }
-                if best.is_none_or(|(bs, bj)| better(s, j, bs, bj)) {
-                    best = Some((s, j));
-                }
+    out.par_chunks_mut(block)
+        .zip(queries.par_chunks(block))
+        .for_each(|(out, qids)| {
+            let nq = qids.len();
+            let mut qblock = Vec::with_capacity(nq * d);
+            for &q in qids {
+                qblock.extend_from_slice(space.q.row(q as usize));
             }
-            let Some((bs, bj)) = best else { continue };
-            let mut before = 0u64;
-            for (j, &s) in row.iter().enumerate() {
-                before += u64::from(s > bs || (s == bs && (j as u32) < bj));
+            let mut buf = vec![T::ZERO; nq * m];
+            space.score_tile(&qblock, qids, 0, m, &mut buf, true);
+            for ((o, &q), row) in out.iter_mut().zip(qids).zip(buf.chunks_exact(m)) {
+                let class = q_class[q as usize];
+                let Some(members) = r_members.get(class as usize) else {
+                    continue;
+                };
+                let mut best: Option<(T, u32)> = None;
+                for &j in members {
+                    let s = row[j as usize];
+                    if s == T::NEG_INFINITY {
+                        continue; // the query itself
+                    }
+                    if best.is_none_or(|(bs, bj)| better(s, j, bs, bj)) {
+                        best = Some((s, j));
+                    }
+                }
+                let Some((bs, bj)) = best else { continue };
+                let mut before = 0u64;
+                for (j, &s) in row.iter().enumerate() {
+                    before += u64::from(s > bs || (s == bs && (j as u32) < bj));
+                }
+                *o = before + 1;
             }
-            *o = before + 1;
-        }
-    });
+        });
     out
 }

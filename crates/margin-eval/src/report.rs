@@ -127,7 +127,10 @@ pub fn evaluate<T: Real>(
         let r = match f() {
             Ok(r) => Some(r),
             Err(EvalError::NotEnoughData { input, reason }) => {
-                skipped.push(Skipped { section: name.into(), reason: format!("{input}: {reason}") });
+                skipped.push(Skipped {
+                    section: name.into(),
+                    reason: format!("{input}: {reason}"),
+                });
                 None
             }
             Err(e) => return Err(e),
@@ -136,15 +139,24 @@ pub fn evaluate<T: Real>(
         Ok(r)
     }
     let clustering = match &config.clustering {
-        Some(c) => section("clustering", &mut skipped, &mut seconds.clustering, || clustering(query, d, c))?,
+        Some(c) => section("clustering", &mut skipped, &mut seconds.clustering, || {
+            clustering(query, d, c)
+        })?,
         None => None,
     };
     let verification = match &config.verification {
-        Some(c) => section("verification", &mut skipped, &mut seconds.verification, || verification(query, d, c))?,
+        Some(c) => section(
+            "verification",
+            &mut skipped,
+            &mut seconds.verification,
+            || verification(query, d, c),
+        )?,
         None => None,
     };
     let few_shot = match &config.few_shot {
-        Some(c) => section("few_shot", &mut skipped, &mut seconds.few_shot, || few_shot(query, d, c))?,
+        Some(c) => section("few_shot", &mut skipped, &mut seconds.few_shot, || {
+            few_shot(query, d, c)
+        })?,
         None => None,
     };
     let classes = ClassIndex::new(query.labels());
@@ -175,6 +187,10 @@ pub fn evaluate_slices<T: Real>(
     labels: &[i64],
     config: &EvalConfig,
 ) -> Result<EvalReport> {
-    let set = Labelled::new(Embeddings::new("embeddings", embeddings, dim)?, "labels", labels)?;
+    let set = Labelled::new(
+        Embeddings::new("embeddings", embeddings, dim)?,
+        "labels",
+        labels,
+    )?;
     evaluate(&set, None, config)
 }

@@ -50,7 +50,11 @@ pub struct RetrievalConfig {
 
 impl Default for RetrievalConfig {
     fn default() -> Self {
-        Self { k: None, recall_ks: vec![1, 2, 4, 8], mrr: true }
+        Self {
+            k: None,
+            recall_ks: vec![1, 2, 4, 8],
+            mrr: true,
+        }
     }
 }
 
@@ -118,7 +122,11 @@ pub fn retrieval_with_neighbors<T: Real>(
     distance: Distance,
     config: &RetrievalConfig,
 ) -> Result<(RetrievalReport, Neighbors<T>)> {
-    let space = Space::new(&query.embeddings, reference.map(|r| &r.embeddings), distance)?;
+    let space = Space::new(
+        &query.embeddings,
+        reference.map(|r| &r.embeddings),
+        distance,
+    )?;
     let same_source = reference.is_none();
     let ref_labels = reference.unwrap_or(query).labels();
     let ref_name = reference.unwrap_or(query).embeddings.name().to_string();
@@ -127,7 +135,11 @@ pub fn retrieval_with_neighbors<T: Real>(
         classes.ids.clone()
     } else {
         let lookup = classes.lookup();
-        query.labels().iter().map(|l| lookup.get(l).copied().unwrap_or(u32::MAX)).collect()
+        query
+            .labels()
+            .iter()
+            .map(|l| lookup.get(l).copied().unwrap_or(u32::MAX))
+            .collect()
     };
     let r_of = |q: usize| -> usize {
         let c = q_class[q];
@@ -152,13 +164,25 @@ pub fn retrieval_with_neighbors<T: Real>(
         return Err(invalid("k", "must be at least 1"));
     }
     if k > available {
-        return Err(EvalError::KTooLarge { k, available, input: ref_name });
+        return Err(EvalError::KTooLarge {
+            k,
+            available,
+            input: ref_name,
+        });
     }
-    let recall_ks: Vec<usize> = config.recall_ks.iter().copied().filter(|&r| r >= 1 && r <= available).collect();
+    let recall_ks: Vec<usize> = config
+        .recall_ks
+        .iter()
+        .copied()
+        .filter(|&r| r >= 1 && r <= available)
+        .collect();
     let k_search = recall_ks.iter().copied().fold(k, usize::max);
     let nb = search(&space, k_search, &KnnOptions::default());
 
-    let mut acc = Sums { recall: vec![0.0; recall_ks.len()], ..Default::default() };
+    let mut acc = Sums {
+        recall: vec![0.0; recall_ks.len()],
+        ..Default::default()
+    };
     let mut need_rank = Vec::new();
     let mut ranks = vec![0u64; n];
     for q in 0..n {
@@ -167,7 +191,11 @@ pub fn retrieval_with_neighbors<T: Real>(
             continue;
         }
         let c = q_class[q];
-        let rel: Vec<bool> = nb.indices_of(q).iter().map(|&j| classes.ids[j as usize] == c).collect();
+        let rel: Vec<bool> = nb
+            .indices_of(q)
+            .iter()
+            .map(|&j| classes.ids[j as usize] == c)
+            .collect();
         acc.add(&rel, r, k, &recall_ks);
         match rel.iter().position(|&x| x) {
             Some(p) => ranks[q] = p as u64 + 1,
@@ -180,7 +208,10 @@ pub fn retrieval_with_neighbors<T: Real>(
         for (&q, &rk) in need_rank.iter().zip(&far) {
             ranks[q as usize] = rk;
         }
-        let sum: f64 = (0..n).filter(|&q| r_of(q) > 0).map(|q| 1.0 / ranks[q] as f64).sum();
+        let sum: f64 = (0..n)
+            .filter(|&q| r_of(q) > 0)
+            .map(|q| 1.0 / ranks[q] as f64)
+            .sum();
         mrr = Some(sum);
     }
     let ne = (n - n_lone) as f64;
@@ -194,7 +225,11 @@ pub fn retrieval_with_neighbors<T: Real>(
         k,
         precision_at_1: acc.p1 / ne,
         precision_at_k: acc.pk / ne,
-        recall_at: recall_ks.iter().zip(&acc.recall).map(|(&k, &v)| RecallAt { k, value: v / ne }).collect(),
+        recall_at: recall_ks
+            .iter()
+            .zip(&acc.recall)
+            .map(|(&k, &v)| RecallAt { k, value: v / ne })
+            .collect(),
         r_precision: acc.rprec / ne,
         map_at_r: acc.map_r / ne,
         n_r_truncated: acc.truncated,
@@ -250,7 +285,12 @@ pub struct QueryMetrics {
 pub fn query_metrics(rel: &[bool], r: usize, k: usize) -> QueryMetrics {
     let rr = r.min(k).min(rel.len());
     if rr == 0 {
-        return QueryMetrics { p1: 0.0, pk: 0.0, r_precision: 0.0, map_at_r: 0.0 };
+        return QueryMetrics {
+            p1: 0.0,
+            pk: 0.0,
+            r_precision: 0.0,
+            map_at_r: 0.0,
+        };
     }
     let mut hits = 0usize;
     let mut ap = 0.0;

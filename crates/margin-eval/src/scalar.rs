@@ -96,7 +96,11 @@ macro_rules! impl_real {
             fn from_desc_key(key: u64) -> Self {
                 const SIGN: $u = 1 << (<$u>::BITS - 1);
                 let ascending = !(key as $u);
-                let b = if ascending & SIGN != 0 { ascending & !SIGN } else { !ascending };
+                let b = if ascending & SIGN != 0 {
+                    ascending & !SIGN
+                } else {
+                    !ascending
+                };
                 <$t>::from_bits(b)
             }
         }
@@ -189,7 +193,16 @@ mod tests {
 
     #[test]
     fn desc_keys_order_and_invert() {
-        let v = [f32::NEG_INFINITY, -3.5, -1e-30, 0.0, 1e-30, 2.0, 7e30, f32::INFINITY];
+        let v = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-30,
+            0.0,
+            1e-30,
+            2.0,
+            7e30,
+            f32::INFINITY,
+        ];
         for w in v.windows(2) {
             assert!(w[0].desc_key() >= w[1].desc_key(), "{w:?}");
         }

@@ -18,7 +18,6 @@ pub(crate) fn better<T: Real>(sa: T, ia: u32, sb: T, ib: u32) -> bool {
     sa > sb || (sa == sb && ia < ib)
 }
 
-
 /// Width of the chunks [`TopK::offer_chunk`] takes.
 pub(crate) const CHUNK: usize = 16;
 
@@ -36,7 +35,12 @@ impl<T: Real> TopK<T> {
     pub fn new(k: usize) -> Self {
         let k = k.max(1);
         let cap = (2 * k).max(k + 64) + CHUNK;
-        Self { k, buf: vec![(0, 0); cap], len: 0, thr: T::NEG_INFINITY }
+        Self {
+            k,
+            buf: vec![(0, 0); cap],
+            len: 0,
+            thr: T::NEG_INFINITY,
+        }
     }
 
     /// The score a candidate must exceed to be accepted. Candidates must be
@@ -115,7 +119,9 @@ mod tests {
 
     #[test]
     fn keeps_best_with_index_ties() {
-        let vals = [1.0f64, 5.0, 3.0, 5.0, 2.0, 5.0, 0.0, 4.0, 5.0, 4.5, 6.0, 0.5];
+        let vals = [
+            1.0f64, 5.0, 3.0, 5.0, 2.0, 5.0, 0.0, 4.0, 5.0, 4.5, 6.0, 0.5,
+        ];
         for k in 1..=vals.len() {
             let mut h = TopK::new(k);
             for (i, &v) in vals.iter().enumerate() {
@@ -125,7 +131,11 @@ mod tests {
             assert_eq!(h.finish(&mut s, &mut ix), k);
             let mut want: Vec<(f64, u32)> = vals.iter().copied().zip(0u32..).collect();
             want.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
-            assert_eq!(ix, want[..k].iter().map(|p| p.1).collect::<Vec<_>>(), "k = {k}");
+            assert_eq!(
+                ix,
+                want[..k].iter().map(|p| p.1).collect::<Vec<_>>(),
+                "k = {k}"
+            );
             assert_eq!(s, want[..k].iter().map(|p| p.0).collect::<Vec<_>>());
         }
     }
@@ -137,7 +147,9 @@ mod chunk_tests {
 
     #[test]
     fn chunks_equal_single_pushes() {
-        let vals: Vec<f32> = (0..1000u32).map(|i| ((i * 7919) % 613) as f32 / 7.0).collect();
+        let vals: Vec<f32> = (0..1000u32)
+            .map(|i| ((i * 7919) % 613) as f32 / 7.0)
+            .collect();
         for k in [1, 5, 64, 200] {
             let (mut a, mut b) = (TopK::new(k), TopK::new(k));
             for (c, chunk) in vals.chunks_exact(CHUNK).enumerate() {
@@ -149,7 +161,8 @@ mod chunk_tests {
             for (i, &v) in vals.iter().enumerate().take(vals.len() / CHUNK * CHUNK) {
                 b.push(v, i as u32);
             }
-            let (mut sa, mut ia, mut sb, mut ib) = (vec![0.0; k], vec![0; k], vec![0.0; k], vec![0; k]);
+            let (mut sa, mut ia, mut sb, mut ib) =
+                (vec![0.0; k], vec![0; k], vec![0.0; k], vec![0; k]);
             assert_eq!(a.finish(&mut sa, &mut ia), k);
             assert_eq!(b.finish(&mut sb, &mut ib), k);
             assert_eq!((ia, sa), (ib, sb), "k = {k}");

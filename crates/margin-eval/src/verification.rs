@@ -146,29 +146,55 @@ struct Sweep {
 }
 
 fn sweep(genuine: &[f64], impostor: &[f64], polarity: Polarity) -> Result<Sweep> {
-    for (name, s) in [("genuine pair scores", genuine), ("impostor pair scores", impostor)] {
+    for (name, s) in [
+        ("genuine pair scores", genuine),
+        ("impostor pair scores", impostor),
+    ] {
         if s.is_empty() {
-            return Err(EvalError::Empty { input: name.into(), what: "no pairs".into() });
+            return Err(EvalError::Empty {
+                input: name.into(),
+                what: "no pairs".into(),
+            });
         }
         if let Some(p) = s.iter().position(|v| !v.is_finite()) {
-            return Err(EvalError::NonFinite { input: name.into(), row: p, column: 0, value: s[p] });
+            return Err(EvalError::NonFinite {
+                input: name.into(),
+                row: p,
+                column: 0,
+                value: s[p],
+            });
         }
     }
-    let sign = if polarity == Polarity::HigherIsGenuine { 1.0 } else { -1.0 };
+    let sign = if polarity == Polarity::HigherIsGenuine {
+        1.0
+    } else {
+        -1.0
+    };
     let mut all: Vec<(f64, bool)> = genuine
         .iter()
         .map(|&v| (sign * v, true))
         .chain(impostor.iter().map(|&v| (sign * v, false)))
         .collect();
     all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let mut sw = Sweep { x: Vec::new(), tp: Vec::new(), fp: Vec::new(), g: genuine.len() as u64, i: impostor.len() as u64, two_u: 0 };
+    let mut sw = Sweep {
+        x: Vec::new(),
+        tp: Vec::new(),
+        fp: Vec::new(),
+        g: genuine.len() as u64,
+        i: impostor.len() as u64,
+        two_u: 0,
+    };
     let (mut tp, mut fp) = (0u64, 0u64);
     let mut k = 0;
     while k < all.len() {
         let x = all[k].0;
         let (mut gg, mut ii) = (0u64, 0u64);
         while k < all.len() && all[k].0 == x {
-            if all[k].1 { gg += 1 } else { ii += 1 }
+            if all[k].1 {
+                gg += 1
+            } else {
+                ii += 1
+            }
             k += 1;
         }
         sw.two_u += u128::from(ii) * u128::from(2 * tp + gg);
@@ -184,9 +210,17 @@ fn sweep(genuine: &[f64], impostor: &[f64], polarity: Polarity) -> Result<Sweep>
 /// The full ROC: one point per distinct score, strictest threshold first.
 pub fn roc_curve(genuine: &[f64], impostor: &[f64], polarity: Polarity) -> Result<Vec<RocPoint>> {
     let sw = sweep(genuine, impostor, polarity)?;
-    let sign = if polarity == Polarity::HigherIsGenuine { 1.0 } else { -1.0 };
+    let sign = if polarity == Polarity::HigherIsGenuine {
+        1.0
+    } else {
+        -1.0
+    };
     Ok((0..sw.x.len())
-        .map(|p| RocPoint { threshold: sign * sw.x[p], far: sw.fp[p] as f64 / sw.i as f64, tar: sw.tp[p] as f64 / sw.g as f64 })
+        .map(|p| RocPoint {
+            threshold: sign * sw.x[p],
+            far: sw.fp[p] as f64 / sw.i as f64,
+            tar: sw.tp[p] as f64 / sw.g as f64,
+        })
         .collect())
 }
 
@@ -202,14 +236,25 @@ pub fn verification_metrics(
     polarity: Polarity,
     config: &VerificationConfig,
 ) -> Result<VerificationMetrics> {
-    if let Some(f) = config.far_targets.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+    if let Some(f) = config
+        .far_targets
+        .iter()
+        .find(|f| !(**f > 0.0 && **f <= 1.0))
+    {
         return Err(invalid("FAR target", format!("{f} is not in (0, 1]")));
     }
     if !(config.min_false_accepts.is_finite() && config.min_false_accepts >= 0.0) {
-        return Err(invalid("min_false_accepts", format!("{} is not a finite number ≥ 0", config.min_false_accepts)));
+        return Err(invalid(
+            "min_false_accepts",
+            format!("{} is not a finite number ≥ 0", config.min_false_accepts),
+        ));
     }
     let sw = sweep(genuine, impostor, polarity)?;
-    let sign = if polarity == Polarity::HigherIsGenuine { 1.0 } else { -1.0 };
+    let sign = if polarity == Polarity::HigherIsGenuine {
+        1.0
+    } else {
+        -1.0
+    };
     let (g, i) = (sw.g as f64, sw.i as f64);
     let far = |p: usize| sw.fp[p] as f64 / i;
     let tar = |p: usize| sw.tp[p] as f64 / g;
@@ -219,13 +264,21 @@ pub fn verification_metrics(
     // EER: first point with FAR ≥ FRR, interpolated with the one before.
     let c = (0..n).find(|&p| far(p) >= 1.0 - tar(p)).unwrap_or(n - 1);
     let (far_c, frr_c) = (far(c), 1.0 - tar(c));
-    let (far_p, frr_p) = if c == 0 { (0.0, 1.0) } else { (far(c - 1), 1.0 - tar(c - 1)) };
+    let (far_p, frr_p) = if c == 0 {
+        (0.0, 1.0)
+    } else {
+        (far(c - 1), 1.0 - tar(c - 1))
+    };
     let (eer, eer_threshold) = if far_c == frr_c {
         (far_c, thr(c))
     } else {
         let lambda = (frr_p - far_p) / ((frr_p - far_p) - (frr_c - far_c));
         let eer = far_p + lambda * (far_c - far_p);
-        let t = if c > 0 && frr_p < far_c { thr(c - 1) } else { thr(c) };
+        let t = if c > 0 && frr_p < far_c {
+            thr(c - 1)
+        } else {
+            thr(c)
+        };
         (eer, t)
     };
 
@@ -235,15 +288,29 @@ pub fn verification_metrics(
         .map(|&f| {
             let required = (config.min_false_accepts / f).ceil() as usize;
             if i * f < config.min_false_accepts {
-                return TarAtFar::NotEstimable { far_target: f, impostors: sw.i as usize, required };
+                return TarAtFar::NotEstimable {
+                    far_target: f,
+                    impostors: sw.i as usize,
+                    required,
+                };
             }
             // Points are monotone in FAR: the last one with FAR ≤ f.
             let last = sw.fp.partition_point(|&fp| fp as f64 / i <= f);
             if last == 0 {
-                TarAtFar::Estimated { far_target: f, tar: 0.0, far: 0.0, threshold: None }
+                TarAtFar::Estimated {
+                    far_target: f,
+                    tar: 0.0,
+                    far: 0.0,
+                    threshold: None,
+                }
             } else {
                 let p = last - 1;
-                TarAtFar::Estimated { far_target: f, tar: tar(p), far: far(p), threshold: Some(thr(p)) }
+                TarAtFar::Estimated {
+                    far_target: f,
+                    tar: tar(p),
+                    far: far(p),
+                    threshold: Some(thr(p)),
+                }
             }
         })
         .collect();
@@ -258,7 +325,11 @@ pub fn verification_metrics(
 
     let roc = thin_roc(&sw, config.roc_points)
         .into_iter()
-        .map(|p| RocPoint { threshold: thr(p), far: far(p), tar: tar(p) })
+        .map(|p| RocPoint {
+            threshold: thr(p),
+            far: far(p),
+            tar: tar(p),
+        })
         .collect();
     Ok(VerificationMetrics {
         polarity,

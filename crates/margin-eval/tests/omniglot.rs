@@ -6,7 +6,8 @@ use margin_eval::{Distance, Embeddings, EvalError, OmniglotOneShot};
 
 fn zip_path() -> PathBuf {
     // The repository's shared data folder sits next to the checkout.
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/omniglot/all_runs.zip");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/omniglot/all_runs.zip");
     assert!(p.exists(), "missing test data {}", p.display());
     p
 }
@@ -18,30 +19,50 @@ fn loads_the_benchmark_and_scores_embeddings() {
     assert_eq!(b.runs.len(), 20);
     assert_eq!(b.n_trials(), 400);
     for r in &b.runs {
-        assert_eq!((r.training.len(), r.test.len(), r.answers.len()), (20, 20, 20));
+        assert_eq!(
+            (r.training.len(), r.test.len(), r.answers.len()),
+            (20, 20, 20)
+        );
         let mut a = r.answers.clone();
         a.sort_unstable();
-        assert_eq!(a, (0..20).collect::<Vec<_>>(), "each training class is the answer once");
+        assert_eq!(
+            a,
+            (0..20).collect::<Vec<_>>(),
+            "each training class is the answer once"
+        );
     }
     let first = &b.runs[0];
     assert_eq!(first.name, "run01");
     assert_eq!(b.images[first.test[0]].path, "run01/test/item01.png");
     // run01/class_labels.txt: item01 → class08, item02 → class09, item03 → class02.
     assert_eq!(&first.answers[..3], &[7, 8, 1]);
-    assert_eq!(b.images[first.training[7]].path, "run01/training/class08.png");
+    assert_eq!(
+        b.images[first.training[7]].path,
+        "run01/training/class08.png"
+    );
     let img = &b.images[0];
     assert_eq!((img.width, img.height), (105, 105));
-    assert!(b.images.iter().all(|i| i.pixels.iter().all(|&p| p == 0 || p == 255)));
+    assert!(
+        b.images
+            .iter()
+            .all(|i| i.pixels.iter().all(|&p| p == 0 || p == 255))
+    );
     let (ink, dim) = b.ink_vectors().unwrap();
     assert_eq!(dim, 105 * 105);
     let ink_fraction = ink.iter().sum::<f32>() / ink.len() as f32;
-    assert!(ink_fraction > 0.02 && ink_fraction < 0.2, "ink fraction {ink_fraction}");
+    assert!(
+        ink_fraction > 0.02 && ink_fraction < 0.2,
+        "ink fraction {ink_fraction}"
+    );
 
     // Raw-pixel nearest neighbour: well above chance (5%).
     let e = Embeddings::new("pixels", &ink, dim).unwrap();
     let r = b.accuracy(&e, Distance::Euclidean).unwrap();
     assert_eq!(r.trials, 400);
-    eprintln!("raw-pixel 1-NN one-shot accuracy: {:.3} (cosine below)", r.accuracy);
+    eprintln!(
+        "raw-pixel 1-NN one-shot accuracy: {:.3} (cosine below)",
+        r.accuracy
+    );
     assert!(r.accuracy > 0.15 && r.accuracy < 0.9, "{r:?}");
     let rc = b.accuracy(&e, Distance::Cosine).unwrap();
     eprintln!("raw-pixel cosine: {:.3}", rc.accuracy);
@@ -76,8 +97,12 @@ fn loads_the_benchmark_and_scores_embeddings() {
 
 #[test]
 fn missing_or_broken_files_are_typed_errors() {
-    assert!(matches!(OmniglotOneShot::load("/nonexistent/all_runs.zip"), Err(EvalError::Io { .. })));
-    let tmp = std::env::temp_dir().join(format!("margin-eval-not-a-zip-{}.zip", std::process::id()));
+    assert!(matches!(
+        OmniglotOneShot::load("/nonexistent/all_runs.zip"),
+        Err(EvalError::Io { .. })
+    ));
+    let tmp =
+        std::env::temp_dir().join(format!("margin-eval-not-a-zip-{}.zip", std::process::id()));
     std::fs::write(&tmp, b"not a zip").unwrap();
     let r = OmniglotOneShot::load(&tmp);
     std::fs::remove_file(&tmp).ok();

@@ -28,15 +28,33 @@ fn perfect_separation_is_one_everywhere() {
     for d in [Distance::Euclidean, Distance::SquaredEuclidean] {
         let r = retrieval(&s, None, d, &RetrievalConfig::default()).unwrap();
         assert_eq!(r.k, 3, "k = largest class size − 1 (own row excluded)");
-        for v in [r.precision_at_1, r.precision_at_k, r.r_precision, r.map_at_r, r.mrr.unwrap()] {
+        for v in [
+            r.precision_at_1,
+            r.precision_at_k,
+            r.r_precision,
+            r.map_at_r,
+            r.mrr.unwrap(),
+        ] {
             assert!(close(v, 1.0), "{d}: {r:?}");
         }
         assert!(r.recall_at.iter().all(|x| close(x.value, 1.0)));
-        assert_eq!(r.recall_at.iter().map(|x| x.k).collect::<Vec<_>>(), vec![1, 2, 4, 8]);
-        assert_eq!((r.n_lone_queries, r.n_evaluated, r.n_r_truncated), (0, 12, 0));
+        assert_eq!(
+            r.recall_at.iter().map(|x| x.k).collect::<Vec<_>>(),
+            vec![1, 2, 4, 8]
+        );
+        assert_eq!(
+            (r.n_lone_queries, r.n_evaluated, r.n_r_truncated),
+            (0, 12, 0)
+        );
     }
     // As a separate reference: each query finds its own copy too, R = 4.
-    let r = retrieval(&s, Some(&s), Distance::Euclidean, &RetrievalConfig::default()).unwrap();
+    let r = retrieval(
+        &s,
+        Some(&s),
+        Distance::Euclidean,
+        &RetrievalConfig::default(),
+    )
+    .unwrap();
     assert_eq!(r.k, 4);
     assert!(close(r.map_at_r, 1.0) && close(r.precision_at_k, 1.0) && !r.same_source);
 }
@@ -55,7 +73,11 @@ fn single_misplaced_point_by_hand() {
     // B10   : B11 A3 B2.2 (1 0 1)  1   1/2  1/2   1
     // B11   : B10 A3 B2.2 (1 0 1)  1   1/2  1/2   1
     let s = set(&data, 1, &labels);
-    let cfg = RetrievalConfig { k: None, recall_ks: vec![1, 2], mrr: true };
+    let cfg = RetrievalConfig {
+        k: None,
+        recall_ks: vec![1, 2],
+        mrr: true,
+    };
     let r = retrieval(&s, None, Distance::Euclidean, &cfg).unwrap();
     assert_eq!(r.k, 2);
     assert!(close(r.precision_at_1, 4.0 / 6.0), "{r:?}");
@@ -64,7 +86,10 @@ fn single_misplaced_point_by_hand() {
     assert!(close(r.map_at_r, 2.25 / 6.0));
     assert!(close(r.recall_at[0].value, 4.0 / 6.0) && close(r.recall_at[1].value, 5.0 / 6.0));
     assert!(close(r.mrr.unwrap(), (4.0 + 0.5 + 0.25) / 6.0));
-    assert_eq!(r.n_full_rank_queries, 1, "B2.2's first match lies beyond the top 2");
+    assert_eq!(
+        r.n_full_rank_queries, 1,
+        "B2.2's first match lies beyond the top 2"
+    );
 }
 
 #[test]
@@ -100,12 +125,26 @@ fn lone_queries_are_excluded_and_counted() {
     let q = [0.05, 7.0];
     let ql = [1, 3];
     let qs = set(&q, 1, &ql);
-    let r = retrieval(&qs, Some(&s), Distance::Euclidean, &RetrievalConfig::default()).unwrap();
+    let r = retrieval(
+        &qs,
+        Some(&s),
+        Distance::Euclidean,
+        &RetrievalConfig::default(),
+    )
+    .unwrap();
     assert_eq!((r.n_lone_queries, r.n_evaluated, r.k), (1, 1, 2));
     // Everything lone is an error, not a zero.
     let ql = [7, 8];
     let qs = set(&q, 1, &ql);
-    assert!(matches!(retrieval(&qs, Some(&s), Distance::Euclidean, &RetrievalConfig::default()), Err(EvalError::NotEnoughData { .. })));
+    assert!(matches!(
+        retrieval(
+            &qs,
+            Some(&s),
+            Distance::Euclidean,
+            &RetrievalConfig::default()
+        ),
+        Err(EvalError::NotEnoughData { .. })
+    ));
 }
 
 #[test]
@@ -113,12 +152,33 @@ fn k_too_large_and_dimension_errors() {
     let data = [0.0, 0.1, 5.0, 5.1];
     let labels = [1, 1, 2, 2];
     let s = set(&data, 1, &labels);
-    let cfg = RetrievalConfig { k: Some(4), ..Default::default() };
+    let cfg = RetrievalConfig {
+        k: Some(4),
+        ..Default::default()
+    };
     let e = retrieval(&s, None, Distance::Euclidean, &cfg).unwrap_err();
-    assert!(matches!(e, EvalError::KTooLarge { k: 4, available: 3, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            EvalError::KTooLarge {
+                k: 4,
+                available: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let d2 = [0.0, 0.0, 1.0, 1.0];
-    let s2 = Labelled::new(Embeddings::new("R.npy", &d2, 2).unwrap(), "RL", &labels[..2]).unwrap();
-    assert!(matches!(retrieval(&s, Some(&s2), Distance::Cosine, &Default::default()), Err(EvalError::DimensionMismatch { .. })));
+    let s2 = Labelled::new(
+        Embeddings::new("R.npy", &d2, 2).unwrap(),
+        "RL",
+        &labels[..2],
+    )
+    .unwrap();
+    assert!(matches!(
+        retrieval(&s, Some(&s2), Distance::Cosine, &Default::default()),
+        Err(EvalError::DimensionMismatch { .. })
+    ));
 }
 
 /// Brute-force metrics: full sorted ranking in f64 per query.
@@ -126,15 +186,25 @@ fn brute(data: &[f64], d: usize, labels: &[i64], k: usize, dist: Distance) -> (f
     let n = labels.len();
     let (mut p1, mut rp, mut map, mut mrr, mut ne) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for q in 0..n {
-        let r = labels.iter().enumerate().filter(|&(j, &l)| j != q && l == labels[q]).count();
+        let r = labels
+            .iter()
+            .enumerate()
+            .filter(|&(j, &l)| j != q && l == labels[q])
+            .count();
         if r == 0 {
             continue;
         }
         ne += 1.0;
-        let mut c: Vec<(usize, f64)> =
-            (0..n).filter(|&j| j != q).map(|j| (j, dist.between(&data[q * d..][..d], &data[j * d..][..d]))).collect();
+        let mut c: Vec<(usize, f64)> = (0..n)
+            .filter(|&j| j != q)
+            .map(|j| (j, dist.between(&data[q * d..][..d], &data[j * d..][..d])))
+            .collect();
         c.sort_by(|a, b| {
-            let o = if dist.higher_is_closer() { b.1.partial_cmp(&a.1) } else { a.1.partial_cmp(&b.1) };
+            let o = if dist.higher_is_closer() {
+                b.1.partial_cmp(&a.1)
+            } else {
+                a.1.partial_cmp(&b.1)
+            };
             o.unwrap().then(a.0.cmp(&b.0))
         });
         let rel: Vec<bool> = c.iter().map(|&(j, _)| labels[j] == labels[q]).collect();
@@ -154,13 +224,27 @@ fn equals_brute_force_on_random_data() {
     let s = set(&data, d, &labels);
     for dist in Distance::ALL {
         for k in [3, 12] {
-            let cfg = RetrievalConfig { k: Some(k), recall_ks: vec![1], mrr: true };
+            let cfg = RetrievalConfig {
+                k: Some(k),
+                recall_ks: vec![1],
+                mrr: true,
+            };
             let r = retrieval(&s, None, dist, &cfg).unwrap();
             let (p1, rp, map, mrr) = brute(&data, d, &labels, k, dist);
-            assert!(close(r.precision_at_1, p1) && close(r.r_precision, rp) && close(r.map_at_r, map), "{dist} k={k}: {r:?}");
-            assert!(close(r.mrr.unwrap(), mrr), "{dist} k={k}: mrr {} vs {mrr}", r.mrr.unwrap());
+            assert!(
+                close(r.precision_at_1, p1) && close(r.r_precision, rp) && close(r.map_at_r, map),
+                "{dist} k={k}: {r:?}"
+            );
+            assert!(
+                close(r.mrr.unwrap(), mrr),
+                "{dist} k={k}: mrr {} vs {mrr}",
+                r.mrr.unwrap()
+            );
             if k == 3 {
-                assert!(r.n_full_rank_queries > 0, "the test should exercise the full-rank pass");
+                assert!(
+                    r.n_full_rank_queries > 0,
+                    "the test should exercise the full-rank pass"
+                );
             }
         }
     }

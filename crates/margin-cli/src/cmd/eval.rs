@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use margin_eval::{
-    Distance, Embeddings, EvalConfig, EvalReport, FewShotConfig, Labelled, RetrievalConfig, TarAtFar,
-    VerificationConfig, evaluate,
+    Distance, Embeddings, EvalConfig, EvalReport, FewShotConfig, Labelled, RetrievalConfig,
+    TarAtFar, VerificationConfig, evaluate,
 };
 use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyError, read_npy};
@@ -74,7 +74,9 @@ fn parse_episodes(s: &str) -> Result<(usize, usize, usize), String> {
     let nums: Result<Vec<usize>, _> = parts.iter().map(|p| p.parse::<usize>()).collect();
     match nums.as_deref() {
         Ok([n, k, c]) if *n >= 1 && *k >= 1 && *c >= 1 => Ok((*n, *k, *c)),
-        _ => Err(format!("expected N-way,K-shot,count with positive integers (e.g. 5,1,1000), got {s:?}")),
+        _ => Err(format!(
+            "expected N-way,K-shot,count with positive integers (e.g. 5,1,1000), got {s:?}"
+        )),
     }
 }
 
@@ -106,7 +108,11 @@ fn try_read<T: ndarray_npy::ReadableElement>(path: &Path) -> anyhow::Result<Opti
 fn read_embeddings(path: &Path) -> anyhow::Result<Matrix> {
     fn flat<T: Clone>(a: ArrayD<T>, path: &Path) -> anyhow::Result<(Vec<T>, usize)> {
         if a.ndim() != 2 {
-            bail!("{}: embeddings must be 2-D (rows × dim), got shape {:?}", path.display(), a.shape());
+            bail!(
+                "{}: embeddings must be 2-D (rows × dim), got shape {:?}",
+                path.display(),
+                a.shape()
+            );
         }
         let dim = a.shape()[1];
         Ok((a.as_standard_layout().iter().cloned().collect(), dim))
@@ -123,10 +129,18 @@ fn read_embeddings(path: &Path) -> anyhow::Result<Matrix> {
 }
 
 fn read_labels(path: &Path) -> anyhow::Result<Vec<i64>> {
-    fn flat<T: Copy>(a: ArrayD<T>, path: &Path, conv: impl Fn(T) -> Option<i64>) -> anyhow::Result<Vec<i64>> {
+    fn flat<T: Copy>(
+        a: ArrayD<T>,
+        path: &Path,
+        conv: impl Fn(T) -> Option<i64>,
+    ) -> anyhow::Result<Vec<i64>> {
         let n = a.len();
         if a.ndim() != 1 && !(a.ndim() == 2 && a.shape()[1] == 1) {
-            bail!("{}: labels must be 1-D (one per row), got shape {:?}", path.display(), a.shape());
+            bail!(
+                "{}: labels must be 1-D (one per row), got shape {:?}",
+                path.display(),
+                a.shape()
+            );
         }
         let v: Option<Vec<i64>> = a.as_standard_layout().iter().map(|&x| conv(x)).collect();
         let v = v.with_context(|| format!("{}: a label does not fit in i64", path.display()))?;
@@ -151,7 +165,10 @@ fn read_labels(path: &Path) -> anyhow::Result<Vec<i64>> {
     if let Some(a) = try_read::<bool>(path)? {
         return flat(a, path, |x| Some(i64::from(x)));
     }
-    bail!("{}: labels must be an integer (or bool) array; floats are not accepted as labels", path.display())
+    bail!(
+        "{}: labels must be an integer (or bool) array; floats are not accepted as labels",
+        path.display()
+    )
 }
 
 /// Runs `margin eval`.
@@ -167,34 +184,73 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
     let config = EvalConfig {
         distance: args.distance,
-        retrieval: RetrievalConfig { k: args.k, ..Default::default() },
-        clustering: (!args.no_clustering).then(|| margin_eval::ClusteringConfig { seed: args.seed, ..Default::default() }),
-        verification: Some(VerificationConfig { max_pairs: args.pairs, seed: args.seed, ..Default::default() }),
+        retrieval: RetrievalConfig {
+            k: args.k,
+            ..Default::default()
+        },
+        clustering: (!args.no_clustering).then(|| margin_eval::ClusteringConfig {
+            seed: args.seed,
+            ..Default::default()
+        }),
+        verification: Some(VerificationConfig {
+            max_pairs: args.pairs,
+            seed: args.seed,
+            ..Default::default()
+        }),
         few_shot: Some({
             let (n, k, c) = args.episodes.unwrap_or((5, 1, 1000));
-            FewShotConfig { n_way: n, k_shot: k, n_query: args.episode_queries, episodes: c, seed: args.seed }
+            FewShotConfig {
+                n_way: n,
+                k_shot: k,
+                n_query: args.episode_queries,
+                episodes: c,
+                seed: args.seed,
+            }
         }),
     };
     let name = |p: &Path, flag: &str| format!("{flag} {}", p.display());
     // Mixed precisions are evaluated in f64.
-    let all_f32 = matches!(q, Matrix::F32(..)) && reference.as_ref().is_none_or(|(r, _)| matches!(r, Matrix::F32(..)));
+    let all_f32 = matches!(q, Matrix::F32(..))
+        && reference
+            .as_ref()
+            .is_none_or(|(r, _)| matches!(r, Matrix::F32(..)));
     let report = if all_f32 {
-        let Matrix::F32(qv, qd) = q else { unreachable!() };
+        let Matrix::F32(qv, qd) = q else {
+            unreachable!()
+        };
         let rv = reference.map(|(r, l)| match r {
             Matrix::F32(v, d) => (v, d, l),
             Matrix::F64(..) => unreachable!(),
         });
-        run_typed(&args, &config, (&qv, qd, &ql), rv.as_ref().map(|(v, d, l)| (v.as_slice(), *d, l.as_slice())), &name)?
+        run_typed(
+            &args,
+            &config,
+            (&qv, qd, &ql),
+            rv.as_ref()
+                .map(|(v, d, l)| (v.as_slice(), *d, l.as_slice())),
+            &name,
+        )?
     } else {
         let (qv, qd) = q.into_f64();
         let rv = reference.map(|(r, l)| {
             let (v, d) = r.into_f64();
             (v, d, l)
         });
-        run_typed(&args, &config, (&qv, qd, &ql), rv.as_ref().map(|(v, d, l)| (v.as_slice(), *d, l.as_slice())), &name)?
+        run_typed(
+            &args,
+            &config,
+            (&qv, qd, &ql),
+            rv.as_ref()
+                .map(|(v, d, l)| (v.as_slice(), *d, l.as_slice())),
+            &name,
+        )?
     };
     if args.episodes.is_some() && report.few_shot.is_none() {
-        let why = report.skipped.iter().find(|s| s.section == "few_shot").map_or("", |s| s.reason.as_str());
+        let why = report
+            .skipped
+            .iter()
+            .find(|s| s.section == "few_shot")
+            .map_or("", |s| s.reason.as_str());
         bail!("the requested few-shot episodes cannot be drawn: {why}");
     }
     if args.json {
@@ -216,7 +272,11 @@ fn run_typed<T: margin_eval::Real>(
 ) -> anyhow::Result<EvalReport> {
     let qe = Embeddings::new(name(&args.embeddings, "--embeddings"), query.0, query.1)?;
     let qs = Labelled::new(qe, name(&args.labels, "--labels"), query.2)?;
-    let rs = match (reference, &args.reference_embeddings, &args.reference_labels) {
+    let rs = match (
+        reference,
+        &args.reference_embeddings,
+        &args.reference_labels,
+    ) {
         (Some((v, d, l)), Some(pe), Some(pl)) => {
             let re = Embeddings::new(name(pe, "--reference-embeddings"), v, d)?;
             Some(Labelled::new(re, name(pl, "--reference-labels"), l)?)
@@ -250,9 +310,17 @@ fn table(r: &EvalReport) -> String {
         let _ = writeln!(s, "  {name:<26} {v}");
     };
     row(&mut s, "precision@1", format!("{:.4}", rt.precision_at_1));
-    row(&mut s, &format!("precision@{}", rt.k), format!("{:.4}", rt.precision_at_k));
+    row(
+        &mut s,
+        &format!("precision@{}", rt.k),
+        format!("{:.4}", rt.precision_at_k),
+    );
     for x in &rt.recall_at {
-        row(&mut s, &format!("recall@{}", x.k), format!("{:.4}", x.value));
+        row(
+            &mut s,
+            &format!("recall@{}", x.k),
+            format!("{:.4}", x.value),
+        );
     }
     row(&mut s, "R-Precision", format!("{:.4}", rt.r_precision));
     row(&mut s, "MAP@R", format!("{:.4}", rt.map_at_r));
@@ -260,7 +328,11 @@ fn table(r: &EvalReport) -> String {
         row(&mut s, "MRR (full ranking)", format!("{m:.4}"));
     }
     if rt.n_r_truncated > 0 {
-        let _ = writeln!(s, "  note: {} queries have more same-label references than k; R-based metrics use k", rt.n_r_truncated);
+        let _ = writeln!(
+            s,
+            "  note: {} queries have more same-label references than k; R-based metrics use k",
+            rt.n_r_truncated
+        );
     }
     if let Some(c) = &r.clustering {
         let _ = writeln!(
@@ -279,19 +351,44 @@ fn table(r: &EvalReport) -> String {
         let how = if v.exhaustive {
             format!("all {} pairs", v.total_pairs)
         } else {
-            format!("seeded sample (seed {}) of {} of {} pairs", v.seed, m.n_genuine + m.n_impostor, v.total_pairs)
+            format!(
+                "seeded sample (seed {}) of {} of {} pairs",
+                v.seed,
+                m.n_genuine + m.n_impostor,
+                v.total_pairs
+            )
         };
-        let _ = writeln!(s, "\nVerification  ({how}: {} genuine, {} impostor; {})", m.n_genuine, m.n_impostor, v.rule);
+        let _ = writeln!(
+            s,
+            "\nVerification  ({how}: {} genuine, {} impostor; {})",
+            m.n_genuine, m.n_impostor, v.rule
+        );
         row(&mut s, "ROC AUC", format!("{:.4}", m.auc));
-        row(&mut s, "EER", format!("{:.4}  (threshold {:.6})", m.eer, m.eer_threshold));
+        row(
+            &mut s,
+            "EER",
+            format!("{:.4}  (threshold {:.6})", m.eer, m.eer_threshold),
+        );
         for t in &m.tar_at_far {
             match t {
-                TarAtFar::Estimated { far_target, tar, threshold, .. } => row(
+                TarAtFar::Estimated {
+                    far_target,
+                    tar,
+                    threshold,
+                    ..
+                } => row(
                     &mut s,
                     &format!("TAR @ FAR={far_target:e}"),
-                    format!("{tar:.4}  (threshold {})", threshold.map_or("none".into(), |t| format!("{t:.6}"))),
+                    format!(
+                        "{tar:.4}  (threshold {})",
+                        threshold.map_or("none".into(), |t| format!("{t:.6}"))
+                    ),
                 ),
-                TarAtFar::NotEstimable { far_target, impostors, required } => row(
+                TarAtFar::NotEstimable {
+                    far_target,
+                    impostors,
+                    required,
+                } => row(
                     &mut s,
                     &format!("TAR @ FAR={far_target:e}"),
                     format!("not estimable ({impostors} impostor pairs, needs {required})"),
@@ -304,7 +401,8 @@ fn table(r: &EvalReport) -> String {
             format!(
                 "{:.4}  (threshold {})",
                 m.best_accuracy,
-                m.best_threshold.map_or("none: reject all".into(), |t| format!("{t:.6}"))
+                m.best_threshold
+                    .map_or("none: reject all".into(), |t| format!("{t:.6}"))
             ),
         );
     }
@@ -315,7 +413,11 @@ fn table(r: &EvalReport) -> String {
             "\nFew-shot  ({}-way {}-shot, {} queries per class, {} episodes, seed {}; {} eligible classes)",
             c.n_way, c.k_shot, c.n_query, c.episodes, c.seed, f.eligible_classes
         );
-        row(&mut s, "accuracy", format!("{:.4} ± {:.4} (95% CI)", f.accuracy, f.ci95));
+        row(
+            &mut s,
+            "accuracy",
+            format!("{:.4} ± {:.4} (95% CI)", f.accuracy, f.ci95),
+        );
     }
     for k in &r.skipped {
         let _ = writeln!(s, "\nskipped {}: {}", k.section, k.reason);

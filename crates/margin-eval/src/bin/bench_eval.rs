@@ -88,12 +88,21 @@ fn cpu_seconds() -> f64 {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn peak_rss_mb() -> f64 {
@@ -124,8 +133,24 @@ fn plain_gemm_gflops(m: usize, d: usize, threads: usize) -> (f64, f64) {
         // SAFETY: row-major a (m×d), bᵀ read from row-major b (m×d), row-major c (m×m); lengths match.
         unsafe {
             gemm::gemm(
-                m, m, d, c.as_mut_ptr(), 1, m as isize, false, a.as_ptr(), 1, d as isize,
-                b.as_ptr(), d as isize, 1, 0.0f32, 1.0f32, false, false, false,
+                m,
+                m,
+                d,
+                c.as_mut_ptr(),
+                1,
+                m as isize,
+                false,
+                a.as_ptr(),
+                1,
+                d as isize,
+                b.as_ptr(),
+                d as isize,
+                1,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
                 gemm::Parallelism::Rayon(threads),
             );
         }
@@ -134,7 +159,10 @@ fn plain_gemm_gflops(m: usize, d: usize, threads: usize) -> (f64, f64) {
     }
     let cpu = cpu_seconds() - c0;
     if std::env::var_os("BENCH_DEBUG").is_some() {
-        eprintln!("  [{m}x{m}x{d}: {reps} reps, {:.2} s wall, {cpu:.2} CPU s]", start.elapsed().as_secs_f64());
+        eprintln!(
+            "  [{m}x{m}x{d}: {reps} reps, {:.2} s wall, {cpu:.2} CPU s]",
+            start.elapsed().as_secs_f64()
+        );
     }
     std::hint::black_box(&c);
     let flop = 2.0 * (m * m * d) as f64;
@@ -149,7 +177,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("rayon pool");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()
+        .expect("rayon pool");
     let (n, d) = (args.n, args.d);
     let t = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
@@ -177,7 +208,11 @@ fn main() {
     let flop = 2.0 * (n as f64) * (n as f64) * d as f64;
 
     println!("load average before: {}", load_average());
-    let config = RetrievalConfig { k: None, recall_ks: vec![1], mrr: args.mrr };
+    let config = RetrievalConfig {
+        k: None,
+        recall_ks: vec![1],
+        mrr: args.mrr,
+    };
     let (t, c0) = (Instant::now(), cpu_seconds());
     let rep = retrieval(&set, None, Distance::Euclidean, &config).expect("retrieval");
     let (eval_s, eval_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
@@ -193,7 +228,12 @@ fn main() {
         rep.map_at_r,
         rep.r_precision,
         rep.precision_at_1,
-        rep.mrr.map(|m| format!(", MRR = {m:.4} ({} full-rank queries)", rep.n_full_rank_queries)).unwrap_or_default()
+        rep.mrr
+            .map(|m| format!(
+                ", MRR = {m:.4} ({} full-rank queries)",
+                rep.n_full_rank_queries
+            ))
+            .unwrap_or_default()
     );
     let peak_eval = peak_rss_mb();
     let gm = 8192.min(n.max(256));
@@ -214,7 +254,9 @@ fn main() {
     );
     let gemm_rate = shape_rate.max(square_rate);
     let gemm_cpu_rate = (shape_cpu * th).max(square_cpu * th);
-    println!("reference GEMM throughput (the better of the two): {gemm_rate:.1} GFLOP/s wall, {gemm_cpu_rate:.1} per busy cores");
+    println!(
+        "reference GEMM throughput (the better of the two): {gemm_rate:.1} GFLOP/s wall, {gemm_cpu_rate:.1} per busy cores"
+    );
 
     let (t, c0) = (Instant::now(), cpu_seconds());
     let nb = knn_with(&emb, None, k, Distance::Euclidean, &args.opts).expect("knn");
@@ -239,5 +281,8 @@ fn main() {
         "peak RSS (VmHWM) during data generation + evaluation: {peak_eval:.0} MB; an n x n f32 distance matrix would be {:.0} MB",
         (n as f64) * (n as f64) * 4.0 / 1e6
     );
-    println!("peak RSS of the whole run (including the plain GEMM's {gm}x{gm} output): {:.0} MB", peak_rss_mb());
+    println!(
+        "peak RSS of the whole run (including the plain GEMM's {gm}x{gm} output): {:.0} MB",
+        peak_rss_mb()
+    );
 }

@@ -12,9 +12,17 @@ pub fn random_matrix(n: usize, d: usize, seed: u64) -> Vec<f64> {
 
 /// `classes` clusters of `per_class` points in `d` dimensions, with noise `sigma`;
 /// returns (data, labels).
-pub fn clustered(classes: usize, per_class: usize, d: usize, sigma: f64, seed: u64) -> (Vec<f64>, Vec<i64>) {
+pub fn clustered(
+    classes: usize,
+    per_class: usize,
+    d: usize,
+    sigma: f64,
+    seed: u64,
+) -> (Vec<f64>, Vec<i64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let centers: Vec<f64> = (0..classes * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let centers: Vec<f64> = (0..classes * d)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     let mut data = Vec::new();
     let mut labels = Vec::new();
     for i in 0..classes * per_class {
