@@ -61,6 +61,10 @@ fn digits_end_to_end_beats_untrained() {
     let log = std::fs::read_to_string(run.join("train_log.jsonl")).unwrap();
     assert_eq!(log.lines().filter(|l| l.contains(r#""kind":"epoch""#)).count(), 3);
 
+    // A second run into the same folder is refused (it would overwrite the first).
+    let again = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "-q"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--resume"));
+
     // `margin embed` with the trained model.
     let e = dir.join("e.npy");
     let out = margin(&["embed", "--model", run.to_str().unwrap(), "--input", digits_csv().to_str().unwrap(), "--scale", "16", "--out", e.to_str().unwrap()]);

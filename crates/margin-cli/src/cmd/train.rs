@@ -394,6 +394,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 Some(o) => o.clone(),
                 None => new_run_dir(&cfg.output_root)?,
             };
+            if out.join("checkpoint.json").exists() {
+                bail!(
+                    "{} already holds a run (checkpoint.json); continue it with `margin train --resume {}` or choose another --out",
+                    out.display(),
+                    out.display()
+                );
+            }
             (cfg, out, false)
         }
     };

@@ -208,3 +208,26 @@ impl EmbeddingNet {
         if self.normalize { l2_normalize(out) } else { out }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn convnet4_and_mlp_shapes() {
+        let device = Device::flex().autodiff();
+        device.seed(0);
+        let cfg = ModelConfig::Convnet4 { width: 8, embedding_dim: 5, normalize: true };
+        let net = cfg.init(&[1, 28, 28], &device).unwrap();
+        let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32; 2 * 784], [2, 784]), &device);
+        let e = net.forward_flat(x, &[1, 28, 28]);
+        assert_eq!(e.dims(), [2, 5]);
+        let mlp = ModelConfig::Mlp { hidden: vec![4], embedding_dim: 3, normalize: false };
+        assert!(mlp.init(&[1, 28, 28], &device).unwrap_err().to_string().contains("model.kind"));
+        assert!(cfg.init(&[64], &device).is_err());
+        let net = mlp.init(&[6], &device).unwrap();
+        let x = Tensor::<2>::from_data(TensorData::new(vec![0.1f32; 18], [3, 6]), &device);
+        assert_eq!(net.forward_flat(x, &[6]).dims(), [3, 3]);
+    }
+}
