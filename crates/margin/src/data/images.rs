@@ -130,7 +130,9 @@ pub fn load_image_folder(root: &Path, size: usize, invert: bool) -> Result<(Data
             if parts.len() < 2 {
                 continue;
             }
-            let class = parts[parts.len() - 2].clone();
+            // The class is the whole parent path, so nested layouts such as
+            // `<alphabet>/<character>/x.png` keep `character01` of two alphabets apart.
+            let class = parts[..parts.len() - 1].join("/");
             let mut bytes = Vec::new();
             e.read_to_end(&mut bytes).map_err(|err| DataError::format(root, format!("{name}: {err}")))?;
             files.entry(class).or_default().push((format!("{}:{name}", root.display()), bytes));

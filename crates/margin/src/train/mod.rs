@@ -392,6 +392,14 @@ impl Trainer {
         let steps = cfg.sampler.batches_per_epoch.unwrap_or((train.len() / bs).max(1));
         let d = train.dim();
         let image = train.sample_shape.len() == 3;
+        if cfg.augment.is_some() && !image {
+            return Err(MarginError::InvalidConfig {
+                field: "augment",
+                value: format!("{:?}", cfg.augment),
+                reason: "augmentation (shifts/rotations) applies to images only; these samples are feature vectors",
+            }
+            .into());
+        }
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
