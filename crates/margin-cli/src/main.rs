@@ -5,7 +5,6 @@
 
 use clap::{Parser, Subcommand};
 
-mod alloc;
 mod cmd;
 mod report;
 mod npy;
@@ -31,7 +30,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    alloc::tune();
+    margin::alloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Loss(args) => cmd::loss::run(args),

@@ -167,6 +167,7 @@ fn run_one(name: &str, gflops: f64) {
 }
 
 fn main() {
+    margin::alloc::tune();
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // SAFETY: first thing in main, before any other thread exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", "2") };

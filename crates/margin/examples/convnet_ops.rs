@@ -19,10 +19,7 @@ fn time(name: &str, reps: usize, mut f: impl FnMut()) {
 }
 
 fn main() {
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
+    margin::alloc::tune();
     let device = Device::flex().autodiff();
     let n = 128;
     for (cin, hw) in [(1usize, 28usize), (64, 14), (64, 7)] {

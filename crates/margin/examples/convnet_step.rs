@@ -13,21 +13,8 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use margin::model::ModelConfig;
 
-/// Keeps freed memory in the heap instead of returning large blocks to the OS:
-/// without it every step re-faults (and zeroes) hundreds of MB of fresh pages.
-fn tune_allocator() {
-    if std::env::var_os("MARGIN_DEFAULT_MALLOC").is_none() {
-        // SAFETY: mallopt only changes glibc allocator parameters; called before any thread starts.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
 fn main() {
-    tune_allocator();
+    margin::alloc::tune();
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let batch = args.first().copied().unwrap_or(128);
     let steps = args.get(1).copied().unwrap_or(20);

@@ -1,4 +1,4 @@
-//! glibc allocator tuning for training workloads.
+//! glibc allocator tuning for training and benchmark processes.
 //!
 //! A ConvNet-4 step on 128 Omniglot images allocates and frees hundreds of MB of
 //! activations and gradients. glibc returns every block above its mmap threshold
@@ -6,6 +6,9 @@
 //! measured with `examples/convnet_step`, 1.1 s of 6 s CPU time was kernel time
 //! (page faults) over 13 steps; with the settings below it is 0.13 s.
 //! `MARGIN_DEFAULT_MALLOC=1` turns this off.
+//!
+//! This changes a process-wide setting, so the library never calls it on its own:
+//! binaries (the `margin` CLI, the benchmarks) call it first thing in `main`.
 
 /// Keeps freed memory in the process heap instead of unmapping it. Call first in `main`.
 pub fn tune() {

@@ -199,6 +199,42 @@ impl Distance {
         }
     }
 
+    /// [`Distance::matrix`] read back to the host (row-major `n × m`, `f64`), without a graph.
+    ///
+    /// Only the GEMM `x̂ ŷᵀ` and the row norms run on the backend; the norms, clamp at 0 and
+    /// safe √ of the Euclidean forms are applied on the host while reading the matrix back
+    /// (in parallel), so a planner or miner that needs host values pays for one pass, not six.
+    /// `reference = None` compares the query with itself.
+    pub fn host_matrix(&self, query: &Tensor<2>, reference: Option<&Tensor<2>>) -> Vec<f64> {
+        let q = self.prepare(query.clone().detach());
+        let r = reference.map(|r| self.prepare(r.clone().detach()));
+        self.host_matrix_prepared(&q, r.as_ref())
+    }
+
+    /// [`Distance::host_matrix`] on rows already passed through [`Distance::prepare`].
+    pub fn host_matrix_prepared(&self, query: &Tensor<2>, reference: Option<&Tensor<2>>) -> Vec<f64> {
+        use rayon::prelude::*;
+        let r = reference.unwrap_or(query);
+        let m = r.dims()[0];
+        let mut host = crate::to_host(&query.clone().matmul(r.clone().transpose()));
+        if let Distance::Lp(lp) = self {
+            let norms = |x: &Tensor<2>| crate::to_host(&x.clone().square().sum_dim(1));
+            let qn = norms(query);
+            let rn = if reference.is_some() { norms(r) } else { qn.clone() };
+            host.par_chunks_mut(m.max(1)).zip(qn.par_iter()).for_each(|(row, &qi)| {
+                for (v, &rj) in row.iter_mut().zip(&rn) {
+                    let squared = (qi + rj - 2.0 * *v).max(0.0);
+                    *v = match lp.power {
+                        Power::SquaredEuclidean => squared,
+                        Power::Euclidean if squared <= SQRT_EPS => 0.0,
+                        Power::Euclidean => squared.sqrt(),
+                    };
+                }
+            });
+        }
+        host
+    }
+
     /// A short human-readable name (`"euclidean, normalized"`, `"cosine"`, ...).
     pub fn describe(&self) -> String {
         let norm = |n: bool| if n { ", L2-normalized" } else { "" };

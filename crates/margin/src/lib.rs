@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod alloc;
 mod direction;
 mod distance;
 mod error;

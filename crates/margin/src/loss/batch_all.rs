@@ -10,8 +10,9 @@
 //! where `W_ap = s · #{n : (a,p,n) active}`, `W_an = −s · #{p : (a,p,n) active}`
 //! and `s` is the reducer's scale (`1/#triplets` for Mean, `1/#active` for
 //! AvgNonZero, 1 for Sum). So the whole backward is one constant `B × B` weight
-//! matrix applied to the differentiable `D`: `L = sum(W ⊙ D) + const` has exactly
-//! the loss's value and gradient.
+//! matrix: `L = sum(W ⊙ D) + const` has exactly the loss's value and gradient,
+//! and `weighted_grad` writes that gradient out (one GEMM) instead of
+//! differentiating `D` through autodiff.
 //!
 //! `W` is computed per anchor on the host: negatives sorted by distance, prefix
 //! sums of their distances, and for each positive a binary search for the
@@ -31,7 +32,6 @@
 //! All of this works in "distance convention" `u` (`u = −s` for similarities),
 //! see [`MiningInput`].
 
-use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::miner::{MiningInput, TripletType};
 
@@ -329,22 +329,6 @@ fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, margin: f64, reduce:
         mean_ap: mean(t.sum_ap),
         mean_an: mean(t.sum_an),
     }
-}
-
-/// `sum(W ⊙ D) + constant`, the loss with the right value and gradient.
-///
-/// # Shapes
-/// - `d`: `[n, m]` (differentiable) → `[1]`
-pub(crate) fn apply(plan: &FusedPlan, d: Tensor<2>) -> Tensor<1> {
-    let dims = d.dims();
-    let device = d.device();
-    let dtype = d.dtype();
-    let data = match dtype {
-        DType::F64 => TensorData::new(plan.weights.clone(), dims),
-        _ => TensorData::new(plan.weights.iter().map(|&x| x as f32).collect::<Vec<f32>>(), dims),
-    };
-    let w = Tensor::<2>::from_data(data, (&device, dtype));
-    (d * w).sum().add_scalar(plan.constant)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod batch_all;
 mod contrastive;
 mod triplet;
 mod weighted;
+mod weighted_grad;
 
 pub use contrastive::{ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig};
 pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};

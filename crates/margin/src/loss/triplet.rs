@@ -4,6 +4,7 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, activation::relu};
 
+use super::weighted_grad::DistanceOperands;
 use super::batch_all::{self, Band, FusedReduce};
 use super::{LossOutput, LossStats, ReferenceSet, gather_entries, gather_rows};
 use crate::miner::{MiningInput, TripletMarginMiner};
@@ -315,23 +316,30 @@ impl TripletMarginLoss {
         let reduce = self.fused_reduce().expect("checked by the caller");
         let d = &self.distance;
         let dim = query.dims()[1];
-        let q = d.prepare(query);
-        let (mat, ref_labels) = match reference {
-            None => (d.matrix_prepared(q.clone(), q), labels.to_vec()),
-            Some(r) => (d.matrix_prepared(q, d.prepare(r.embeddings)), r.labels.to_vec()),
+        let ((ops, host), ref_labels) = match reference {
+            None => (DistanceOperands::new(*d, query, None), labels.to_vec()),
+            Some(r) => (DistanceOperands::new(*d, query, Some(r.embeddings)), r.labels.to_vec()),
         };
-        let [n, m] = mat.dims();
-        let input =
-            MiningInput::from_host(to_host(&mat), n, m, d.direction(), labels.to_vec(), ref_labels, self_index, dim);
+        let [n, m] = ops.dims();
+        let input = MiningInput::from_host(
+            host,
+            n,
+            m,
+            d.direction(),
+            labels.to_vec(),
+            ref_labels,
+            self_index,
+            dim,
+        );
         let plan = if self.smooth {
             batch_all::softplus_plan(&input, self.margin, band, reduce)
         } else {
             batch_all::hinge_plan(&input, self.margin, band, reduce, None)
         };
-        drop(input);
         let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
-        let loss = if empty { zero } else { batch_all::apply(&plan, mat) };
-        let value = if empty { 0.0 } else { to_host(&loss)[0] };
+        // L = Σ W ⊙ D + c, evaluated on the host copy the plan was made from.
+        let value = if empty { 0.0 } else { plan.constant + super::weighted::host_dot(&input, &plan.weights) };
+        let loss = if empty { zero } else { ops.weighted_sum_loss(&plan.weights, &input, value) };
         LossOutput {
             loss,
             stats: LossStats {

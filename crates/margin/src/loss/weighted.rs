@@ -17,10 +17,11 @@
 use burn::tensor::Tensor;
 use rand::RngCore;
 
-use super::batch_all::{self, FusedPlan};
+use super::batch_all::FusedPlan;
+use super::weighted_grad::DistanceOperands;
 use super::{LossOutput, LossStats, ReferenceSet};
 use crate::error::Result;
-use crate::input::{attached_zero, check_embeddings, check_labels, check_same_dim, to_host};
+use crate::input::{attached_zero, check_embeddings, check_labels, check_same_dim};
 use crate::miner::{Mined, MinerConfig, MiningInput};
 use crate::{ContrastiveForm, ContrastiveLoss, Direction, Distance, KindPooling, Pairs, Reducer, TripletMarginLoss, Triplets};
 
@@ -52,12 +53,10 @@ fn reducer_scale(reducer: &Reducer, values: &[f64]) -> (Vec<bool>, f64) {
     (kept, scale)
 }
 
-/// The differentiable distance matrix of query vs reference (or the batch itself).
-fn distance_matrix(d: &Distance, query: Tensor<2>, reference: Option<&ReferenceSet<'_>>) -> Tensor<2> {
-    match reference {
-        None => d.self_matrix(query),
-        Some(r) => d.matrix(query, r.embeddings.clone()),
-    }
+/// The distance matrix of query vs reference (or the batch itself), with its inputs
+/// kept for the written-out backward ([`DistanceOperands`]).
+fn distance_matrix(d: &Distance, query: Tensor<2>, reference: Option<&ReferenceSet<'_>>) -> (DistanceOperands, Vec<f64>) {
+    DistanceOperands::new(*d, query, reference.map(|r| r.embeddings.clone()))
 }
 
 /// Checks inputs; returns the graph-attached zero.
@@ -75,25 +74,24 @@ fn check_inputs(query: &Tensor<2>, labels: &[i64], reference: Option<&ReferenceS
 }
 
 /// Host copy of a matrix as a [`MiningInput`] (no self exclusion needed: tuples are given).
-fn host_input(mat: &Tensor<2>, d: &Distance, labels: &[i64], ref_labels: &[i64], same_set: bool, dim: usize) -> MiningInput {
-    let [n, m] = mat.dims();
+fn host_input(ops: &DistanceOperands, host: Vec<f64>, d: &Distance, labels: &[i64], ref_labels: &[i64], same_set: bool, dim: usize) -> MiningInput {
+    let [n, m] = ops.dims();
     let self_index = if same_set { (0..n).map(Some).collect() } else { vec![None; n] };
-    MiningInput::from_host(to_host(mat), n, m, d.direction(), labels.to_vec(), ref_labels.to_vec(), self_index, dim)
+    MiningInput::from_host(host, n, m, d.direction(), labels.to_vec(), ref_labels.to_vec(), self_index, dim)
 }
 
 /// `Σ W ⊙ D` on the host (raw units).
-fn host_dot(input: &MiningInput, w: &[f64]) -> f64 {
+pub(crate) fn host_dot(input: &MiningInput, w: &[f64]) -> f64 {
     let m = input.cols();
     (0..input.rows()).map(|a| (0..m).map(|j| w[a * m + j] * input.raw(a, j)).sum::<f64>()).sum()
 }
 
-fn output(plan: FusedPlan, value: f64, mat: Tensor<2>, zero: Tensor<1>, stats: LossStats) -> LossOutput {
+fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInput, zero: Tensor<1>, stats: LossStats) -> LossOutput {
     if stats.num_tuples == 0 || plan.weights.iter().all(|&w| w == 0.0) && value == 0.0 {
         return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
     }
-    let loss = batch_all::apply(&plan, mat);
-    let v = to_host(&loss)[0];
-    LossOutput { loss, stats: LossStats { loss: v, ..stats } }
+    let loss = ops.weighted_sum_loss(&plan.weights, input, value);
+    LossOutput { loss, stats: LossStats { loss: value, ..stats } }
 }
 
 fn sign(dir: Direction) -> f64 {
@@ -180,8 +178,8 @@ impl TripletMarginLoss {
             };
             return Ok(MinedLossOutput { output, mined });
         }
-        let mat = distance_matrix(&d, query.clone(), reference.as_ref());
-        let input = host_input(&mat, &d, labels, &ref_labels, reference.is_none(), dim);
+        let (mat, host) = distance_matrix(&d, query.clone(), reference.as_ref());
+        let input = host_input(&mat, host, &d, labels, &ref_labels, reference.is_none(), dim);
         let mined = if miner.distance() == d {
             miner.mine_input(&input, rng)?
         } else {
@@ -189,8 +187,7 @@ impl TripletMarginLoss {
         };
         let t = mined.clone().into_triplets();
         let (plan, value, stats) = self.weighted_triplets(&input, &t);
-        drop(input);
-        Ok(MinedLossOutput { output: output(plan, value, mat, zero, stats), mined })
+        Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
     }
 }
 
@@ -227,8 +224,8 @@ impl ContrastiveLoss {
             p.check(labels.len(), labels.len())?;
         }
         let dim = embeddings.dims()[1];
-        let mat = self.distance.self_matrix(embeddings);
-        let input = host_input(&mat, &self.distance, labels, labels, true, dim);
+        let (mat, host) = DistanceOperands::new(self.distance, embeddings, None);
+        let input = host_input(&mat, host, &self.distance, labels, labels, true, dim);
         let (plan, value, stats) = match pairs {
             Some(p) => self.weighted_pairs(&input, p),
             None => {
@@ -240,8 +237,7 @@ impl ContrastiveLoss {
                 self.weighted_pair_iters(&input, all(true), all(false))
             }
         };
-        drop(input);
-        Ok(output(plan, value, mat, zero, stats))
+        Ok(output(plan, value, &mat, &input, zero, stats))
     }
 
     fn weighted_pairs(&self, input: &MiningInput, pairs: &Pairs) -> (FusedPlan, f64, LossStats) {
@@ -335,8 +331,8 @@ impl ContrastiveLoss {
         let d = self.distance;
         let dim = query.dims()[1];
         let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
-        let mat = distance_matrix(&d, query.clone(), reference.as_ref());
-        let input = host_input(&mat, &d, labels, &ref_labels, reference.is_none(), dim);
+        let (mat, host) = distance_matrix(&d, query.clone(), reference.as_ref());
+        let input = host_input(&mat, host, &d, labels, &ref_labels, reference.is_none(), dim);
         let mined = if miner.distance() == d {
             miner.mine_input(&input, rng)?
         } else {
@@ -344,7 +340,6 @@ impl ContrastiveLoss {
         };
         let pairs = mined.clone().into_pairs();
         let (plan, value, stats) = self.weighted_pairs(&input, &pairs);
-        drop(input);
-        Ok(MinedLossOutput { output: output(plan, value, mat, zero, stats), mined })
+        Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
     }
 }

@@ -31,7 +31,7 @@
 use burn::tensor::Tensor;
 
 use crate::error::{MarginError, Result};
-use crate::input::{check_embeddings, check_labels, check_same_dim, to_host};
+use crate::input::{check_embeddings, check_labels, check_same_dim};
 use crate::{Direction, Distance, Pairs, ReferenceSet, Triplets};
 
 mod batch_easy_hard;
@@ -145,21 +145,21 @@ impl MiningInput {
                 expected: labels.len(),
             });
         }
-        let q = embeddings.clone().detach();
-        let (mat, ref_labels) = match reference {
-            None => (distance.self_matrix(q), labels.to_vec()),
+        let ref_labels = match reference {
+            None => labels.to_vec(),
             Some(r) => {
                 check_embeddings("reference embeddings", &r.embeddings)?;
                 check_same_dim("reference embeddings", &r.embeddings, "embeddings", embeddings)?;
                 check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
-                (distance.matrix(q, r.embeddings.clone().detach()), r.labels.to_vec())
+                r.labels.to_vec()
             }
         };
-        let [n, m] = mat.dims();
+        let (n, m) = (labels.len(), ref_labels.len());
         if let Some((i, &j)) = self_index.iter().enumerate().find_map(|(i, s)| s.as_ref().map(|j| (i, j))).filter(|(_, j)| **j >= m) {
             return Err(MarginError::IndexOutOfRange { input: "self_index", position: i, index: j, bound: m });
         }
-        Ok(Self::from_host(to_host(&mat), n, m, distance.direction(), labels.to_vec(), ref_labels, self_index, embeddings.dims()[1]))
+        let host = distance.host_matrix(embeddings, reference.map(|r| &r.embeddings));
+        Ok(Self::from_host(host, n, m, distance.direction(), labels.to_vec(), ref_labels, self_index, embeddings.dims()[1]))
     }
 
     /// From a host matrix of raw values (`n × m`, row-major) in `direction`.
