@@ -6,11 +6,14 @@
 //! dtype takes the unfused Burn composition, so the functions never panic for lack of a kernel.
 
 mod bn_relu_pool;
+mod conv3x3;
 
 pub use bn_relu_pool::{BnReluPool, BnReluPoolBackend};
+pub use conv3x3::{Conv3x3Backend, conv3x3_options};
 
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::nn::BatchNorm;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, module::batch_norm_train};
@@ -106,4 +109,29 @@ pub fn batch_norm_relu_max_pool(x: Tensor<4>, bn: &BatchNorm) -> Tensor<4> {
     bn.running_mean.update(running_mean.detach());
     bn.running_var.update(running_var.detach());
     r.output
+}
+
+/// Drop-in replacement for `conv.forward(x)`, with a hand-written Flex kernel (forward and
+/// backward, `f32`/`f64`) for the configuration ConvNet-4 uses: 3×3 kernel, stride 1, padding 1
+/// on every side (`Explicit(1, 1, 1, 1)` or `Same`), dilation 1, groups 1, with bias. Any other
+/// configuration, dtype or device takes `conv.forward(x)` unchanged.
+pub fn conv3x3(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
+    let padding_one = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right] == [1, 1, 1, 1],
+        // 3×3 kernel, stride 1, dilation 1: "same" pads one on every side.
+        PaddingConfig2d::Same => true,
+        PaddingConfig2d::Valid => false,
+    };
+    let supported = padding_one
+        && conv.kernel_size == [3, 3]
+        && conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && conv.weight.dims()[1] == x.dims()[1]
+        && fused_available(&x);
+    let Some(bias) = conv.bias.as_ref().filter(|_| supported) else {
+        return conv.forward(x);
+    };
+    let out = <Dispatch as Conv3x3Backend>::conv3x3(x.into_dispatch(), conv.weight.val().into_dispatch(), bias.val().into_dispatch());
+    Tensor::from_dispatch(out)
 }

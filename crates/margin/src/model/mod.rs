@@ -176,7 +176,7 @@ impl ConvNet4 {
             // BatchNorm → ReLU → MaxPool 2×2 as one fused kernel on flex (two passes forward,
             // two backward; `crate::kernels`), the same function as the Burn composition
             // `relu(self.pool.forward(b.bn.forward(y)))`, which other devices still run.
-            x = crate::kernels::batch_norm_relu_max_pool(b.conv.forward(x), &b.bn);
+            x = crate::kernels::batch_norm_relu_max_pool(crate::kernels::conv3x3(x, &b.conv), &b.bn);
         }
         let [n, c, h, w] = x.dims();
         self.fc.forward(x.reshape([n, c * h * w]))
