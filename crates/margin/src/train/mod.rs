@@ -23,6 +23,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+use crate::sampler::{PKSampler, SmallClassPolicy};
 use thiserror::Error;
 
 use crate::data::{DataError, Dataset, write_atomic};
@@ -31,10 +33,9 @@ use crate::miner::MinerConfig;
 use crate::model::{EmbeddingNet, ModelConfig};
 
 mod config;
-pub mod sampler;
+pub mod augment;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, MinerSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig};
-pub use sampler::PkBatcher;
 
 /// Why training stopped.
 #[derive(Debug, Error)]
@@ -384,12 +385,19 @@ impl Trainer {
             crate::data::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
         }
         let cfg = self.config.clone();
-        let batcher = PkBatcher::new(&train.labels, cfg.sampler.classes_per_batch, cfg.sampler.samples_per_class);
-        if batcher.num_classes() < 2 {
-            return Err(DataError::Split(format!("{} has {} class(es); metric learning needs at least 2", train.name, batcher.num_classes())).into());
+        let num_classes = crate::data::indices_by_class(&train.labels).len();
+        if num_classes < 2 {
+            return Err(DataError::Split(format!("{} has {} class(es); metric learning needs at least 2", train.name, num_classes)).into());
         }
-        let bs = batcher.batch_size();
-        let steps = cfg.sampler.batches_per_epoch.unwrap_or((train.len() / bs).max(1));
+        // P is clamped to the number of classes (a small data set still trains).
+        let sampler = PKSampler::new(
+            &train.labels,
+            cfg.sampler.classes_per_batch.min(num_classes),
+            cfg.sampler.samples_per_class,
+            SmallClassPolicy::WithReplacement,
+            cfg.seed,
+        )?;
+        let bs = sampler.batch_size();
         let d = train.dim();
         let image = train.sample_shape.len() == 3;
         if cfg.augment.is_some() && !image {
@@ -406,24 +414,28 @@ impl Trainer {
             .open(self.out.join("train_log.jsonl"))
             .map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
         let mut records = Vec::new();
-        obs.start(self.state.epoch + 1, cfg.epochs, steps);
+        obs.start(self.state.epoch + 1, cfg.epochs, cfg.sampler.batches_per_epoch.unwrap_or(sampler.batches_per_epoch()));
         let mut x = vec![0f32; bs * d];
         for epoch in self.state.epoch + 1..=cfg.epochs {
             let lr = cfg.schedule.lr(cfg.lr, epoch - 1, cfg.epochs);
+            // The epoch's plan depends on (seed, epoch) only, so a resumed run replays it exactly;
+            // `batches_per_epoch` (if set) takes that many of its batches, cycling.
+            let batches = sampler.epoch_batches(epoch as u64);
+            let steps = cfg.sampler.batches_per_epoch.unwrap_or(batches.len());
             let mut rng = epoch_rng(cfg.seed, epoch);
             let (mut sum_loss, mut sum_act, mut ap, mut an, mut n_ap, mut secs) = (0.0, 0.0, 0.0, 0.0, 0usize, 0.0);
             let mut min_spread = f64::INFINITY;
             let mut warnings = Vec::new();
-            for _ in 0..steps {
+            for step in 0..steps {
                 let t = Instant::now();
-                let idx = batcher.batch(&mut rng);
+                let idx = &batches[step % batches.len()];
                 let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i]).collect();
                 for (row, &i) in idx.iter().enumerate() {
                     let dst = &mut x[row * d..(row + 1) * d];
                     match cfg.augment {
                         Some(a) if image => {
                             let s = &train.sample_shape;
-                            sampler::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, &mut rng, dst)
+                            augment::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, &mut rng, dst)
                         }
                         _ => dst.copy_from_slice(train.sample(i)),
                     }
