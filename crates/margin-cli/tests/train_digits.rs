@@ -38,10 +38,7 @@ fn metrics(run: &Path) -> serde_json::Value {
 
 #[test]
 fn digits_end_to_end_beats_untrained() {
-    if !digits_csv().exists() {
-        eprintln!("skipping: {} not found", digits_csv().display());
-        return;
-    }
+    assert!(digits_csv().exists(), "{} is needed (../shared next to the repository)", digits_csv().display());
     let dir = tmp("e2e");
     let cfg = digits_config(&dir, |s| s);
     let run = dir.join("run");
