@@ -4,10 +4,10 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, activation::relu};
 
-use super::{LossOutput, LossStats, ReferenceSet, gather_entries};
+use super::{LossOutput, LossStats, ReferenceSet, check_query_and_reference, gather_entries};
 use crate::error::Result as MarginResult;
 use crate::input::{
-    attached_zero, check_embeddings, check_finite_config, check_labels, check_same_dim,
+    attached_zero, check_embeddings, check_finite_config, check_labels,
     check_same_shape, to_host,
 };
 use crate::{
@@ -188,15 +188,7 @@ impl ContrastiveLoss {
         reference: Option<ReferenceSet<'_>>,
         pairs: Option<&Pairs>,
     ) -> MarginResult<LossOutput> {
-        check_embeddings("embeddings", &query)?;
-        check_labels("embeddings", &query, "labels", query_labels)?;
-        let mut zero = attached_zero(&query);
-        if let Some(r) = &reference {
-            check_embeddings("reference embeddings", &r.embeddings)?;
-            check_same_dim("reference embeddings", &r.embeddings, "embeddings", &query)?;
-            check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
-            zero = zero + attached_zero(&r.embeddings);
-        }
+        let zero = check_query_and_reference(&query, query_labels, reference.as_ref())?;
         let n_ref = reference.as_ref().map_or(query_labels.len(), |r| r.labels.len());
         let all;
         let pairs = match pairs {

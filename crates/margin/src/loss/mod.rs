@@ -72,6 +72,26 @@ impl LossStats {
     }
 }
 
+/// Checks a query batch and its optional reference set (finite, labels per row, same `D`);
+/// returns the graph-attached zero of both.
+pub(crate) fn check_query_and_reference(
+    query: &Tensor<2>,
+    labels: &[i64],
+    reference: Option<&ReferenceSet<'_>>,
+) -> crate::Result<Tensor<1>> {
+    use crate::input::{attached_zero, check_embeddings, check_labels, check_same_dim};
+    check_embeddings("embeddings", query)?;
+    check_labels("embeddings", query, "labels", labels)?;
+    let mut zero = attached_zero(query);
+    if let Some(r) = reference {
+        check_embeddings("reference embeddings", &r.embeddings)?;
+        check_same_dim("reference embeddings", &r.embeddings, "embeddings", query)?;
+        check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
+        zero = zero + attached_zero(&r.embeddings);
+    }
+    Ok(zero)
+}
+
 /// `mat[rows[i], cols[i]]` for every `i`, as one gather on the flattened matrix.
 ///
 /// # Shapes

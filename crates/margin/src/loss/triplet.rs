@@ -6,11 +6,11 @@ use burn::tensor::{Tensor, activation::relu};
 
 use super::weighted_grad::DistanceOperands;
 use super::batch_all::{self, Band, FusedReduce};
-use super::{LossOutput, LossStats, ReferenceSet, gather_entries, gather_rows};
+use super::{LossOutput, LossStats, ReferenceSet, check_query_and_reference, gather_entries, gather_rows};
 use crate::miner::{MiningInput, TripletMarginMiner};
 use crate::error::Result as MarginResult;
 use crate::input::{
-    attached_zero, check_embeddings, check_finite_config, check_labels, check_same_dim,
+    attached_zero, check_embeddings, check_finite_config,
     check_same_shape, to_host,
 };
 use crate::{Distance, ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer, Triplets};
@@ -166,15 +166,7 @@ impl TripletMarginLoss {
         reference: Option<ReferenceSet<'_>>,
         tuples: Option<&Triplets>,
     ) -> MarginResult<LossOutput> {
-        check_embeddings("embeddings", &query)?;
-        check_labels("embeddings", &query, "labels", query_labels)?;
-        let mut zero = attached_zero(&query);
-        if let Some(r) = &reference {
-            check_embeddings("reference embeddings", &r.embeddings)?;
-            check_same_dim("reference embeddings", &r.embeddings, "embeddings", &query)?;
-            check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
-            zero = zero + attached_zero(&r.embeddings);
-        }
+        let zero = check_query_and_reference(&query, query_labels, reference.as_ref())?;
         let n_ref = reference.as_ref().map_or(query_labels.len(), |r| r.labels.len());
         if tuples.is_none() && self.fused_reduce().is_some() {
             let self_index = match &reference {
@@ -274,15 +266,7 @@ impl TripletMarginLoss {
         self_index: Vec<Option<usize>>,
         miner: Option<&TripletMarginMiner>,
     ) -> MarginResult<LossOutput> {
-        check_embeddings("embeddings", &query)?;
-        check_labels("embeddings", &query, "labels", labels)?;
-        let mut zero = attached_zero(&query);
-        if let Some(r) = &reference {
-            check_embeddings("reference embeddings", &r.embeddings)?;
-            check_same_dim("reference embeddings", &r.embeddings, "embeddings", &query)?;
-            check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
-            zero = zero + attached_zero(&r.embeddings);
-        }
+        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
         let fusable = self.fused_reduce().is_some() && miner.is_none_or(|m| m.distance == self.distance);
         if fusable {
             let band = miner.map_or(Band::All, |m| Band::Miner { kind: m.kind, margin: m.margin });

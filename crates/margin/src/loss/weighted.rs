@@ -19,9 +19,8 @@ use rand::RngCore;
 
 use super::batch_all::FusedPlan;
 use super::weighted_grad::DistanceOperands;
-use super::{LossOutput, LossStats, ReferenceSet};
+use super::{LossOutput, LossStats, ReferenceSet, check_query_and_reference};
 use crate::error::Result;
-use crate::input::{attached_zero, check_embeddings, check_labels, check_same_dim};
 use crate::miner::{Mined, MinerConfig, MiningInput};
 use crate::{ContrastiveForm, ContrastiveLoss, Direction, Distance, KindPooling, Pairs, Reducer, TripletMarginLoss, Triplets};
 
@@ -59,19 +58,6 @@ fn distance_matrix(d: &Distance, query: Tensor<2>, reference: Option<&ReferenceS
     DistanceOperands::new(*d, query, reference.map(|r| r.embeddings.clone()))
 }
 
-/// Checks inputs; returns the graph-attached zero.
-fn check_inputs(query: &Tensor<2>, labels: &[i64], reference: Option<&ReferenceSet<'_>>) -> Result<Tensor<1>> {
-    check_embeddings("embeddings", query)?;
-    check_labels("embeddings", query, "labels", labels)?;
-    let mut zero = attached_zero(query);
-    if let Some(r) = reference {
-        check_embeddings("reference embeddings", &r.embeddings)?;
-        check_same_dim("reference embeddings", &r.embeddings, "embeddings", query)?;
-        check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
-        zero = zero + attached_zero(&r.embeddings);
-    }
-    Ok(zero)
-}
 
 /// Host copy of a matrix as a [`MiningInput`] (no self exclusion needed: tuples are given).
 fn host_input(ops: &DistanceOperands, host: Vec<f64>, d: &Distance, labels: &[i64], ref_labels: &[i64], same_set: bool, dim: usize) -> MiningInput {
@@ -165,7 +151,7 @@ impl TripletMarginLoss {
         rng: &mut dyn RngCore,
     ) -> Result<MinedLossOutput> {
         miner.validate()?;
-        let zero = check_inputs(&query, labels, reference.as_ref())?;
+        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
         let d = self.distance;
         let dim = query.dims()[1];
         let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
@@ -219,7 +205,7 @@ impl ContrastiveLoss {
     /// # Shapes
     /// - `embeddings`: `[B, d]`, `labels`: `B` values → loss `[1]`
     pub fn forward_fused(&self, embeddings: Tensor<2>, labels: &[i64], pairs: Option<&Pairs>) -> Result<LossOutput> {
-        let zero = check_inputs(&embeddings, labels, None)?;
+        let zero = check_query_and_reference(&embeddings, labels, None)?;
         if let Some(p) = pairs {
             p.check(labels.len(), labels.len())?;
         }
@@ -327,7 +313,7 @@ impl ContrastiveLoss {
         rng: &mut dyn RngCore,
     ) -> Result<MinedLossOutput> {
         miner.validate()?;
-        let zero = check_inputs(&query, labels, reference.as_ref())?;
+        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
         let d = self.distance;
         let dim = query.dims()[1];
         let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
