@@ -265,6 +265,12 @@ pub fn load_data(cfg: &RunConfig) -> anyhow::Result<Loaded> {
     let sp = &cfg.split;
     let classes = pool.classes();
     let split = if sp.train_classes.is_some() || sp.test_classes.is_some() || sp.val_classes.is_some() {
+        if sp.val_fraction > 0.0 || sp.test_fraction > 0.0 {
+            bail!(
+                "split.val_fraction / split.test_fraction (or --val-fraction) cannot be combined with explicit \
+                 split.train_classes / val_classes / test_classes: name the validation classes in split.val_classes"
+            );
+        }
         let given: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
         for (name, list) in [("split.train_classes", &sp.train_classes), ("split.val_classes", &sp.val_classes), ("split.test_classes", &sp.test_classes)] {
             if let Some(l) = list
