@@ -66,6 +66,29 @@ fn host_input(ops: &DistanceOperands, host: Vec<f64>, d: &Distance, labels: &[i6
     MiningInput::from_host(host, n, m, d.direction(), labels.to_vec(), ref_labels.to_vec(), self_index, dim)
 }
 
+/// The loss's distance matrix (kept for the written-out backward) and its host copy,
+/// and the miner's tuples — mined on that same matrix when the miner uses the loss's
+/// distance, else on its own.
+fn mine_on_loss_matrix(
+    distance: &Distance,
+    miner: &MinerConfig,
+    query: Tensor<2>,
+    labels: &[i64],
+    reference: Option<&ReferenceSet<'_>>,
+    rng: &mut dyn RngCore,
+) -> Result<(DistanceOperands, MiningInput, Mined)> {
+    let dim = query.dims()[1];
+    let ref_labels = reference.map_or(labels.to_vec(), |r| r.labels.to_vec());
+    let (mat, host) = distance_matrix(distance, query.clone(), reference);
+    let input = host_input(&mat, host, distance, labels, &ref_labels, reference.is_none(), dim);
+    let mined = if miner.distance() == *distance {
+        miner.mine_input(&input, rng)?
+    } else {
+        miner.mine(&query, labels, reference, rng)?
+    };
+    Ok((mat, input, mined))
+}
+
 /// `Σ W ⊙ D` on the host (raw units).
 pub(crate) fn host_dot(input: &MiningInput, w: &[f64]) -> f64 {
     let m = input.cols();
@@ -152,9 +175,6 @@ impl TripletMarginLoss {
     ) -> Result<MinedLossOutput> {
         miner.validate()?;
         let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        let d = self.distance;
-        let dim = query.dims()[1];
-        let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
         if self.swap {
             let mined = miner.mine(&query, labels, reference.as_ref(), rng)?;
             let t = mined.clone().into_triplets();
@@ -164,13 +184,7 @@ impl TripletMarginLoss {
             };
             return Ok(MinedLossOutput { output, mined });
         }
-        let (mat, host) = distance_matrix(&d, query.clone(), reference.as_ref());
-        let input = host_input(&mat, host, &d, labels, &ref_labels, reference.is_none(), dim);
-        let mined = if miner.distance() == d {
-            miner.mine_input(&input, rng)?
-        } else {
-            miner.mine(&query, labels, reference.as_ref(), rng)?
-        };
+        let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, query, labels, reference.as_ref(), rng)?;
         let t = mined.clone().into_triplets();
         let (plan, value, stats) = self.weighted_triplets(&input, &t);
         Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
@@ -314,16 +328,7 @@ impl ContrastiveLoss {
     ) -> Result<MinedLossOutput> {
         miner.validate()?;
         let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        let d = self.distance;
-        let dim = query.dims()[1];
-        let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
-        let (mat, host) = distance_matrix(&d, query.clone(), reference.as_ref());
-        let input = host_input(&mat, host, &d, labels, &ref_labels, reference.is_none(), dim);
-        let mined = if miner.distance() == d {
-            miner.mine_input(&input, rng)?
-        } else {
-            miner.mine(&query, labels, reference.as_ref(), rng)?
-        };
+        let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, query, labels, reference.as_ref(), rng)?;
         let pairs = mined.clone().into_pairs();
         let (plan, value, stats) = self.weighted_pairs(&input, &pairs);
         Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
