@@ -5,7 +5,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
+use ndarray::{Array2, ArrayD, Ix2};
 use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
 
 /// Element type of a floating-point `.npy` file.
@@ -44,28 +44,36 @@ pub fn read_matrix(path: &Path) -> Result<(Array2<f64>, FloatKind)> {
     Ok((m, kind))
 }
 
-/// Reads an integer array of any signed/unsigned width as `i64`.
+/// Reads an integer (or bool) array of any width as `i64`; a value that does not fit
+/// (a `uint64` above `i64::MAX`) is an error, never a silent wrap.
 pub fn read_ints(path: &Path) -> Result<ArrayD<i64>> {
     open_check(path)?;
+    fn checked<T: Copy>(a: ArrayD<T>, path: &Path, conv: impl Fn(T) -> Option<i64>) -> Result<ArrayD<i64>> {
+        let v: Option<Vec<i64>> = a.as_standard_layout().iter().map(|&x| conv(x)).collect();
+        let v = v.with_context(|| format!("{}: a value does not fit in int64", path.display()))?;
+        Ok(ArrayD::from_shape_vec(a.shape(), v).expect("same number of elements"))
+    }
     macro_rules! attempt {
         ($($t:ty),*) => {$(
             if let Some(a) = try_read::<$t>(path) {
-                return Ok(a.mapv(|v| v as i64));
+                return checked(a, path, |x| i64::try_from(x).ok());
             }
         )*};
     }
     attempt!(i64, i32, i16, i8, u8, u16, u32, u64);
-    bail!("{} is not a readable .npy file of integers (int8..int64, uint8..uint64)", path.display())
+    if let Some(a) = try_read::<bool>(path) {
+        return checked(a, path, |x| Some(i64::from(x)));
+    }
+    bail!("{} is not a readable .npy file of integers (int8..int64, uint8..uint64) or bools; floats are not accepted", path.display())
 }
 
-/// Reads a 1-D label vector.
+/// Reads a label vector: 1-D `[rows]` (or a `[rows, 1]` column).
 pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
     let a = read_ints(path)?;
-    let shape = a.shape().to_vec();
-    let v: Array1<i64> = a
-        .into_dimensionality::<Ix1>()
-        .map_err(|_| anyhow::anyhow!("{} must be 1-D [rows], found shape {shape:?}", path.display()))?;
-    Ok(v.to_vec())
+    if a.ndim() != 1 && !(a.ndim() == 2 && a.shape()[1] == 1) {
+        bail!("{}: labels must be 1-D (one per row), found shape {:?}", path.display(), a.shape());
+    }
+    Ok(a.iter().copied().collect())
 }
 
 /// Reads an `[n, width]` array of row indices (e.g. triplets: width 3; pairs: width 2).

@@ -128,58 +128,15 @@ fn read_embeddings(path: &Path) -> anyhow::Result<Matrix> {
     bail!("{}: embeddings must be float32 or float64", path.display())
 }
 
-fn read_labels(path: &Path) -> anyhow::Result<Vec<i64>> {
-    fn flat<T: Copy>(
-        a: ArrayD<T>,
-        path: &Path,
-        conv: impl Fn(T) -> Option<i64>,
-    ) -> anyhow::Result<Vec<i64>> {
-        let n = a.len();
-        if a.ndim() != 1 && !(a.ndim() == 2 && a.shape()[1] == 1) {
-            bail!(
-                "{}: labels must be 1-D (one per row), got shape {:?}",
-                path.display(),
-                a.shape()
-            );
-        }
-        let v: Option<Vec<i64>> = a.as_standard_layout().iter().map(|&x| conv(x)).collect();
-        let v = v.with_context(|| format!("{}: a label does not fit in i64", path.display()))?;
-        debug_assert_eq!(v.len(), n);
-        Ok(v)
-    }
-    macro_rules! attempt {
-        ($t:ty) => {
-            if let Some(a) = try_read::<$t>(path)? {
-                return flat(a, path, |x| i64::try_from(x).ok());
-            }
-        };
-    }
-    attempt!(i64);
-    attempt!(i32);
-    attempt!(u8);
-    attempt!(i16);
-    attempt!(u16);
-    attempt!(u32);
-    attempt!(i8);
-    attempt!(u64);
-    if let Some(a) = try_read::<bool>(path)? {
-        return flat(a, path, |x| Some(i64::from(x)));
-    }
-    bail!(
-        "{}: labels must be an integer (or bool) array; floats are not accepted as labels",
-        path.display()
-    )
-}
-
 /// Runs `margin eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threads {
         margin_eval::init_threads(t).context("cannot start worker threads")?;
     }
     let q = read_embeddings(&args.embeddings)?;
-    let ql = read_labels(&args.labels)?;
+    let ql = crate::npy::read_labels(&args.labels)?;
     let reference = match (&args.reference_embeddings, &args.reference_labels) {
-        (Some(e), Some(l)) => Some((read_embeddings(e)?, read_labels(l)?)),
+        (Some(e), Some(l)) => Some((read_embeddings(e)?, crate::npy::read_labels(l)?)),
         _ => None,
     };
     let config = EvalConfig {
