@@ -336,7 +336,10 @@ impl Observer for Progress {
         }
     }
     fn epoch(&mut self, e: &EpochRecord) {
-        let val = e.val_map_at_r.map(|m| format!("  val MAP@R {m:.4}")).unwrap_or_default();
+        let mut val = e.val_map_at_r.map(|m| format!("  val MAP@R {m:.4}")).unwrap_or_default();
+        if let Some(o) = e.val_one_shot {
+            val.push_str(&format!("  one-shot {:.1}%", 100.0 * o));
+        }
         let line = format!(
             "epoch {:>3}: loss {:.4}  active {:.3}  d_ap {:.3}  d_an {:.3}  {:.0} img/s{val}",
             e.epoch,

@@ -305,7 +305,11 @@ fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, margin: f64, reduce:
     let scale = if denom == 0 { 0.0 } else { 1.0 / denom as f64 };
     // ∂u/∂D = −1 for similarities.
     let sign = if input.direction() == crate::Direction::LargerIsCloser { -1.0 } else { 1.0 };
-    w.iter_mut().for_each(|x| *x *= scale * sign);
+    {
+        use rayon::prelude::*;
+        let k = scale * sign;
+        w.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|x| *x *= k));
+    }
     let value = scale * t.sum_terms;
     let constant = if linear {
         // Σ W⊙D = s·Σ_active (u_ap − u_an); the rest of Σ v is m per active triplet.

@@ -91,8 +91,9 @@ fn mine_on_loss_matrix(
 
 /// `Σ W ⊙ D` on the host (raw units).
 pub(crate) fn host_dot(input: &MiningInput, w: &[f64]) -> f64 {
+    use rayon::prelude::*;
     let m = input.cols();
-    (0..input.rows()).map(|a| (0..m).map(|j| w[a * m + j] * input.raw(a, j)).sum::<f64>()).sum()
+    (0..input.rows()).into_par_iter().map(|a| (0..m).map(|j| w[a * m + j] * input.raw(a, j)).sum::<f64>()).sum()
 }
 
 fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInput, zero: Tensor<1>, stats: LossStats) -> LossOutput {
@@ -228,14 +229,7 @@ impl ContrastiveLoss {
         let input = host_input(&mat, host, &self.distance, labels, labels, true, dim);
         let (plan, value, stats) = match pairs {
             Some(p) => self.weighted_pairs(&input, p),
-            None => {
-                let all = |similar: bool| {
-                    (0..labels.len()).flat_map(move |i| {
-                        (0..labels.len()).filter(move |&j| j != i && (labels[i] == labels[j]) == similar).map(move |j| (i, j))
-                    })
-                };
-                self.weighted_pair_iters(&input, all(true), all(false))
-            }
+            None => self.weighted_all_pairs(&input),
         };
         Ok(output(plan, value, &mat, &input, zero, stats))
     }
@@ -304,6 +298,101 @@ impl ContrastiveLoss {
             mean_an_dist: (nn > 0).then(|| sn / nn as f64),
         };
         let plan = FusedPlan { weights: w, constant, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        (plan, value, stats)
+    }
+
+    /// The weight matrix of the contrastive loss over every pair `(a, j)` of
+    /// `input` but a sample with itself — never listed: two passes over the
+    /// matrix, parallel over anchors (counts for the reducer, then weights).
+    fn weighted_all_pairs(&self, input: &MiningInput) -> (FusedPlan, f64, LossStats) {
+        use rayon::prelude::*;
+        let dir = input.direction();
+        let (n, m) = (input.rows(), input.cols());
+        let (labels, ref_labels) = (input.labels(), input.ref_labels());
+        // Per kind (similar, dissimilar): pairs, kept by the reducer, active, Σ raw distance.
+        #[derive(Default, Clone, Copy)]
+        struct Group {
+            pairs: usize,
+            kept: usize,
+            active: usize,
+            sum_d: f64,
+        }
+        let add = |x: [Group; 2], y: [Group; 2]| {
+            [0, 1].map(|k| Group {
+                pairs: x[k].pairs + y[k].pairs,
+                kept: x[k].kept + y[k].kept,
+                active: x[k].active + y[k].active,
+                sum_d: x[k].sum_d + y[k].sum_d,
+            })
+        };
+        let groups = (0..n)
+            .into_par_iter()
+            .fold(
+                || [Group::default(); 2],
+                |mut g, a| {
+                    let skip = input.self_index(a);
+                    for j in 0..m {
+                        if Some(j) == skip {
+                            continue;
+                        }
+                        let similar = labels[a] == ref_labels[j];
+                        let raw = input.raw(a, j);
+                        let (t, _) = self.term(dir, raw, similar);
+                        let k = &mut g[usize::from(!similar)];
+                        k.pairs += 1;
+                        k.sum_d += raw;
+                        k.active += (t > 0.0) as usize;
+                        k.kept += self.keeps(t) as usize;
+                    }
+                    g
+                },
+            )
+            .reduce(|| [Group::default(); 2], add);
+        let [sim, dis] = groups;
+        let scale_of = |kept: usize| match (self.reducer, kept) {
+            (_, 0) => 0.0,
+            (Reducer::Sum, _) => 1.0,
+            (_, k) => 1.0 / k as f64,
+        };
+        let (scale_p, scale_n) = match self.pooling {
+            KindPooling::Separate => (scale_of(sim.kept), scale_of(dis.kept)),
+            KindPooling::Pooled => (scale_of(sim.kept + dis.kept), scale_of(sim.kept + dis.kept)),
+        };
+        let mut w = vec![0.0; n * m];
+        let (value, weighted_sum) = w
+            .par_chunks_mut(m.max(1))
+            .enumerate()
+            .map(|(a, row)| {
+                let skip = input.self_index(a);
+                let (mut value, mut weighted_sum) = (0.0, 0.0);
+                for (j, wj) in row.iter_mut().enumerate() {
+                    if Some(j) == skip {
+                        continue;
+                    }
+                    let similar = labels[a] == ref_labels[j];
+                    let raw = input.raw(a, j);
+                    let (t, dt) = self.term(dir, raw, similar);
+                    if self.keeps(t) {
+                        let scale = if similar { scale_p } else { scale_n };
+                        value += scale * t;
+                        *wj = scale * dt;
+                        weighted_sum += *wj * raw;
+                    }
+                }
+                (value, weighted_sum)
+            })
+            .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+        let k = sim.pairs + dis.pairs;
+        let active = sim.active + dis.active;
+        let stats = LossStats {
+            loss: value,
+            num_tuples: k,
+            num_active: active,
+            active_fraction: if k == 0 { 0.0 } else { active as f64 / k as f64 },
+            mean_ap_dist: (sim.pairs > 0).then(|| sim.sum_d / sim.pairs as f64),
+            mean_an_dist: (dis.pairs > 0).then(|| dis.sum_d / dis.pairs as f64),
+        };
+        let plan = FusedPlan { weights: w, constant: value - weighted_sum, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
     }
 

@@ -65,23 +65,22 @@ impl DistanceOperands {
             Distance::Lp(lp) => Some(lp.power),
             _ => None,
         };
-        // ∂√s/∂s = 1/(2√s), and 0 where the safe √ reported 0.
-        let mut w: Vec<f64> = weights.to_vec();
-        if lp == Some(Power::Euclidean) {
-            w.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| {
-                for (j, v) in row.iter_mut().enumerate() {
-                    let d = input.raw(i, j);
-                    *v = if d > 0.0 { *v / (2.0 * d) } else { 0.0 };
-                }
-            });
-        }
+        let euclidean = lp == Some(Power::Euclidean);
         let same_set = self.reference_prepared.is_none();
-        if same_set {
-            symmetrize(&mut w, n);
-        }
-        let row_sums: Vec<f64> = w.par_chunks(m.max(1)).map(|r| r.iter().sum()).collect();
         let q = &self.query_prepared;
         let (device, dtype) = (q.device(), q.dtype());
+        // One parallel pass: the √'s chain rule, W + Wᵀ (same set), row and column
+        // sums, written straight in the backend's float type.
+        let (wt, row_sums, col_sums) = match dtype {
+            DType::F64 => {
+                let (w, rs, cs) = backward_weights(weights, input, [n, m], euclidean, same_set, |x| x);
+                (TensorData::new(w, [n, m]), rs, cs)
+            }
+            _ => {
+                let (w, rs, cs) = backward_weights(weights, input, [n, m], euclidean, same_set, |x| x as f32);
+                (TensorData::new(w, [n, m]), rs, cs)
+            }
+        };
         let upload = |v: Vec<f64>, shape: [usize; 2]| {
             let data = match dtype {
                 DType::F64 => TensorData::new(v, shape),
@@ -89,15 +88,9 @@ impl DistanceOperands {
             };
             Tensor::<2>::from_data(data, (&device, dtype))
         };
-        let col_sums = (!same_set && lp.is_some()).then(|| {
-            let mut c = vec![0.0; m];
-            for row in w.chunks(m.max(1)) {
-                c.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-            }
-            c
-        });
+        let col_sums = (!same_set && lp.is_some()).then_some(col_sums);
         let rs = upload(row_sums, [n, 1]);
-        let wt = upload(w, [n, m]);
+        let wt = Tensor::<2>::from_data(wt, (&device, dtype));
         let (grad_q, grad_r) = match (&self.reference_prepared, lp) {
             (None, Some(_)) => ((q.clone() * rs - wt.matmul(q.clone())).mul_scalar(2.0), None),
             (None, None) => (wt.matmul(q.clone()), None),
@@ -122,21 +115,67 @@ impl DistanceOperands {
     }
 }
 
-/// `w ← w + wᵀ` for a square row-major matrix, in cache-sized blocks.
-fn symmetrize(w: &mut [f64], n: usize) {
+/// The matrix the backward GEMMs use, from the planned `W = ∂L/∂D` (`[n, m]`,
+/// row-major): `W'_ij = e(i, j)`, or `e(i, j) + e(j, i)` when query and reference
+/// are the same set (`D` symmetric), with `e(i, j) = W_ij / (2 D_ij)` for the
+/// Euclidean distance (`∂√s/∂s`, 0 where the safe √ reported 0) and `W_ij`
+/// otherwise; plus its row sums and column sums (f64). One pass, parallel over
+/// blocks of rows, in cache-sized tiles for the transpose.
+fn backward_weights<T: Copy + Send + Sync + Default>(
+    weights: &[f64],
+    input: &MiningInput,
+    [n, m]: [usize; 2],
+    euclidean: bool,
+    same_set: bool,
+    cast: impl Fn(f64) -> T + Sync,
+) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     const BLOCK: usize = 64;
-    for bi in (0..n).step_by(BLOCK) {
-        for bj in (bi..n).step_by(BLOCK) {
-            for i in bi..(bi + BLOCK).min(n) {
-                let j0 = if bi == bj { i } else { bj };
-                for j in j0..(bj + BLOCK).min(n) {
-                    let s = w[i * n + j] + w[j * n + i];
-                    w[i * n + j] = s;
-                    w[j * n + i] = s;
+    let e = |i: usize, j: usize| -> f64 {
+        let w = weights[i * m + j];
+        if !euclidean || w == 0.0 {
+            return w;
+        }
+        let d = input.raw(i, j);
+        if d > 0.0 { w / (2.0 * d) } else { 0.0 }
+    };
+    let mut out = vec![T::default(); n * m];
+    let mut row_sums = vec![0.0; n];
+    if m == 0 {
+        return (out, row_sums, Vec::new());
+    }
+    let col_parts: Vec<Vec<f64>> = out
+        .par_chunks_mut(BLOCK * m)
+        .zip(row_sums.par_chunks_mut(BLOCK))
+        .enumerate()
+        .map(|(b, (rows, sums))| {
+            let i0 = b * BLOCK;
+            let mut cols = if same_set { Vec::new() } else { vec![0.0; m] };
+            for j0 in (0..m).step_by(BLOCK) {
+                let j1 = (j0 + BLOCK).min(m);
+                for (k, (row, sum)) in rows.chunks_mut(m).zip(sums.iter_mut()).enumerate() {
+                    let i = i0 + k;
+                    for j in j0..j1 {
+                        let v = if same_set { e(i, j) + e(j, i) } else { e(i, j) };
+                        row[j] = cast(v);
+                        *sum += v;
+                        if !same_set {
+                            cols[j] += v;
+                        }
+                    }
                 }
             }
-        }
-    }
+            cols
+        })
+        .collect();
+    let col_sums = if same_set {
+        row_sums.clone()
+    } else {
+        col_parts.into_iter().fold(vec![0.0; m], |mut acc, c| {
+            acc.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+            acc
+        })
+    };
+    (out, row_sums, col_sums)
 }
 
 /// Gradient through `x̂ = x / max(‖x‖, ε)` given `g = ∂L/∂x̂` (all detached).

@@ -125,6 +125,11 @@ pub struct EpochRecord {
     pub val_map_at_r: Option<f64>,
     /// Validation P@1, if validated this epoch.
     pub val_precision_at_1: Option<f64>,
+    /// Validation 20-way one-shot accuracy (2,000 seeded episodes, one query per
+    /// class, as the Omniglot runs), if validated this epoch and the split has at
+    /// least 20 classes with two samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_one_shot: Option<f64>,
     /// Warnings raised this epoch.
     pub warnings: Vec<String>,
 }
@@ -237,12 +242,19 @@ pub fn l2_normalize_rows(x: &mut [f32], dim: usize) {
     }
 }
 
-/// MAP@R and P@1 of `emb` (rows of `data`) against itself.
-fn validate(emb: &[f32], labels: &[i64], dim: usize) -> Result<(f64, f64), TrainError> {
+/// MAP@R, P@1 and 20-way one-shot accuracy (`None` when the split has fewer
+/// than 20 classes with two samples) of `emb` (rows of `data`) against itself.
+fn validate(emb: &[f32], labels: &[i64], dim: usize) -> Result<(f64, f64, Option<f64>), TrainError> {
     let e = margin_eval::Embeddings::new("validation embeddings", emb, dim)?;
     let l = margin_eval::Labelled::new(e, "validation labels", labels)?;
     let r = margin_eval::retrieval(&l, None, margin_eval::Distance::Euclidean, &margin_eval::RetrievalConfig { mrr: false, ..Default::default() })?;
-    Ok((r.map_at_r, r.precision_at_1))
+    let episodes = margin_eval::FewShotConfig { n_way: 20, k_shot: 1, n_query: 1, episodes: 2000, seed: 0 };
+    let one_shot = match margin_eval::few_shot(&l, margin_eval::Distance::Euclidean, &episodes) {
+        Ok(rep) => Some(rep.accuracy),
+        Err(margin_eval::EvalError::NotEnoughData { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok((r.map_at_r, r.precision_at_1, one_shot))
 }
 
 /// Saves a model as `model.safetensors` (burn-store) atomically.
@@ -509,16 +521,17 @@ impl Trainer {
                 warnings.push(format!("embeddings collapsed: per-dimension spread {min_spread:.2e} in a batch (all samples map to nearly the same point); lower the learning rate or raise the margin"));
             }
             // Validation.
-            let (mut vmap, mut vp1) = (None, None);
+            let (mut vmap, mut vp1, mut v1s) = (None, None, None);
             let mut is_best = false;
             if let Some(v) = val
                 && cfg.validate_every > 0
                 && (epoch % cfg.validate_every == 0 || epoch == cfg.epochs)
             {
                 let e = embed(&self.model, v, cfg.eval_batch, true, &self.device);
-                let (m, p) = validate(&e, &v.labels, cfg.model.embedding_dim())?;
+                let (m, p, o) = validate(&e, &v.labels, cfg.model.embedding_dim())?;
                 vmap = Some(m);
                 vp1 = Some(p);
+                v1s = o;
                 if self.state.best.is_none_or(|(b, _)| m > b) {
                     self.state.best = Some((m, epoch));
                     is_best = true;
@@ -539,6 +552,7 @@ impl Trainer {
                 images_per_s: (steps * bs) as f64 / secs.max(1e-9),
                 val_map_at_r: vmap,
                 val_precision_at_1: vp1,
+                val_one_shot: v1s,
                 warnings,
             };
             writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
