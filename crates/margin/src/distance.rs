@@ -221,14 +221,13 @@ impl Distance {
             let norms = |x: &Tensor<2>| crate::to_host(&x.clone().square().sum_dim(1));
             let qn = norms(query);
             let rn = if reference.is_some() { norms(r) } else { qn.clone() };
+            let root = lp.power == Power::Euclidean;
             host.par_chunks_mut(m.max(1)).zip(qn.par_iter()).for_each(|(row, &qi)| {
                 for (v, &rj) in row.iter_mut().zip(&rn) {
-                    let squared = (qi + rj - 2.0 * *v).max(0.0);
-                    *v = match lp.power {
-                        Power::SquaredEuclidean => squared,
-                        Power::Euclidean if squared <= SQRT_EPS => 0.0,
-                        Power::Euclidean => squared.sqrt(),
-                    };
+                    *v = (qi + rj - 2.0 * *v).max(0.0);
+                }
+                if root {
+                    row.iter_mut().for_each(|v| *v = if *v <= SQRT_EPS { 0.0 } else { v.sqrt() });
                 }
             });
         }

@@ -113,3 +113,34 @@ fn forward_mined_equals_mine_then_gathering_loss() {
         }
     }
 }
+
+/// The backward weights are built in 64×64 tiles (W + Wᵀ across tiles) and,
+/// for f32 inputs, written in f32: a batch spanning several tiles, both dtypes,
+/// both distance directions, against the gathering path.
+#[test]
+fn fused_backward_crosses_tile_boundaries_in_f64_and_f32() {
+    use burn::tensor::{DType, Tensor, TensorData};
+    let rows = random_rows(77, 150, 6);
+    let labels = random_labels(77, 150, 40);
+    for distance in [Distance::euclidean_normalized(), Distance::Cosine(CosineSimilarity)] {
+        let (pm, nm) = if distance == Distance::euclidean_normalized() { (0.2, 1.1) } else { (0.8, 0.2) };
+        let loss = ContrastiveLossConfig::new().with_pos_margin(pm).with_neg_margin(nm).with_distance(distance).init().unwrap();
+        let what = distance.describe();
+        let x = tensor64(&rows);
+        let f = loss.forward_fused(x.clone(), &labels, None).unwrap();
+        let gf = grad_rows(&x, &f.loss);
+        let x = tensor64(&rows);
+        let n = loss.forward_gathered(x.clone(), &labels, None).unwrap();
+        let gn = grad_rows(&x, &n.loss);
+        same((&f, &gf), (&n, &gn), &format!("{what} f64"));
+        // f32: same up to f32 rounding.
+        let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
+        let x = Tensor::<2>::from_data(TensorData::new(flat, [150, 6]), (&device(), DType::F32)).require_grad();
+        let f = loss.forward_fused(x.clone(), &labels, None).unwrap();
+        let g32 = grad_rows(&x, &f.loss);
+        assert_eq!((f.stats.num_tuples, f.stats.num_active), (n.stats.num_tuples, n.stats.num_active), "{what} f32 counts");
+        assert_close(f.stats.loss, n.stats.loss, 1e-4, 1e-6, &format!("{what} f32 value"));
+        let scale = gn.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert_rows_close(&g32, &gn, 1e-3, 1e-4 * scale, &format!("{what} f32 grad"));
+    }
+}

@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 mod batch_all;
 mod contrastive;
+mod contrastive_all;
 mod triplet;
 mod weighted;
 mod weighted_grad;

@@ -124,20 +124,40 @@ impl DistanceOperands {
 fn backward_weights<T: Copy + Send + Sync + Default>(
     weights: &[f64],
     input: &MiningInput,
-    [n, m]: [usize; 2],
+    dims: [usize; 2],
     euclidean: bool,
     same_set: bool,
     cast: impl Fn(f64) -> T + Sync,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+    match (euclidean, same_set) {
+        (true, true) => backward_weights_with::<T, true, true>(weights, input, dims, cast),
+        (true, false) => backward_weights_with::<T, true, false>(weights, input, dims, cast),
+        (false, true) => backward_weights_with::<T, false, true>(weights, input, dims, cast),
+        (false, false) => backward_weights_with::<T, false, false>(weights, input, dims, cast),
+    }
+}
+
+/// [`backward_weights`] specialised on its two switches.
+fn backward_weights_with<T: Copy + Send + Sync + Default, const EUCLIDEAN: bool, const SAME_SET: bool>(
+    weights: &[f64],
+    input: &MiningInput,
+    [n, m]: [usize; 2],
+    cast: impl Fn(f64) -> T + Sync,
+) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     const BLOCK: usize = 64;
-    let e = |i: usize, j: usize| -> f64 {
-        let w = weights[i * m + j];
-        if !euclidean || w == 0.0 {
-            return w;
+    let same_set = SAME_SET;
+    #[inline(always)]
+    fn scaled<const EUCLIDEAN: bool>(w: f64, d: f64) -> f64 {
+        if !EUCLIDEAN || w == 0.0 {
+            w
+        } else if d > 0.0 {
+            w / (2.0 * d)
+        } else {
+            0.0
         }
-        let d = input.raw(i, j);
-        if d > 0.0 { w / (2.0 * d) } else { 0.0 }
-    };
+    }
+    // Euclidean distances are "smaller is closer": the raw value is `u`.
+    let e = |i: usize, j: usize| -> f64 { scaled::<EUCLIDEAN>(weights[i * m + j], if EUCLIDEAN { input.u(i, j) } else { 0.0 }) };
     let mut out = vec![T::default(); n * m];
     let mut row_sums = vec![0.0; n];
     if m == 0 {

@@ -1,0 +1,192 @@
+//! The all-pairs contrastive loss planned without listing a pair.
+//!
+//! Every pair `(a, j)` of the distance matrix but a sample with itself is a
+//! term: `[d − m_pos]₊` (or its square) for same-label pairs, `[m_neg − d]₊`
+//! for the others (distances; mirrored for similarities). Two passes over the
+//! matrix, parallel over anchors: the first counts what the reducer averages
+//! over (per kind, or pooled), the second writes `W = ∂L/∂D` and the value.
+//! The inner loops are specialised at compile time on the contrastive form and
+//! the reducer (const generics), and work in "distance convention" `u`
+//! (`u = −s` for similarities) so the direction is a sign, not a branch:
+//! `h_similar = u − σ·m_pos`, `h_dissimilar = σ·m_neg − u`, `∂h/∂raw = ±σ` with
+//! `σ = +1` for distances, `−1` for similarities — the same floating-point
+//! expressions as [`ContrastiveLoss::term`](super::contrastive) on `raw = σ·u`.
+
+use rayon::prelude::*;
+
+use super::LossStats;
+use super::batch_all::FusedPlan;
+use crate::miner::MiningInput;
+use crate::{ContrastiveForm, ContrastiveLoss, Direction, KindPooling, Reducer};
+
+/// Which terms a reducer averages over.
+const KEEP_ALL: u8 = 0;
+const KEEP_NONZERO: u8 = 1;
+const KEEP_THRESHOLD: u8 = 2;
+
+/// Per kind (similar, dissimilar): pairs, kept by the reducer, active (`h > 0`), Σ u.
+#[derive(Default, Clone, Copy)]
+struct Group {
+    pairs: usize,
+    kept: usize,
+    active: usize,
+    sum_u: f64,
+}
+
+fn add(x: [Group; 2], y: [Group; 2]) -> [Group; 2] {
+    [0, 1].map(|k| Group {
+        pairs: x[k].pairs + y[k].pairs,
+        kept: x[k].kept + y[k].kept,
+        active: x[k].active + y[k].active,
+        sum_u: x[k].sum_u + y[k].sum_u,
+    })
+}
+
+/// The loss's parameters in distance convention.
+#[derive(Clone, Copy)]
+struct Params {
+    /// `σ`: +1 for distances, −1 for similarities.
+    sign: f64,
+    /// `σ·m_pos`, `σ·m_neg`.
+    pos_u: f64,
+    neg_u: f64,
+    low: Option<f64>,
+    high: Option<f64>,
+}
+
+/// The term and its derivative w.r.t. the raw value, for `h` (0 when `h ≤ 0`).
+#[inline(always)]
+fn term<const SQUARED: bool>(h: f64, dh: f64) -> (f64, f64) {
+    if h <= 0.0 {
+        (0.0, 0.0)
+    } else if SQUARED {
+        (h * h, 2.0 * h * dh)
+    } else {
+        (h, dh)
+    }
+}
+
+#[inline(always)]
+fn keeps<const KEEP: u8>(t: f64, p: &Params) -> bool {
+    match KEEP {
+        KEEP_ALL => true,
+        KEEP_NONZERO => t > 0.0,
+        _ => p.low.is_none_or(|l| t > l) && p.high.is_none_or(|h| t < h),
+    }
+}
+
+/// `h` and `∂h/∂raw` of pair `(a, j)` with value `u`.
+#[inline(always)]
+fn hinge(u: f64, similar: bool, p: &Params) -> (f64, f64) {
+    if similar { (u - p.pos_u, p.sign) } else { (p.neg_u - u, -p.sign) }
+}
+
+/// Pass 1: counts per kind.
+fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params) -> [Group; 2] {
+    let (labels, ref_labels) = (input.labels(), input.ref_labels());
+    (0..input.rows())
+        .into_par_iter()
+        .fold(
+            || [Group::default(); 2],
+            |mut g, a| {
+                let (ya, skip) = (labels[a], input.self_index(a));
+                for (j, (&u, &yj)) in input.u_row(a).iter().zip(ref_labels).enumerate() {
+                    if Some(j) == skip {
+                        continue;
+                    }
+                    let similar = ya == yj;
+                    let (h, dh) = hinge(u, similar, &p);
+                    let (t, _) = term::<SQUARED>(h, dh);
+                    let k = &mut g[usize::from(!similar)];
+                    k.pairs += 1;
+                    k.sum_u += u;
+                    k.active += (h > 0.0) as usize;
+                    k.kept += keeps::<KEEP>(t, &p) as usize;
+                }
+                g
+            },
+        )
+        .reduce(|| [Group::default(); 2], add)
+}
+
+/// Pass 2: `W` (raw units) and `(value, Σ W⊙D)`.
+fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2]) -> (Vec<f64>, f64, f64) {
+    let (labels, ref_labels) = (input.labels(), input.ref_labels());
+    let m = input.cols();
+    let mut w = vec![0.0; input.rows() * m];
+    let (value, weighted_sum) = w
+        .par_chunks_mut(m.max(1))
+        .enumerate()
+        .map(|(a, row)| {
+            let (ya, skip) = (labels[a], input.self_index(a));
+            let (mut value, mut weighted_sum) = (0.0, 0.0);
+            for (j, ((wj, &u), &yj)) in row.iter_mut().zip(input.u_row(a)).zip(ref_labels).enumerate() {
+                if Some(j) == skip {
+                    continue;
+                }
+                let similar = ya == yj;
+                let (h, dh) = hinge(u, similar, &p);
+                let (t, dt) = term::<SQUARED>(h, dh);
+                if (t != 0.0 || dt != 0.0) && keeps::<KEEP>(t, &p) {
+                    let s = scale[usize::from(!similar)];
+                    value += s * t;
+                    *wj = s * dt;
+                    weighted_sum += *wj * (p.sign * u);
+                }
+            }
+            (value, weighted_sum)
+        })
+        .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+    (w, value, weighted_sum)
+}
+
+fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &MiningInput, p: Params) -> (FusedPlan, f64, LossStats) {
+    let [sim, dis] = count::<SQUARED, KEEP>(input, p);
+    let scale_of = |kept: usize| match (loss.reducer, kept) {
+        (_, 0) => 0.0,
+        (Reducer::Sum, _) => 1.0,
+        (_, k) => 1.0 / k as f64,
+    };
+    let scale = match loss.pooling {
+        KindPooling::Separate => [scale_of(sim.kept), scale_of(dis.kept)],
+        KindPooling::Pooled => [scale_of(sim.kept + dis.kept); 2],
+    };
+    let (w, value, weighted_sum) = weights::<SQUARED, KEEP>(input, p, scale);
+    let k = sim.pairs + dis.pairs;
+    let active = sim.active + dis.active;
+    let stats = LossStats {
+        loss: value,
+        num_tuples: k,
+        num_active: active,
+        active_fraction: if k == 0 { 0.0 } else { active as f64 / k as f64 },
+        mean_ap_dist: (sim.pairs > 0).then(|| p.sign * sim.sum_u / sim.pairs as f64),
+        mean_an_dist: (dis.pairs > 0).then(|| p.sign * dis.sum_u / dis.pairs as f64),
+    };
+    let plan = FusedPlan { weights: w, constant: value - weighted_sum, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+    (plan, value, stats)
+}
+
+impl ContrastiveLoss {
+    /// The weight matrix of the contrastive loss over every pair `(a, j)` of
+    /// `input` but a sample with itself (see the module docs).
+    pub(super) fn weighted_all_pairs(&self, input: &MiningInput) -> (FusedPlan, f64, LossStats) {
+        let sign = match input.direction() {
+            Direction::SmallerIsCloser => 1.0,
+            Direction::LargerIsCloser => -1.0,
+        };
+        let (low, high) = match self.reducer {
+            Reducer::Threshold { low, high } => (low, high),
+            _ => (None, None),
+        };
+        let p = Params { sign, pos_u: sign * self.pos_margin, neg_u: sign * self.neg_margin, low, high };
+        let squared = self.form == ContrastiveForm::Squared;
+        match (squared, self.reducer) {
+            (false, Reducer::Mean | Reducer::Sum) => plan::<false, KEEP_ALL>(self, input, p),
+            (false, Reducer::AvgNonZero) => plan::<false, KEEP_NONZERO>(self, input, p),
+            (false, Reducer::Threshold { .. }) => plan::<false, KEEP_THRESHOLD>(self, input, p),
+            (true, Reducer::Mean | Reducer::Sum) => plan::<true, KEEP_ALL>(self, input, p),
+            (true, Reducer::AvgNonZero) => plan::<true, KEEP_NONZERO>(self, input, p),
+            (true, Reducer::Threshold { .. }) => plan::<true, KEEP_THRESHOLD>(self, input, p),
+        }
+    }
+}
