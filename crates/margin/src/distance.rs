@@ -216,22 +216,38 @@ impl Distance {
         use rayon::prelude::*;
         let r = reference.unwrap_or(query);
         let m = r.dims()[0];
-        let mut host = crate::to_host(&query.clone().matmul(r.clone().transpose()));
-        if let Distance::Lp(lp) = self {
-            let norms = |x: &Tensor<2>| crate::to_host(&x.clone().square().sum_dim(1));
-            let qn = norms(query);
-            let rn = if reference.is_some() { norms(r) } else { qn.clone() };
-            let root = lp.power == Power::Euclidean;
-            host.par_chunks_mut(m.max(1)).zip(qn.par_iter()).for_each(|(row, &qi)| {
-                for (v, &rj) in row.iter_mut().zip(&rn) {
-                    *v = (qi + rj - 2.0 * *v).max(0.0);
-                }
-                if root {
-                    row.iter_mut().for_each(|v| *v = if *v <= SQRT_EPS { 0.0 } else { v.sqrt() });
+        let n = query.dims()[0];
+        let gram = query.clone().matmul(r.clone().transpose()).into_data();
+        let lp = match self {
+            Distance::Lp(lp) => {
+                let norms = |x: &Tensor<2>| crate::to_host(&x.clone().square().sum_dim(1));
+                let qn = norms(query);
+                let rn = if reference.is_some() { norms(r) } else { qn.clone() };
+                Some((lp.power, qn, rn))
+            }
+            _ => None,
+        };
+        // One parallel pass from the GEMM's output (f32 read as is, no f64 copy first).
+        fn rows<S: Copy + Into<f64> + Sync>(gram: &[S], n: usize, m: usize, lp: &Option<(Power, Vec<f64>, Vec<f64>)>) -> Vec<f64> {
+            let mut host = vec![0.0; n * m];
+            host.par_chunks_mut(m.max(1)).zip(gram.par_chunks(m.max(1))).enumerate().for_each(|(i, (row, g))| match lp {
+                None => row.iter_mut().zip(g).for_each(|(v, &g)| *v = g.into()),
+                Some((power, qn, rn)) => {
+                    let qi = qn[i];
+                    for ((v, &g), &rj) in row.iter_mut().zip(g).zip(rn) {
+                        *v = (qi + rj - 2.0 * g.into()).max(0.0);
+                    }
+                    if *power == Power::Euclidean {
+                        row.iter_mut().for_each(|v| *v = if *v <= SQRT_EPS { 0.0 } else { v.sqrt() });
+                    }
                 }
             });
+            host
         }
-        host
+        match gram.dtype() {
+            burn::tensor::DType::F32 => rows(gram.as_slice::<f32>().expect("an f32 matrix"), n, m, &lp),
+            _ => rows(&gram.convert::<f64>().try_into_vec::<f64>().expect("converted to f64"), n, m, &lp),
+        }
     }
 
     /// A short human-readable name (`"euclidean, normalized"`, `"cosine"`, ...).
