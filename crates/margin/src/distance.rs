@@ -206,8 +206,8 @@ impl Distance {
     /// (in parallel), so a planner or miner that needs host values pays for one pass, not six.
     /// `reference = None` compares the query with itself.
     pub fn host_matrix(&self, query: &Tensor<2>, reference: Option<&Tensor<2>>) -> Vec<f64> {
-        let q = self.prepare(query.clone().detach());
-        let r = reference.map(|r| self.prepare(r.clone().detach()));
+        let q = self.prepare(crate::constant(query));
+        let r = reference.map(|r| self.prepare(crate::constant(r)));
         self.host_matrix_prepared(&q, r.as_ref())
     }
 

@@ -73,7 +73,7 @@ pub use distance::{
     CosineSimilarity, Distance, DotProductSimilarity, LpDistance, NORM_EPS, Power, SQRT_EPS, l2_normalize,
 };
 pub use error::{MarginError, Result};
-pub use input::to_host;
+pub use input::{constant, to_host};
 pub use loss::{
     ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, LossOutput, LossStats, ReferenceSet,
     TripletMarginLoss, TripletMarginLossConfig,

@@ -398,7 +398,7 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
     let mine = |labels: &[i64]| -> Result<Option<margin::Mined>> {
         let Some(cfg) = &miner else { return Ok(None) };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
-        Ok(Some(cfg.mine(&x.clone().detach(), labels, None, &mut rng).map_err(|e| anyhow::anyhow!(e))?))
+        Ok(Some(cfg.mine(&margin::constant(x), labels, None, &mut rng).map_err(|e| anyhow::anyhow!(e))?))
     };
     let rows = x.dims()[0];
     let distance = distance(args)?;

@@ -458,7 +458,7 @@ impl Trainer {
                 let spread = spread(&host, emb.dims()[1]);
                 min_spread = min_spread.min(spread);
                 let mined = match &self.miner {
-                    Some(m) => Some(m.mine(&emb.clone().detach(), &labels, None, &mut rng)?),
+                    Some(m) => Some(m.mine(&crate::constant(&emb), &labels, None, &mut rng)?),
                     None => None,
                 };
                 let out = match &self.loss {
