@@ -146,18 +146,16 @@ fn backward_weights_with<T: Copy + Send + Sync + Default, const EUCLIDEAN: bool,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     const BLOCK: usize = 64;
     let same_set = SAME_SET;
-    #[inline(always)]
-    fn scaled<const EUCLIDEAN: bool>(w: f64, d: f64) -> f64 {
+    // Euclidean distances are "smaller is closer": the raw value is `u`, read only
+    // where the weight is nonzero (the pass is memory-bound).
+    let e = |i: usize, j: usize| -> f64 {
+        let w = weights[i * m + j];
         if !EUCLIDEAN || w == 0.0 {
-            w
-        } else if d > 0.0 {
-            w / (2.0 * d)
-        } else {
-            0.0
+            return w;
         }
-    }
-    // Euclidean distances are "smaller is closer": the raw value is `u`.
-    let e = |i: usize, j: usize| -> f64 { scaled::<EUCLIDEAN>(weights[i * m + j], if EUCLIDEAN { input.u(i, j) } else { 0.0 }) };
+        let d = input.u(i, j);
+        if d > 0.0 { w / (2.0 * d) } else { 0.0 }
+    };
     let mut out = vec![T::default(); n * m];
     let mut row_sums = vec![0.0; n];
     if m == 0 {
