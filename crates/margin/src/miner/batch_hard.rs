@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{MinedTriplets, MiningInput, argmax, argmin};
+use super::{MinedTriplets, MiningInput};
 use crate::error::Result;
 use crate::{Distance, ReferenceSet, Triplets};
 
@@ -42,11 +42,30 @@ impl BatchHardMiner {
 
     /// Mines from a prepared host matrix.
     pub fn mine_input(&self, input: &MiningInput) -> MinedTriplets {
+        use rayon::prelude::*;
+        // One scan per anchor, anchors in parallel (the order of the result is the anchors').
+        let (labels, ref_labels) = (input.labels(), input.ref_labels());
+        let picked: Vec<Option<(usize, usize)>> = (0..input.rows())
+            .into_par_iter()
+            .with_min_len(16)
+            .map(|a| {
+                let (ya, skip) = (labels[a], input.self_index(a));
+                let (mut pos, mut neg): (Option<(usize, f64)>, Option<(usize, f64)>) = (None, None);
+                for (j, (&u, &yj)) in input.u_row(a).iter().zip(ref_labels).enumerate() {
+                    if yj != ya {
+                        if neg.is_none_or(|(_, v)| u < v) {
+                            neg = Some((j, u));
+                        }
+                    } else if Some(j) != skip && pos.is_none_or(|(_, v)| u > v) {
+                        pos = Some((j, u));
+                    }
+                }
+                Some((pos?.0, neg?.0))
+            })
+            .collect();
         let mut t = Triplets::default();
-        for a in 0..input.rows() {
-            let hardest_pos = argmax(input, a, input.positives(a));
-            let hardest_neg = argmin(input, a, input.negatives(a));
-            if let (Some((p, _)), Some((n, _))) = (hardest_pos, hardest_neg) {
+        for (a, pn) in picked.into_iter().enumerate() {
+            if let Some((p, n)) = pn {
                 t.anchor.push(a);
                 t.positive.push(p);
                 t.negative.push(n);
