@@ -89,6 +89,25 @@ fn mine_on_loss_matrix(
     Ok((mat, input, mined))
 }
 
+/// Positions of `list` grouped by anchor, stably (a counting sort): the pairs of
+/// anchor `a` are `list[order[start[a]..start[a + 1]]]`, in list order.
+fn bucket_by_anchor(list: &[(usize, usize)], rows: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut start = vec![0usize; rows + 1];
+    for &(a, _) in list {
+        start[a + 1] += 1;
+    }
+    for a in 0..rows {
+        start[a + 1] += start[a];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0usize; list.len()];
+    for (k, &(a, _)) in list.iter().enumerate() {
+        order[next[a]] = k;
+        next[a] += 1;
+    }
+    (start, order)
+}
+
 /// `Σ W ⊙ D` on the host (raw units).
 pub(crate) fn host_dot(input: &MiningInput, w: &[f64]) -> f64 {
     use rayon::prelude::*;
@@ -234,34 +253,27 @@ impl ContrastiveLoss {
         Ok(output(plan, value, &mat, &input, zero, stats))
     }
 
+    /// The weight matrix of the contrastive loss over given pairs: counts for the
+    /// reducer in parallel over the lists, then `W` in parallel over anchors (each
+    /// anchor's pairs in list order, similar before dissimilar, as a sequential
+    /// pass would add them).
     fn weighted_pairs(&self, input: &MiningInput, pairs: &Pairs) -> (FusedPlan, f64, LossStats) {
-        self.weighted_pair_iters(input, pairs.similar.iter().copied(), pairs.dissimilar.iter().copied())
-    }
-
-    /// The weight matrix of the contrastive loss over two pair lists.
-    fn weighted_pair_iters(
-        &self,
-        input: &MiningInput,
-        similar: impl Iterator<Item = (usize, usize)> + Clone,
-        dissimilar: impl Iterator<Item = (usize, usize)> + Clone,
-    ) -> (FusedPlan, f64, LossStats) {
+        use rayon::prelude::*;
         let dir = input.direction();
-        let m = input.cols();
+        let (n, m) = (input.rows(), input.cols());
         // Pass 1: counts for the reducer (per group, or pooled).
-        let group = |it: &mut dyn Iterator<Item = (usize, usize)>, similar: bool| {
-            let (mut n, mut kept, mut active, mut sum_d) = (0usize, 0usize, 0usize, 0.0);
-            for (a, j) in it {
-                let raw = input.raw(a, j);
-                let (t, _) = self.term(dir, raw, similar);
-                n += 1;
-                sum_d += raw;
-                active += (t > 0.0) as usize;
-                kept += self.keeps(t) as usize;
-            }
-            (n, kept, active, sum_d)
+        let group = |list: &[(usize, usize)], similar: bool| {
+            list.par_iter()
+                .with_min_len(4096)
+                .map(|&(a, j)| {
+                    let raw = input.raw(a, j);
+                    let (t, _) = self.term(dir, raw, similar);
+                    (1usize, self.keeps(t) as usize, (t > 0.0) as usize, raw)
+                })
+                .reduce(|| (0, 0, 0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1, x.2 + y.2, x.3 + y.3))
         };
-        let (np, kp, ap, sp) = group(&mut similar.clone(), true);
-        let (nn, kn, an, sn) = group(&mut dissimilar.clone(), false);
+        let (np, kp, ap, sp) = group(&pairs.similar, true);
+        let (nn, kn, an, sn) = group(&pairs.dissimilar, false);
         let scale_of = |kept: usize| match (self.reducer, kept) {
             (_, 0) => 0.0,
             (Reducer::Sum, _) => 1.0,
@@ -271,22 +283,34 @@ impl ContrastiveLoss {
             KindPooling::Separate => (scale_of(kp), scale_of(kn)),
             KindPooling::Pooled => (scale_of(kp + kn), scale_of(kp + kn)),
         };
-        // Pass 2: weights and value.
-        let mut w = vec![0.0; input.rows() * m];
-        let mut value = 0.0;
-        for (it, similar, scale) in [
-            (&mut similar.clone() as &mut dyn Iterator<Item = (usize, usize)>, true, scale_p),
-            (&mut dissimilar.clone(), false, scale_n),
-        ] {
-            for (a, j) in it {
-                let (t, dt) = self.term(dir, input.raw(a, j), similar);
-                if self.keeps(t) {
-                    value += scale * t;
-                    w[a * m + j] += scale * dt;
+        // Pass 2: each anchor's row of W from its pairs (bucketed by anchor, list order kept).
+        let (sim_start, sim_order) = bucket_by_anchor(&pairs.similar, n);
+        let (dis_start, dis_order) = bucket_by_anchor(&pairs.dissimilar, n);
+        let mut w = vec![0.0; n * m];
+        let (value, weighted_sum) = w
+            .par_chunks_mut(m.max(1))
+            .enumerate()
+            .map(|(a, row)| {
+                let (mut value, mut weighted_sum) = (0.0, 0.0);
+                for (start, order, list, similar, scale) in [
+                    (&sim_start, &sim_order, &pairs.similar, true, scale_p),
+                    (&dis_start, &dis_order, &pairs.dissimilar, false, scale_n),
+                ] {
+                    for &k in &order[start[a]..start[a + 1]] {
+                        let j = list[k].1;
+                        let raw = input.raw(a, j);
+                        let (t, dt) = self.term(dir, raw, similar);
+                        if self.keeps(t) {
+                            value += scale * t;
+                            row[j] += scale * dt;
+                            weighted_sum += scale * dt * raw;
+                        }
+                    }
                 }
-            }
-        }
-        let constant = value - host_dot(input, &w);
+                (value, weighted_sum)
+            })
+            .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+        let constant = value - weighted_sum;
         let k = np + nn;
         let active = ap + an;
         let stats = LossStats {
@@ -323,8 +347,7 @@ impl ContrastiveLoss {
         miner.validate()?;
         let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
         let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, query, labels, reference.as_ref(), rng)?;
-        let pairs = mined.clone().into_pairs();
-        let (plan, value, stats) = self.weighted_pairs(&input, &pairs);
+        let (plan, value, stats) = self.weighted_pairs(&input, &mined.pairs());
         Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
     }
 }

@@ -50,6 +50,14 @@ impl Mined {
         }
     }
 
+    /// As pairs for a pair loss, borrowed when they are pairs already (see [`Mined::into_pairs`]).
+    pub fn pairs(&self) -> std::borrow::Cow<'_, Pairs> {
+        match self {
+            Mined::Triplets(t) => std::borrow::Cow::Owned(triplets_to_pairs(&t.triplets)),
+            Mined::Pairs(p) => std::borrow::Cow::Borrowed(&p.pairs),
+        }
+    }
+
     /// As pairs for a pair loss; each triplet gives `(a, p)` and `(a, n)` (PML's `convert_to_pairs`).
     pub fn into_pairs(self) -> Pairs {
         match self {

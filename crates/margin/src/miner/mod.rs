@@ -262,14 +262,11 @@ impl MiningInput {
 
     /// Statistics of a triplet set mined from this input.
     pub(crate) fn triplet_stats(&self, t: &Triplets) -> MinerStats {
-        let mut anchors: Vec<usize> = t.anchor.clone();
-        anchors.sort_unstable();
-        anchors.dedup();
         let ap: Vec<f64> = t.iter().map(|(a, p, _)| self.raw(a, p)).collect();
         let an: Vec<f64> = t.iter().map(|(a, _, n)| self.raw(a, n)).collect();
         MinerStats {
             num_triplets: t.len(),
-            num_anchors: anchors.len(),
+            num_anchors: self.distinct_anchors(t.anchor.iter().copied()),
             mean_pos_dist: mean(&ap),
             mean_neg_dist: mean(&an),
             ..MinerStats::default()
@@ -278,19 +275,24 @@ impl MiningInput {
 
     /// Statistics of a pair set mined from this input.
     pub(crate) fn pair_stats(&self, p: &Pairs) -> MinerStats {
-        let mut anchors: Vec<usize> = p.similar.iter().chain(&p.dissimilar).map(|x| x.0).collect();
-        anchors.sort_unstable();
-        anchors.dedup();
-        let ap: Vec<f64> = p.similar.iter().map(|&(a, j)| self.raw(a, j)).collect();
-        let an: Vec<f64> = p.dissimilar.iter().map(|&(a, j)| self.raw(a, j)).collect();
+        let mean_of = |list: &[(usize, usize)]| {
+            use rayon::prelude::*;
+            (!list.is_empty()).then(|| list.par_iter().with_min_len(4096).map(|&(a, j)| self.raw(a, j)).sum::<f64>() / list.len() as f64)
+        };
         MinerStats {
             num_pos_pairs: p.similar.len(),
             num_neg_pairs: p.dissimilar.len(),
-            num_anchors: anchors.len(),
-            mean_pos_dist: mean(&ap),
-            mean_neg_dist: mean(&an),
+            num_anchors: self.distinct_anchors(p.similar.iter().chain(&p.dissimilar).map(|x| x.0)),
+            mean_pos_dist: mean_of(&p.similar),
+            mean_neg_dist: mean_of(&p.dissimilar),
             ..MinerStats::default()
         }
+    }
+
+    /// How many distinct query rows appear among `anchors` (all `< rows()`).
+    fn distinct_anchors(&self, anchors: impl Iterator<Item = usize>) -> usize {
+        let mut seen = vec![false; self.n];
+        anchors.filter(|&a| !std::mem::replace(&mut seen[a], true)).count()
     }
 
     pub(crate) fn finish_triplets(&self, triplets: Triplets) -> MinedTriplets {

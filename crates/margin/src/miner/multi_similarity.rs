@@ -56,21 +56,42 @@ impl MultiSimilarityMiner {
 
     /// Mines from a prepared host matrix.
     pub fn mine_input(&self, input: &MiningInput) -> MinedPairs {
+        use rayon::prelude::*;
         let eps = self.epsilon;
+        let (labels, ref_labels) = (input.labels(), input.ref_labels());
+        // Per anchor (in parallel, results in anchor order): its kept positives and negatives.
+        let per_anchor: Vec<(Vec<usize>, Vec<usize>)> = (0..input.rows())
+            .into_par_iter()
+            .with_min_len(16)
+            .map(|a| {
+                let (ya, skip) = (labels[a], input.self_index(a));
+                let row = input.u_row(a);
+                let is_pos = |j: usize| ref_labels[j] == ya && Some(j) != skip;
+                let (mut closest_neg, mut farthest_pos) = (f64::INFINITY, f64::NEG_INFINITY);
+                let (mut any_pos, mut any_neg) = (false, false);
+                for (j, (&u, &yj)) in row.iter().zip(ref_labels).enumerate() {
+                    if yj != ya {
+                        any_neg = true;
+                        closest_neg = closest_neg.min(u);
+                    } else if Some(j) != skip {
+                        any_pos = true;
+                        farthest_pos = farthest_pos.max(u);
+                    }
+                }
+                if !any_pos || !any_neg {
+                    return (Vec::new(), Vec::new());
+                }
+                // In distance convention u (u = −s): keep p if u_ap + ε > min_n u_an,
+                // keep n if u_an − ε < max_p u_ap (bit-identical to PML's similarity branch).
+                let pos = (0..row.len()).filter(|&j| is_pos(j) && row[j] + eps > closest_neg).collect();
+                let neg = (0..row.len()).filter(|&j| ref_labels[j] != ya && row[j] - eps < farthest_pos).collect();
+                (pos, neg)
+            })
+            .collect();
         let mut pairs = Pairs::default();
-        for a in 0..input.rows() {
-            let row = input.u_row(a);
-            let positives: Vec<usize> = input.positives(a).collect();
-            let negatives: Vec<usize> = input.negatives(a).collect();
-            if positives.is_empty() || negatives.is_empty() {
-                continue;
-            }
-            // In distance convention u (u = −s): keep p if u_ap + ε > min_n u_an,
-            // keep n if u_an − ε < max_p u_ap (bit-identical to PML's similarity branch).
-            let closest_neg = negatives.iter().map(|&n| row[n]).fold(f64::INFINITY, f64::min);
-            let farthest_pos = positives.iter().map(|&p| row[p]).fold(f64::NEG_INFINITY, f64::max);
-            pairs.similar.extend(positives.iter().filter(|&&p| row[p] + eps > closest_neg).map(|&p| (a, p)));
-            pairs.dissimilar.extend(negatives.iter().filter(|&&n| row[n] - eps < farthest_pos).map(|&n| (a, n)));
+        for (a, (pos, neg)) in per_anchor.into_iter().enumerate() {
+            pairs.similar.extend(pos.into_iter().map(|p| (a, p)));
+            pairs.dissimilar.extend(neg.into_iter().map(|n| (a, n)));
         }
         input.finish_pairs(pairs)
     }
