@@ -94,8 +94,8 @@ pub(crate) enum FusedReduce {
 pub(crate) struct FusedPlan {
     /// `n × m`, `∂L/∂D` in the distance's own units (row-major).
     pub weights: Vec<f64>,
-    /// `L − Σ W ⊙ D`.
-    pub constant: f64,
+    /// The loss `L` (reduced), summed per term as planned.
+    pub value: f64,
     /// Kept triplets (the loss's tuples).
     pub num_tuples: usize,
     /// Kept triplets with hinge argument `v > 0`.
@@ -112,7 +112,7 @@ struct Partial {
     active: usize,
     /// Number of terms `> 0` (the AvgNonZero denominator; = `active` for the hinge).
     nonzero: usize,
-    /// Σ over active of `v` (hinge) — unused by the linear constant, kept for checks.
+    /// Σ of the kept terms (hinge: Σ over active of `v`): the unscaled loss.
     sum_terms: f64,
     sum_ap: f64,
     sum_an: f64,
@@ -254,7 +254,7 @@ pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: F
         part.nonzero = part.active;
         part
     });
-    finish(input, w, total, margin, reduce, true)
+    finish(input, w, total, reduce)
 }
 
 /// Plans the soft-margin (softplus) loss over every kept triplet, one anchor at a time.
@@ -291,12 +291,11 @@ pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce
         }
         part
     });
-    finish(input, w, total, margin, reduce, false)
+    finish(input, w, total, reduce)
 }
 
-/// Scales the weights by the reducer, converts to the distance's own units and
-/// computes the constant.
-fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, margin: f64, reduce: FusedReduce, linear: bool) -> FusedPlan {
+/// Scales the weights by the reducer and converts them to the distance's own units.
+fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, reduce: FusedReduce) -> FusedPlan {
     let denom = match reduce {
         FusedReduce::Mean => t.kept,
         FusedReduce::AvgNonZero => t.nonzero,
@@ -311,23 +310,10 @@ fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, margin: f64, reduce:
         w.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|x| *x *= k));
     }
     let value = scale * t.sum_terms;
-    let constant = if linear {
-        // Σ W⊙D = s·Σ_active (u_ap − u_an); the rest of Σ v is m per active triplet.
-        scale * margin * t.active as f64
-    } else {
-        // Not linear: value − Σ W⊙D, computed from the host copy.
-        let wd: f64 = (0..input.rows())
-            .map(|a| {
-                let r = input.u_row(a);
-                (0..input.cols()).map(|j| w[a * input.cols() + j] * input.to_raw(r[j])).sum::<f64>()
-            })
-            .sum();
-        value - wd
-    };
     let mean = |s: f64| (t.kept > 0).then(|| input.to_raw(s / t.kept as f64));
     FusedPlan {
         weights: w,
-        constant,
+        value,
         num_tuples: t.kept,
         num_active: t.active,
         mean_ap: mean(t.sum_ap),
@@ -374,7 +360,7 @@ mod tests {
                     for (x, y) in s.weights.iter().zip(&e.weights) {
                         assert!((x - y).abs() < 1e-12, "{band:?} {margin}: {x} vs {y}");
                     }
-                    assert!((s.constant - e.constant).abs() < 1e-12);
+                    assert!((s.value - e.value).abs() < 1e-12 * (1.0 + e.value.abs()), "{band:?} {margin}: value");
                 }
             }
         }

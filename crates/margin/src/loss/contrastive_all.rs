@@ -109,17 +109,17 @@ fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params) ->
         .reduce(|| [Group::default(); 2], add)
 }
 
-/// Pass 2: `W` (raw units) and `(value, Σ W⊙D)`.
-fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2]) -> (Vec<f64>, f64, f64) {
+/// Pass 2: `W` (raw units) and the value.
+fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2]) -> (Vec<f64>, f64) {
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
     let m = input.cols();
     let mut w = vec![0.0; input.rows() * m];
-    let (value, weighted_sum) = w
+    let value = w
         .par_chunks_mut(m.max(1))
         .enumerate()
         .map(|(a, row)| {
             let (ya, skip) = (labels[a], input.self_index(a));
-            let (mut value, mut weighted_sum) = (0.0, 0.0);
+            let mut value = 0.0;
             for (j, ((wj, &u), &yj)) in row.iter_mut().zip(input.u_row(a)).zip(ref_labels).enumerate() {
                 if Some(j) == skip {
                     continue;
@@ -131,13 +131,12 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
                     let s = scale[usize::from(!similar)];
                     value += s * t;
                     *wj = s * dt;
-                    weighted_sum += *wj * (p.sign * u);
                 }
             }
-            (value, weighted_sum)
+            value
         })
-        .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
-    (w, value, weighted_sum)
+        .sum();
+    (w, value)
 }
 
 fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &MiningInput, p: Params) -> (FusedPlan, f64, LossStats) {
@@ -151,7 +150,7 @@ fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &Min
         KindPooling::Separate => [scale_of(sim.kept), scale_of(dis.kept)],
         KindPooling::Pooled => [scale_of(sim.kept + dis.kept); 2],
     };
-    let (w, value, weighted_sum) = weights::<SQUARED, KEEP>(input, p, scale);
+    let (w, value) = weights::<SQUARED, KEEP>(input, p, scale);
     let k = sim.pairs + dis.pairs;
     let active = sim.active + dis.active;
     let stats = LossStats {
@@ -162,7 +161,7 @@ fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &Min
         mean_ap_dist: (sim.pairs > 0).then(|| p.sign * sim.sum_u / sim.pairs as f64),
         mean_an_dist: (dis.pairs > 0).then(|| p.sign * dis.sum_u / dis.pairs as f64),
     };
-    let plan = FusedPlan { weights: w, constant: value - weighted_sum, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+    let plan = FusedPlan { weights: w, value, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
     (plan, value, stats)
 }
 

@@ -321,8 +321,7 @@ impl TripletMarginLoss {
             batch_all::hinge_plan(&input, self.margin, band, reduce, None)
         };
         let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
-        // L = Σ W ⊙ D + c, evaluated on the host copy the plan was made from.
-        let value = if empty { 0.0 } else { plan.constant + super::weighted::host_dot(&input, &plan.weights) };
+        let value = if empty { 0.0 } else { plan.value };
         let loss = if empty { zero } else { ops.weighted_sum_loss(&plan.weights, &input, value) };
         LossOutput {
             loss,

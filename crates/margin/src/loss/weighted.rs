@@ -108,13 +108,6 @@ fn bucket_by_anchor(list: &[(usize, usize)], rows: usize) -> (Vec<usize>, Vec<us
     (start, order)
 }
 
-/// `Σ W ⊙ D` on the host (raw units).
-pub(crate) fn host_dot(input: &MiningInput, w: &[f64]) -> f64 {
-    use rayon::prelude::*;
-    let m = input.cols();
-    (0..input.rows()).into_par_iter().map(|a| (0..m).map(|j| w[a * m + j] * input.raw(a, j)).sum::<f64>()).sum()
-}
-
 fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInput, zero: Tensor<1>, stats: LossStats) -> LossOutput {
     if stats.num_tuples == 0 || plan.weights.iter().all(|&w| w == 0.0) && value == 0.0 {
         return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
@@ -164,7 +157,6 @@ impl TripletMarginLoss {
             }
         }
         value *= scale;
-        let constant = value - host_dot(input, &w);
         let k = t.len();
         let stats = LossStats {
             loss: value,
@@ -174,7 +166,7 @@ impl TripletMarginLoss {
             mean_ap_dist: (k > 0).then(|| input.to_raw(sum_ap / k as f64)),
             mean_an_dist: (k > 0).then(|| input.to_raw(sum_an / k as f64)),
         };
-        let plan = FusedPlan { weights: w, constant, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        let plan = FusedPlan { weights: w, value, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
     }
 
@@ -287,11 +279,11 @@ impl ContrastiveLoss {
         let (sim_start, sim_order) = bucket_by_anchor(&pairs.similar, n);
         let (dis_start, dis_order) = bucket_by_anchor(&pairs.dissimilar, n);
         let mut w = vec![0.0; n * m];
-        let (value, weighted_sum) = w
+        let value = w
             .par_chunks_mut(m.max(1))
             .enumerate()
             .map(|(a, row)| {
-                let (mut value, mut weighted_sum) = (0.0, 0.0);
+                let mut value = 0.0;
                 for (start, order, list, similar, scale) in [
                     (&sim_start, &sim_order, &pairs.similar, true, scale_p),
                     (&dis_start, &dis_order, &pairs.dissimilar, false, scale_n),
@@ -303,14 +295,12 @@ impl ContrastiveLoss {
                         if self.keeps(t) {
                             value += scale * t;
                             row[j] += scale * dt;
-                            weighted_sum += scale * dt * raw;
                         }
                     }
                 }
-                (value, weighted_sum)
+                value
             })
-            .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
-        let constant = value - weighted_sum;
+            .sum();
         let k = np + nn;
         let active = ap + an;
         let stats = LossStats {
@@ -321,7 +311,7 @@ impl ContrastiveLoss {
             mean_ap_dist: (np > 0).then(|| sp / np as f64),
             mean_an_dist: (nn > 0).then(|| sn / nn as f64),
         };
-        let plan = FusedPlan { weights: w, constant, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        let plan = FusedPlan { weights: w, value, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
     }
 
