@@ -195,27 +195,16 @@ pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: F
         let sort = force_sort.unwrap_or(pos.len() > 2 * log2);
         let mut part = Partial::default();
         if !sort {
-            for &p in &pos {
-                let uap = row[p];
-                let (mut kept, mut active) = (0usize, 0usize);
-                for &n in &neg {
-                    let uan = row[n];
-                    if !band.keeps(uan - uap) {
-                        continue;
-                    }
-                    kept += 1;
-                    part.sum_an += uan;
-                    let v = hinge_arg(uap, uan, margin);
-                    if v > 0.0 {
-                        active += 1;
-                        part.sum_terms += v;
-                        row_w[n] -= 1.0;
-                    }
-                }
-                row_w[p] += active as f64;
-                part.kept += kept;
-                part.active += active;
-                part.sum_ap += kept as f64 * uap;
+            let (labels, ref_labels) = (input.labels(), input.ref_labels());
+            let args = Direct { row, ref_labels, anchor_label: labels[a], margin };
+            match band {
+                Band::All => direct(&args, &pos, row_w, &mut part, |_| true),
+                Band::Miner { kind, margin: band_margin } => match kind {
+                    TripletType::All => direct(&args, &pos, row_w, &mut part, |t| TripletType::All.keeps(t, band_margin)),
+                    TripletType::Hard => direct(&args, &pos, row_w, &mut part, |t| TripletType::Hard.keeps(t, band_margin)),
+                    TripletType::Semihard => direct(&args, &pos, row_w, &mut part, |t| TripletType::Semihard.keeps(t, band_margin)),
+                    TripletType::Easy => direct(&args, &pos, row_w, &mut part, |t| TripletType::Easy.keeps(t, band_margin)),
+                },
             }
         } else {
             let mut sorted: Vec<(f64, usize)> = neg.iter().map(|&n| (row[n], n)).collect();
@@ -255,6 +244,44 @@ pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: F
         part
     });
     finish(input, w, total, reduce)
+}
+
+/// One anchor's row for [`direct`].
+struct Direct<'a> {
+    row: &'a [f64],
+    ref_labels: &'a [i64],
+    anchor_label: i64,
+    margin: f64,
+}
+
+/// Enumerates an anchor's `|P| · |N|` triplets: for each positive, one branch-free
+/// sweep over the whole row with the negatives as a label mask (an unpredictable
+/// "active?" costs no misprediction). Every decision (kept, active) is the explicit
+/// path's floating-point expression; sums are accumulated in the order of the
+/// negatives, per positive.
+#[inline(always)]
+fn direct(args: &Direct<'_>, pos: &[usize], row_w: &mut [f64], part: &mut Partial, keeps: impl Fn(f64) -> bool) {
+    let Direct { row, ref_labels, anchor_label, margin } = *args;
+    for &p in pos {
+        let uap = row[p];
+        let (mut kept, mut active, mut sum_an, mut sum_terms) = (0.0, 0.0, 0.0, 0.0);
+        for ((w, &uan), &y) in row_w.iter_mut().zip(row).zip(ref_labels) {
+            let k = if y != anchor_label && keeps(uan - uap) { 1.0 } else { 0.0 };
+            let v = hinge_arg(uap, uan, margin);
+            let act = if v > 0.0 { k } else { 0.0 };
+            kept += k;
+            sum_an += k * uan;
+            active += act;
+            sum_terms += act * v;
+            *w -= act;
+        }
+        row_w[p] += active;
+        part.kept += kept as usize;
+        part.active += active as usize;
+        part.sum_an += sum_an;
+        part.sum_terms += sum_terms;
+        part.sum_ap += kept * uap;
+    }
 }
 
 /// Plans the soft-margin (softplus) loss over every kept triplet, one anchor at a time.
