@@ -112,7 +112,7 @@ fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInp
     if stats.num_tuples == 0 || plan.weights.iter().all(|&w| w == 0.0) && value == 0.0 {
         return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
     }
-    let loss = ops.weighted_sum_loss(&plan.weights, input, value);
+    let loss = ops.weighted_sum_loss(plan.weights, input, value);
     LossOutput { loss, stats: LossStats { loss: value, ..stats } }
 }
 

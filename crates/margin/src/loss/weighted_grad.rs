@@ -59,25 +59,36 @@ impl DistanceOperands {
 
     /// A `[1]` loss with value `value` and the gradient of `Σ W ⊙ D` w.r.t. the raw inputs;
     /// `input` holds the matrix the weights were planned on.
-    pub(crate) fn weighted_sum_loss(&self, weights: &[f64], input: &MiningInput, value: f64) -> Tensor<1> {
+    pub(crate) fn weighted_sum_loss(&self, mut weights: Vec<f64>, input: &MiningInput, value: f64) -> Tensor<1> {
         let [n, m] = self.dims;
         let lp = match self.distance {
             Distance::Lp(lp) => Some(lp.power),
             _ => None,
         };
-        let euclidean = lp == Some(Power::Euclidean);
+        if lp == Some(Power::Euclidean) {
+            // ∂√s/∂s = 1/(2√s), and 0 where the safe √ reported 0: in place, contiguous,
+            // reading the distance only where the weight is nonzero (memory-bound pass).
+            weights.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| {
+                for (w, &d) in row.iter_mut().zip(input.u_row(i)) {
+                    if *w != 0.0 {
+                        *w = if d > 0.0 { *w / (2.0 * d) } else { 0.0 };
+                    }
+                }
+            });
+        }
+        let weights = &weights[..];
         let same_set = self.reference_prepared.is_none();
         let q = &self.query_prepared;
         let (device, dtype) = (q.device(), q.dtype());
-        // One parallel pass: the √'s chain rule, W + Wᵀ (same set), row and column
-        // sums, written straight in the backend's float type.
+        // One parallel pass: W + Wᵀ (same set), row and column sums, written straight
+        // in the backend's float type.
         let (wt, row_sums, col_sums) = match dtype {
             DType::F64 => {
-                let (w, rs, cs) = backward_weights(weights, input, [n, m], euclidean, same_set, |x| x);
+                let (w, rs, cs) = backward_weights(weights, [n, m], same_set, |x| x);
                 (TensorData::new(w, [n, m]), rs, cs)
             }
             _ => {
-                let (w, rs, cs) = backward_weights(weights, input, [n, m], euclidean, same_set, |x| x as f32);
+                let (w, rs, cs) = backward_weights(weights, [n, m], same_set, |x| x as f32);
                 (TensorData::new(w, [n, m]), rs, cs)
             }
         };
@@ -115,47 +126,32 @@ impl DistanceOperands {
     }
 }
 
-/// The matrix the backward GEMMs use, from the planned `W = ∂L/∂D` (`[n, m]`,
-/// row-major): `W'_ij = e(i, j)`, or `e(i, j) + e(j, i)` when query and reference
-/// are the same set (`D` symmetric), with `e(i, j) = W_ij / (2 D_ij)` for the
-/// Euclidean distance (`∂√s/∂s`, 0 where the safe √ reported 0) and `W_ij`
-/// otherwise; plus its row sums and column sums (f64). One pass, parallel over
-/// blocks of rows, in cache-sized tiles for the transpose.
+/// The matrix the backward GEMMs use, from `E = ∂L/∂(GEMM-side matrix)` (`[n, m]`,
+/// row-major): `W'_ij = E_ij`, or `E_ij + E_ji` when query and reference are the
+/// same set (`D` symmetric); plus its row sums and column sums (f64). One pass,
+/// parallel over blocks of rows, in cache-sized tiles for the transpose.
 fn backward_weights<T: Copy + Send + Sync + Default>(
     weights: &[f64],
-    input: &MiningInput,
     dims: [usize; 2],
-    euclidean: bool,
     same_set: bool,
     cast: impl Fn(f64) -> T + Sync,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
-    match (euclidean, same_set) {
-        (true, true) => backward_weights_with::<T, true, true>(weights, input, dims, cast),
-        (true, false) => backward_weights_with::<T, true, false>(weights, input, dims, cast),
-        (false, true) => backward_weights_with::<T, false, true>(weights, input, dims, cast),
-        (false, false) => backward_weights_with::<T, false, false>(weights, input, dims, cast),
+    if same_set {
+        backward_weights_with::<T, true>(weights, dims, cast)
+    } else {
+        backward_weights_with::<T, false>(weights, dims, cast)
     }
 }
 
-/// [`backward_weights`] specialised on its two switches.
-fn backward_weights_with<T: Copy + Send + Sync + Default, const EUCLIDEAN: bool, const SAME_SET: bool>(
+/// [`backward_weights`] specialised on the same-set switch.
+fn backward_weights_with<T: Copy + Send + Sync + Default, const SAME_SET: bool>(
     weights: &[f64],
-    input: &MiningInput,
     [n, m]: [usize; 2],
     cast: impl Fn(f64) -> T + Sync,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     const BLOCK: usize = 64;
     let same_set = SAME_SET;
-    // Euclidean distances are "smaller is closer": the raw value is `u`, read only
-    // where the weight is nonzero (the pass is memory-bound).
-    let e = |i: usize, j: usize| -> f64 {
-        let w = weights[i * m + j];
-        if !EUCLIDEAN || w == 0.0 {
-            return w;
-        }
-        let d = input.u(i, j);
-        if d > 0.0 { w / (2.0 * d) } else { 0.0 }
-    };
+    let e = |i: usize, j: usize| -> f64 { weights[i * m + j] };
     let mut out = vec![T::default(); n * m];
     let mut row_sums = vec![0.0; n];
     if m == 0 {
