@@ -132,41 +132,16 @@ impl std::ops::Add for Partial {
     }
 }
 
-/// Number of worker threads: `RAYON_NUM_THREADS` if set (Burn's pool honours it too), else all cores.
-pub(crate) fn num_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Runs `f(row_index, row)` over the rows of `data` (`row_len` wide) on a few
-/// threads and sums the results.
+/// Runs `f(row_index, row)` over the rows of `data` (`row_len` wide) in parallel
+/// and sums the results.
 fn par_rows(data: &mut [f64], row_len: usize, f: impl Fn(usize, &mut [f64]) -> Partial + Sync) -> Partial {
-    let rows = data.len().checked_div(row_len).unwrap_or(0);
-    let threads = num_threads().min(rows.max(1));
-    if threads <= 1 || rows < 64 {
-        return data.chunks_mut(row_len.max(1)).enumerate().map(|(a, r)| f(a, r)).fold(Partial::default(), |x, y| x + y);
-    }
-    let per = rows.div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = data
-            .chunks_mut(per * row_len)
-            .enumerate()
-            .map(|(k, block)| {
-                s.spawn(move || {
-                    block
-                        .chunks_mut(row_len)
-                        .enumerate()
-                        .map(|(i, r)| f(k * per + i, r))
-                        .fold(Partial::default(), |x, y| x + y)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("batch-all worker panicked")).fold(Partial::default(), |x, y| x + y)
-    })
+    use rayon::prelude::*;
+    // On rayon's pool (already running: no thread start per call).
+    data.par_chunks_mut(row_len.max(1))
+        .enumerate()
+        .with_min_len(8)
+        .map(|(a, r)| f(a, r))
+        .reduce(Partial::default, |x, y| x + y)
 }
 
 /// Hinge argument `v = (u_ap − u_an) + m`, the explicit path's expression bit for bit.
