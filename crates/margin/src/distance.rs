@@ -229,19 +229,29 @@ impl Distance {
         };
         // One parallel pass from the GEMM's output (f32 read as is, no f64 copy first).
         fn rows<S: Copy + Into<f64> + Sync>(gram: &[S], n: usize, m: usize, lp: &Option<(Power, Vec<f64>, Vec<f64>)>) -> Vec<f64> {
-            let mut host = vec![0.0; n * m];
-            host.par_chunks_mut(m.max(1)).zip(gram.par_chunks(m.max(1))).enumerate().for_each(|(i, (row, g))| match lp {
-                None => row.iter_mut().zip(g).for_each(|(v, &g)| *v = g.into()),
+            assert_eq!(gram.len(), n * m, "the GEMM returns an n × m matrix");
+            if m == 0 {
+                return Vec::new();
+            }
+            // Every entry is written below, so the buffer starts uninitialised (zeroing
+            // it first would be a pass of its own over n·m f64).
+            let mut host: Vec<f64> = Vec::with_capacity(n * m);
+            host.spare_capacity_mut()[..n * m].par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {
+                None => row.iter_mut().zip(g).for_each(|(v, &g)| {
+                    v.write(g.into());
+                }),
                 Some((power, qn, rn)) => {
                     let qi = qn[i];
+                    let root = *power == Power::Euclidean;
                     for ((v, &g), &rj) in row.iter_mut().zip(g).zip(rn) {
-                        *v = (qi + rj - 2.0 * g.into()).max(0.0);
-                    }
-                    if *power == Power::Euclidean {
-                        row.iter_mut().for_each(|v| *v = if *v <= SQRT_EPS { 0.0 } else { v.sqrt() });
+                        let s = (qi + rj - 2.0 * g.into()).max(0.0);
+                        v.write(if !root { s } else if s <= SQRT_EPS { 0.0 } else { s.sqrt() });
                     }
                 }
             });
+            // SAFETY: each of the `n` rows of `m` entries was written above (`gram` has
+            // `n · m` entries, one per output entry).
+            unsafe { host.set_len(n * m) };
             host
         }
         match gram.dtype() {

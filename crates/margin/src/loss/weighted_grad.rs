@@ -152,12 +152,14 @@ fn backward_weights_with<T: Copy + Send + Sync + Default, const SAME_SET: bool>(
     const BLOCK: usize = 64;
     let same_set = SAME_SET;
     let e = |i: usize, j: usize| -> f64 { weights[i * m + j] };
-    let mut out = vec![T::default(); n * m];
     let mut row_sums = vec![0.0; n];
     if m == 0 {
-        return (out, row_sums, Vec::new());
+        return (vec![T::default(); n * m], row_sums, Vec::new());
     }
-    let col_parts: Vec<Vec<f64>> = out
+    // Every entry is written below (each block of rows, every column block), so the
+    // buffer starts uninitialised: zeroing it first would cost a pass of its own.
+    let mut out: Vec<T> = Vec::with_capacity(n * m);
+    let col_parts: Vec<Vec<f64>> = out.spare_capacity_mut()[..n * m]
         .par_chunks_mut(BLOCK * m)
         .zip(row_sums.par_chunks_mut(BLOCK))
         .enumerate()
@@ -170,7 +172,7 @@ fn backward_weights_with<T: Copy + Send + Sync + Default, const SAME_SET: bool>(
                     let i = i0 + k;
                     for j in j0..j1 {
                         let v = if same_set { e(i, j) + e(j, i) } else { e(i, j) };
-                        row[j] = cast(v);
+                        row[j].write(cast(v));
                         *sum += v;
                         if !same_set {
                             cols[j] += v;
@@ -181,6 +183,9 @@ fn backward_weights_with<T: Copy + Send + Sync + Default, const SAME_SET: bool>(
             cols
         })
         .collect();
+    // SAFETY: the loop above wrote all `n · m` entries: blocks of `BLOCK` rows cover
+    // rows `0..n`, and within each block the column blocks cover `0..m`.
+    unsafe { out.set_len(n * m) };
     let col_sums = if same_set {
         row_sums.clone()
     } else {
