@@ -50,3 +50,68 @@ mod tests {
         assert_eq!(src, dst);
     }
 }
+
+/// The training set with every class also rotated by 90°, 180° and 270° as three new
+/// classes (exact pixel permutations of square `c×h×h` images). New labels start above
+/// every label in `train` and `avoid` (e.g. the validation labels), so they collide with
+/// no real class.
+pub fn with_rotated_classes(train: &crate::data::Dataset, avoid: &[i64]) -> Result<crate::data::Dataset, crate::data::DataError> {
+    let [c, h, w] = match train.sample_shape[..] {
+        [c, h, w] if h == w => [c, h, w],
+        _ => {
+            return Err(crate::data::DataError::Split(format!(
+                "rotated classes need square images; {} has sample shape {:?}",
+                train.name, train.sample_shape
+            )));
+        }
+    };
+    let classes: std::collections::BTreeSet<i64> = train.labels.iter().copied().collect();
+    let index: std::collections::HashMap<i64, i64> = classes.iter().enumerate().map(|(k, &y)| (y, k as i64)).collect();
+    let base = train.labels.iter().chain(avoid).copied().max().unwrap_or(0).saturating_add(1);
+    let n_classes = classes.len() as i64;
+    let d = c * h * w;
+    let mut features = train.features.clone();
+    let mut labels = train.labels.clone();
+    features.reserve(3 * train.features.len());
+    labels.reserve(3 * train.labels.len());
+    for r in 1..4i64 {
+        for (img, &y) in train.features.chunks(d).zip(&train.labels) {
+            for ch in 0..c {
+                let plane = &img[ch * h * w..(ch + 1) * h * w];
+                for yy in 0..h {
+                    for xx in 0..w {
+                        // Output (yy, xx) of a rotation by r·90° counter-clockwise.
+                        let (sy, sx) = match r {
+                            1 => (xx, w - 1 - yy),
+                            2 => (h - 1 - yy, w - 1 - xx),
+                            _ => (h - 1 - xx, yy),
+                        };
+                        features.push(plane[sy * w + sx]);
+                    }
+                }
+            }
+            labels.push(base + (r - 1) * n_classes + index[&y]);
+        }
+    }
+    crate::data::Dataset::new(format!("{} (+ rotated classes)", train.name), features, train.sample_shape.clone(), labels)
+}
+
+#[cfg(test)]
+mod rotated_class_tests {
+    use super::with_rotated_classes;
+    use crate::data::Dataset;
+
+    #[test]
+    fn rotated_classes_are_new_labels_and_exact_rotations() {
+        // One 1×2×2 image per class: [[1, 2], [3, 4]].
+        let train = Dataset::new("t", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], vec![1, 2, 2], vec![7, 3]).unwrap();
+        let out = with_rotated_classes(&train, &[10]).unwrap();
+        assert_eq!(out.labels, vec![7, 3, 12, 11, 14, 13, 16, 15]);
+        // 90° counter-clockwise of [[1, 2], [3, 4]] is [[2, 4], [1, 3]]; 180° is [[4, 3], [2, 1]].
+        assert_eq!(&out.features[8..12], &[2.0, 4.0, 1.0, 3.0]);
+        assert_eq!(&out.features[16..20], &[4.0, 3.0, 2.0, 1.0]);
+        assert_eq!(&out.features[24..28], &[3.0, 1.0, 4.0, 2.0]);
+        let wide = Dataset::new("w", vec![0.0; 6], vec![1, 2, 3], vec![0]).unwrap();
+        assert!(with_rotated_classes(&wide, &[]).is_err());
+    }
+}

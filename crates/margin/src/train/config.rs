@@ -289,6 +289,11 @@ pub struct AugmentConfig {
     /// Maximum rotation in degrees (uniform in ±).
     #[serde(default = "default_rotation")]
     pub max_rotation_deg: f64,
+    /// Class augmentation: every training class also appears rotated by 90°, 180° and
+    /// 270° as three new classes (Santoro et al. 2016, Vinyals et al. 2016), so an epoch
+    /// is four times longer. Square images only; validation and test data are untouched.
+    #[serde(default)]
+    pub rotated_classes: bool,
 }
 
 fn default_shift() -> f64 {

@@ -397,6 +397,14 @@ impl Trainer {
             crate::data::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
         }
         let cfg = self.config.clone();
+        let rotated;
+        let train = match cfg.augment {
+            Some(a) if a.rotated_classes => {
+                rotated = augment::with_rotated_classes(train, val.map_or(&[][..], |v| &v.labels[..]))?;
+                &rotated
+            }
+            _ => train,
+        };
         let num_classes = crate::data::indices_by_class(&train.labels).len();
         if num_classes < 2 {
             return Err(DataError::Split(format!("{} has {} class(es); metric learning needs at least 2", train.name, num_classes)).into());
