@@ -144,3 +144,53 @@ fn fused_backward_crosses_tile_boundaries_in_f64_and_f32() {
         assert_rows_close(&g32, &gn, 1e-3, 1e-4 * scale, &format!("{what} f32 grad"));
     }
 }
+
+/// Few mined tuples (batch-hard: two entries per row of W) take the sparse backward,
+/// which sums the gradient entry by entry instead of building the `[B, B]` matrix:
+/// same value and gradients as the gathering path, for every distance form, with and
+/// without a reference set (gradients w.r.t. both).
+#[test]
+fn sparse_backward_for_few_mined_tuples_equals_gathering() {
+    use margin::{LpDistance, Power, ReferenceSet};
+    let b = 160;
+    let rows = random_rows(91, b, 6);
+    let labels = random_labels(91, b, 40);
+    let ref_rows = random_rows(92, b, 6);
+    let ref_labels = random_labels(92, b, 40);
+    let squared = Distance::Lp(LpDistance { power: Power::SquaredEuclidean, normalize: false });
+    for distance in [Distance::euclidean_normalized(), squared, Distance::Cosine(CosineSimilarity)] {
+        for miner in [MinerConfig::BatchHard(BatchHardMiner::new(distance)), MinerConfig::SemihardFacenet(FaceNetSemiHardMiner::new(distance))] {
+            let what = format!("{} {miner:?}", distance.describe());
+            let loss = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).init().unwrap();
+            // Query only.
+            let x = tensor64(&rows);
+            let f = loss.forward_mined(x.clone(), &labels, None, &miner, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+            assert!(2 * f.mined.len() * 16 <= b * b, "{what}: the sparse path is taken");
+            let gf = grad_rows(&x, &f.output.loss);
+            let x = tensor64(&rows);
+            let n = loss.forward(x.clone(), &labels, Some(&f.mined.clone().into_triplets())).unwrap();
+            let gn = grad_rows(&x, &n.loss);
+            same((&f.output, &gf), (&n, &gn), &format!("{what} query"));
+            // Query against a reference set: gradients w.r.t. both.
+            let both = |fused: bool| {
+                let (x, r) = (tensor64(&rows), tensor64(&ref_rows));
+                let reference = ReferenceSet { embeddings: r.clone(), labels: &ref_labels };
+                let out = if fused {
+                    loss.forward_mined(x.clone(), &labels, Some(reference), &miner, &mut ChaCha8Rng::seed_from_u64(1)).unwrap().output
+                } else {
+                    let reference_again = ReferenceSet { embeddings: r.clone(), labels: &ref_labels };
+                    let mined = miner.mine(&x, &labels, Some(&reference_again), &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+                    loss.forward_with_reference(x.clone(), &labels, reference, Some(&mined.into_triplets())).unwrap()
+                };
+                let grads = out.loss.backward();
+                let host = |t: &burn::tensor::Tensor<2>| margin::to_host(&t.grad(&grads).expect("tracked")).chunks(6).map(|c| c.to_vec()).collect::<Vec<_>>();
+                (out.stats.loss, host(&x), host(&r))
+            };
+            let (vf, gxf, grf) = both(true);
+            let (vn, gxn, grn) = both(false);
+            assert_close(vf, vn, 1e-9, 1e-12, &format!("{what} reference value"));
+            assert_rows_close(&gxf, &gxn, 1e-9, 1e-12, &format!("{what} reference grad query"));
+            assert_rows_close(&grf, &grn, 1e-9, 1e-12, &format!("{what} reference grad reference"));
+        }
+    }
+}

@@ -96,6 +96,9 @@ pub(crate) struct FusedPlan {
     pub weights: Vec<f64>,
     /// The loss `L` (reduced), summed per term as planned.
     pub value: f64,
+    /// An upper bound on the nonzero entries of `weights`, when the plan knows one
+    /// (mined tuples); lets a sparse plan take the sparse backward.
+    pub nonzeros_at_most: Option<usize>,
     /// Kept triplets (the loss's tuples).
     pub num_tuples: usize,
     /// Kept triplets with hinge argument `v > 0`.
@@ -316,6 +319,7 @@ fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, reduce: FusedReduce)
     FusedPlan {
         weights: w,
         value,
+        nonzeros_at_most: None,
         num_tuples: t.kept,
         num_active: t.active,
         mean_ap: mean(t.sum_ap),

@@ -112,7 +112,7 @@ fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInp
     if stats.num_tuples == 0 || plan.weights.iter().all(|&w| w == 0.0) && value == 0.0 {
         return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
     }
-    let loss = ops.weighted_sum_loss(plan.weights, input, value);
+    let loss = ops.weighted_sum_loss(plan.weights, input, value, plan.nonzeros_at_most);
     LossOutput { loss, stats: LossStats { loss: value, ..stats } }
 }
 
@@ -166,7 +166,8 @@ impl TripletMarginLoss {
             mean_ap_dist: (k > 0).then(|| input.to_raw(sum_ap / k as f64)),
             mean_an_dist: (k > 0).then(|| input.to_raw(sum_an / k as f64)),
         };
-        let plan = FusedPlan { weights: w, value, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        // Each triplet touches two entries of its anchor's row.
+        let plan = FusedPlan { weights: w, value, nonzeros_at_most: Some(2 * k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
     }
 
@@ -311,7 +312,7 @@ impl ContrastiveLoss {
             mean_ap_dist: (np > 0).then(|| sp / np as f64),
             mean_an_dist: (nn > 0).then(|| sn / nn as f64),
         };
-        let plan = FusedPlan { weights: w, value, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        let plan = FusedPlan { weights: w, value, nonzeros_at_most: Some(k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
     }
 

@@ -59,12 +59,22 @@ impl DistanceOperands {
 
     /// A `[1]` loss with value `value` and the gradient of `Σ W ⊙ D` w.r.t. the raw inputs;
     /// `input` holds the matrix the weights were planned on.
-    pub(crate) fn weighted_sum_loss(&self, mut weights: Vec<f64>, input: &MiningInput, value: f64) -> Tensor<1> {
+    ///
+    /// `nonzeros_at_most` (e.g. two per mined triplet) lets a sparse `W` (batch-hard:
+    /// at most two entries per row) skip the `[n, m]` backward matrix and its GEMM:
+    /// the gradient is then summed entry by entry on the host.
+    pub(crate) fn weighted_sum_loss(&self, mut weights: Vec<f64>, input: &MiningInput, value: f64, nonzeros_at_most: Option<usize>) -> Tensor<1> {
         let [n, m] = self.dims;
         let lp = match self.distance {
             Distance::Lp(lp) => Some(lp.power),
             _ => None,
         };
+        if let Some(k) = nonzeros_at_most
+            && k.saturating_mul(SPARSE_FACTOR) <= n * m
+        {
+            let (grad_q, grad_r) = self.sparse_gradient(&weights, input, lp);
+            return self.attach_gradients(grad_q, grad_r, value);
+        }
         if lp == Some(Power::Euclidean) {
             // ∂√s/∂s = 1/(2√s), and 0 where the safe √ reported 0: in place, contiguous,
             // reading the distance only where the weight is nonzero (memory-bound pass).
@@ -114,17 +124,97 @@ impl DistanceOperands {
             }
             (Some(r), None) => (wt.clone().matmul(r.clone()), Some(wt.transpose().matmul(q.clone()))),
         };
+        self.attach_gradients(grad_q, grad_r, value)
+    }
+
+    /// `Σ (x − constant(x)) ⊙ g + value` for the query (and reference), with `g`
+    /// taken back through the normalisation when the distance normalises.
+    fn attach_gradients(&self, grad_q: Tensor<2>, grad_r: Option<Tensor<2>>, value: f64) -> Tensor<1> {
         let attach = |x: &Tensor<2>, prepared: &Tensor<2>, g: Tensor<2>| -> Tensor<1> {
             let g = if self.distance.normalizes() { normalize_backward(x, prepared, g) } else { g };
             ((x.clone() - crate::constant(x)) * crate::constant(&g)).sum()
         };
-        let mut loss = attach(&self.query, q, grad_q);
+        let mut loss = attach(&self.query, &self.query_prepared, grad_q);
         if let (Some(x), Some(p), Some(g)) = (&self.reference, &self.reference_prepared, grad_r) {
             loss = loss + attach(x, p, g);
         }
         loss.add_scalar(value)
     }
+
+    /// The gradients w.r.t. the prepared rows from the nonzero entries of `W`, on the host:
+    /// per entry `e = W_ij` (`W_ij / (2 D_ij)` for the Euclidean distance, 0 at `D_ij = 0`),
+    /// Lp: `g_q_i += 2e (q_i − r_j)`, `g_r_j += 2e (r_j − q_i)`; cosine / dot: `g_q_i += e r_j`,
+    /// `g_r_j += e q_i` — with `r = q` (both updates on the query) for the same set.
+    fn sparse_gradient(&self, weights: &[f64], input: &MiningInput, lp: Option<Power>) -> (Tensor<2>, Option<Tensor<2>>) {
+        let [n, m] = self.dims;
+        let q = &self.query_prepared;
+        let (device, dtype) = (q.device(), q.dtype());
+        let d = q.dims()[1];
+        let euclidean = lp == Some(Power::Euclidean);
+        let entries: Vec<Vec<(usize, f64)>> = weights
+            .par_chunks(m.max(1))
+            .enumerate()
+            .map(|(i, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, w)| **w != 0.0)
+                    .map(|(j, &w)| {
+                        let dist = input.u(i, j);
+                        (j, if !euclidean { w } else if dist > 0.0 { w / (2.0 * dist) } else { 0.0 })
+                    })
+                    .collect()
+            })
+            .collect();
+        let qh = crate::to_host(q);
+        let rh = self.reference_prepared.as_ref().map(crate::to_host);
+        let mut gq = vec![0.0; n * d];
+        let mut gr = rh.as_ref().map(|_| vec![0.0; m * d]);
+        for (i, row) in entries.iter().enumerate() {
+            for &(j, e) in row {
+                let qi = &qh[i * d..(i + 1) * d];
+                match (&rh, &mut gr) {
+                    (Some(rh), Some(gr)) => {
+                        let rj = &rh[j * d..(j + 1) * d];
+                        for t in 0..d {
+                            let (gq_it, gr_jt) = if lp.is_some() {
+                                let diff = 2.0 * e * (qi[t] - rj[t]);
+                                (diff, -diff)
+                            } else {
+                                (e * rj[t], e * qi[t])
+                            };
+                            gq[i * d + t] += gq_it;
+                            gr[j * d + t] += gr_jt;
+                        }
+                    }
+                    _ => {
+                        for t in 0..d {
+                            let qjt = qh[j * d + t];
+                            let (to_i, to_j) = if lp.is_some() {
+                                let diff = 2.0 * e * (qi[t] - qjt);
+                                (diff, -diff)
+                            } else {
+                                (e * qjt, e * qi[t])
+                            };
+                            gq[i * d + t] += to_i;
+                            gq[j * d + t] += to_j;
+                        }
+                    }
+                }
+            }
+        }
+        let upload = |v: Vec<f64>, rows: usize| {
+            let data = match dtype {
+                DType::F64 => TensorData::new(v, [rows, d]),
+                _ => TensorData::new(v.into_iter().map(|x| x as f32).collect::<Vec<f32>>(), [rows, d]),
+            };
+            Tensor::<2>::from_data(data, (&device, dtype))
+        };
+        (upload(gq, n), gr.map(|g| upload(g, m)))
+    }
 }
+
+/// A plan with at most `1/SPARSE_FACTOR` of its entries nonzero takes the sparse backward.
+const SPARSE_FACTOR: usize = 16;
 
 /// The matrix the backward GEMMs use, from `E = ∂L/∂(GEMM-side matrix)` (`[n, m]`,
 /// row-major): `W'_ij = E_ij`, or `E_ij + E_ji` when query and reference are the
