@@ -90,8 +90,9 @@ fn mine_on_loss_matrix(
 }
 
 /// Positions of `list` grouped by anchor, stably (a counting sort): the pairs of
-/// anchor `a` are `list[order[start[a]..start[a + 1]]]`, in list order.
-fn bucket_by_anchor(list: &[(usize, usize)], rows: usize) -> (Vec<usize>, Vec<usize>) {
+/// anchor `a` are `list[order[start[a]..start[a + 1]]]`, in list order (`order` is
+/// `None` when the list is already grouped: positions `start[a]..start[a + 1]`).
+fn bucket_by_anchor(list: &[(usize, usize)], rows: usize) -> (Vec<usize>, Option<Vec<usize>>) {
     let mut start = vec![0usize; rows + 1];
     for &(a, _) in list {
         start[a + 1] += 1;
@@ -99,13 +100,17 @@ fn bucket_by_anchor(list: &[(usize, usize)], rows: usize) -> (Vec<usize>, Vec<us
     for a in 0..rows {
         start[a + 1] += start[a];
     }
+    // Miners list pairs anchor by anchor: then the order is the list's own.
+    if list.windows(2).all(|w| w[0].0 <= w[1].0) {
+        return (start, None);
+    }
     let mut next = start.clone();
     let mut order = vec![0usize; list.len()];
     for (k, &(a, _)) in list.iter().enumerate() {
         order[next[a]] = k;
         next[a] += 1;
     }
-    (start, order)
+    (start, Some(order))
 }
 
 fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInput, zero: Tensor<1>, stats: LossStats) -> LossOutput {
@@ -289,8 +294,8 @@ impl ContrastiveLoss {
                     (&sim_start, &sim_order, &pairs.similar, true, scale_p),
                     (&dis_start, &dis_order, &pairs.dissimilar, false, scale_n),
                 ] {
-                    for &k in &order[start[a]..start[a + 1]] {
-                        let j = list[k].1;
+                    for pos in start[a]..start[a + 1] {
+                        let j = list[order.as_ref().map_or(pos, |o| o[pos])].1;
                         let raw = input.raw(a, j);
                         let (t, dt) = self.term(dir, raw, similar);
                         if self.keeps(t) {
@@ -340,5 +345,24 @@ impl ContrastiveLoss {
         let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, query, labels, reference.as_ref(), rng)?;
         let (plan, value, stats) = self.weighted_pairs(&input, &mined.pairs());
         Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_by_anchor;
+
+    #[test]
+    fn bucket_by_anchor_keeps_list_order_within_each_anchor() {
+        // Unordered: a counting sort, stable.
+        let list = [(2, 0), (0, 5), (2, 1), (1, 3), (0, 4)];
+        let (start, order) = bucket_by_anchor(&list, 3);
+        assert_eq!(start, vec![0, 2, 3, 5]);
+        assert_eq!(order, Some(vec![1, 4, 3, 0, 2]));
+        // Already grouped by anchor: no permutation.
+        let grouped = [(0, 5), (0, 4), (1, 3), (2, 0), (2, 1)];
+        let (start, order) = bucket_by_anchor(&grouped, 4);
+        assert_eq!(start, vec![0, 2, 3, 5, 5]);
+        assert_eq!(order, None);
     }
 }
