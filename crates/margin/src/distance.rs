@@ -94,6 +94,11 @@ impl From<DotProductSimilarity> for Distance {
     }
 }
 
+/// The GEMM `query · referenceᵀ` (`query · queryᵀ` when `None`) of prepared rows, on the host.
+pub(crate) fn gram_prepared(query: &Tensor<2>, reference: Option<&Tensor<2>>) -> burn::tensor::TensorData {
+    query.clone().matmul(reference.unwrap_or(query).clone().transpose()).into_data()
+}
+
 /// Row-wise L2 normalisation `x / max(‖x‖₂, 1e-12)`, finite (with finite gradient) at `x = 0`.
 ///
 /// # Shapes
@@ -213,11 +218,17 @@ impl Distance {
 
     /// [`Distance::host_matrix`] on rows already passed through [`Distance::prepare`].
     pub fn host_matrix_prepared(&self, query: &Tensor<2>, reference: Option<&Tensor<2>>) -> Vec<f64> {
+        self.host_matrix_from_gram(&gram_prepared(query, reference), query, reference)
+    }
+
+    /// [`Distance::host_matrix_prepared`] from the GEMM `query · referenceᵀ` already
+    /// computed ([`gram_prepared`]): two distances that prepare rows the same way
+    /// (both normalise, or neither) share one GEMM.
+    pub(crate) fn host_matrix_from_gram(&self, gram: &burn::tensor::TensorData, query: &Tensor<2>, reference: Option<&Tensor<2>>) -> Vec<f64> {
         use rayon::prelude::*;
         let r = reference.unwrap_or(query);
         let m = r.dims()[0];
         let n = query.dims()[0];
-        let gram = query.clone().matmul(r.clone().transpose()).into_data();
         let lp = match self {
             Distance::Lp(lp) => {
                 let norms = |x: &Tensor<2>| crate::to_host(&x.clone().square().sum_dim(1));
@@ -256,8 +267,13 @@ impl Distance {
         }
         match gram.dtype() {
             burn::tensor::DType::F32 => rows(gram.as_slice::<f32>().expect("an f32 matrix"), n, m, &lp),
-            _ => rows(&gram.convert::<f64>().try_into_vec::<f64>().expect("converted to f64"), n, m, &lp),
+            _ => rows(&gram.clone().convert::<f64>().try_into_vec::<f64>().expect("converted to f64"), n, m, &lp),
         }
+    }
+
+    /// Whether `self` and `other` feed the same rows to the GEMM (see [`Distance::prepare`]).
+    pub(crate) fn prepares_like(&self, other: &Distance) -> bool {
+        self.normalizes() == other.normalizes()
     }
 
     /// A short human-readable name (`"euclidean, normalized"`, `"cosine"`, ...).

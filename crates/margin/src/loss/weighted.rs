@@ -52,13 +52,6 @@ fn reducer_scale(reducer: &Reducer, values: &[f64]) -> (Vec<bool>, f64) {
     (kept, scale)
 }
 
-/// The distance matrix of query vs reference (or the batch itself), with its inputs
-/// kept for the written-out backward ([`DistanceOperands`]).
-fn distance_matrix(d: &Distance, query: Tensor<2>, reference: Option<&ReferenceSet<'_>>) -> (DistanceOperands, Vec<f64>) {
-    DistanceOperands::new(*d, query, reference.map(|r| r.embeddings.clone()))
-}
-
-
 /// Host copy of a matrix as a [`MiningInput`] (no self exclusion needed: tuples are given).
 fn host_input(ops: &DistanceOperands, host: Vec<f64>, d: &Distance, labels: &[i64], ref_labels: &[i64], same_set: bool, dim: usize) -> MiningInput {
     let [n, m] = ops.dims();
@@ -79,10 +72,16 @@ fn mine_on_loss_matrix(
 ) -> Result<(DistanceOperands, MiningInput, Mined)> {
     let dim = query.dims()[1];
     let ref_labels = reference.map_or(labels.to_vec(), |r| r.labels.to_vec());
-    let (mat, host) = distance_matrix(distance, query.clone(), reference);
+    let miner_distance = miner.distance();
+    let other = (miner_distance != *distance).then_some(miner_distance);
+    let (mat, host, miner_host) =
+        DistanceOperands::with_distance_too(*distance, query.clone(), reference.map(|r| r.embeddings.clone()), other);
     let input = host_input(&mat, host, distance, labels, &ref_labels, reference.is_none(), dim);
-    let mined = if miner.distance() == *distance {
+    let mined = if miner_distance == *distance {
         miner.mine_input(&input, rng)?
+    } else if let Some(h) = miner_host {
+        // The miner's own matrix from the loss's GEMM (same prepared rows).
+        miner.mine_input(&host_input(&mat, h, &miner_distance, labels, &ref_labels, reference.is_none(), dim), rng)?
     } else {
         miner.mine(&query, labels, reference, rng)?
     };

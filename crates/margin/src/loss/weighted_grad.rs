@@ -43,13 +43,30 @@ impl DistanceOperands {
     /// `distance` between `query` and `reference` (the query itself when `None`):
     /// returns the operands and the `[n, m]` matrix on the host (row-major, raw units).
     pub(crate) fn new(distance: Distance, query: Tensor<2>, reference: Option<Tensor<2>>) -> (Self, Vec<f64>) {
+        let (ops, host, _) = Self::with_distance_too(distance, query, reference, None);
+        (ops, host)
+    }
+
+    /// [`DistanceOperands::new`], plus the host matrix of a second distance `other`
+    /// (e.g. a miner's) when it prepares rows the same way — from the same GEMM, so
+    /// bit for bit what `other` computes on its own.
+    pub(crate) fn with_distance_too(
+        distance: Distance,
+        query: Tensor<2>,
+        reference: Option<Tensor<2>>,
+        other: Option<Distance>,
+    ) -> (Self, Vec<f64>, Option<Vec<f64>>) {
         let query_prepared = distance.prepare(crate::constant(&query));
         let reference_prepared = reference.as_ref().map(|r| distance.prepare(crate::constant(r)));
         let n = query_prepared.dims()[0];
         let m = reference_prepared.as_ref().map_or(n, |r| r.dims()[0]);
-        let host = distance.host_matrix_prepared(&query_prepared, reference_prepared.as_ref());
+        let gram = crate::distance::gram_prepared(&query_prepared, reference_prepared.as_ref());
+        let host = distance.host_matrix_from_gram(&gram, &query_prepared, reference_prepared.as_ref());
+        let other = other
+            .filter(|o| o.prepares_like(&distance))
+            .map(|o| o.host_matrix_from_gram(&gram, &query_prepared, reference_prepared.as_ref()));
         let ops = DistanceOperands { distance, query, reference, query_prepared, reference_prepared, dims: [n, m] };
-        (ops, host)
+        (ops, host, other)
     }
 
     /// `[n, m]`.
