@@ -138,7 +138,7 @@ impl LossSpec {
 pub struct MinerSpec {
     /// `"none"` (all valid tuples) or a name of [`MinerConfig::NAMES`].
     pub name: String,
-    /// Margin, for miners that have one.
+    /// Margin, for miners that have one (multi-similarity: its epsilon).
     #[serde(default)]
     pub margin: Option<f64>,
     /// For `triplet-margin`: `all`, `hard`, `semihard`, `easy`.
