@@ -131,8 +131,13 @@ fn step(name: &str, x: &[f32], labels: &[i64], b: usize) -> usize {
         contrastive().forward_fused(emb.clone(), labels, None).unwrap()
     } else if name.starts_with("multisim_contrastive") {
         // PML's default: the miner on cosine similarity, the loss on Euclidean distance.
-        let miner = MinerConfig::MultiSimilarity(MultiSimilarityMiner::new(0.1));
-        contrastive().forward_mined(emb.clone(), labels, None, &miner, &mut rng).unwrap().output
+        // Fused (pairs never listed); `MULTISIM_LISTED=1` measures forward_mined instead.
+        let miner = MultiSimilarityMiner::new(0.1);
+        if std::env::var_os("MULTISIM_LISTED").is_some() {
+            contrastive().forward_mined(emb.clone(), labels, None, &MinerConfig::MultiSimilarity(miner), &mut rng).unwrap().output
+        } else {
+            contrastive().forward_with_multi_similarity(emb.clone(), labels, None, &miner).unwrap()
+        }
     } else {
         panic!("unknown configuration {name}");
     };

@@ -194,3 +194,66 @@ fn sparse_backward_for_few_mined_tuples_equals_gathering() {
         }
     }
 }
+
+/// The fused multi-similarity + contrastive path (pairs never listed) equals
+/// `forward_mined` with that miner: miner on cosine with the loss on normalised
+/// Euclidean (one shared GEMM), on the loss's own distance, and on a distance that
+/// prepares rows differently (its own GEMM); every reducer; with a reference set.
+#[test]
+fn fused_multi_similarity_equals_forward_mined() {
+    use margin::{LpDistance, Power, ReferenceSet};
+    let squared = Distance::Lp(LpDistance { power: Power::SquaredEuclidean, normalize: false });
+    let mut seed = 300;
+    for (loss_distance, miner_distance) in [
+        (Distance::euclidean_normalized(), Distance::Cosine(CosineSimilarity)),
+        (Distance::euclidean_normalized(), Distance::euclidean_normalized()),
+        (squared, Distance::Cosine(CosineSimilarity)),
+        (Distance::Cosine(CosineSimilarity), Distance::Cosine(CosineSimilarity)),
+    ] {
+        for reducer in [Reducer::AvgNonZero, Reducer::Mean, Reducer::Threshold { low: Some(0.02), high: None }] {
+            seed += 1;
+            let (pm, nm) = if loss_distance.direction() == margin::Direction::LargerIsCloser { (0.9, 0.3) } else { (0.1, 0.9) };
+            let loss = ContrastiveLossConfig::new()
+                .with_pos_margin(pm)
+                .with_neg_margin(nm)
+                .with_distance(loss_distance)
+                .with_reducer(reducer)
+                .init()
+                .unwrap();
+            let miner = MultiSimilarityMiner { epsilon: 0.1, distance: miner_distance };
+            let what = format!("loss {} miner {} {reducer:?}", loss_distance.describe(), miner_distance.describe());
+            let rows = random_rows(seed, 90, 5);
+            let labels = random_labels(seed, 90, 12);
+            let x = tensor64(&rows);
+            let f = loss.forward_with_multi_similarity(x.clone(), &labels, None, &miner).unwrap();
+            let gf = grad_rows(&x, &f.loss);
+            let x = tensor64(&rows);
+            let cfg = MinerConfig::MultiSimilarity(miner);
+            let n = loss.forward_mined(x.clone(), &labels, None, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+            assert!(n.output.stats.num_tuples > 0, "{what}: pairs mined");
+            let gn = grad_rows(&x, &n.output.loss);
+            same((&f, &gf), (&n.output, &gn), &what);
+            // Against a reference set.
+            let ref_rows = random_rows(seed + 1000, 70, 5);
+            let ref_labels = random_labels(seed + 1000, 70, 12);
+            let run = |fused: bool| {
+                let (x, r) = (tensor64(&rows), tensor64(&ref_rows));
+                let reference = Some(ReferenceSet { embeddings: r.clone(), labels: &ref_labels });
+                let out = if fused {
+                    loss.forward_with_multi_similarity(x.clone(), &labels, reference, &miner).unwrap()
+                } else {
+                    loss.forward_mined(x.clone(), &labels, reference, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap().output
+                };
+                let grads = out.loss.backward();
+                let host = |t: &burn::tensor::Tensor<2>| margin::to_host(&t.grad(&grads).expect("tracked")).chunks(5).map(|c| c.to_vec()).collect::<Vec<_>>();
+                (out.stats, host(&x), host(&r))
+            };
+            let (sf, gxf, grf) = run(true);
+            let (sn, gxn, grn) = run(false);
+            assert_eq!((sf.num_tuples, sf.num_active), (sn.num_tuples, sn.num_active), "{what} reference counts");
+            assert_close(sf.loss, sn.loss, 1e-9, 1e-12, &format!("{what} reference value"));
+            assert_rows_close(&gxf, &gxn, 1e-9, 1e-12, &format!("{what} reference grad query"));
+            assert_rows_close(&grf, &grn, 1e-9, 1e-12, &format!("{what} reference grad reference"));
+        }
+    }
+}

@@ -81,8 +81,8 @@ fn hinge(u: f64, similar: bool, p: &Params) -> (f64, f64) {
     if similar { (u - p.pos_u, p.sign) } else { (p.neg_u - u, -p.sign) }
 }
 
-/// Pass 1: counts per kind.
-fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params) -> [Group; 2] {
+/// Pass 1: counts per kind, over the pairs `pairs` keeps.
+fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, pairs: &(impl PairFilter + ?Sized)) -> [Group; 2] {
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
     (0..input.rows())
         .into_par_iter()
@@ -91,10 +91,10 @@ fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params) ->
             |mut g, a| {
                 let (ya, skip) = (labels[a], input.self_index(a));
                 for (j, (&u, &yj)) in input.u_row(a).iter().zip(ref_labels).enumerate() {
-                    if Some(j) == skip {
+                    let similar = ya == yj;
+                    if Some(j) == skip || !pairs.keeps(a, j, similar) {
                         continue;
                     }
-                    let similar = ya == yj;
                     let (h, dh) = hinge(u, similar, &p);
                     let (t, _) = term::<SQUARED>(h, dh);
                     let k = &mut g[usize::from(!similar)];
@@ -109,8 +109,8 @@ fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params) ->
         .reduce(|| [Group::default(); 2], add)
 }
 
-/// Pass 2: `W` (raw units) and the value.
-fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2]) -> (Vec<f64>, f64) {
+/// Pass 2: `W` (raw units) and the value, over the pairs `pairs` keeps.
+fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2], pairs: &(impl PairFilter + ?Sized)) -> (Vec<f64>, f64) {
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
     let m = input.cols();
     let mut w = vec![0.0; input.rows() * m];
@@ -121,10 +121,10 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
             let (ya, skip) = (labels[a], input.self_index(a));
             let mut value = 0.0;
             for (j, ((wj, &u), &yj)) in row.iter_mut().zip(input.u_row(a)).zip(ref_labels).enumerate() {
-                if Some(j) == skip {
+                let similar = ya == yj;
+                if Some(j) == skip || !pairs.keeps(a, j, similar) {
                     continue;
                 }
-                let similar = ya == yj;
                 let (h, dh) = hinge(u, similar, &p);
                 let (t, dt) = term::<SQUARED>(h, dh);
                 if (t != 0.0 || dt != 0.0) && keeps::<KEEP>(t, &p) {
@@ -139,8 +139,8 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
     (w, value)
 }
 
-fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &MiningInput, p: Params) -> (FusedPlan, f64, LossStats) {
-    let [sim, dis] = count::<SQUARED, KEEP>(input, p);
+fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &MiningInput, p: Params, pairs: &(impl PairFilter + ?Sized)) -> (FusedPlan, f64, LossStats) {
+    let [sim, dis] = count::<SQUARED, KEEP>(input, p, pairs);
     let scale_of = |kept: usize| match (loss.reducer, kept) {
         (_, 0) => 0.0,
         (Reducer::Sum, _) => 1.0,
@@ -150,7 +150,7 @@ fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &Min
         KindPooling::Separate => [scale_of(sim.kept), scale_of(dis.kept)],
         KindPooling::Pooled => [scale_of(sim.kept + dis.kept); 2],
     };
-    let (w, value) = weights::<SQUARED, KEEP>(input, p, scale);
+    let (w, value) = weights::<SQUARED, KEEP>(input, p, scale, pairs);
     let k = sim.pairs + dis.pairs;
     let active = sim.active + dis.active;
     let stats = LossStats {
@@ -165,10 +165,79 @@ fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &Min
     (plan, value, stats)
 }
 
+/// Which pairs `(a, j)` (never a sample with itself) enter the loss.
+pub(super) trait PairFilter: Sync {
+    fn keeps(&self, a: usize, j: usize, similar: bool) -> bool;
+}
+
+/// Every pair.
+pub(super) struct AllPairs;
+
+impl PairFilter for AllPairs {
+    #[inline(always)]
+    fn keeps(&self, _: usize, _: usize, _: bool) -> bool {
+        true
+    }
+}
+
+/// The pairs a [`MultiSimilarityMiner`](crate::MultiSimilarityMiner) keeps, from its own
+/// matrix `mined_on` (distance convention): positive `p` when `u_ap + ε > min_n u_an`,
+/// negative `n` when `u_an − ε < max_p u_ap`, for anchors with both — the miner's
+/// expressions, so the kept set is the miner's exactly.
+pub(super) struct MultiSimilarityPairs<'a> {
+    mined_on: &'a MiningInput,
+    epsilon: f64,
+    /// Per anchor: `(min_n u_an, max_p u_ap)`, `None` without a positive or a negative.
+    bounds: Vec<Option<(f64, f64)>>,
+}
+
+impl<'a> MultiSimilarityPairs<'a> {
+    pub(super) fn new(mined_on: &'a MiningInput, epsilon: f64) -> Self {
+        let (labels, ref_labels) = (mined_on.labels(), mined_on.ref_labels());
+        let bounds = (0..mined_on.rows())
+            .into_par_iter()
+            .map(|a| {
+                let (ya, skip) = (labels[a], mined_on.self_index(a));
+                let (mut closest_neg, mut farthest_pos) = (f64::INFINITY, f64::NEG_INFINITY);
+                let (mut any_pos, mut any_neg) = (false, false);
+                for (j, (&u, &yj)) in mined_on.u_row(a).iter().zip(ref_labels).enumerate() {
+                    if yj != ya {
+                        any_neg = true;
+                        closest_neg = closest_neg.min(u);
+                    } else if Some(j) != skip {
+                        any_pos = true;
+                        farthest_pos = farthest_pos.max(u);
+                    }
+                }
+                (any_pos && any_neg).then_some((closest_neg, farthest_pos))
+            })
+            .collect();
+        MultiSimilarityPairs { mined_on, epsilon, bounds }
+    }
+}
+
+impl PairFilter for MultiSimilarityPairs<'_> {
+    #[inline(always)]
+    fn keeps(&self, a: usize, j: usize, similar: bool) -> bool {
+        match self.bounds[a] {
+            None => false,
+            Some((closest_neg, farthest_pos)) => {
+                let u = self.mined_on.u(a, j);
+                if similar { u + self.epsilon > closest_neg } else { u - self.epsilon < farthest_pos }
+            }
+        }
+    }
+}
+
 impl ContrastiveLoss {
     /// The weight matrix of the contrastive loss over every pair `(a, j)` of
     /// `input` but a sample with itself (see the module docs).
     pub(super) fn weighted_all_pairs(&self, input: &MiningInput) -> (FusedPlan, f64, LossStats) {
+        self.weighted_filtered_pairs(input, &AllPairs)
+    }
+
+    /// [`ContrastiveLoss::weighted_all_pairs`] over the pairs `pairs` keeps.
+    pub(super) fn weighted_filtered_pairs(&self, input: &MiningInput, pairs: &(impl PairFilter + ?Sized)) -> (FusedPlan, f64, LossStats) {
         let sign = match input.direction() {
             Direction::SmallerIsCloser => 1.0,
             Direction::LargerIsCloser => -1.0,
@@ -180,12 +249,12 @@ impl ContrastiveLoss {
         let p = Params { sign, pos_u: sign * self.pos_margin, neg_u: sign * self.neg_margin, low, high };
         let squared = self.form == ContrastiveForm::Squared;
         match (squared, self.reducer) {
-            (false, Reducer::Mean | Reducer::Sum) => plan::<false, KEEP_ALL>(self, input, p),
-            (false, Reducer::AvgNonZero) => plan::<false, KEEP_NONZERO>(self, input, p),
-            (false, Reducer::Threshold { .. }) => plan::<false, KEEP_THRESHOLD>(self, input, p),
-            (true, Reducer::Mean | Reducer::Sum) => plan::<true, KEEP_ALL>(self, input, p),
-            (true, Reducer::AvgNonZero) => plan::<true, KEEP_NONZERO>(self, input, p),
-            (true, Reducer::Threshold { .. }) => plan::<true, KEEP_THRESHOLD>(self, input, p),
+            (false, Reducer::Mean | Reducer::Sum) => plan::<false, KEEP_ALL>(self, input, p, pairs),
+            (false, Reducer::AvgNonZero) => plan::<false, KEEP_NONZERO>(self, input, p, pairs),
+            (false, Reducer::Threshold { .. }) => plan::<false, KEEP_THRESHOLD>(self, input, p, pairs),
+            (true, Reducer::Mean | Reducer::Sum) => plan::<true, KEEP_ALL>(self, input, p, pairs),
+            (true, Reducer::AvgNonZero) => plan::<true, KEEP_NONZERO>(self, input, p, pairs),
+            (true, Reducer::Threshold { .. }) => plan::<true, KEEP_THRESHOLD>(self, input, p, pairs),
         }
     }
 }

@@ -21,7 +21,8 @@ use super::batch_all::FusedPlan;
 use super::weighted_grad::DistanceOperands;
 use super::{LossOutput, LossStats, ReferenceSet, check_query_and_reference};
 use crate::error::Result;
-use crate::miner::{Mined, MinerConfig, MiningInput};
+use super::contrastive_all::MultiSimilarityPairs;
+use crate::miner::{Mined, MinerConfig, MiningInput, MultiSimilarityMiner};
 use crate::{ContrastiveForm, ContrastiveLoss, Direction, Distance, KindPooling, Pairs, Reducer, TripletMarginLoss, Triplets};
 
 /// A loss and what its miner returned.
@@ -318,6 +319,41 @@ impl ContrastiveLoss {
         };
         let plan = FusedPlan { weights: w, value, nonzeros_at_most: Some(k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
+    }
+
+    /// [`MultiSimilarityMiner`] followed by this loss, fused: the same value, gradient
+    /// and stats as [`ContrastiveLoss::forward_mined`] with that miner, but the mined
+    /// pairs (often most of the B² pairs) are never listed — per anchor the miner's two
+    /// thresholds are computed on its own matrix (read from this loss's GEMM when both
+    /// distances prepare rows alike), and the loss is planned over the pairs they keep.
+    /// Use `forward_mined` when the pairs themselves are wanted.
+    ///
+    /// # Shapes
+    /// - `query`: `[n, d]`, `labels`: `n`; `reference.embeddings`: `[m, d]` → loss `[1]`
+    pub fn forward_with_multi_similarity(
+        &self,
+        query: Tensor<2>,
+        labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        miner: &MultiSimilarityMiner,
+    ) -> Result<LossOutput> {
+        miner.validate()?;
+        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
+        let dim = query.dims()[1];
+        let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
+        let same_set = reference.is_none();
+        let other = (miner.distance != self.distance).then_some(miner.distance);
+        let (mat, host, miner_host) =
+            DistanceOperands::with_distance_too(self.distance, query.clone(), reference.as_ref().map(|r| r.embeddings.clone()), other);
+        let input = host_input(&mat, host, &self.distance, labels, &ref_labels, same_set, dim);
+        let mined_on = match (other, miner_host) {
+            (None, _) => None,
+            (Some(d), Some(h)) => Some(host_input(&mat, h, &d, labels, &ref_labels, same_set, dim)),
+            (Some(d), None) => Some(MiningInput::new(&d, &query, labels, reference.as_ref())?),
+        };
+        let pairs = MultiSimilarityPairs::new(mined_on.as_ref().unwrap_or(&input), miner.epsilon);
+        let (plan, value, stats) = self.weighted_filtered_pairs(&input, &pairs);
+        Ok(output(plan, value, &mat, &input, zero, stats))
     }
 
     fn keeps(&self, v: f64) -> bool {
