@@ -113,29 +113,38 @@ fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, pa
 fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2], pairs: &(impl PairFilter + ?Sized)) -> (Vec<f64>, f64) {
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
     let m = input.cols();
-    let mut w = vec![0.0; input.rows() * m];
-    let value = w
-        .par_chunks_mut(m.max(1))
+    let n = input.rows();
+    if m == 0 {
+        return (Vec::new(), 0.0);
+    }
+    // Every entry is written below (0 where no term), so the buffer starts uninitialised.
+    let mut w: Vec<f64> = Vec::with_capacity(n * m);
+    let value = w.spare_capacity_mut()[..n * m]
+        .par_chunks_mut(m)
         .enumerate()
         .map(|(a, row)| {
             let (ya, skip) = (labels[a], input.self_index(a));
             let mut value = 0.0;
             for (j, ((wj, &u), &yj)) in row.iter_mut().zip(input.u_row(a)).zip(ref_labels).enumerate() {
                 let similar = ya == yj;
-                if Some(j) == skip || !pairs.keeps(a, j, similar) {
-                    continue;
+                let mut weight = 0.0;
+                if Some(j) != skip && pairs.keeps(a, j, similar) {
+                    let (h, dh) = hinge(u, similar, &p);
+                    let (t, dt) = term::<SQUARED>(h, dh);
+                    if (t != 0.0 || dt != 0.0) && keeps::<KEEP>(t, &p) {
+                        let s = scale[usize::from(!similar)];
+                        value += s * t;
+                        weight = s * dt;
+                    }
                 }
-                let (h, dh) = hinge(u, similar, &p);
-                let (t, dt) = term::<SQUARED>(h, dh);
-                if (t != 0.0 || dt != 0.0) && keeps::<KEEP>(t, &p) {
-                    let s = scale[usize::from(!similar)];
-                    value += s * t;
-                    *wj = s * dt;
-                }
+                wj.write(weight);
             }
             value
         })
         .sum();
+    // SAFETY: each of the `n` rows of `m` entries was written above (`u_row(a)` and
+    // `ref_labels` have `m` entries, so the zip covers the whole row).
+    unsafe { w.set_len(n * m) };
     (w, value)
 }
 
