@@ -202,25 +202,7 @@ pub(super) struct MultiSimilarityPairs<'a> {
 
 impl<'a> MultiSimilarityPairs<'a> {
     pub(super) fn new(mined_on: &'a MiningInput, epsilon: f64) -> Self {
-        let (labels, ref_labels) = (mined_on.labels(), mined_on.ref_labels());
-        let bounds = (0..mined_on.rows())
-            .into_par_iter()
-            .map(|a| {
-                let (ya, skip) = (labels[a], mined_on.self_index(a));
-                let (mut closest_neg, mut farthest_pos) = (f64::INFINITY, f64::NEG_INFINITY);
-                let (mut any_pos, mut any_neg) = (false, false);
-                for (j, (&u, &yj)) in mined_on.u_row(a).iter().zip(ref_labels).enumerate() {
-                    if yj != ya {
-                        any_neg = true;
-                        closest_neg = closest_neg.min(u);
-                    } else if Some(j) != skip {
-                        any_pos = true;
-                        farthest_pos = farthest_pos.max(u);
-                    }
-                }
-                (any_pos && any_neg).then_some((closest_neg, farthest_pos))
-            })
-            .collect();
+        let bounds = (0..mined_on.rows()).into_par_iter().map(|a| crate::miner::multi_similarity_bounds(mined_on, a)).collect();
         MultiSimilarityPairs { mined_on, epsilon, bounds }
     }
 }

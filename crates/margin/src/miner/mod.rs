@@ -48,6 +48,7 @@ pub use batch_hard::BatchHardMiner;
 pub use config::{Mined, MinerConfig};
 pub use distance_weighted::DistanceWeightedMiner;
 pub use multi_similarity::MultiSimilarityMiner;
+pub(crate) use multi_similarity::anchor_bounds as multi_similarity_bounds;
 pub use pair_margin::PairMarginMiner;
 pub use semihard_facenet::{FaceNetSemiHardMiner, SemiHardFallback};
 pub use triplet_margin::{TripletMarginMiner, TripletType};

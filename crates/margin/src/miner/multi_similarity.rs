@@ -67,20 +67,9 @@ impl MultiSimilarityMiner {
                 let (ya, skip) = (labels[a], input.self_index(a));
                 let row = input.u_row(a);
                 let is_pos = |j: usize| ref_labels[j] == ya && Some(j) != skip;
-                let (mut closest_neg, mut farthest_pos) = (f64::INFINITY, f64::NEG_INFINITY);
-                let (mut any_pos, mut any_neg) = (false, false);
-                for (j, (&u, &yj)) in row.iter().zip(ref_labels).enumerate() {
-                    if yj != ya {
-                        any_neg = true;
-                        closest_neg = closest_neg.min(u);
-                    } else if Some(j) != skip {
-                        any_pos = true;
-                        farthest_pos = farthest_pos.max(u);
-                    }
-                }
-                if !any_pos || !any_neg {
+                let Some((closest_neg, farthest_pos)) = anchor_bounds(input, a) else {
                     return (Vec::new(), Vec::new());
-                }
+                };
                 // In distance convention u (u = −s): keep p if u_ap + ε > min_n u_an,
                 // keep n if u_an − ε < max_p u_ap (bit-identical to PML's similarity branch).
                 let pos = (0..row.len()).filter(|&j| is_pos(j) && row[j] + eps > closest_neg).collect();
@@ -95,4 +84,22 @@ impl MultiSimilarityMiner {
         }
         input.finish_pairs(pairs)
     }
+}
+
+/// Anchor `a`'s `(min_n u_an, max_p u_ap)` in distance convention, or `None` when it
+/// has no positive or no negative (then the miner keeps nothing for it).
+pub(crate) fn anchor_bounds(input: &MiningInput, a: usize) -> Option<(f64, f64)> {
+    let (ya, skip) = (input.labels()[a], input.self_index(a));
+    let (mut closest_neg, mut farthest_pos) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut any_pos, mut any_neg) = (false, false);
+    for (j, (&u, &yj)) in input.u_row(a).iter().zip(input.ref_labels()).enumerate() {
+        if yj != ya {
+            any_neg = true;
+            closest_neg = closest_neg.min(u);
+        } else if Some(j) != skip {
+            any_pos = true;
+            farthest_pos = farthest_pos.max(u);
+        }
+    }
+    (any_pos && any_neg).then_some((closest_neg, farthest_pos))
 }
