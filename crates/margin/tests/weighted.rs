@@ -257,3 +257,28 @@ fn fused_multi_similarity_equals_forward_mined() {
         }
     }
 }
+
+/// An all-pairs contrastive plan with few active pairs (small margins: most pairs
+/// already satisfied, as late in training) takes the sparse backward: same value,
+/// gradient and stats as the gathering path; and the same with many active pairs
+/// (dense backward).
+#[test]
+fn all_pairs_contrastive_sparse_and_dense_backward_equal_gathering() {
+    let rows = random_rows(55, 160, 6);
+    let labels = random_labels(55, 160, 40);
+    for (pm, nm) in [(1.2, 0.05), (0.0, 1.3)] {
+        let loss = ContrastiveLossConfig::new().with_pos_margin(pm).with_neg_margin(nm).with_distance(Distance::euclidean_normalized()).init().unwrap();
+        let x = tensor64(&rows);
+        let f = loss.forward_fused(x.clone(), &labels, None).unwrap();
+        let gf = grad_rows(&x, &f.loss);
+        let x = tensor64(&rows);
+        let n = loss.forward_gathered(x.clone(), &labels, None).unwrap();
+        let gn = grad_rows(&x, &n.loss);
+        let active = n.stats.num_active;
+        assert!(active > 0, "margins {pm}/{nm}: some active pairs");
+        // Nonzero weights = active pairs here: ≤ 1/16 of the matrix takes the sparse path.
+        let sparse = active * 16 <= 160 * 160;
+        assert_eq!(sparse, nm < 0.5, "margins {pm}/{nm}: {active} active pairs");
+        same((&f, &gf), (&n, &gn), &format!("margins {pm}/{nm}, {active} active of {}", n.stats.num_tuples));
+    }
+}

@@ -109,22 +109,23 @@ fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, pa
         .reduce(|| [Group::default(); 2], add)
 }
 
-/// Pass 2: `W` (raw units) and the value, over the pairs `pairs` keeps.
-fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2], pairs: &(impl PairFilter + ?Sized)) -> (Vec<f64>, f64) {
+/// Pass 2: `W` (raw units), the value and the number of nonzero weights, over the
+/// pairs `pairs` keeps.
+fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, scale: [f64; 2], pairs: &(impl PairFilter + ?Sized)) -> (Vec<f64>, f64, usize) {
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
     let m = input.cols();
     let n = input.rows();
     if m == 0 {
-        return (Vec::new(), 0.0);
+        return (Vec::new(), 0.0, 0);
     }
     // Every entry is written below (0 where no term), so the buffer starts uninitialised.
     let mut w: Vec<f64> = Vec::with_capacity(n * m);
-    let value = w.spare_capacity_mut()[..n * m]
+    let (value, nonzero) = w.spare_capacity_mut()[..n * m]
         .par_chunks_mut(m)
         .enumerate()
         .map(|(a, row)| {
             let (ya, skip) = (labels[a], input.self_index(a));
-            let mut value = 0.0;
+            let (mut value, mut nonzero) = (0.0, 0usize);
             for (j, ((wj, &u), &yj)) in row.iter_mut().zip(input.u_row(a)).zip(ref_labels).enumerate() {
                 let similar = ya == yj;
                 let mut weight = 0.0;
@@ -137,15 +138,16 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
                         weight = s * dt;
                     }
                 }
+                nonzero += usize::from(weight != 0.0);
                 wj.write(weight);
             }
-            value
+            (value, nonzero)
         })
-        .sum();
+        .reduce(|| (0.0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
     // SAFETY: each of the `n` rows of `m` entries was written above (`u_row(a)` and
     // `ref_labels` have `m` entries, so the zip covers the whole row).
     unsafe { w.set_len(n * m) };
-    (w, value)
+    (w, value, nonzero)
 }
 
 fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &MiningInput, p: Params, pairs: &(impl PairFilter + ?Sized)) -> (FusedPlan, f64, LossStats) {
@@ -159,7 +161,9 @@ fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &Min
         KindPooling::Separate => [scale_of(sim.kept), scale_of(dis.kept)],
         KindPooling::Pooled => [scale_of(sim.kept + dis.kept); 2],
     };
-    let (w, value) = weights::<SQUARED, KEEP>(input, p, scale, pairs);
+    // Late in training (or with a small negative margin) few pairs are active: the
+    // count lets such a plan take the sparse backward.
+    let (w, value, nonzero) = weights::<SQUARED, KEEP>(input, p, scale, pairs);
     let k = sim.pairs + dis.pairs;
     let active = sim.active + dis.active;
     let stats = LossStats {
@@ -170,7 +174,7 @@ fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &Min
         mean_ap_dist: (sim.pairs > 0).then(|| p.sign * sim.sum_u / sim.pairs as f64),
         mean_an_dist: (dis.pairs > 0).then(|| p.sign * dis.sum_u / dis.pairs as f64),
     };
-    let plan = FusedPlan { weights: w, value, nonzeros_at_most: None, num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+    let plan = FusedPlan { weights: w, value, nonzeros_at_most: Some(nonzero), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
     (plan, value, stats)
 }
 
