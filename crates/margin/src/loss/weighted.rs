@@ -114,7 +114,10 @@ fn bucket_by_anchor(list: &[(usize, usize)], rows: usize) -> (Vec<usize>, Option
 }
 
 fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInput, zero: Tensor<1>, stats: LossStats) -> LossOutput {
-    if stats.num_tuples == 0 || plan.weights.iter().all(|&w| w == 0.0) && value == 0.0 {
+    use rayon::prelude::*;
+    // (The scan over the weights only runs when the value is 0: usually it is not.)
+    let no_weights = || plan.nonzeros_at_most == Some(0) || plan.weights.par_iter().all(|&w| w == 0.0);
+    if stats.num_tuples == 0 || value == 0.0 && no_weights() {
         return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
     }
     let loss = ops.weighted_sum_loss(plan.weights, input, value, plan.nonzeros_at_most);
