@@ -92,8 +92,12 @@ pub(crate) enum FusedReduce {
 /// The result of planning: the weights and the counts.
 #[derive(Debug, Clone)]
 pub(crate) struct FusedPlan {
-    /// `n × m`, `∂L/∂D` in the distance's own units (row-major).
+    /// `n × m`, row-major: `∂L/∂D = scale · weights`, in the distance's own units.
     pub weights: Vec<f64>,
+    /// The factor every weight still takes (the batch-all reducer's scale and the
+    /// direction's sign), applied inside the backward's own pass over the matrix
+    /// instead of a pass of its own.
+    pub scale: f64,
     /// The loss `L` (reduced), summed per term as planned.
     pub value: f64,
     /// An upper bound on the nonzero entries of `weights`, when the plan knows one
@@ -299,8 +303,8 @@ pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce
     finish(input, w, total, reduce)
 }
 
-/// Scales the weights by the reducer and converts them to the distance's own units.
-fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, reduce: FusedReduce) -> FusedPlan {
+/// The reducer's scale and the distance's sign (kept as the plan's `scale`), and the value.
+fn finish(input: &MiningInput, w: Vec<f64>, t: Partial, reduce: FusedReduce) -> FusedPlan {
     let denom = match reduce {
         FusedReduce::Mean => t.kept,
         FusedReduce::AvgNonZero => t.nonzero,
@@ -309,15 +313,11 @@ fn finish(input: &MiningInput, mut w: Vec<f64>, t: Partial, reduce: FusedReduce)
     let scale = if denom == 0 { 0.0 } else { 1.0 / denom as f64 };
     // ∂u/∂D = −1 for similarities.
     let sign = if input.direction() == crate::Direction::LargerIsCloser { -1.0 } else { 1.0 };
-    {
-        use rayon::prelude::*;
-        let k = scale * sign;
-        w.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|x| *x *= k));
-    }
     let value = scale * t.sum_terms;
     let mean = |s: f64| (t.kept > 0).then(|| input.to_raw(s / t.kept as f64));
     FusedPlan {
         weights: w,
+        scale: scale * sign,
         value,
         nonzeros_at_most: None,
         num_tuples: t.kept,

@@ -322,7 +322,7 @@ impl TripletMarginLoss {
         };
         let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
         let value = if empty { 0.0 } else { plan.value };
-        let loss = if empty { zero } else { ops.weighted_sum_loss(plan.weights, &input, value, None) };
+        let loss = if empty { zero } else { ops.weighted_sum_loss(plan.weights, plan.scale, &input, value, None) };
         LossOutput {
             loss,
             stats: LossStats {

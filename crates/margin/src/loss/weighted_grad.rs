@@ -74,13 +74,13 @@ impl DistanceOperands {
         self.dims
     }
 
-    /// A `[1]` loss with value `value` and the gradient of `Σ W ⊙ D` w.r.t. the raw inputs;
-    /// `input` holds the matrix the weights were planned on.
+    /// A `[1]` loss with value `value` and the gradient of `Σ W ⊙ D` w.r.t. the raw inputs,
+    /// `W = scale · weights`; `input` holds the matrix the weights were planned on.
     ///
     /// `nonzeros_at_most` (e.g. two per mined triplet) lets a sparse `W` (batch-hard:
     /// at most two entries per row) skip the `[n, m]` backward matrix and its GEMM:
     /// the gradient is then summed entry by entry on the host.
-    pub(crate) fn weighted_sum_loss(&self, mut weights: Vec<f64>, input: &MiningInput, value: f64, nonzeros_at_most: Option<usize>) -> Tensor<1> {
+    pub(crate) fn weighted_sum_loss(&self, mut weights: Vec<f64>, scale: f64, input: &MiningInput, value: f64, nonzeros_at_most: Option<usize>) -> Tensor<1> {
         let [n, m] = self.dims;
         let lp = match self.distance {
             Distance::Lp(lp) => Some(lp.power),
@@ -89,7 +89,7 @@ impl DistanceOperands {
         if let Some(k) = nonzeros_at_most
             && k.saturating_mul(SPARSE_FACTOR) <= n * m
         {
-            let (grad_q, grad_r) = self.sparse_gradient(&weights, input, lp);
+            let (grad_q, grad_r) = self.sparse_gradient(&weights, scale, input, lp);
             return self.attach_gradients(grad_q, grad_r, value);
         }
         if lp == Some(Power::Euclidean) {
@@ -98,11 +98,13 @@ impl DistanceOperands {
             weights.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| {
                 for (w, &d) in row.iter_mut().zip(input.u_row(i)) {
                     if *w != 0.0 {
-                        *w = if d > 0.0 { *w / (2.0 * d) } else { 0.0 };
+                        *w = if d > 0.0 { (*w * scale) / (2.0 * d) } else { 0.0 };
                     }
                 }
             });
         }
+        // The Euclidean pass above applied `scale`; otherwise the tiled pass does.
+        let scale = if lp == Some(Power::Euclidean) { 1.0 } else { scale };
         let weights = &weights[..];
         let same_set = self.reference_prepared.is_none();
         let q = &self.query_prepared;
@@ -111,11 +113,11 @@ impl DistanceOperands {
         // in the backend's float type.
         let (wt, row_sums, col_sums) = match dtype {
             DType::F64 => {
-                let (w, rs, cs) = backward_weights(weights, [n, m], same_set, |x| x);
+                let (w, rs, cs) = backward_weights(weights, scale, [n, m], same_set, |x| x);
                 (TensorData::new(w, [n, m]), rs, cs)
             }
             _ => {
-                let (w, rs, cs) = backward_weights(weights, [n, m], same_set, |x| x as f32);
+                let (w, rs, cs) = backward_weights(weights, scale, [n, m], same_set, |x| x as f32);
                 (TensorData::new(w, [n, m]), rs, cs)
             }
         };
@@ -162,7 +164,7 @@ impl DistanceOperands {
     /// per entry `e = W_ij` (`W_ij / (2 D_ij)` for the Euclidean distance, 0 at `D_ij = 0`),
     /// Lp: `g_q_i += 2e (q_i − r_j)`, `g_r_j += 2e (r_j − q_i)`; cosine / dot: `g_q_i += e r_j`,
     /// `g_r_j += e q_i` — with `r = q` (both updates on the query) for the same set.
-    fn sparse_gradient(&self, weights: &[f64], input: &MiningInput, lp: Option<Power>) -> (Tensor<2>, Option<Tensor<2>>) {
+    fn sparse_gradient(&self, weights: &[f64], scale: f64, input: &MiningInput, lp: Option<Power>) -> (Tensor<2>, Option<Tensor<2>>) {
         let [n, m] = self.dims;
         let q = &self.query_prepared;
         let (device, dtype) = (q.device(), q.dtype());
@@ -176,6 +178,7 @@ impl DistanceOperands {
                     .enumerate()
                     .filter(|(_, w)| **w != 0.0)
                     .map(|(j, &w)| {
+                        let w = w * scale;
                         let dist = input.u(i, j);
                         (j, if !euclidean { w } else if dist > 0.0 { w / (2.0 * dist) } else { 0.0 })
                     })
@@ -233,32 +236,34 @@ impl DistanceOperands {
 /// A plan with at most `1/SPARSE_FACTOR` of its entries nonzero takes the sparse backward.
 const SPARSE_FACTOR: usize = 16;
 
-/// The matrix the backward GEMMs use, from `E = ∂L/∂(GEMM-side matrix)` (`[n, m]`,
-/// row-major): `W'_ij = E_ij`, or `E_ij + E_ji` when query and reference are the
+/// The matrix the backward GEMMs use, from `E = scale · weights = ∂L/∂(GEMM-side
+/// matrix)` (`[n, m]`, row-major): `W'_ij = E_ij`, or `E_ij + E_ji` when query and reference are the
 /// same set (`D` symmetric); plus its row sums and column sums (f64). One pass,
 /// parallel over blocks of rows, in cache-sized tiles for the transpose.
 fn backward_weights<T: Copy + Send + Sync + Default>(
     weights: &[f64],
+    scale: f64,
     dims: [usize; 2],
     same_set: bool,
     cast: impl Fn(f64) -> T + Sync,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     if same_set {
-        backward_weights_with::<T, true>(weights, dims, cast)
+        backward_weights_with::<T, true>(weights, scale, dims, cast)
     } else {
-        backward_weights_with::<T, false>(weights, dims, cast)
+        backward_weights_with::<T, false>(weights, scale, dims, cast)
     }
 }
 
 /// [`backward_weights`] specialised on the same-set switch.
 fn backward_weights_with<T: Copy + Send + Sync + Default, const SAME_SET: bool>(
     weights: &[f64],
+    scale: f64,
     [n, m]: [usize; 2],
     cast: impl Fn(f64) -> T + Sync,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     const BLOCK: usize = 64;
     let same_set = SAME_SET;
-    let e = |i: usize, j: usize| -> f64 { weights[i * m + j] };
+    let e = |i: usize, j: usize| -> f64 { weights[i * m + j] * scale };
     let mut row_sums = vec![0.0; n];
     if m == 0 {
         return (vec![T::default(); n * m], row_sums, Vec::new());
