@@ -100,6 +100,9 @@ pub(crate) struct FusedPlan {
     pub scale: f64,
     /// The loss `L` (reduced), summed per term as planned.
     pub value: f64,
+    /// `scale · weights` is `∂L/∂D²` rather than `∂L/∂D`: the Euclidean √'s chain rule
+    /// (`1/(2D)`, 0 at `D = 0`) was applied by the planner while each row was in cache.
+    pub per_squared_distance: bool,
     /// An upper bound on the nonzero entries of `weights`, when the plan knows one
     /// (mined tuples); lets a sparse plan take the sparse backward.
     pub nonzeros_at_most: Option<usize>,
@@ -141,13 +144,24 @@ impl std::ops::Add for Partial {
 
 /// Runs `f(row_index, row)` over the rows of `data` (`row_len` wide) in parallel
 /// and sums the results.
-fn par_rows(data: &mut [f64], row_len: usize, f: impl Fn(usize, &mut [f64]) -> Partial + Sync) -> Partial {
+fn par_rows(data: &mut [f64], row_len: usize, chain_rule: Option<&MiningInput>, f: impl Fn(usize, &mut [f64]) -> Partial + Sync) -> Partial {
     use rayon::prelude::*;
     // On rayon's pool (already running: no thread start per call).
     data.par_chunks_mut(row_len.max(1))
         .enumerate()
         .with_min_len(8)
-        .map(|(a, r)| f(a, r))
+        .map(|(a, r)| {
+            let part = f(a, r);
+            if let Some(input) = chain_rule {
+                // ∂√s/∂s = 1/(2√s), 0 where the safe √ reported 0; `u` is the distance.
+                for (w, &d) in r.iter_mut().zip(input.u_row(a)) {
+                    if *w != 0.0 {
+                        *w = if d > 0.0 { *w / (2.0 * d) } else { 0.0 };
+                    }
+                }
+            }
+            part
+        })
         .reduce(Partial::default, |x, y| x + y)
 }
 
@@ -160,10 +174,14 @@ fn hinge_arg(u_ap: f64, u_an: f64, margin: f64) -> f64 {
 /// Plans the hinge loss over every kept triplet: the weight matrix, counts and stats.
 ///
 /// `force_sort` = `Some(true|false)` forces the sorted / enumerating kernel (tests).
-pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, force_sort: Option<bool>) -> FusedPlan {
+///
+/// `euclidean`: the distance is [`Power::Euclidean`](crate::Power), so the planner
+/// applies the √'s chain rule to each row (see [`FusedPlan::per_squared_distance`]).
+pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, force_sort: Option<bool>, euclidean: bool) -> FusedPlan {
     let m = input.cols();
     let mut w = vec![0.0; input.rows() * m];
-    let total = par_rows(&mut w, m, |a, row_w| {
+    let chain_rule = euclidean.then_some(input);
+    let total = par_rows(&mut w, m, chain_rule, |a, row_w| {
         let row = input.u_row(a);
         let pos: Vec<usize> = input.positives(a).collect();
         if pos.is_empty() {
@@ -225,7 +243,7 @@ pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: F
         part.nonzero = part.active;
         part
     });
-    finish(input, w, total, reduce)
+    finish(input, w, total, reduce, euclidean)
 }
 
 /// One anchor's row for [`direct`].
@@ -267,10 +285,11 @@ fn direct(args: &Direct<'_>, pos: &[usize], row_w: &mut [f64], part: &mut Partia
 }
 
 /// Plans the soft-margin (softplus) loss over every kept triplet, one anchor at a time.
-pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce) -> FusedPlan {
+pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, euclidean: bool) -> FusedPlan {
     let m = input.cols();
     let mut w = vec![0.0; input.rows() * m];
-    let total = par_rows(&mut w, m, |a, row_w| {
+    let chain_rule = euclidean.then_some(input);
+    let total = par_rows(&mut w, m, chain_rule, |a, row_w| {
         let row = input.u_row(a);
         let pos: Vec<usize> = input.positives(a).collect();
         let neg: Vec<usize> = input.negatives(a).collect();
@@ -300,11 +319,11 @@ pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce
         }
         part
     });
-    finish(input, w, total, reduce)
+    finish(input, w, total, reduce, euclidean)
 }
 
 /// The reducer's scale and the distance's sign (kept as the plan's `scale`), and the value.
-fn finish(input: &MiningInput, w: Vec<f64>, t: Partial, reduce: FusedReduce) -> FusedPlan {
+fn finish(input: &MiningInput, w: Vec<f64>, t: Partial, reduce: FusedReduce, per_squared_distance: bool) -> FusedPlan {
     let denom = match reduce {
         FusedReduce::Mean => t.kept,
         FusedReduce::AvgNonZero => t.nonzero,
@@ -318,6 +337,7 @@ fn finish(input: &MiningInput, w: Vec<f64>, t: Partial, reduce: FusedReduce) -> 
     FusedPlan {
         weights: w,
         scale: scale * sign,
+        per_squared_distance,
         value,
         nonzeros_at_most: None,
         num_tuples: t.kept,
@@ -360,8 +380,8 @@ mod tests {
             let inp = input(seed, 30, 1 + seed as i64 % 4 + 1);
             for band in bands {
                 for margin in [0.0, 0.25, 1.0] {
-                    let s = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(true));
-                    let e = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(false));
+                    let s = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(true), false);
+                    let e = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(false), false);
                     assert_eq!((s.num_tuples, s.num_active), (e.num_tuples, e.num_active), "{band:?} {margin}");
                     for (x, y) in s.weights.iter().zip(&e.weights) {
                         assert!((x - y).abs() < 1e-12, "{band:?} {margin}: {x} vs {y}");

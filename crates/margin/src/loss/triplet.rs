@@ -315,24 +315,23 @@ impl TripletMarginLoss {
             self_index,
             dim,
         );
+        let euclidean = matches!(d, crate::Distance::Lp(lp) if lp.power == crate::Power::Euclidean);
         let plan = if self.smooth {
-            batch_all::softplus_plan(&input, self.margin, band, reduce)
+            batch_all::softplus_plan(&input, self.margin, band, reduce, euclidean)
         } else {
-            batch_all::hinge_plan(&input, self.margin, band, reduce, None)
+            batch_all::hinge_plan(&input, self.margin, band, reduce, None, euclidean)
         };
         let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
         let value = if empty { 0.0 } else { plan.value };
-        let loss = if empty { zero } else { ops.weighted_sum_loss(plan.weights, plan.scale, &input, value, None) };
-        LossOutput {
-            loss,
-            stats: LossStats {
-                loss: value,
-                num_tuples: plan.num_tuples,
-                num_active: plan.num_active,
-                active_fraction: if plan.num_tuples == 0 { 0.0 } else { plan.num_active as f64 / plan.num_tuples as f64 },
-                mean_ap_dist: plan.mean_ap,
-                mean_an_dist: plan.mean_an,
-            },
-        }
+        let stats = LossStats {
+            loss: value,
+            num_tuples: plan.num_tuples,
+            num_active: plan.num_active,
+            active_fraction: if plan.num_tuples == 0 { 0.0 } else { plan.num_active as f64 / plan.num_tuples as f64 },
+            mean_ap_dist: plan.mean_ap,
+            mean_an_dist: plan.mean_an,
+        };
+        let loss = if empty { zero } else { ops.weighted_sum_loss(plan, &input, value) };
+        LossOutput { loss, stats }
     }
 }

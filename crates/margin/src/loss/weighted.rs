@@ -120,7 +120,7 @@ fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInp
     if stats.num_tuples == 0 || value == 0.0 && no_weights() {
         return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
     }
-    let loss = ops.weighted_sum_loss(plan.weights, plan.scale, input, value, plan.nonzeros_at_most);
+    let loss = ops.weighted_sum_loss(plan, input, value);
     LossOutput { loss, stats: LossStats { loss: value, ..stats } }
 }
 
@@ -175,7 +175,7 @@ impl TripletMarginLoss {
             mean_an_dist: (k > 0).then(|| input.to_raw(sum_an / k as f64)),
         };
         // Each triplet touches two entries of its anchor's row.
-        let plan = FusedPlan { weights: w, scale: 1.0, value, nonzeros_at_most: Some(2 * k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        let plan = FusedPlan { weights: w, scale: 1.0, per_squared_distance: false, value, nonzeros_at_most: Some(2 * k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
     }
 
@@ -320,7 +320,7 @@ impl ContrastiveLoss {
             mean_ap_dist: (np > 0).then(|| sp / np as f64),
             mean_an_dist: (nn > 0).then(|| sn / nn as f64),
         };
-        let plan = FusedPlan { weights: w, scale: 1.0, value, nonzeros_at_most: Some(k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        let plan = FusedPlan { weights: w, scale: 1.0, per_squared_distance: false, value, nonzeros_at_most: Some(k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
         (plan, value, stats)
     }
 

@@ -26,6 +26,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::distance::NORM_EPS;
+use super::batch_all::FusedPlan;
 use crate::miner::MiningInput;
 use crate::{Distance, Power};
 
@@ -80,19 +81,22 @@ impl DistanceOperands {
     /// `nonzeros_at_most` (e.g. two per mined triplet) lets a sparse `W` (batch-hard:
     /// at most two entries per row) skip the `[n, m]` backward matrix and its GEMM:
     /// the gradient is then summed entry by entry on the host.
-    pub(crate) fn weighted_sum_loss(&self, mut weights: Vec<f64>, scale: f64, input: &MiningInput, value: f64, nonzeros_at_most: Option<usize>) -> Tensor<1> {
+    pub(crate) fn weighted_sum_loss(&self, plan: FusedPlan, input: &MiningInput, value: f64) -> Tensor<1> {
+        let FusedPlan { mut weights, scale, per_squared_distance, nonzeros_at_most, .. } = plan;
         let [n, m] = self.dims;
         let lp = match self.distance {
             Distance::Lp(lp) => Some(lp.power),
             _ => None,
         };
+        // The √'s chain rule is still to apply (planners that did not do it per row).
+        let euclidean = lp == Some(Power::Euclidean) && !per_squared_distance;
         if let Some(k) = nonzeros_at_most
             && k.saturating_mul(SPARSE_FACTOR) <= n * m
         {
-            let (grad_q, grad_r) = self.sparse_gradient(&weights, scale, input, lp);
+            let (grad_q, grad_r) = self.sparse_gradient(&weights, scale, input, lp, euclidean);
             return self.attach_gradients(grad_q, grad_r, value);
         }
-        if lp == Some(Power::Euclidean) {
+        if euclidean {
             // ∂√s/∂s = 1/(2√s), and 0 where the safe √ reported 0: in place, contiguous,
             // reading the distance only where the weight is nonzero (memory-bound pass).
             weights.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| {
@@ -104,7 +108,7 @@ impl DistanceOperands {
             });
         }
         // The Euclidean pass above applied `scale`; otherwise the tiled pass does.
-        let scale = if lp == Some(Power::Euclidean) { 1.0 } else { scale };
+        let scale = if euclidean { 1.0 } else { scale };
         let weights = &weights[..];
         let same_set = self.reference_prepared.is_none();
         let q = &self.query_prepared;
@@ -164,12 +168,11 @@ impl DistanceOperands {
     /// per entry `e = W_ij` (`W_ij / (2 D_ij)` for the Euclidean distance, 0 at `D_ij = 0`),
     /// Lp: `g_q_i += 2e (q_i − r_j)`, `g_r_j += 2e (r_j − q_i)`; cosine / dot: `g_q_i += e r_j`,
     /// `g_r_j += e q_i` — with `r = q` (both updates on the query) for the same set.
-    fn sparse_gradient(&self, weights: &[f64], scale: f64, input: &MiningInput, lp: Option<Power>) -> (Tensor<2>, Option<Tensor<2>>) {
+    fn sparse_gradient(&self, weights: &[f64], scale: f64, input: &MiningInput, lp: Option<Power>, euclidean: bool) -> (Tensor<2>, Option<Tensor<2>>) {
         let [n, m] = self.dims;
         let q = &self.query_prepared;
         let (device, dtype) = (q.device(), q.dtype());
         let d = q.dims()[1];
-        let euclidean = lp == Some(Power::Euclidean);
         let entries: Vec<Vec<(usize, f64)>> = weights
             .par_chunks(m.max(1))
             .enumerate()
