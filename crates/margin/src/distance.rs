@@ -244,26 +244,25 @@ impl Distance {
             if m == 0 {
                 return Vec::new();
             }
-            // Every entry is written below, so the buffer starts uninitialised (zeroing
-            // it first would be a pass of its own over n·m f64).
-            let mut host: Vec<f64> = Vec::with_capacity(n * m);
-            host.spare_capacity_mut()[..n * m].par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {
-                None => row.iter_mut().zip(g).for_each(|(v, &g)| {
-                    v.write(g.into());
-                }),
-                Some((power, qn, rn)) => {
-                    let qi = qn[i];
-                    let root = *power == Power::Euclidean;
-                    for ((v, &g), &rj) in row.iter_mut().zip(g).zip(rn) {
-                        let s = (qi + rj - 2.0 * g.into()).max(0.0);
-                        v.write(if !root { s } else if s <= SQRT_EPS { 0.0 } else { s.sqrt() });
-                    }
-                }
-            });
-            // SAFETY: each of the `n` rows of `m` entries was written above (`gram` has
-            // `n · m` entries, one per output entry).
-            unsafe { host.set_len(n * m) };
-            host
+            // SAFETY: every entry is written: the `n` rows of `m` entries each zip with one
+            // row of `gram` (`n · m` entries, asserted above).
+            unsafe {
+                crate::buffer::build(n * m, |host| {
+                    host.par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {
+                        None => row.iter_mut().zip(g).for_each(|(v, &g)| {
+                            v.write(g.into());
+                        }),
+                        Some((power, qn, rn)) => {
+                            let qi = qn[i];
+                            let root = *power == Power::Euclidean;
+                            for ((v, &g), &rj) in row.iter_mut().zip(g).zip(rn) {
+                                let s = (qi + rj - 2.0 * g.into()).max(0.0);
+                                v.write(if !root { s } else if s <= SQRT_EPS { 0.0 } else { s.sqrt() });
+                            }
+                        }
+                    })
+                })
+            }
         }
         match gram.dtype() {
             burn::tensor::DType::F32 => rows(gram.as_slice::<f32>().expect("an f32 matrix"), n, m, &lp),

@@ -51,6 +51,7 @@
 
 pub mod data;
 pub mod alloc;
+mod buffer;
 mod direction;
 mod distance;
 mod error;

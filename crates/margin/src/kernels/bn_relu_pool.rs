@@ -21,8 +21,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, ExtensionType, Flex, backend_extension};
-use burn::backend::flex::Layout;
-use burn::tensor::{Bytes, DType, Shape};
+use burn::tensor::{DType, Shape};
 use core::mem::MaybeUninit;
 use rayon::prelude::*;
 
@@ -169,67 +168,8 @@ impl Backward<Flex, 3> for BnReluPoolBackward {
 // Raw-buffer kernels
 // ---------------------------------------------------------------------------------------------
 
-/// Element types the fused kernels run on.
-trait KFloat:
-    Copy
-    + Send
-    + Sync
-    + PartialOrd
-    + core::ops::Add<Output = Self>
-    + core::ops::Sub<Output = Self>
-    + core::ops::Mul<Output = Self>
-    + 'static
-{
-    const ZERO: Self;
-    fn of(v: f64) -> Self;
-    fn f(self) -> f64;
-    fn is_nan(self) -> bool;
-    fn slice(t: &FlexTensor) -> &[Self];
-    fn slice_mut(t: &mut FlexTensor) -> &mut [Self];
-    /// A contiguous tensor owning `v` (no copy).
-    fn tensor(v: Vec<Self>, shape: Shape) -> FlexTensor;
-}
-
-macro_rules! kfloat {
-    ($t:ty, $dt:expr) => {
-        impl KFloat for $t {
-            const ZERO: Self = 0.0;
-            #[inline(always)]
-            fn of(v: f64) -> Self {
-                v as $t
-            }
-            #[inline(always)]
-            fn f(self) -> f64 {
-                self as f64
-            }
-            #[inline(always)]
-            fn is_nan(self) -> bool {
-                <$t>::is_nan(self)
-            }
-            fn slice(t: &FlexTensor) -> &[Self] {
-                t.as_slice::<$t>().expect("contiguous tensor")
-            }
-            fn slice_mut(t: &mut FlexTensor) -> &mut [Self] {
-                t.storage_mut::<$t>()
-            }
-            fn tensor(v: Vec<Self>, shape: Shape) -> FlexTensor {
-                FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(shape), $dt)
-            }
-        }
-    };
-}
-kfloat!(f32, DType::F32);
-kfloat!(f64, DType::F64);
-
-/// A vector of `len` elements, every one of which `fill` must write (the buffer starts
-/// uninitialised: zeroing a fresh 25 MB activation costs as much as a kernel pass).
-fn build<T: KFloat>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: every caller's `fill` writes all `len` elements (see the kernels below).
-    unsafe { v.set_len(len) };
-    v
-}
+use super::kfloat::KFloat;
+use crate::buffer::build;
 
 fn fusable(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor) -> bool {
     let dtype = x.dtype();
@@ -320,11 +260,13 @@ fn fused_forward(x: FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: 
     let output = match dtype {
         DType::F32 => {
             let xs = f32::slice(&x);
-            f32::tensor(build(out_len, |o| forward_pool(xs, o, d, &scale, &shift)), out_shape)
+            // SAFETY: `forward_pool` writes every element of its output.
+            f32::tensor(unsafe { build(out_len, |o| forward_pool(xs, o, d, &scale, &shift)) }, out_shape)
         }
         DType::F64 => {
             let xs = f64::slice(&x);
-            f64::tensor(build(out_len, |o| forward_pool(xs, o, d, &scale, &shift)), out_shape)
+            // SAFETY: `forward_pool` writes every element of its output.
+            f64::tensor(unsafe { build(out_len, |o| forward_pool(xs, o, d, &scale, &shift)) }, out_shape)
         }
         _ => unreachable!(),
     };
@@ -460,12 +402,14 @@ fn fused_backward(st: &BnReluPoolState, grad: FlexTensor) -> (FlexTensor, FlexTe
     let (dx, (dgamma, dbeta)) = match dtype {
         DType::F32 => {
             let mut sums = None;
-            let dx = build(len, |dx| sums = Some(backward_impl::<f32>(st, f32::slice(&grad), dx, d)));
+            // SAFETY: `backward_impl` writes every element of `dx`.
+            let dx = unsafe { build(len, |dx| sums = Some(backward_impl::<f32>(st, f32::slice(&grad), dx, d))) };
             (f32::tensor(dx, shape), sums.unwrap())
         }
         DType::F64 => {
             let mut sums = None;
-            let dx = build(len, |dx| sums = Some(backward_impl::<f64>(st, f64::slice(&grad), dx, d)));
+            // SAFETY: `backward_impl` writes every element of `dx`.
+            let dx = unsafe { build(len, |dx| sums = Some(backward_impl::<f64>(st, f64::slice(&grad), dx, d))) };
             (f64::tensor(dx, shape), sums.unwrap())
         }
         d => unreachable!("fused batch norm: unsupported dtype {d:?}"),

@@ -21,11 +21,10 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::flex::Layout;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Bytes, DType, Shape};
+use burn::tensor::{DType, Shape};
 use core::mem::MaybeUninit;
 use rayon::prelude::*;
 
@@ -135,51 +134,8 @@ impl Backward<Flex, 3> for Conv3x3Backward {
 // Raw-buffer kernels
 // ---------------------------------------------------------------------------------------------
 
-/// Element types the kernels run on (the ones `gemm::gemm` dispatches on that Burn uses here).
-trait KFloat: Copy + Send + Sync + core::ops::Add<Output = Self> + 'static {
-    const ZERO: Self;
-    const ONE: Self;
-    fn f(self) -> f64;
-    fn of(v: f64) -> Self;
-    fn slice(t: &FlexTensor) -> &[Self];
-    /// A contiguous tensor owning `v` (no copy).
-    fn tensor(v: Vec<Self>, shape: Shape) -> FlexTensor;
-}
-
-macro_rules! kfloat {
-    ($t:ty, $dt:expr) => {
-        impl KFloat for $t {
-            const ZERO: Self = 0.0;
-            const ONE: Self = 1.0;
-            #[inline(always)]
-            fn f(self) -> f64 {
-                self as f64
-            }
-            #[inline(always)]
-            fn of(v: f64) -> Self {
-                v as $t
-            }
-            fn slice(t: &FlexTensor) -> &[Self] {
-                t.as_slice::<$t>().expect("contiguous tensor")
-            }
-            fn tensor(v: Vec<Self>, shape: Shape) -> FlexTensor {
-                FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(shape), $dt)
-            }
-        }
-    };
-}
-kfloat!(f32, DType::F32);
-kfloat!(f64, DType::F64);
-
-/// A vector of `len` elements, every one of which `fill` must write (the buffer starts
-/// uninitialised: zeroing a fresh activation costs a full pass over it).
-fn build<T: KFloat>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: every caller's `fill` writes all `len` elements (see the kernels below).
-    unsafe { v.set_len(len) };
-    v
-}
+use super::kfloat::KFloat;
+use crate::buffer::build;
 
 fn shape_of(t: &FlexTensor) -> &[usize] {
     t.layout().shape()
@@ -420,27 +376,13 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> Fl
     let len = d.n * d.cout * d.hw();
     match x.dtype() {
         DType::F32 => {
-            let v = build(len, |o| {
-                conv_into(
-                    f32::slice(x),
-                    f32::slice(weight),
-                    bias.map(f32::slice),
-                    o,
-                    d,
-                )
-            });
+            // SAFETY: `conv_into` writes every element of its output.
+            let v = unsafe { build(len, |o| conv_into(f32::slice(x), f32::slice(weight), bias.map(f32::slice), o, d)) };
             f32::tensor(v, shape)
         }
         DType::F64 => {
-            let v = build(len, |o| {
-                conv_into(
-                    f64::slice(x),
-                    f64::slice(weight),
-                    bias.map(f64::slice),
-                    o,
-                    d,
-                )
-            });
+            // SAFETY: `conv_into` writes every element of its output.
+            let v = unsafe { build(len, |o| conv_into(f64::slice(x), f64::slice(weight), bias.map(f64::slice), o, d)) };
             f64::tensor(v, shape)
         }
         dt => unreachable!("conv3x3: unsupported dtype {dt:?}"),
@@ -497,7 +439,8 @@ fn backward_impl<T: KFloat>(
             h: d.h,
             w: d.w,
         };
-        let v = build(d.n * cin * hw, |o| conv_into(g, &wf, None, o, dt));
+        // SAFETY: `conv_into` writes every element of its output.
+        let v = unsafe { build(d.n * cin * hw, |o| conv_into(g, &wf, None, o, dt)) };
         T::tensor(v, Shape::new([d.n, cin, d.h, d.w]))
     });
 

@@ -7,6 +7,7 @@
 
 mod bn_relu_pool;
 mod conv3x3;
+mod kfloat;
 
 pub use bn_relu_pool::{BnReluPool, BnReluPoolBackend};
 pub use conv3x3::{Conv3x3Backend, conv3x3_options};

@@ -118,35 +118,37 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
     if m == 0 {
         return (Vec::new(), 0.0, 0);
     }
-    // Every entry is written below (0 where no term), so the buffer starts uninitialised.
-    let mut w: Vec<f64> = Vec::with_capacity(n * m);
-    let (value, nonzero) = w.spare_capacity_mut()[..n * m]
-        .par_chunks_mut(m)
-        .enumerate()
-        .map(|(a, row)| {
-            let (ya, skip) = (labels[a], input.self_index(a));
-            let (mut value, mut nonzero) = (0.0, 0usize);
-            for (j, ((wj, &u), &yj)) in row.iter_mut().zip(input.u_row(a)).zip(ref_labels).enumerate() {
-                let similar = ya == yj;
-                let mut weight = 0.0;
-                if Some(j) != skip && pairs.keeps(a, j, similar) {
-                    let (h, dh) = hinge(u, similar, &p);
-                    let (t, dt) = term::<SQUARED>(h, dh);
-                    if (t != 0.0 || dt != 0.0) && keeps::<KEEP>(t, &p) {
-                        let s = scale[usize::from(!similar)];
-                        value += s * t;
-                        weight = s * dt;
+    let (mut value, mut nonzero) = (0.0, 0);
+    // SAFETY: every entry is written (0 where no term): each of the `n` rows of `m`
+    // entries zips with `u_row(a)` and `ref_labels`, both `m` long.
+    let w = unsafe {
+        crate::buffer::build(n * m, |w| {
+            (value, nonzero) = w
+                .par_chunks_mut(m)
+                .enumerate()
+                .map(|(a, row)| {
+                    let (ya, skip) = (labels[a], input.self_index(a));
+                    let (mut value, mut nonzero) = (0.0, 0usize);
+                    for (j, ((wj, &u), &yj)) in row.iter_mut().zip(input.u_row(a)).zip(ref_labels).enumerate() {
+                        let similar = ya == yj;
+                        let mut weight = 0.0;
+                        if Some(j) != skip && pairs.keeps(a, j, similar) {
+                            let (h, dh) = hinge(u, similar, &p);
+                            let (t, dt) = term::<SQUARED>(h, dh);
+                            if (t != 0.0 || dt != 0.0) && keeps::<KEEP>(t, &p) {
+                                let s = scale[usize::from(!similar)];
+                                value += s * t;
+                                weight = s * dt;
+                            }
+                        }
+                        nonzero += usize::from(weight != 0.0);
+                        wj.write(weight);
                     }
-                }
-                nonzero += usize::from(weight != 0.0);
-                wj.write(weight);
-            }
-            (value, nonzero)
+                    (value, nonzero)
+                })
+                .reduce(|| (0.0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
         })
-        .reduce(|| (0.0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
-    // SAFETY: each of the `n` rows of `m` entries was written above (`u_row(a)` and
-    // `ref_labels` have `m` entries, so the zip covers the whole row).
-    unsafe { w.set_len(n * m) };
+    };
     (w, value, nonzero)
 }
 

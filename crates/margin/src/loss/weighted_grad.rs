@@ -265,44 +265,44 @@ fn backward_weights_with<T: Copy + Send + Sync + Default, const SAME_SET: bool>(
     cast: impl Fn(f64) -> T + Sync,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     const BLOCK: usize = 64;
-    let same_set = SAME_SET;
     let e = |i: usize, j: usize| -> f64 { weights[i * m + j] * scale };
     let mut row_sums = vec![0.0; n];
     if m == 0 {
         return (vec![T::default(); n * m], row_sums, Vec::new());
     }
-    // Every entry is written below (each block of rows, every column block), so the
-    // buffer starts uninitialised: zeroing it first would cost a pass of its own.
-    let mut out: Vec<T> = Vec::with_capacity(n * m);
-    let col_parts: Vec<Vec<f64>> = out.spare_capacity_mut()[..n * m]
-        .par_chunks_mut(BLOCK * m)
-        .zip(row_sums.par_chunks_mut(BLOCK))
-        .enumerate()
-        .map(|(b, (rows, sums))| {
-            let i0 = b * BLOCK;
-            let mut cols = if same_set { Vec::new() } else { vec![0.0; m] };
-            for j0 in (0..m).step_by(BLOCK) {
-                let j1 = (j0 + BLOCK).min(m);
-                for (k, (row, sum)) in rows.chunks_mut(m).zip(sums.iter_mut()).enumerate() {
-                    let i = i0 + k;
-                    for j in j0..j1 {
-                        let v = if same_set { e(i, j) + e(j, i) } else { e(i, j) };
-                        row[j].write(cast(v));
-                        *sum += v;
-                        if !same_set {
-                            cols[j] += v;
+    let mut col_parts: Vec<Vec<f64>> = Vec::new();
+    // SAFETY: every entry is written: blocks of `BLOCK` rows cover rows `0..n`, and
+    // within each block the column blocks cover `0..m`.
+    let out = unsafe {
+        crate::buffer::build(n * m, |out| {
+            col_parts = out
+                .par_chunks_mut(BLOCK * m)
+                .zip(row_sums.par_chunks_mut(BLOCK))
+                .enumerate()
+                .map(|(b, (rows, sums))| {
+                    let i0 = b * BLOCK;
+                    let mut cols = if SAME_SET { Vec::new() } else { vec![0.0; m] };
+                    for j0 in (0..m).step_by(BLOCK) {
+                        let j1 = (j0 + BLOCK).min(m);
+                        for (k, (row, sum)) in rows.chunks_mut(m).zip(sums.iter_mut()).enumerate() {
+                            let i = i0 + k;
+                            for j in j0..j1 {
+                                let v = if SAME_SET { e(i, j) + e(j, i) } else { e(i, j) };
+                                row[j].write(cast(v));
+                                *sum += v;
+                                if !SAME_SET {
+                                    cols[j] += v;
+                                }
+                            }
                         }
                     }
-                }
-            }
-            cols
+                    cols
+                })
+                .collect();
         })
-        .collect();
-    // SAFETY: the loop above wrote all `n · m` entries: blocks of `BLOCK` rows cover
-    // rows `0..n`, and within each block the column blocks cover `0..m`.
-    unsafe { out.set_len(n * m) };
-    let col_sums = if same_set {
-        row_sums.clone()
+    };
+    let col_sums = if SAME_SET {
+        Vec::new()
     } else {
         col_parts.into_iter().fold(vec![0.0; m], |mut acc, c| {
             acc.iter_mut().zip(c).for_each(|(a, b)| *a += b);
