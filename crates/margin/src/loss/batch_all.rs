@@ -115,6 +115,14 @@ pub(crate) struct FusedPlan {
     pub mean_an: Option<f64>,
 }
 
+impl FusedPlan {
+    /// A plan whose `weights` are `∂L/∂D` as they stand (scale 1, no chain rule applied),
+    /// with no means of its own (the caller's stats carry them).
+    pub(crate) fn of_weights(weights: Vec<f64>, value: f64, nonzeros_at_most: Option<usize>, num_tuples: usize, num_active: usize) -> Self {
+        FusedPlan { weights, scale: 1.0, per_squared_distance: false, value, nonzeros_at_most, num_tuples, num_active, mean_ap: None, mean_an: None }
+    }
+}
+
 /// Per-anchor partial results (unscaled).
 #[derive(Debug, Clone, Copy, Default)]
 struct Partial {

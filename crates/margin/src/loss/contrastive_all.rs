@@ -176,7 +176,7 @@ fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &Min
         mean_ap_dist: (sim.pairs > 0).then(|| p.sign * sim.sum_u / sim.pairs as f64),
         mean_an_dist: (dis.pairs > 0).then(|| p.sign * dis.sum_u / dis.pairs as f64),
     };
-    let plan = FusedPlan { weights: w, scale: 1.0, per_squared_distance: false, value, nonzeros_at_most: Some(nonzero), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+    let plan = FusedPlan::of_weights(w, value, Some(nonzero), k, active);
     (plan, value, stats)
 }
 

@@ -61,8 +61,33 @@ fn host_input(ops: &DistanceOperands, host: Vec<f64>, d: &Distance, labels: &[i6
 }
 
 /// The loss's distance matrix (kept for the written-out backward) and its host copy,
-/// and the miner's tuples — mined on that same matrix when the miner uses the loss's
-/// distance, else on its own.
+/// and the miner's host matrix when the miner uses another distance (`None`: it mines
+/// on the loss's own) — read from the loss's GEMM when both prepare rows alike, else
+/// computed on its own.
+fn loss_and_miner_inputs(
+    distance: &Distance,
+    miner_distance: Distance,
+    query: &Tensor<2>,
+    labels: &[i64],
+    reference: Option<&ReferenceSet<'_>>,
+) -> Result<(DistanceOperands, MiningInput, Option<MiningInput>)> {
+    let dim = query.dims()[1];
+    let ref_labels = reference.map_or(labels.to_vec(), |r| r.labels.to_vec());
+    let same_set = reference.is_none();
+    let other = (miner_distance != *distance).then_some(miner_distance);
+    let (mat, host, miner_host) =
+        DistanceOperands::with_distance_too(*distance, query.clone(), reference.map(|r| r.embeddings.clone()), other);
+    let input = host_input(&mat, host, distance, labels, &ref_labels, same_set, dim);
+    let miner_input = match (other, miner_host) {
+        (None, _) => None,
+        (Some(d), Some(h)) => Some(host_input(&mat, h, &d, labels, &ref_labels, same_set, dim)),
+        (Some(d), None) => Some(MiningInput::new(&d, query, labels, reference)?),
+    };
+    Ok((mat, input, miner_input))
+}
+
+/// The loss's distance matrix and its host copy ([`loss_and_miner_inputs`]), and the
+/// miner's tuples.
 fn mine_on_loss_matrix(
     distance: &Distance,
     miner: &MinerConfig,
@@ -71,21 +96,8 @@ fn mine_on_loss_matrix(
     reference: Option<&ReferenceSet<'_>>,
     rng: &mut dyn RngCore,
 ) -> Result<(DistanceOperands, MiningInput, Mined)> {
-    let dim = query.dims()[1];
-    let ref_labels = reference.map_or(labels.to_vec(), |r| r.labels.to_vec());
-    let miner_distance = miner.distance();
-    let other = (miner_distance != *distance).then_some(miner_distance);
-    let (mat, host, miner_host) =
-        DistanceOperands::with_distance_too(*distance, query.clone(), reference.map(|r| r.embeddings.clone()), other);
-    let input = host_input(&mat, host, distance, labels, &ref_labels, reference.is_none(), dim);
-    let mined = if miner_distance == *distance {
-        miner.mine_input(&input, rng)?
-    } else if let Some(h) = miner_host {
-        // The miner's own matrix from the loss's GEMM (same prepared rows).
-        miner.mine_input(&host_input(&mat, h, &miner_distance, labels, &ref_labels, reference.is_none(), dim), rng)?
-    } else {
-        miner.mine(&query, labels, reference, rng)?
-    };
+    let (mat, input, miner_input) = loss_and_miner_inputs(distance, miner.distance(), &query, labels, reference)?;
+    let mined = miner.mine_input(miner_input.as_ref().unwrap_or(&input), rng)?;
     Ok((mat, input, mined))
 }
 
@@ -175,7 +187,7 @@ impl TripletMarginLoss {
             mean_an_dist: (k > 0).then(|| input.to_raw(sum_an / k as f64)),
         };
         // Each triplet touches two entries of its anchor's row.
-        let plan = FusedPlan { weights: w, scale: 1.0, per_squared_distance: false, value, nonzeros_at_most: Some(2 * k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        let plan = FusedPlan::of_weights(w, value, Some(2 * k), k, active);
         (plan, value, stats)
     }
 
@@ -320,7 +332,7 @@ impl ContrastiveLoss {
             mean_ap_dist: (np > 0).then(|| sp / np as f64),
             mean_an_dist: (nn > 0).then(|| sn / nn as f64),
         };
-        let plan = FusedPlan { weights: w, scale: 1.0, per_squared_distance: false, value, nonzeros_at_most: Some(k), num_tuples: k, num_active: active, mean_ap: None, mean_an: None };
+        let plan = FusedPlan::of_weights(w, value, Some(k), k, active);
         (plan, value, stats)
     }
 
@@ -342,18 +354,7 @@ impl ContrastiveLoss {
     ) -> Result<LossOutput> {
         miner.validate()?;
         let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        let dim = query.dims()[1];
-        let ref_labels = reference.as_ref().map_or(labels.to_vec(), |r| r.labels.to_vec());
-        let same_set = reference.is_none();
-        let other = (miner.distance != self.distance).then_some(miner.distance);
-        let (mat, host, miner_host) =
-            DistanceOperands::with_distance_too(self.distance, query.clone(), reference.as_ref().map(|r| r.embeddings.clone()), other);
-        let input = host_input(&mat, host, &self.distance, labels, &ref_labels, same_set, dim);
-        let mined_on = match (other, miner_host) {
-            (None, _) => None,
-            (Some(d), Some(h)) => Some(host_input(&mat, h, &d, labels, &ref_labels, same_set, dim)),
-            (Some(d), None) => Some(MiningInput::new(&d, &query, labels, reference.as_ref())?),
-        };
+        let (mat, input, mined_on) = loss_and_miner_inputs(&self.distance, miner.distance, &query, labels, reference.as_ref())?;
         let pairs = MultiSimilarityPairs::new(mined_on.as_ref().unwrap_or(&input), miner.epsilon);
         let (plan, value, stats) = self.weighted_filtered_pairs(&input, &pairs);
         Ok(output(plan, value, &mat, &input, zero, stats))
