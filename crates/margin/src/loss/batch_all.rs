@@ -161,12 +161,8 @@ fn par_rows(data: &mut [f64], row_len: usize, chain_rule: Option<&MiningInput>, 
         .map(|(a, r)| {
             let part = f(a, r);
             if let Some(input) = chain_rule {
-                // ∂√s/∂s = 1/(2√s), 0 where the safe √ reported 0; `u` is the distance.
-                for (w, &d) in r.iter_mut().zip(input.u_row(a)) {
-                    if *w != 0.0 {
-                        *w = if d > 0.0 { *w / (2.0 * d) } else { 0.0 };
-                    }
-                }
+                // The Euclidean distance's `u` is the distance itself.
+                super::weighted_grad::through_sqrt_row(r, input.u_row(a), 1.0);
             }
             part
         })

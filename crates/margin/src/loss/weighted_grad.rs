@@ -97,15 +97,8 @@ impl DistanceOperands {
             return self.attach_gradients(grad_q, grad_r, value);
         }
         if euclidean {
-            // ∂√s/∂s = 1/(2√s), and 0 where the safe √ reported 0: in place, contiguous,
-            // reading the distance only where the weight is nonzero (memory-bound pass).
-            weights.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| {
-                for (w, &d) in row.iter_mut().zip(input.u_row(i)) {
-                    if *w != 0.0 {
-                        *w = if d > 0.0 { (*w * scale) / (2.0 * d) } else { 0.0 };
-                    }
-                }
-            });
+            // In place, contiguous (a memory-bound pass).
+            weights.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| through_sqrt_row(row, input.u_row(i), scale));
         }
         // The Euclidean pass above applied `scale`; otherwise the tiled pass does.
         let scale = if euclidean { 1.0 } else { scale };
@@ -180,11 +173,7 @@ impl DistanceOperands {
                 row.iter()
                     .enumerate()
                     .filter(|(_, w)| **w != 0.0)
-                    .map(|(j, &w)| {
-                        let w = w * scale;
-                        let dist = input.u(i, j);
-                        (j, if !euclidean { w } else if dist > 0.0 { w / (2.0 * dist) } else { 0.0 })
-                    })
+                    .map(|(j, &w)| (j, if euclidean { through_sqrt(w * scale, input.u(i, j)) } else { w * scale }))
                     .collect()
             })
             .collect();
@@ -233,6 +222,22 @@ impl DistanceOperands {
             Tensor::<2>::from_data(data, (&device, dtype))
         };
         (upload(gq, n), gr.map(|g| upload(g, m)))
+    }
+}
+
+/// `w · ∂√s/∂s = w / (2√s)` at the distance `d = √s`, and 0 where the safe √ reported 0.
+#[inline(always)]
+fn through_sqrt(w: f64, d: f64) -> f64 {
+    if d > 0.0 { w / (2.0 * d) } else { 0.0 }
+}
+
+/// [`through_sqrt`] on one row of `scale · weights` in place (`distances` the row's `d`);
+/// zero weights stay as they are.
+pub(crate) fn through_sqrt_row(weights: &mut [f64], distances: &[f64], scale: f64) {
+    for (w, &d) in weights.iter_mut().zip(distances) {
+        if *w != 0.0 {
+            *w = through_sqrt(*w * scale, d);
+        }
     }
 }
 
