@@ -61,6 +61,7 @@ pub mod loss;
 pub mod miner;
 pub mod model;
 mod reducer;
+mod simd;
 pub mod reference;
 pub mod sampler;
 pub mod train;

@@ -5,7 +5,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Bytes, DType, Shape};
 
 /// An element type of the kernels.
-pub(super) trait KFloat:
+pub(crate) trait KFloat:
     Copy
     + Send
     + Sync

@@ -9,6 +9,8 @@ mod bn_relu_pool;
 mod conv3x3;
 mod kfloat;
 
+pub(crate) use kfloat::KFloat;
+
 pub use bn_relu_pool::{BnReluPool, BnReluPoolBackend};
 pub use conv3x3::{Conv3x3Backend, conv3x3_options};
 

@@ -185,100 +185,137 @@ pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: F
     let m = input.cols();
     let mut w = vec![0.0; input.rows() * m];
     let chain_rule = euclidean.then_some(input);
-    let total = par_rows(&mut w, m, chain_rule, |a, row_w| {
-        let row = input.u_row(a);
-        let pos: Vec<usize> = input.positives(a).collect();
-        if pos.is_empty() {
-            return Partial::default();
-        }
-        let neg: Vec<usize> = input.negatives(a).collect();
-        if neg.is_empty() {
-            return Partial::default();
-        }
-        let log2 = (usize::BITS - neg.len().leading_zeros()) as usize;
-        let sort = force_sort.unwrap_or(pos.len() > 2 * log2);
-        let mut part = Partial::default();
-        if !sort {
-            let (labels, ref_labels) = (input.labels(), input.ref_labels());
-            let args = Direct { row, ref_labels, anchor_label: labels[a], margin };
-            match band {
-                Band::All => direct(&args, &pos, row_w, &mut part, |_| true),
-                Band::Miner { kind, margin: band_margin } => match kind {
-                    TripletType::All => direct(&args, &pos, row_w, &mut part, |t| TripletType::All.keeps(t, band_margin)),
-                    TripletType::Hard => direct(&args, &pos, row_w, &mut part, |t| TripletType::Hard.keeps(t, band_margin)),
-                    TripletType::Semihard => direct(&args, &pos, row_w, &mut part, |t| TripletType::Semihard.keeps(t, band_margin)),
-                    TripletType::Easy => direct(&args, &pos, row_w, &mut part, |t| TripletType::Easy.keeps(t, band_margin)),
-                },
-            }
-        } else {
-            let mut sorted: Vec<(f64, usize)> = neg.iter().map(|&n| (row[n], n)).collect();
-            sorted.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
-            let mut prefix = Vec::with_capacity(sorted.len() + 1);
-            prefix.push(0.0);
-            let mut acc = 0.0;
-            for &(u, _) in &sorted {
-                acc += u;
-                prefix.push(acc);
-            }
-            // diff[i] += 1 at the start of an active interval, −1 past its end.
-            let mut diff = vec![0i64; sorted.len() + 1];
-            for &p in &pos {
-                let uap = row[p];
-                let lo = sorted.partition_point(|&(u, _)| !band.lower_ok(u - uap));
-                let hi = sorted.partition_point(|&(u, _)| band.upper_ok(u - uap)).max(lo);
-                let act = sorted.partition_point(|&(u, _)| hinge_arg(uap, u, margin) > 0.0);
-                let end = act.min(hi).max(lo);
-                let (kept, active) = (hi - lo, end - lo);
-                part.kept += kept;
-                part.active += active;
-                part.sum_ap += kept as f64 * uap;
-                part.sum_an += prefix[hi] - prefix[lo];
-                part.sum_terms += active as f64 * (uap + margin) - (prefix[end] - prefix[lo]);
-                row_w[p] += active as f64;
-                diff[lo] += 1;
-                diff[end] -= 1;
-            }
-            let mut running = 0i64;
-            for (i, &(_, n)) in sorted.iter().enumerate() {
-                running += diff[i];
-                row_w[n] -= running as f64;
-            }
-        }
-        part.nonzero = part.active;
-        part
-    });
+    let args = HingeRow { input, margin, band, force_sort };
+    let total = par_rows(&mut w, m, chain_rule, |a, row_w| hinge_row(&args, a, row_w));
     finish(input, w, total, reduce, euclidean)
+}
+
+/// What every anchor's row of [`hinge_plan`] reads.
+struct HingeRow<'a> {
+    input: &'a MiningInput,
+    margin: f64,
+    band: Band,
+    force_sort: Option<bool>,
+}
+
+crate::simd::avx2_dispatch! {
+    /// Plans anchor `a`'s row of the hinge loss into `row_w` (zero on entry).
+    fn hinge_row(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial = hinge_row_impl
+}
+
+#[inline(always)]
+fn hinge_row_impl(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial {
+    let HingeRow { input, margin, band, force_sort } = *args;
+    let row = input.u_row(a);
+    let (labels, ref_labels) = (input.labels(), input.ref_labels());
+    let anchor_label = labels[a];
+    let pos: Vec<usize> = input.positives(a).collect();
+    let num_neg = ref_labels.iter().filter(|&&y| y != anchor_label).count();
+    if pos.is_empty() || num_neg == 0 {
+        return Partial::default();
+    }
+    let log2 = (usize::BITS - num_neg.leading_zeros()) as usize;
+    let sort = force_sort.unwrap_or(pos.len() > 2 * log2);
+    let mut part = Partial::default();
+    if !sort {
+        // The negatives as a 0/1 mask: the sweeps stay branch-free.
+        let negative: Vec<f64> = ref_labels.iter().map(|&y| if y != anchor_label { 1.0 } else { 0.0 }).collect();
+        let args = Direct { row, negative: &negative, margin };
+        match band {
+            Band::All => direct(&args, &pos, row_w, &mut part, |_| true),
+            Band::Miner { kind, margin: band_margin } => match kind {
+                TripletType::All => direct(&args, &pos, row_w, &mut part, |t| TripletType::All.keeps(t, band_margin)),
+                TripletType::Hard => direct(&args, &pos, row_w, &mut part, |t| TripletType::Hard.keeps(t, band_margin)),
+                TripletType::Semihard => direct(&args, &pos, row_w, &mut part, |t| TripletType::Semihard.keeps(t, band_margin)),
+                TripletType::Easy => direct(&args, &pos, row_w, &mut part, |t| TripletType::Easy.keeps(t, band_margin)),
+            },
+        }
+    } else {
+        let mut sorted: Vec<(f64, usize)> = input.negatives(a).map(|n| (row[n], n)).collect();
+        sorted.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+        let mut prefix = Vec::with_capacity(sorted.len() + 1);
+        prefix.push(0.0);
+        let mut acc = 0.0;
+        for &(u, _) in &sorted {
+            acc += u;
+            prefix.push(acc);
+        }
+        // diff[i] += 1 at the start of an active interval, −1 past its end.
+        let mut diff = vec![0i64; sorted.len() + 1];
+        for &p in &pos {
+            let uap = row[p];
+            let lo = sorted.partition_point(|&(u, _)| !band.lower_ok(u - uap));
+            let hi = sorted.partition_point(|&(u, _)| band.upper_ok(u - uap)).max(lo);
+            let act = sorted.partition_point(|&(u, _)| hinge_arg(uap, u, margin) > 0.0);
+            let end = act.min(hi).max(lo);
+            let (kept, active) = (hi - lo, end - lo);
+            part.kept += kept;
+            part.active += active;
+            part.sum_ap += kept as f64 * uap;
+            part.sum_an += prefix[hi] - prefix[lo];
+            part.sum_terms += active as f64 * (uap + margin) - (prefix[end] - prefix[lo]);
+            row_w[p] += active as f64;
+            diff[lo] += 1;
+            diff[end] -= 1;
+        }
+        let mut running = 0i64;
+        for (i, &(_, n)) in sorted.iter().enumerate() {
+            running += diff[i];
+            row_w[n] -= running as f64;
+        }
+    }
+    part.nonzero = part.active;
+    part
 }
 
 /// One anchor's row for [`direct`].
 struct Direct<'a> {
     row: &'a [f64],
-    ref_labels: &'a [i64],
-    anchor_label: i64,
+    /// 1 where the reference row is a negative of the anchor, else 0.
+    negative: &'a [f64],
     margin: f64,
 }
 
+/// Lanes of the sweeps' accumulators (one AVX-512 register, two AVX2 ones of `f64`).
+const LANES: usize = 8;
+
 /// Enumerates an anchor's `|P| · |N|` triplets: for each positive, one branch-free
-/// sweep over the whole row with the negatives as a label mask (an unpredictable
+/// sweep over the whole row with the negatives as a 0/1 mask (an unpredictable
 /// "active?" costs no misprediction). Every decision (kept, active) is the explicit
-/// path's floating-point expression; sums are accumulated in the order of the
-/// negatives, per positive.
+/// path's floating-point expression; counts are exact, and the sums of distances are
+/// accumulated in [`LANES`] interleaved partial sums (so they vectorise).
 #[inline(always)]
 fn direct(args: &Direct<'_>, pos: &[usize], row_w: &mut [f64], part: &mut Partial, keeps: impl Fn(f64) -> bool) {
-    let Direct { row, ref_labels, anchor_label, margin } = *args;
+    let Direct { row, negative, margin } = *args;
+    let body = row.len() / LANES * LANES;
     for &p in pos {
         let uap = row[p];
-        let (mut kept, mut active, mut sum_an, mut sum_terms) = (0.0, 0.0, 0.0, 0.0);
-        for ((w, &uan), &y) in row_w.iter_mut().zip(row).zip(ref_labels) {
-            let k = if y != anchor_label && keeps(uan - uap) { 1.0 } else { 0.0 };
+        // Per triplet (a, p, n): kept `k` (0/1), active `act` (0/1), and the hinge term
+        // `act · v` — added to the accumulators `[kept, active, Σ u_an, Σ terms]`.
+        let triplet = |w: &mut f64, uan: f64, neg: f64| -> [f64; 4] {
+            let k = if keeps(uan - uap) { neg } else { 0.0 };
             let v = hinge_arg(uap, uan, margin);
             let act = if v > 0.0 { k } else { 0.0 };
-            kept += k;
-            sum_an += k * uan;
-            active += act;
-            sum_terms += act * v;
             *w -= act;
+            [k, act, k * uan, act * v]
+        };
+        // Constant lane indices only: the accumulators stay in registers.
+        let mut lanes = [[0.0; LANES]; 4];
+        let chunks = row_w[..body].as_chunks_mut::<LANES>().0.iter_mut().zip(row[..body].as_chunks::<LANES>().0).zip(negative[..body].as_chunks::<LANES>().0);
+        for ((cw, cu), cn) in chunks {
+            for l in 0..LANES {
+                let t = triplet(&mut cw[l], cu[l], cn[l]);
+                for (acc, x) in lanes.iter_mut().zip(t) {
+                    acc[l] += x;
+                }
+            }
         }
+        let mut totals = lanes.map(|acc| acc.iter().sum::<f64>());
+        for ((w, &uan), &neg) in row_w[body..].iter_mut().zip(&row[body..]).zip(&negative[body..]) {
+            let t = triplet(w, uan, neg);
+            totals.iter_mut().zip(t).for_each(|(acc, x)| *acc += x);
+        }
+        let [kept, active, sum_an, sum_terms] = totals;
         row_w[p] += active;
         part.kept += kept as usize;
         part.active += active as usize;
