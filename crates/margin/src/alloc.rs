@@ -19,7 +19,7 @@ pub fn tune() {
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
             libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }

@@ -99,6 +99,38 @@ pub(crate) fn gram_prepared(query: &Tensor<2>, reference: Option<&Tensor<2>>) ->
     query.clone().matmul(reference.unwrap_or(query).clone().transpose()).into_data()
 }
 
+/// The distance matrix in raw units (`f64`, row-major `n × m`) from the GEMM `q̂ r̂ᵀ`
+/// (read as is, no `f64` copy first), in one parallel pass: cosine / dot (`lp = None`)
+/// the GEMM itself; Lp `max(‖q̂_i‖² + ‖r̂_j‖² − 2 q̂_i·r̂_j, 0)` with the row norms
+/// `lp = (power, ‖q̂‖², ‖r̂‖²)`, and for [`Power::Euclidean`] its safe √ (0 at or below
+/// [`SQRT_EPS`]).
+pub(crate) fn host_values<S: Copy + Into<f64> + Sync>(gram: &[S], n: usize, m: usize, lp: Option<(Power, &[f64], &[f64])>) -> Vec<f64> {
+    use rayon::prelude::*;
+    assert_eq!(gram.len(), n * m, "the GEMM returns an n × m matrix");
+    if m == 0 {
+        return Vec::new();
+    }
+    // SAFETY: every entry is written: the `n` rows of `m` entries each zip with one
+    // row of `gram` (`n · m` entries, asserted above).
+    unsafe {
+        crate::buffer::build(n * m, |host| {
+            host.par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {
+                None => row.iter_mut().zip(g).for_each(|(v, &g)| {
+                    v.write(g.into());
+                }),
+                Some((power, qn, rn)) => {
+                    let qi = qn[i];
+                    let root = power == Power::Euclidean;
+                    for ((v, &g), &rj) in row.iter_mut().zip(g).zip(rn) {
+                        let s = (qi + rj - 2.0 * g.into()).max(0.0);
+                        v.write(if !root { s } else if s <= SQRT_EPS { 0.0 } else { s.sqrt() });
+                    }
+                }
+            })
+        })
+    }
+}
+
 /// Row-wise L2 normalisation `x / max(‖x‖₂, 1e-12)`, finite (with finite gradient) at `x = 0`.
 ///
 /// # Shapes
@@ -225,7 +257,6 @@ impl Distance {
     /// computed ([`gram_prepared`]): two distances that prepare rows the same way
     /// (both normalise, or neither) share one GEMM.
     pub(crate) fn host_matrix_from_gram(&self, gram: &burn::tensor::TensorData, query: &Tensor<2>, reference: Option<&Tensor<2>>) -> Vec<f64> {
-        use rayon::prelude::*;
         let r = reference.unwrap_or(query);
         let m = r.dims()[0];
         let n = query.dims()[0];
@@ -238,35 +269,10 @@ impl Distance {
             }
             _ => None,
         };
-        // One parallel pass from the GEMM's output (f32 read as is, no f64 copy first).
-        fn rows<S: Copy + Into<f64> + Sync>(gram: &[S], n: usize, m: usize, lp: &Option<(Power, Vec<f64>, Vec<f64>)>) -> Vec<f64> {
-            assert_eq!(gram.len(), n * m, "the GEMM returns an n × m matrix");
-            if m == 0 {
-                return Vec::new();
-            }
-            // SAFETY: every entry is written: the `n` rows of `m` entries each zip with one
-            // row of `gram` (`n · m` entries, asserted above).
-            unsafe {
-                crate::buffer::build(n * m, |host| {
-                    host.par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {
-                        None => row.iter_mut().zip(g).for_each(|(v, &g)| {
-                            v.write(g.into());
-                        }),
-                        Some((power, qn, rn)) => {
-                            let qi = qn[i];
-                            let root = *power == Power::Euclidean;
-                            for ((v, &g), &rj) in row.iter_mut().zip(g).zip(rn) {
-                                let s = (qi + rj - 2.0 * g.into()).max(0.0);
-                                v.write(if !root { s } else if s <= SQRT_EPS { 0.0 } else { s.sqrt() });
-                            }
-                        }
-                    })
-                })
-            }
-        }
+        let lp = lp.as_ref().map(|(p, qn, rn)| (*p, &qn[..], &rn[..]));
         match gram.dtype() {
-            burn::tensor::DType::F32 => rows(gram.as_slice::<f32>().expect("an f32 matrix"), n, m, &lp),
-            _ => rows(&gram.clone().convert::<f64>().try_into_vec::<f64>().expect("converted to f64"), n, m, &lp),
+            burn::tensor::DType::F32 => host_values(gram.as_slice::<f32>().expect("an f32 matrix"), n, m, lp),
+            _ => host_values(&gram.clone().convert::<f64>().try_into_vec::<f64>().expect("converted to f64"), n, m, lp),
         }
     }
 

@@ -60,6 +60,7 @@ pub mod kernels;
 pub mod loss;
 pub mod miner;
 pub mod model;
+mod pool;
 mod reducer;
 mod simd;
 pub mod reference;

@@ -13,6 +13,7 @@ pub(crate) trait KFloat:
     + core::ops::Add<Output = Self>
     + core::ops::Sub<Output = Self>
     + core::ops::Mul<Output = Self>
+    + Into<f64>
     + 'static
 {
     const ZERO: Self;

@@ -209,8 +209,24 @@ fn hinge_row_impl(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial {
     let row = input.u_row(a);
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
     let anchor_label = labels[a];
-    let pos: Vec<usize> = input.positives(a).collect();
-    let num_neg = ref_labels.iter().filter(|&&y| y != anchor_label).count();
+    // One pass over the labels: the positives, and the negatives as a 0/1 mask (the
+    // enumerating sweeps stay branch-free).
+    let skip = input.self_index(a);
+    let mut pos = Vec::new();
+    let mut same = 0;
+    let negative: Vec<f64> = ref_labels
+        .iter()
+        .enumerate()
+        .map(|(j, &y)| {
+            let is_same = y == anchor_label;
+            same += is_same as usize;
+            if is_same && Some(j) != skip {
+                pos.push(j);
+            }
+            if is_same { 0.0 } else { 1.0 }
+        })
+        .collect();
+    let num_neg = ref_labels.len() - same;
     if pos.is_empty() || num_neg == 0 {
         return Partial::default();
     }
@@ -218,8 +234,6 @@ fn hinge_row_impl(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial {
     let sort = force_sort.unwrap_or(pos.len() > 2 * log2);
     let mut part = Partial::default();
     if !sort {
-        // The negatives as a 0/1 mask: the sweeps stay branch-free.
-        let negative: Vec<f64> = ref_labels.iter().map(|&y| if y != anchor_label { 1.0 } else { 0.0 }).collect();
         let args = Direct { row, negative: &negative, margin };
         match band {
             Band::All => direct(&args, &pos, row_w, &mut part, |_| true),

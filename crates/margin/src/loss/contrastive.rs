@@ -205,7 +205,7 @@ impl ContrastiveLoss {
             }
         };
         if pairs.is_empty() {
-            return Ok(LossOutput { loss: zero, stats: LossStats::new(0.0, &[], &[], 0, 0) });
+            return Ok(LossOutput { loss: zero.get(), stats: LossStats::new(0.0, &[], &[], 0, 0) });
         }
         let mat = match reference {
             None => self.distance.self_matrix(query),
@@ -217,7 +217,7 @@ impl ContrastiveLoss {
                 gather_entries(&mat, &rows, &cols)
             })
         };
-        Ok(self.finish(part(&pairs.similar), part(&pairs.dissimilar), zero))
+        Ok(self.finish(part(&pairs.similar), part(&pairs.dissimilar), zero.get()))
     }
 }
 

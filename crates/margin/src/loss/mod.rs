@@ -7,9 +7,11 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
+mod backward_matrix;
 mod batch_all;
 mod contrastive;
 mod contrastive_all;
+mod host_rows;
 mod triplet;
 mod weighted;
 mod weighted_grad;
@@ -74,23 +76,39 @@ impl LossStats {
 }
 
 /// Checks a query batch and its optional reference set (finite, labels per row, same `D`);
-/// returns the graph-attached zero of both.
+/// returns the source of their graph-attached zero.
 pub(crate) fn check_query_and_reference(
     query: &Tensor<2>,
     labels: &[i64],
     reference: Option<&ReferenceSet<'_>>,
-) -> crate::Result<Tensor<1>> {
-    use crate::input::{attached_zero, check_embeddings, check_labels, check_same_dim};
+) -> crate::Result<Zero> {
+    use crate::input::{check_embeddings, check_labels, check_same_dim};
     check_embeddings("embeddings", query)?;
     check_labels("embeddings", query, "labels", labels)?;
-    let mut zero = attached_zero(query);
     if let Some(r) = reference {
         check_embeddings("reference embeddings", &r.embeddings)?;
         check_same_dim("reference embeddings", &r.embeddings, "embeddings", query)?;
         check_labels("reference embeddings", &r.embeddings, "reference labels", r.labels)?;
-        zero = zero + attached_zero(&r.embeddings);
     }
-    Ok(zero)
+    Ok(Zero { query: query.clone(), reference: reference.map(|r| r.embeddings.clone()) })
+}
+
+/// The graph-attached zero of a checked query batch and reference set, built only when a
+/// loss needs it (no valid tuple): two backend operations saved on every other call.
+pub(crate) struct Zero {
+    query: Tensor<2>,
+    reference: Option<Tensor<2>>,
+}
+
+impl Zero {
+    /// A `[1]` zero attached to the query's (and reference's) graph.
+    pub(crate) fn get(&self) -> Tensor<1> {
+        let zero = crate::input::attached_zero(&self.query);
+        match &self.reference {
+            Some(r) => zero + crate::input::attached_zero(r),
+            None => zero,
+        }
+    }
 }
 
 /// `mat[rows[i], cols[i]]` for every `i`, as one gather on the flattened matrix.

@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, activation::relu};
 
 use super::weighted_grad::DistanceOperands;
 use super::batch_all::{self, Band, FusedReduce};
-use super::{LossOutput, LossStats, ReferenceSet, check_query_and_reference, gather_entries, gather_rows};
+use super::{LossOutput, LossStats, ReferenceSet, Zero, check_query_and_reference, gather_entries, gather_rows};
 use crate::miner::{MiningInput, TripletMarginMiner};
 use crate::error::Result as MarginResult;
 use crate::input::{
@@ -190,7 +190,7 @@ impl TripletMarginLoss {
             }
         };
         if triplets.is_empty() {
-            return Ok(self.empty(zero));
+            return Ok(self.empty(zero.get()));
         }
         let d = &self.distance;
         let q = d.prepare(query);
@@ -205,7 +205,7 @@ impl TripletMarginLoss {
             let pn = d.paired_prepared(gather_rows(&r, &triplets.positive), gather_rows(&r, &triplets.negative));
             an = d.direction().closest_tensor(an, pn);
         }
-        Ok(self.finish(ap, an, zero))
+        Ok(self.finish(ap, an, zero.get()))
     }
 
     /// The fused reducer, when this configuration can skip listing triplets.
@@ -295,7 +295,20 @@ impl TripletMarginLoss {
         reference: Option<ReferenceSet<'_>>,
         self_index: Vec<Option<usize>>,
         band: Band,
-        zero: Tensor<1>,
+        zero: Zero,
+    ) -> LossOutput {
+        crate::pool::on_pool(|| self.forward_fused_here(query, labels, reference, self_index, band, zero))
+    }
+
+    /// [`TripletMarginLoss::forward_fused`] on the current thread.
+    fn forward_fused_here(
+        &self,
+        query: Tensor<2>,
+        labels: &[i64],
+        reference: Option<ReferenceSet<'_>>,
+        self_index: Vec<Option<usize>>,
+        band: Band,
+        zero: Zero,
     ) -> LossOutput {
         let reduce = self.fused_reduce().expect("checked by the caller");
         let d = &self.distance;
@@ -331,7 +344,7 @@ impl TripletMarginLoss {
             mean_ap_dist: plan.mean_ap,
             mean_an_dist: plan.mean_an,
         };
-        let loss = if empty { zero } else { ops.weighted_sum_loss(plan, &input, value) };
+        let loss = if empty { zero.get() } else { ops.weighted_sum_loss(plan, &input, value) };
         LossOutput { loss, stats }
     }
 }

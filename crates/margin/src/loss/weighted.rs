@@ -19,7 +19,7 @@ use rand::RngCore;
 
 use super::batch_all::FusedPlan;
 use super::weighted_grad::DistanceOperands;
-use super::{LossOutput, LossStats, ReferenceSet, check_query_and_reference};
+use super::{LossOutput, LossStats, ReferenceSet, Zero, check_query_and_reference};
 use crate::error::Result;
 use super::contrastive_all::MultiSimilarityPairs;
 use crate::miner::{Mined, MinerConfig, MiningInput, MultiSimilarityMiner};
@@ -125,12 +125,12 @@ fn bucket_by_anchor(list: &[(usize, usize)], rows: usize) -> (Vec<usize>, Option
     (start, Some(order))
 }
 
-fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInput, zero: Tensor<1>, stats: LossStats) -> LossOutput {
+fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInput, zero: Zero, stats: LossStats) -> LossOutput {
     use rayon::prelude::*;
     // (The scan over the weights only runs when the value is 0: usually it is not.)
     let no_weights = || plan.nonzeros_at_most == Some(0) || plan.weights.par_iter().all(|&w| w == 0.0);
     if stats.num_tuples == 0 || value == 0.0 && no_weights() {
-        return LossOutput { loss: zero, stats: LossStats { loss: 0.0, ..stats } };
+        return LossOutput { loss: zero.get(), stats: LossStats { loss: 0.0, ..stats } };
     }
     let loss = ops.weighted_sum_loss(plan, input, value);
     LossOutput { loss, stats: LossStats { loss: value, ..stats } }

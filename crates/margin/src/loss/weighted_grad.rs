@@ -22,14 +22,16 @@
 //! The equality with autodiff through the distance matrix is tested in
 //! `tests/batch_all.rs` and `tests/weighted.rs` (the explicit paths use autodiff).
 
-use burn::tensor::{DType, Tensor, TensorData};
-use core::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use burn::backend::DispatchDevice;
+use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::distance::NORM_EPS;
-use crate::kernels::KFloat;
+use super::backward_matrix::{F32_KERNELS, F64_KERNELS, backward_weights};
 use super::batch_all::FusedPlan;
+use super::host_rows::{self, HostRows, Rows};
 use crate::miner::MiningInput;
 use crate::{Distance, Power};
 
@@ -38,9 +40,26 @@ pub(crate) struct DistanceOperands {
     distance: Distance,
     query: Tensor<2>,
     reference: Option<Tensor<2>>,
-    query_prepared: Tensor<2>,
-    reference_prepared: Option<Tensor<2>>,
+    prepared: Prepared,
     dims: [usize; 2],
+}
+
+/// The prepared rows (`x̂`), where the GEMMs run.
+enum Prepared {
+    /// On the backend (any device, any float type).
+    Device { query: Tensor<2>, reference: Option<Tensor<2>> },
+    /// On the host: the CPU (Flex) backend with `f32` / `f64` tensors ([`host_rows`]).
+    Host(HostRows),
+}
+
+/// Tests set this to run the device path on the CPU as well.
+static FORCE_DEVICE_PATH: AtomicBool = AtomicBool::new(false);
+
+/// Whether `x` lives on the CPU backend in a float type the host path handles.
+fn host_path_serves(x: &Tensor<2>) -> bool {
+    matches!(x.device().without_autodiff().as_dispatch(), DispatchDevice::Flex(_))
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && !FORCE_DEVICE_PATH.load(Ordering::Relaxed)
 }
 
 impl DistanceOperands {
@@ -53,24 +72,43 @@ impl DistanceOperands {
 
     /// [`DistanceOperands::new`], plus the host matrix of a second distance `other`
     /// (e.g. a miner's) when it prepares rows the same way — from the same GEMM, so
-    /// bit for bit what `other` computes on its own.
+    /// bit for bit what `other` computes on its own on that path.
     pub(crate) fn with_distance_too(
         distance: Distance,
         query: Tensor<2>,
         reference: Option<Tensor<2>>,
         other: Option<Distance>,
     ) -> (Self, Vec<f64>, Option<Vec<f64>>) {
-        let query_prepared = distance.prepare(crate::constant(&query));
-        let reference_prepared = reference.as_ref().map(|r| distance.prepare(crate::constant(r)));
-        let n = query_prepared.dims()[0];
-        let m = reference_prepared.as_ref().map_or(n, |r| r.dims()[0]);
-        let gram = crate::distance::gram_prepared(&query_prepared, reference_prepared.as_ref());
-        let host = distance.host_matrix_from_gram(&gram, &query_prepared, reference_prepared.as_ref());
-        let other = other
-            .filter(|o| o.prepares_like(&distance))
-            .map(|o| o.host_matrix_from_gram(&gram, &query_prepared, reference_prepared.as_ref()));
-        let ops = DistanceOperands { distance, query, reference, query_prepared, reference_prepared, dims: [n, m] };
-        (ops, host, other)
+        let n = query.dims()[0];
+        let m = reference.as_ref().map_or(n, |r| r.dims()[0]);
+        let other = other.filter(|o| o.prepares_like(&distance));
+        let power = |d: Distance| match d {
+            Distance::Lp(lp) => Some(lp.power),
+            _ => None,
+        };
+        let (prepared, host, other_host) = if host_path_serves(&query) && reference.as_ref().is_none_or(host_path_serves) {
+            fn matrices<T: crate::kernels::KFloat>(q: &Rows<T>, r: Option<&Rows<T>>, power: Option<Power>, other: Option<Option<Power>>) -> (Vec<f64>, Option<Vec<f64>>) {
+                let gram = host_rows::gram(q, r);
+                let host = host_rows::matrix_from_gram(&gram, q, r, power);
+                (host, other.map(|p| host_rows::matrix_from_gram(&gram, q, r, p)))
+            }
+            let normalize = distance.normalizes();
+            let rows = HostRows::new(&query, reference.as_ref(), normalize);
+            let (host, other_host) = match &rows {
+                HostRows::F32(q, r) => matrices(q, r.as_ref(), power(distance), other.map(power)),
+                HostRows::F64(q, r) => matrices(q, r.as_ref(), power(distance), other.map(power)),
+            };
+            (Prepared::Host(rows), host, other_host)
+        } else {
+            let q = distance.prepare(crate::constant(&query));
+            let r = reference.as_ref().map(|r| distance.prepare(crate::constant(r)));
+            let gram = crate::distance::gram_prepared(&q, r.as_ref());
+            let host = distance.host_matrix_from_gram(&gram, &q, r.as_ref());
+            let other_host = other.map(|o| o.host_matrix_from_gram(&gram, &q, r.as_ref()));
+            (Prepared::Device { query: q, reference: r }, host, other_host)
+        };
+        let ops = DistanceOperands { distance, query, reference, prepared, dims: [n, m] };
+        (ops, host, other_host)
     }
 
     /// `[n, m]`.
@@ -97,7 +135,7 @@ impl DistanceOperands {
             && k.saturating_mul(SPARSE_FACTOR) <= n * m
         {
             let (grad_q, grad_r) = self.sparse_gradient(&weights, scale, input, lp, euclidean);
-            return self.attach_gradients(grad_q, grad_r, value);
+            return self.attach_host_gradients(grad_q, grad_r, value);
         }
         if euclidean {
             // In place, contiguous (a memory-bound pass).
@@ -106,69 +144,121 @@ impl DistanceOperands {
         // The Euclidean pass above applied `scale`; otherwise the tiled pass does.
         let scale = if euclidean { 1.0 } else { scale };
         let weights = &weights[..];
-        let same_set = self.reference_prepared.is_none();
-        let q = &self.query_prepared;
-        let (device, dtype) = (q.device(), q.dtype());
-        // One parallel pass: W + Wᵀ (same set), row and column sums, written straight
-        // in the backend's float type.
-        let (wt, row_sums, col_sums) = match dtype {
-            DType::F64 => {
-                let (w, rs, cs) = backward_weights(weights, scale, [n, m], same_set, F64_KERNELS);
-                (TensorData::new(w, [n, m]), rs, cs)
-            }
-            _ => {
+        let same_set = self.reference.is_none();
+        match &self.prepared {
+            Prepared::Host(HostRows::F32(q, r)) => {
                 let (w, rs, cs) = backward_weights(weights, scale, [n, m], same_set, F32_KERNELS);
-                (TensorData::new(w, [n, m]), rs, cs)
+                let (gq, gr) = host_rows::gradients(&w, &rs, &cs, q, r.as_ref(), lp.is_some());
+                self.attach_host_gradients(gq, gr, value)
             }
-        };
-        let upload = |v: Vec<f64>, shape: [usize; 2]| {
-            let data = match dtype {
-                DType::F64 => TensorData::new(v, shape),
-                _ => TensorData::new(v.into_iter().map(|x| x as f32).collect::<Vec<f32>>(), shape),
-            };
-            Tensor::<2>::from_data(data, (&device, dtype))
-        };
-        let col_sums = (!same_set && lp.is_some()).then_some(col_sums);
-        let rs = upload(row_sums, [n, 1]);
-        let wt = Tensor::<2>::from_data(wt, (&device, dtype));
-        let (grad_q, grad_r) = match (&self.reference_prepared, lp) {
-            (None, Some(_)) => ((q.clone() * rs - wt.matmul(q.clone())).mul_scalar(2.0), None),
-            (None, None) => (wt.matmul(q.clone()), None),
-            (Some(r), Some(_)) => {
-                let cs = upload(col_sums.expect("computed for Lp with a reference"), [m, 1]);
-                (
-                    (q.clone() * rs - wt.clone().matmul(r.clone())).mul_scalar(2.0),
-                    Some((r.clone() * cs - wt.transpose().matmul(q.clone())).mul_scalar(2.0)),
-                )
+            Prepared::Host(HostRows::F64(q, r)) => {
+                let (w, rs, cs) = backward_weights(weights, scale, [n, m], same_set, F64_KERNELS);
+                let (gq, gr) = host_rows::gradients(&w, &rs, &cs, q, r.as_ref(), lp.is_some());
+                self.attach_host_gradients(gq, gr, value)
             }
-            (Some(r), None) => (wt.clone().matmul(r.clone()), Some(wt.transpose().matmul(q.clone()))),
-        };
-        self.attach_gradients(grad_q, grad_r, value)
+            Prepared::Device { query: q, reference } => {
+                let (device, dtype) = (q.device(), q.dtype());
+                // One parallel pass: W + Wᵀ (same set), row and column sums, written straight
+                // in the backend's float type.
+                let (wt, row_sums, col_sums) = match dtype {
+                    DType::F64 => {
+                        let (w, rs, cs) = backward_weights(weights, scale, [n, m], same_set, F64_KERNELS);
+                        (TensorData::new(w, [n, m]), rs, cs)
+                    }
+                    _ => {
+                        let (w, rs, cs) = backward_weights(weights, scale, [n, m], same_set, F32_KERNELS);
+                        (TensorData::new(w, [n, m]), rs, cs)
+                    }
+                };
+                let upload = |v: Vec<f64>, shape: [usize; 2]| upload(v, shape, q);
+                let col_sums = (!same_set && lp.is_some()).then_some(col_sums);
+                let rs = upload(row_sums, [n, 1]);
+                let wt = Tensor::<2>::from_data(wt, (&device, dtype));
+                let (grad_q, grad_r) = match (reference, lp) {
+                    (None, Some(_)) => ((q.clone() * rs - wt.matmul(q.clone())).mul_scalar(2.0), None),
+                    (None, None) => (wt.matmul(q.clone()), None),
+                    (Some(r), Some(_)) => {
+                        let cs = upload(col_sums.expect("computed for Lp with a reference"), [m, 1]);
+                        (
+                            (q.clone() * rs - wt.clone().matmul(r.clone())).mul_scalar(2.0),
+                            Some((r.clone() * cs - wt.transpose().matmul(q.clone())).mul_scalar(2.0)),
+                        )
+                    }
+                    (Some(r), None) => (wt.clone().matmul(r.clone()), Some(wt.transpose().matmul(q.clone()))),
+                };
+                self.attach_device_gradients(grad_q, grad_r, value)
+            }
+        }
     }
 
     /// `Σ (x − constant(x)) ⊙ g + value` for the query (and reference), with `g`
-    /// taken back through the normalisation when the distance normalises.
-    fn attach_gradients(&self, grad_q: Tensor<2>, grad_r: Option<Tensor<2>>, value: f64) -> Tensor<1> {
-        let attach = |x: &Tensor<2>, prepared: &Tensor<2>, g: Tensor<2>| -> Tensor<1> {
-            let g = if self.distance.normalizes() { normalize_backward(x, prepared, g) } else { g };
-            ((x.clone() - crate::constant(x)) * crate::constant(&g)).sum()
+    /// (w.r.t. the prepared rows, on the backend) taken back through the normalisation
+    /// when the distance normalises.
+    fn attach_device_gradients(&self, grad_q: Tensor<2>, grad_r: Option<Tensor<2>>, value: f64) -> Tensor<1> {
+        let Prepared::Device { query: q, reference: r } = &self.prepared else {
+            unreachable!("device gradients come from the device path");
         };
-        let mut loss = attach(&self.query, &self.query_prepared, grad_q);
-        if let (Some(x), Some(p), Some(g)) = (&self.reference, &self.reference_prepared, grad_r) {
-            loss = loss + attach(x, p, g);
+        let through = |x: &Tensor<2>, prepared: &Tensor<2>, g: Tensor<2>| if self.distance.normalizes() { normalize_backward(x, prepared, g) } else { g };
+        let grad_q = through(&self.query, q, grad_q);
+        let grad_r = match (&self.reference, r, grad_r) {
+            (Some(x), Some(p), Some(g)) => Some(through(x, p, g)),
+            _ => None,
+        };
+        self.attach(grad_q, grad_r, value)
+    }
+
+    /// [`DistanceOperands::attach_device_gradients`] for gradients w.r.t. the prepared
+    /// rows on the host (`f64`, row-major).
+    fn attach_host_gradients(&self, grad_q: Vec<f64>, grad_r: Option<Vec<f64>>, value: f64) -> Tensor<1> {
+        let d = self.query.dims()[1];
+        let [n, m] = self.dims;
+        match &self.prepared {
+            Prepared::Host(rows) => {
+                let (gq, gr) = match rows {
+                    HostRows::F32(q, r) => (host_rows::through_normalization(grad_q, q), grad_r.zip(r.as_ref()).map(|(g, r)| host_rows::through_normalization(g, r))),
+                    HostRows::F64(q, r) => (host_rows::through_normalization(grad_q, q), grad_r.zip(r.as_ref()).map(|(g, r)| host_rows::through_normalization(g, r))),
+                };
+                let gq = upload(gq, [n, d], &self.query);
+                let gr = gr.zip(self.reference.as_ref()).map(|(g, r)| upload(g, [m, d], r));
+                self.attach(gq, gr, value)
+            }
+            Prepared::Device { query: q, .. } => {
+                let gq = upload(grad_q, [n, d], q);
+                let gr = grad_r.map(|g| upload(g, [m, d], q));
+                self.attach_device_gradients(gq, gr, value)
+            }
+        }
+    }
+
+    /// `Σ (x − constant(x)) ⊙ g + value` with `g` the gradients w.r.t. the raw inputs.
+    fn attach(&self, grad_q: Tensor<2>, grad_r: Option<Tensor<2>>, value: f64) -> Tensor<1> {
+        let attach = |x: &Tensor<2>, g: Tensor<2>| -> Tensor<1> { ((x.clone() - crate::constant(x)) * crate::constant(&g)).sum() };
+        let mut loss = attach(&self.query, grad_q);
+        if let (Some(x), Some(g)) = (&self.reference, grad_r) {
+            loss = loss + attach(x, g);
         }
         loss.add_scalar(value)
+    }
+
+    /// The prepared rows on the host (`f64`, row-major): query, and reference when given.
+    fn host_prepared(&self) -> (Vec<f64>, Option<Vec<f64>>) {
+        fn widen<T: crate::kernels::KFloat>(r: &Rows<T>) -> Vec<f64> {
+            r.prepared.iter().map(|v| v.f()).collect()
+        }
+        match &self.prepared {
+            Prepared::Host(HostRows::F32(q, r)) => (widen(q), r.as_ref().map(widen)),
+            Prepared::Host(HostRows::F64(q, r)) => (widen(q), r.as_ref().map(widen)),
+            Prepared::Device { query, reference } => (crate::to_host(query), reference.as_ref().map(crate::to_host)),
+        }
     }
 
     /// The gradients w.r.t. the prepared rows from the nonzero entries of `W`, on the host:
     /// per entry `e = W_ij` (`W_ij / (2 D_ij)` for the Euclidean distance, 0 at `D_ij = 0`),
     /// Lp: `g_q_i += 2e (q_i − r_j)`, `g_r_j += 2e (r_j − q_i)`; cosine / dot: `g_q_i += e r_j`,
     /// `g_r_j += e q_i` — with `r = q` (both updates on the query) for the same set.
-    fn sparse_gradient(&self, weights: &[f64], scale: f64, input: &MiningInput, lp: Option<Power>, euclidean: bool) -> (Tensor<2>, Option<Tensor<2>>) {
+    fn sparse_gradient(&self, weights: &[f64], scale: f64, input: &MiningInput, lp: Option<Power>, euclidean: bool) -> (Vec<f64>, Option<Vec<f64>>) {
         let [n, m] = self.dims;
-        let q = &self.query_prepared;
-        let (device, dtype) = (q.device(), q.dtype());
-        let d = q.dims()[1];
+        let d = self.query.dims()[1];
         let entries: Vec<Vec<(usize, f64)>> = weights
             .par_chunks(m.max(1))
             .enumerate()
@@ -180,8 +270,7 @@ impl DistanceOperands {
                     .collect()
             })
             .collect();
-        let qh = crate::to_host(q);
-        let rh = self.reference_prepared.as_ref().map(crate::to_host);
+        let (qh, rh) = self.host_prepared();
         let mut gq = vec![0.0; n * d];
         let mut gr = rh.as_ref().map(|_| vec![0.0; m * d]);
         for (i, row) in entries.iter().enumerate() {
@@ -217,15 +306,18 @@ impl DistanceOperands {
                 }
             }
         }
-        let upload = |v: Vec<f64>, rows: usize| {
-            let data = match dtype {
-                DType::F64 => TensorData::new(v, [rows, d]),
-                _ => TensorData::new(v.into_iter().map(|x| x as f32).collect::<Vec<f32>>(), [rows, d]),
-            };
-            Tensor::<2>::from_data(data, (&device, dtype))
-        };
-        (upload(gq, n), gr.map(|g| upload(g, m)))
+        (gq, gr)
     }
+}
+
+/// `v` (`f64`, row-major `shape`) as a tensor on `like`'s device in its float type.
+fn upload(v: Vec<f64>, shape: [usize; 2], like: &Tensor<2>) -> Tensor<2> {
+    let (device, dtype) = (like.device(), like.dtype());
+    let data = match dtype {
+        DType::F64 => TensorData::new(v, shape),
+        _ => TensorData::new(v.into_iter().map(|x| x as f32).collect::<Vec<f32>>(), shape),
+    };
+    Tensor::<2>::from_data(data, (&device, dtype))
 }
 
 /// `w · ∂√s/∂s = w / (2√s)` at the distance `d = √s`, and 0 where the safe √ reported 0.
@@ -252,205 +344,6 @@ fn through_sqrt_row_impl(weights: &mut [f64], distances: &[f64], scale: f64) {
 /// A plan with at most `1/SPARSE_FACTOR` of its entries nonzero takes the sparse backward.
 const SPARSE_FACTOR: usize = 16;
 
-/// The matrix the backward GEMMs use, from `E = scale · weights = ∂L/∂(GEMM-side
-/// matrix)` (`[n, m]`, row-major): `W'_ij = E_ij`, or `E_ij + E_ji` when query and reference are the
-/// same set (`D` symmetric); plus its row sums and column sums (f64), summed in a fixed
-/// order (the same on every run and thread count). One parallel pass over `E`.
-fn backward_weights<T: KFloat>(weights: &[f64], scale: f64, [n, m]: [usize; 2], same_set: bool, kernels: BlockKernels<T>) -> (Vec<T>, Vec<f64>, Vec<f64>) {
-    if n == 0 || m == 0 {
-        return (Vec::new(), vec![0.0; n], vec![0.0; m]);
-    }
-    if same_set {
-        let (out, row_sums) = symmetric_weights(weights, scale, n, kernels.tile_pair);
-        return (out, row_sums, Vec::new());
-    }
-    let mut row_sums = vec![0.0; n];
-    let mut col_parts: Vec<Vec<f64>> = Vec::new();
-    // SAFETY: every entry is written: the chunks of `BLOCK` rows cover rows `0..n`, and
-    // `rows` writes every entry of its rows (see `cross_rows`).
-    let out = unsafe {
-        crate::buffer::build(n * m, |out| {
-            col_parts = out
-                .par_chunks_mut(BLOCK * m)
-                .zip(row_sums.par_chunks_mut(BLOCK))
-                .zip(weights.par_chunks(BLOCK * m))
-                .map(|((out, sums), e)| {
-                    let mut cols = vec![0.0; m];
-                    (kernels.rows)(out, sums, &mut cols, e, scale);
-                    cols
-                })
-                .collect();
-        })
-    };
-    // Blocks in order: a fixed summation order.
-    let col_sums = col_parts.into_iter().fold(vec![0.0; m], |mut acc, c| {
-        acc.iter_mut().zip(c).for_each(|(a, b)| *a += b);
-        acc
-    });
-    (out, row_sums, col_sums)
-}
-
-/// Rows per parallel block (query against reference), and the side of the same set's tiles.
-const BLOCK: usize = 64;
-
-/// Lanes of the row sums' partial sums.
-const LANES: usize = 8;
-
-/// The kernels of one element type.
-struct BlockKernels<T> {
-    /// [`cross_rows`]: `(out, row_sums, col_sums, weights, scale)` for a block of rows.
-    rows: fn(&mut [MaybeUninit<T>], &mut [f64], &mut [f64], &[f64], f64),
-    /// [`tile_pair`].
-    tile_pair: TilePairKernel<T>,
-}
-
-crate::simd::avx2_dispatch! {
-    fn rows_f32(out: &mut [MaybeUninit<f32>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) = cross_rows::<f32>
-}
-crate::simd::avx2_dispatch! {
-    fn rows_f64(out: &mut [MaybeUninit<f64>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) = cross_rows::<f64>
-}
-crate::simd::avx2_dispatch! {
-    fn tile_pair_f32(job: &TilePair<'_, f32>, ti: usize, tj: usize) -> (TileSums, TileSums) = tile_pair::<f32>
-}
-crate::simd::avx2_dispatch! {
-    fn tile_pair_f64(job: &TilePair<'_, f64>, ti: usize, tj: usize) -> (TileSums, TileSums) = tile_pair::<f64>
-}
-const F32_KERNELS: BlockKernels<f32> = BlockKernels { rows: rows_f32, tile_pair: tile_pair_f32 };
-const F64_KERNELS: BlockKernels<f64> = BlockKernels { rows: rows_f64, tile_pair: tile_pair_f64 };
-
-/// `out = T(scale · e)` for a block of rows (`m = cols.len()` wide), the rows' sums into
-/// `sums` and the block's column sums into `cols`.
-#[inline(always)]
-fn cross_rows<T: KFloat>(out: &mut [MaybeUninit<T>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) {
-    let m = cols.len();
-    for ((out_row, e_row), sum) in out.chunks_mut(m).zip(weights.chunks(m)).zip(sums.iter_mut()) {
-        let mut lanes = [0.0; LANES];
-        let (out_body, out_tail) = out_row.as_chunks_mut::<LANES>();
-        let (e_body, e_tail) = e_row.as_chunks::<LANES>();
-        let (col_body, col_tail) = cols.as_chunks_mut::<LANES>();
-        for ((o, e), c) in out_body.iter_mut().zip(e_body).zip(col_body.iter_mut()) {
-            for l in 0..LANES {
-                let v = e[l] * scale;
-                o[l].write(T::of(v));
-                lanes[l] += v;
-                c[l] += v;
-            }
-        }
-        let mut total = lanes.iter().sum::<f64>();
-        for ((o, &e), c) in out_tail.iter_mut().zip(e_tail).zip(col_tail.iter_mut()) {
-            let v = e * scale;
-            o.write(T::of(v));
-            total += v;
-            *c += v;
-        }
-        *sum = total;
-    }
-}
-
-/// A raw pointer the tile-pair jobs share; each job writes its own two tiles only.
-#[derive(Clone, Copy)]
-struct SharedOut<T>(*mut MaybeUninit<T>);
-// SAFETY: the jobs write disjoint entries through it (see `symmetric_weights`).
-unsafe impl<T: Send> Send for SharedOut<T> {}
-unsafe impl<T: Send> Sync for SharedOut<T> {}
-
-/// What every job of [`symmetric_weights`] reads.
-struct TilePair<'a, T> {
-    out: SharedOut<T>,
-    weights: &'a [f64],
-    scale: f64,
-    n: usize,
-}
-
-/// Sums of the rows of one tile of `W'`.
-type TileSums = [f64; BLOCK];
-
-/// `W' = E + Eᵀ` (`n × n`) by pairs of `BLOCK × BLOCK` tiles `(I, J)`, `(J, I)` with
-/// `I ≤ J`: each job reads both tiles of `E` once (no pass strides through `E` by
-/// columns) and writes `S = E_IJ + (E_JI)ᵀ` to `(I, J)` and `Sᵀ` to `(J, I)` — exactly
-/// `W'`, as `+` commutes. Row sums are summed per tile, then over tiles in order.
-fn symmetric_weights<T: KFloat>(weights: &[f64], scale: f64, n: usize, kernel: TilePairKernel<T>) -> (Vec<T>, Vec<f64>) {
-    let nt = n.div_ceil(BLOCK);
-    let pairs: Vec<(usize, usize)> = (0..nt).flat_map(|ti| (ti..nt).map(move |tj| (ti, tj))).collect();
-    let mut sums: Vec<(TileSums, TileSums)> = Vec::new();
-    // SAFETY: every entry is written: the pairs (I, J), I ≤ J, and their mirrors (J, I)
-    // cover all tiles, and `tile_pair` writes every entry of both of its tiles.
-    let out = unsafe {
-        crate::buffer::build(n * n, |out| {
-            let job = TilePair { out: SharedOut(out.as_mut_ptr()), weights, scale, n };
-            sums = pairs.par_iter().map(|&(ti, tj)| kernel(&job, ti, tj)).collect();
-        })
-    };
-    // tile_sums[I · nt + J]: the row sums of tile (I, J).
-    let mut tile_sums = vec![[0.0; BLOCK]; nt * nt];
-    for (&(ti, tj), (rows, mirror)) in pairs.iter().zip(sums) {
-        tile_sums[ti * nt + tj] = rows;
-        if ti != tj {
-            tile_sums[tj * nt + ti] = mirror;
-        }
-    }
-    let row_sums = (0..n).map(|i| (0..nt).map(|tj| tile_sums[(i / BLOCK) * nt + tj][i % BLOCK]).sum()).collect();
-    (out, row_sums)
-}
-
-/// One job of [`symmetric_weights`]: `(job, I, J)` → row sums of tiles `(I, J)` and `(J, I)`.
-type TilePairKernel<T> = fn(&TilePair<'_, T>, usize, usize) -> (TileSums, TileSums);
-
-/// Writes tiles `(I, J)` and `(J, I)` of `W' = E + Eᵀ` (see [`symmetric_weights`]);
-/// returns their row sums (`(J, I)`'s are `S`'s column sums; zeros past the matrix).
-#[inline(always)]
-fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSums, TileSums) {
-    let TilePair { out, weights, scale, n } = *job;
-    let (i0, j0) = (ti * BLOCK, tj * BLOCK);
-    let (rows, cols) = (BLOCK.min(n - i0), BLOCK.min(n - j0));
-    // et[k][c] = E[j0 + c][i0 + k]: tile (J, I) transposed, read row by row.
-    let mut et = [[0.0f64; BLOCK]; BLOCK];
-    for c in 0..cols {
-        let e_row = &weights[(j0 + c) * n + i0..][..rows];
-        for (k, &v) in e_row.iter().enumerate() {
-            et[k][c] = v;
-        }
-    }
-    // s[k][c] = E[i0 + k][j0 + c] · scale + E[j0 + c][i0 + k] · scale, row sums on the way.
-    let mut s = [[0.0f64; BLOCK]; BLOCK];
-    let mut row_sums = [0.0; BLOCK];
-    let mut col_sums = [0.0; BLOCK];
-    for k in 0..rows {
-        let e_row = &weights[(i0 + k) * n + j0..][..cols];
-        let s_row = &mut s[k][..cols];
-        for ((s, &e), &t) in s_row.iter_mut().zip(e_row).zip(&et[k][..cols]) {
-            *s = e * scale + t * scale;
-        }
-        // SAFETY: row i0 + k, columns j0 .. j0 + cols of `out` belong to this job's tile (I, J).
-        let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((i0 + k) * n + j0), cols) };
-        for (o, &v) in out_row.iter_mut().zip(&*s_row) {
-            o.write(T::of(v));
-        }
-        let mut lanes = [0.0; LANES];
-        let (body, tail) = s_row.as_chunks::<LANES>();
-        for chunk in body {
-            for l in 0..LANES {
-                lanes[l] += chunk[l];
-            }
-        }
-        row_sums[k] = lanes.iter().sum::<f64>() + tail.iter().sum::<f64>();
-        for (c, &v) in col_sums.iter_mut().zip(&*s_row) {
-            *c += v;
-        }
-    }
-    if ti != tj {
-        for c in 0..cols {
-            // SAFETY: row j0 + c, columns i0 .. i0 + rows of `out` belong to this job's tile (J, I).
-            let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((j0 + c) * n + i0), rows) };
-            for (k, o) in out_row.iter_mut().enumerate() {
-                o.write(T::of(s[k][c]));
-            }
-        }
-    }
-    (row_sums, col_sums)
-}
-
 /// Gradient through `x̂ = x / max(‖x‖, ε)` given `g = ∂L/∂x̂` (all detached).
 fn normalize_backward(x: &Tensor<2>, x_hat: &Tensor<2>, g: Tensor<2>) -> Tensor<2> {
     let norm2 = crate::constant(x).square().sum_dim(1); // [n, 1]
@@ -464,10 +357,27 @@ fn normalize_backward(x: &Tensor<2>, x_hat: &Tensor<2>, g: Tensor<2>) -> Tensor<
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, Distribution, Tensor};
+    use std::sync::Mutex;
+    use std::sync::atomic::Ordering;
 
-    use super::DistanceOperands;
-    use crate::Distance;
+    use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
+
+    use super::{DistanceOperands, FORCE_DEVICE_PATH, Prepared};
+    use crate::loss::ReferenceSet;
+    use crate::{ContrastiveLossConfig, Distance, LpDistance, Power, TripletMarginLossConfig};
+
+    /// Serialises the tests that switch paths (the switch is process-wide).
+    static PATHS: Mutex<()> = Mutex::new(());
+
+    /// `f` on the host path, then on the device path.
+    fn on_both_paths<R>(f: impl Fn() -> R) -> (R, R) {
+        let _guard = PATHS.lock().unwrap_or_else(|e| e.into_inner());
+        let host = f();
+        FORCE_DEVICE_PATH.store(true, Ordering::SeqCst);
+        let device = f();
+        FORCE_DEVICE_PATH.store(false, Ordering::SeqCst);
+        (host, device)
+    }
 
     /// Regression: the operands of the written-out gradient were built with
     /// `detach()`, which in Burn keeps a leaf tracked, so the backward ran a
@@ -477,11 +387,73 @@ mod tests {
         let device = Device::flex().autodiff();
         let x = Tensor::<2>::random([6, 3], Distribution::Default, &device).require_grad();
         assert!(x.clone().detach().is_tracked(), "Burn's detach keeps a leaf tracked; crate::constant exists for that");
-        for distance in [Distance::euclidean_normalized(), Distance::Lp(crate::LpDistance { power: crate::Power::SquaredEuclidean, normalize: false })] {
+        let _guard = PATHS.lock().unwrap_or_else(|e| e.into_inner());
+        FORCE_DEVICE_PATH.store(true, Ordering::SeqCst);
+        for distance in [Distance::euclidean_normalized(), Distance::Lp(LpDistance { power: Power::SquaredEuclidean, normalize: false })] {
             let (ops, _) = DistanceOperands::new(distance, x.clone(), Some(x.clone()));
-            assert!(!ops.query_prepared.is_tracked(), "{}", distance.describe());
-            assert!(!ops.reference_prepared.as_ref().unwrap().is_tracked(), "{}", distance.describe());
+            let Prepared::Device { query, reference } = &ops.prepared else { panic!("the device path was forced") };
+            assert!(!query.is_tracked(), "{}", distance.describe());
+            assert!(!reference.as_ref().unwrap().is_tracked(), "{}", distance.describe());
         }
+        FORCE_DEVICE_PATH.store(false, Ordering::SeqCst);
         assert!(!crate::constant(&x).is_tracked());
+    }
+
+    /// The CPU backend's host path (prepared rows, GEMMs and the normalisation's
+    /// backward on the host) equals the device path: every distance, both float
+    /// types, same set and reference set, triplet and contrastive fused losses.
+    #[test]
+    fn host_and_device_paths_agree() {
+        let device = Device::flex().autodiff();
+        let values = |n: usize, seed: u64| -> Vec<f64> {
+            (0..n).map(|i| ((i as f64 + 0.5) * 0.7548776662 + seed as f64 * 0.5698402910).fract() * 2.0 - 1.0).collect()
+        };
+        let distances = [
+            Distance::euclidean_normalized(),
+            Distance::Lp(LpDistance { power: Power::Euclidean, normalize: false }),
+            Distance::Lp(LpDistance { power: Power::SquaredEuclidean, normalize: true }),
+            Distance::Cosine(crate::CosineSimilarity),
+            Distance::Dot(crate::DotProductSimilarity { normalize: false }),
+        ];
+        let labels: Vec<i64> = (0..24).map(|i| i % 5).collect();
+        let ref_labels: Vec<i64> = (0..17).map(|i| i % 4).collect();
+        for dtype in [DType::F32, DType::F64] {
+            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
+            for distance in distances {
+                for case in 0..3 {
+                    let run = || {
+                        let tensor = |v: Vec<f64>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), (&device, dtype)).require_grad();
+                        let x = tensor(values(24 * 5, 1), [24, 5]);
+                        let r = tensor(values(17 * 5, 2), [17, 5]);
+                        let triplet = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).init().unwrap();
+                        let out = match case {
+                            0 => triplet.forward(x.clone(), &labels, None).unwrap(),
+                            1 => triplet.forward_with_reference(x.clone(), &labels, ReferenceSet { embeddings: r.clone(), labels: &ref_labels }, None).unwrap(),
+                            _ => ContrastiveLossConfig::new().with_pos_margin(0.1).with_neg_margin(0.9).with_distance(distance).init().unwrap().forward_fused(x.clone(), &labels, None).unwrap(),
+                        };
+                        let value = crate::to_host(&out.loss)[0];
+                        let grads = out.loss.backward();
+                        let gx = crate::to_host(&x.grad(&grads).unwrap());
+                        let gr = r.grad(&grads).map(|g| crate::to_host(&g));
+                        (value, gx, gr)
+                    };
+                    let (host, dev) = on_both_paths(run);
+                    let what = format!("{dtype:?} {} case {case}", distance.describe());
+                    assert!(host.0 != 0.0, "{what}: a loss with active terms");
+                    assert!((host.0 - dev.0).abs() <= tol * (1.0 + dev.0.abs()), "{what}: value {} vs {}", host.0, dev.0);
+                    let close = |a: &[f64], b: &[f64], name: &str| {
+                        let scale = b.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+                        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                            assert!((x - y).abs() <= tol * scale, "{what}: {name}[{i}] {x} vs {y}");
+                        }
+                    };
+                    close(&host.1, &dev.1, "grad query");
+                    assert_eq!(host.2.is_some(), dev.2.is_some(), "{what}");
+                    if let (Some(a), Some(b)) = (&host.2, &dev.2) {
+                        close(a, b, "grad reference");
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,209 @@
+//! The matrix the backward GEMMs use: `W' = E + Eᵀ` (same set) or `E` (query against
+//! reference) from the planned weights `E = scale · weights`, with its row and column
+//! sums, in the backend's float type — one parallel pass over `E`, vectorised and
+//! dispatched at run time ([`crate::simd`]).
+
+use core::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use crate::kernels::KFloat;
+
+/// The matrix the backward GEMMs use, from `E = scale · weights = ∂L/∂(GEMM-side
+/// matrix)` (`[n, m]`, row-major): `W'_ij = E_ij`, or `E_ij + E_ji` when query and reference are the
+/// same set (`D` symmetric); plus its row sums and column sums (f64), summed in a fixed
+/// order (the same on every run and thread count). One parallel pass over `E`.
+pub(crate) fn backward_weights<T: KFloat>(weights: &[f64], scale: f64, [n, m]: [usize; 2], same_set: bool, kernels: BlockKernels<T>) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+    if n == 0 || m == 0 {
+        return (Vec::new(), vec![0.0; n], vec![0.0; m]);
+    }
+    if same_set {
+        let (out, row_sums) = symmetric_weights(weights, scale, n, kernels.tile_pair);
+        return (out, row_sums, Vec::new());
+    }
+    let mut row_sums = vec![0.0; n];
+    let mut col_parts: Vec<Vec<f64>> = Vec::new();
+    // SAFETY: every entry is written: the chunks of `BLOCK` rows cover rows `0..n`, and
+    // `rows` writes every entry of its rows (see `cross_rows`).
+    let out = unsafe {
+        crate::buffer::build(n * m, |out| {
+            col_parts = out
+                .par_chunks_mut(BLOCK * m)
+                .zip(row_sums.par_chunks_mut(BLOCK))
+                .zip(weights.par_chunks(BLOCK * m))
+                .map(|((out, sums), e)| {
+                    let mut cols = vec![0.0; m];
+                    (kernels.rows)(out, sums, &mut cols, e, scale);
+                    cols
+                })
+                .collect();
+        })
+    };
+    // Blocks in order: a fixed summation order.
+    let col_sums = col_parts.into_iter().fold(vec![0.0; m], |mut acc, c| {
+        acc.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+        acc
+    });
+    (out, row_sums, col_sums)
+}
+
+/// Rows per parallel block (query against reference), and the side of the same set's tiles.
+const BLOCK: usize = 64;
+
+/// Lanes of the row sums' partial sums.
+const LANES: usize = 8;
+
+/// The kernels of one element type.
+pub(crate) struct BlockKernels<T> {
+    /// [`cross_rows`]: `(out, row_sums, col_sums, weights, scale)` for a block of rows.
+    rows: fn(&mut [MaybeUninit<T>], &mut [f64], &mut [f64], &[f64], f64),
+    /// [`tile_pair`].
+    tile_pair: TilePairKernel<T>,
+}
+
+crate::simd::avx2_dispatch! {
+    fn rows_f32(out: &mut [MaybeUninit<f32>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) = cross_rows::<f32>
+}
+crate::simd::avx2_dispatch! {
+    fn rows_f64(out: &mut [MaybeUninit<f64>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) = cross_rows::<f64>
+}
+crate::simd::avx2_dispatch! {
+    fn tile_pair_f32(job: &TilePair<'_, f32>, ti: usize, tj: usize) -> (TileSums, TileSums) = tile_pair::<f32>
+}
+crate::simd::avx2_dispatch! {
+    fn tile_pair_f64(job: &TilePair<'_, f64>, ti: usize, tj: usize) -> (TileSums, TileSums) = tile_pair::<f64>
+}
+pub(crate) const F32_KERNELS: BlockKernels<f32> = BlockKernels { rows: rows_f32, tile_pair: tile_pair_f32 };
+pub(crate) const F64_KERNELS: BlockKernels<f64> = BlockKernels { rows: rows_f64, tile_pair: tile_pair_f64 };
+
+/// `out = T(scale · e)` for a block of rows (`m = cols.len()` wide), the rows' sums into
+/// `sums` and the block's column sums into `cols`.
+#[inline(always)]
+fn cross_rows<T: KFloat>(out: &mut [MaybeUninit<T>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) {
+    let m = cols.len();
+    for ((out_row, e_row), sum) in out.chunks_mut(m).zip(weights.chunks(m)).zip(sums.iter_mut()) {
+        let mut lanes = [0.0; LANES];
+        let (out_body, out_tail) = out_row.as_chunks_mut::<LANES>();
+        let (e_body, e_tail) = e_row.as_chunks::<LANES>();
+        let (col_body, col_tail) = cols.as_chunks_mut::<LANES>();
+        for ((o, e), c) in out_body.iter_mut().zip(e_body).zip(col_body.iter_mut()) {
+            for l in 0..LANES {
+                let v = e[l] * scale;
+                o[l].write(T::of(v));
+                lanes[l] += v;
+                c[l] += v;
+            }
+        }
+        let mut total = lanes.iter().sum::<f64>();
+        for ((o, &e), c) in out_tail.iter_mut().zip(e_tail).zip(col_tail.iter_mut()) {
+            let v = e * scale;
+            o.write(T::of(v));
+            total += v;
+            *c += v;
+        }
+        *sum = total;
+    }
+}
+
+/// A raw pointer the tile-pair jobs share; each job writes its own two tiles only.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut<T>(*mut MaybeUninit<T>);
+// SAFETY: the jobs write disjoint entries through it (see `symmetric_weights`).
+unsafe impl<T: Send> Send for SharedOut<T> {}
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+/// What every job of [`symmetric_weights`] reads.
+pub(crate) struct TilePair<'a, T> {
+    out: SharedOut<T>,
+    weights: &'a [f64],
+    scale: f64,
+    n: usize,
+}
+
+/// Sums of the rows of one tile of `W'`.
+pub(crate) type TileSums = [f64; BLOCK];
+
+/// `W' = E + Eᵀ` (`n × n`) by pairs of `BLOCK × BLOCK` tiles `(I, J)`, `(J, I)` with
+/// `I ≤ J`: each job reads both tiles of `E` once (no pass strides through `E` by
+/// columns) and writes `S = E_IJ + (E_JI)ᵀ` to `(I, J)` and `Sᵀ` to `(J, I)` — exactly
+/// `W'`, as `+` commutes. Row sums are summed per tile, then over tiles in order.
+fn symmetric_weights<T: KFloat>(weights: &[f64], scale: f64, n: usize, kernel: TilePairKernel<T>) -> (Vec<T>, Vec<f64>) {
+    let nt = n.div_ceil(BLOCK);
+    let pairs: Vec<(usize, usize)> = (0..nt).flat_map(|ti| (ti..nt).map(move |tj| (ti, tj))).collect();
+    let mut sums: Vec<(TileSums, TileSums)> = Vec::new();
+    // SAFETY: every entry is written: the pairs (I, J), I ≤ J, and their mirrors (J, I)
+    // cover all tiles, and `tile_pair` writes every entry of both of its tiles.
+    let out = unsafe {
+        crate::buffer::build(n * n, |out| {
+            let job = TilePair { out: SharedOut(out.as_mut_ptr()), weights, scale, n };
+            sums = pairs.par_iter().map(|&(ti, tj)| kernel(&job, ti, tj)).collect();
+        })
+    };
+    // tile_sums[I · nt + J]: the row sums of tile (I, J).
+    let mut tile_sums = vec![[0.0; BLOCK]; nt * nt];
+    for (&(ti, tj), (rows, mirror)) in pairs.iter().zip(sums) {
+        tile_sums[ti * nt + tj] = rows;
+        if ti != tj {
+            tile_sums[tj * nt + ti] = mirror;
+        }
+    }
+    let row_sums = (0..n).map(|i| (0..nt).map(|tj| tile_sums[(i / BLOCK) * nt + tj][i % BLOCK]).sum()).collect();
+    (out, row_sums)
+}
+
+/// One job of [`symmetric_weights`]: `(job, I, J)` → row sums of tiles `(I, J)` and `(J, I)`.
+type TilePairKernel<T> = fn(&TilePair<'_, T>, usize, usize) -> (TileSums, TileSums);
+
+/// Writes tiles `(I, J)` and `(J, I)` of `W' = E + Eᵀ` (see [`symmetric_weights`]);
+/// returns their row sums (`(J, I)`'s are `S`'s column sums; zeros past the matrix).
+#[inline(always)]
+fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSums, TileSums) {
+    let TilePair { out, weights, scale, n } = *job;
+    let (i0, j0) = (ti * BLOCK, tj * BLOCK);
+    let (rows, cols) = (BLOCK.min(n - i0), BLOCK.min(n - j0));
+    // et[k][c] = E[j0 + c][i0 + k]: tile (J, I) transposed, read row by row.
+    let mut et = [[0.0f64; BLOCK]; BLOCK];
+    for c in 0..cols {
+        let e_row = &weights[(j0 + c) * n + i0..][..rows];
+        for (k, &v) in e_row.iter().enumerate() {
+            et[k][c] = v;
+        }
+    }
+    // s[k][c] = E[i0 + k][j0 + c] · scale + E[j0 + c][i0 + k] · scale, row sums on the way.
+    let mut s = [[0.0f64; BLOCK]; BLOCK];
+    let mut row_sums = [0.0; BLOCK];
+    let mut col_sums = [0.0; BLOCK];
+    for k in 0..rows {
+        let e_row = &weights[(i0 + k) * n + j0..][..cols];
+        let s_row = &mut s[k][..cols];
+        for ((s, &e), &t) in s_row.iter_mut().zip(e_row).zip(&et[k][..cols]) {
+            *s = e * scale + t * scale;
+        }
+        // SAFETY: row i0 + k, columns j0 .. j0 + cols of `out` belong to this job's tile (I, J).
+        let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((i0 + k) * n + j0), cols) };
+        for (o, &v) in out_row.iter_mut().zip(&*s_row) {
+            o.write(T::of(v));
+        }
+        let mut lanes = [0.0; LANES];
+        let (body, tail) = s_row.as_chunks::<LANES>();
+        for chunk in body {
+            for l in 0..LANES {
+                lanes[l] += chunk[l];
+            }
+        }
+        row_sums[k] = lanes.iter().sum::<f64>() + tail.iter().sum::<f64>();
+        for (c, &v) in col_sums.iter_mut().zip(&*s_row) {
+            *c += v;
+        }
+    }
+    if ti != tj {
+        for c in 0..cols {
+            // SAFETY: row j0 + c, columns i0 .. i0 + rows of `out` belong to this job's tile (J, I).
+            let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((j0 + c) * n + i0), rows) };
+            for (k, o) in out_row.iter_mut().enumerate() {
+                o.write(T::of(s[k][c]));
+            }
+        }
+    }
+    (row_sums, col_sums)
+}

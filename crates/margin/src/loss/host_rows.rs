@@ -1,0 +1,189 @@
+//! The CPU backend's side of the written-out backward: prepared rows, both GEMMs and
+//! the normalisation's backward on the host.
+//!
+//! On the Flex backend the tensors live in host memory anyway, and every backend
+//! operation is an allocation and (past a size) a hand-off to the thread pool: the
+//! device path of [`DistanceOperands`](super::weighted_grad::DistanceOperands) runs about
+//! thirty of them per call (normalise, GEMM, norms, upload of the weights, gradient
+//! arithmetic, the normalisation's backward), which at `B = 256` cost more than the
+//! GEMMs. Here the same formulas run as plain loops over `[n, d]` rows and two `gemm`
+//! calls (the crate Burn's Flex backend itself calls), and only the final gradient
+//! goes back to the backend.
+//!
+//! Values agree with the device path up to the order of floating-point sums (tested in
+//! `weighted_grad`'s `host_and_device_paths_agree`). Single operations on `f32` are
+//! computed in `f64` and rounded once, which is exactly the correctly rounded `f32`
+//! result for `+ − × ÷ √`.
+
+use burn::tensor::{DType, Tensor};
+use rayon::prelude::*;
+
+use crate::Power;
+use crate::distance::{NORM_EPS, host_values};
+use crate::kernels::KFloat;
+
+/// One set of rows, prepared for a distance, on the host.
+pub(crate) struct Rows<T> {
+    /// `x̂` (`x` itself when the distance does not normalise), `[n, d]` row-major.
+    pub prepared: Vec<T>,
+    /// `‖x̂_i‖²`, the Lp distances' norms.
+    pub sq_norms: Vec<f64>,
+    /// `max(‖x_i‖, ε)` per row when the distance normalises (empty otherwise).
+    pub norms: Vec<f64>,
+    pub d: usize,
+}
+
+impl<T: KFloat> Rows<T> {
+    /// `x` (`[n, d]`, row-major), L2-normalised when `normalize`: `x / max(‖x‖, ε)`.
+    pub(crate) fn new(x: Vec<T>, d: usize, normalize: bool) -> Self {
+        let mut prepared = x;
+        let mut norms = Vec::new();
+        if normalize && d > 0 {
+            norms = prepared
+                .par_chunks_mut(d)
+                .with_min_len(64)
+                .map(|row| {
+                    let sq = row.iter().map(|v| v.f() * v.f()).sum::<f64>();
+                    let norm = sq.max(NORM_EPS * NORM_EPS).sqrt();
+                    row.iter_mut().for_each(|v| *v = T::of(v.f() / norm));
+                    norm
+                })
+                .collect();
+        }
+        let sq_norms = if d == 0 { Vec::new() } else { prepared.par_chunks(d).with_min_len(64).map(|row| row.iter().map(|v| v.f() * v.f()).sum()).collect() };
+        Rows { prepared, sq_norms, norms, d }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sq_norms.len()
+    }
+}
+
+/// The prepared query rows (and reference rows, when given) in the backend's float type.
+pub(crate) enum HostRows {
+    F32(Rows<f32>, Option<Rows<f32>>),
+    F64(Rows<f64>, Option<Rows<f64>>),
+}
+
+impl HostRows {
+    /// Reads `query` (and `reference`) back and prepares them (`f64` tensors stay `f64`;
+    /// everything else is read as `f32`, the type the GEMMs then run in).
+    pub(crate) fn new(query: &Tensor<2>, reference: Option<&Tensor<2>>, normalize: bool) -> Self {
+        let d = query.dims()[1];
+        fn read<T: burn::tensor::Element>(x: &Tensor<2>) -> Vec<T> {
+            x.to_data().convert::<T>().try_into_vec::<T>().expect("converted to the element type above")
+        }
+        match query.dtype() {
+            DType::F64 => HostRows::F64(Rows::new(read(query), d, normalize), reference.map(|r| Rows::new(read(r), d, normalize))),
+            _ => HostRows::F32(Rows::new(read(query), d, normalize), reference.map(|r| Rows::new(read(r), d, normalize))),
+        }
+    }
+}
+
+/// The GEMM `q̂ r̂ᵀ` (`[n, m]`, row-major).
+pub(crate) fn gram<T: KFloat>(query: &Rows<T>, reference: Option<&Rows<T>>) -> Vec<T> {
+    let r = reference.unwrap_or(query);
+    let (n, m, d) = (query.len(), r.len(), query.d);
+    let mut out = vec![T::ZERO; n * m];
+    // out = q (n × d, row-major) · rᵀ (d × m: element (k, j) at r[j·d + k]).
+    gemm_into(&mut out, [n, m, d], (&query.prepared, 1, d as isize), (&r.prepared, d as isize, 1));
+    out
+}
+
+/// [`host_values`] of a GEMM's output for the distance with `power` (`None`: cosine / dot).
+pub(crate) fn matrix_from_gram<T: KFloat>(gram: &[T], query: &Rows<T>, reference: Option<&Rows<T>>, power: Option<Power>) -> Vec<f64> {
+    let r = reference.unwrap_or(query);
+    let lp = power.map(|p| (p, &query.sq_norms[..], &r.sq_norms[..]));
+    host_values(gram, query.len(), r.len(), lp)
+}
+
+/// `dst = lhs · rhs` for `dst` `[rows, cols]` row-major and `inner` the shared dimension;
+/// `lhs` and `rhs` given as (slice, column stride, row stride).
+fn gemm_into<T: KFloat>(dst: &mut [T], [rows, cols, inner]: [usize; 3], lhs: (&[T], isize, isize), rhs: (&[T], isize, isize)) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    if inner == 0 {
+        dst.iter_mut().for_each(|v| *v = T::ZERO);
+        return;
+    }
+    assert_eq!(dst.len(), rows * cols, "gemm destination is rows × cols");
+    let last = |(s, cs, rs): (&[T], isize, isize), r: usize, c: usize| (r as isize - 1) * rs + (c as isize - 1) * cs < s.len() as isize;
+    assert!(last(lhs, rows, inner) && last(rhs, inner, cols), "gemm operands hold their shapes");
+    // Burn's Flex backend makes the same choice (192³ multiply-adds).
+    let parallelism = if rows * cols * inner >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: the strides address only elements inside the slices (asserted above); `dst`
+    // is a distinct `&mut` (no aliasing); `T` is f32 or f64, both of which gemm supports.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            inner,
+            dst.as_mut_ptr(),
+            1,
+            cols as isize,
+            false,
+            lhs.0.as_ptr(),
+            lhs.1,
+            lhs.2,
+            rhs.0.as_ptr(),
+            rhs.1,
+            rhs.2,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The gradients w.r.t. the prepared rows of `Σ W ⊙ D` from the backward matrix `w`
+/// (`[n, m]`: `E + Eᵀ` for the same set, else `E`) and its row / column sums:
+/// Lp `g_q = 2 (rs ⊙ q̂ − W r̂)`, `g_r = 2 (cs ⊙ r̂ − Wᵀ q̂)`; cosine / dot `g_q = W r̂`,
+/// `g_r = Wᵀ q̂` (`r̂ = q̂`, and no `g_r`, for the same set).
+pub(crate) fn gradients<T: KFloat>(w: &[T], row_sums: &[f64], col_sums: &[f64], query: &Rows<T>, reference: Option<&Rows<T>>, lp: bool) -> (Vec<f64>, Option<Vec<f64>>) {
+    let r = reference.unwrap_or(query);
+    let (n, m, d) = (query.len(), r.len(), query.d);
+    let combine = |product: Vec<T>, rows: &Rows<T>, sums: &[f64]| -> Vec<f64> {
+        if !lp {
+            return product.into_iter().map(KFloat::f).collect();
+        }
+        let mut g = vec![0.0; product.len()];
+        g.par_chunks_mut(d.max(1)).zip(product.par_chunks(d.max(1))).zip(rows.prepared.par_chunks(d.max(1))).zip(sums).for_each(|(((g, p), x), &s)| {
+            for ((g, &p), &x) in g.iter_mut().zip(p).zip(x) {
+                *g = 2.0 * (s * x.f() - p.f());
+            }
+        });
+        g
+    };
+    let mut wr = vec![T::ZERO; n * d];
+    gemm_into(&mut wr, [n, d, m], (w, 1, m as isize), (&r.prepared, 1, d as isize));
+    let grad_q = combine(wr, query, row_sums);
+    let grad_r = reference.map(|r| {
+        let mut wtq = vec![T::ZERO; m * d];
+        // Wᵀ (m × n): element (j, i) at w[i·m + j].
+        gemm_into(&mut wtq, [m, d, n], (w, m as isize, 1), (&query.prepared, 1, d as isize));
+        combine(wtq, r, col_sums)
+    });
+    (grad_q, grad_r)
+}
+
+/// Takes `g = ∂L/∂x̂` back through `x̂ = x / max(‖x‖, ε)`: `(g − x̂ (x̂·g)) / ‖x‖`, or
+/// `g / ε` where the norm is clamped (there `x̂ = x / ε` is linear in `x`). Identity
+/// when the distance does not normalise.
+pub(crate) fn through_normalization<T: KFloat>(mut g: Vec<f64>, rows: &Rows<T>) -> Vec<f64> {
+    if rows.norms.is_empty() {
+        return g;
+    }
+    let d = rows.d.max(1);
+    g.par_chunks_mut(d).zip(rows.prepared.par_chunks(d)).zip(&rows.norms).for_each(|((g, x), &norm)| {
+        let clamped = norm <= NORM_EPS;
+        let radial = if clamped { 0.0 } else { x.iter().zip(&*g).map(|(x, g)| x.f() * g).sum::<f64>() };
+        for (g, x) in g.iter_mut().zip(x) {
+            *g = (*g - x.f() * radial) / norm;
+        }
+    });
+    g
+}
