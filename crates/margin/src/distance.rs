@@ -5,6 +5,8 @@
 //! gradient at zero distance, and normalising a zero vector divides by
 //! `max(‖x‖, 1e-12)` instead of 0.
 
+use core::mem::MaybeUninit;
+
 use burn::tensor::Tensor;
 
 use crate::Direction;
@@ -104,30 +106,58 @@ pub(crate) fn gram_prepared(query: &Tensor<2>, reference: Option<&Tensor<2>>) ->
 /// the GEMM itself; Lp `max(‖q̂_i‖² + ‖r̂_j‖² − 2 q̂_i·r̂_j, 0)` with the row norms
 /// `lp = (power, ‖q̂‖², ‖r̂‖²)`, and for [`Power::Euclidean`] its safe √ (0 at or below
 /// [`SQRT_EPS`]).
-pub(crate) fn host_values<S: Copy + Into<f64> + Sync>(gram: &[S], n: usize, m: usize, lp: Option<(Power, &[f64], &[f64])>) -> Vec<f64> {
+pub(crate) fn host_values<S: GramElement>(gram: &[S], n: usize, m: usize, lp: Option<(Power, &[f64], &[f64])>) -> Vec<f64> {
     use rayon::prelude::*;
     assert_eq!(gram.len(), n * m, "the GEMM returns an n × m matrix");
     if m == 0 {
         return Vec::new();
     }
     // SAFETY: every entry is written: the `n` rows of `m` entries each zip with one
-    // row of `gram` (`n · m` entries, asserted above).
+    // row of `gram` (`n · m` entries, asserted above), and `lp_row` writes all of its row.
     unsafe {
         crate::buffer::build(n * m, |host| {
             host.par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {
                 None => row.iter_mut().zip(g).for_each(|(v, &g)| {
                     v.write(g.into());
                 }),
-                Some((power, qn, rn)) => {
-                    let qi = qn[i];
-                    let root = power == Power::Euclidean;
-                    for ((v, &g), &rj) in row.iter_mut().zip(g).zip(rn) {
-                        let s = (qi + rj - 2.0 * g.into()).max(0.0);
-                        v.write(if !root { s } else if s <= SQRT_EPS { 0.0 } else { s.sqrt() });
-                    }
-                }
+                Some((power, qn, rn)) => S::lp_row(row, g, qn[i], rn, power == Power::Euclidean),
             })
         })
+    }
+}
+
+/// An element type of a GEMM's output ([`host_values`]).
+pub(crate) trait GramElement: Copy + Into<f64> + Send + Sync {
+    /// One row of an Lp distance: `out[j] = max(qi + rn[j] − 2·gram[j], 0)`, √ (safe) when `root`.
+    fn lp_row(out: &mut [MaybeUninit<f64>], gram: &[Self], qi: f64, rn: &[f64], root: bool);
+}
+
+#[inline(always)]
+fn lp_row<S: Copy + Into<f64>>(out: &mut [MaybeUninit<f64>], gram: &[S], qi: f64, rn: &[f64], root: bool) {
+    for ((v, &g), &rj) in out.iter_mut().zip(gram).zip(rn) {
+        let s = (qi + rj - 2.0 * g.into()).max(0.0);
+        // Branch-free (it vectorises): the √ is taken everywhere, kept where valid.
+        let sqrt = s.sqrt();
+        v.write(if !root { s } else if s <= SQRT_EPS { 0.0 } else { sqrt });
+    }
+}
+
+crate::simd::avx2_dispatch! {
+    fn lp_row_f32(out: &mut [MaybeUninit<f64>], gram: &[f32], qi: f64, rn: &[f64], root: bool) = lp_row::<f32>
+}
+crate::simd::avx2_dispatch! {
+    fn lp_row_f64(out: &mut [MaybeUninit<f64>], gram: &[f64], qi: f64, rn: &[f64], root: bool) = lp_row::<f64>
+}
+
+impl GramElement for f32 {
+    fn lp_row(out: &mut [MaybeUninit<f64>], gram: &[f32], qi: f64, rn: &[f64], root: bool) {
+        lp_row_f32(out, gram, qi, rn, root);
+    }
+}
+
+impl GramElement for f64 {
+    fn lp_row(out: &mut [MaybeUninit<f64>], gram: &[f64], qi: f64, rn: &[f64], root: bool) {
+        lp_row_f64(out, gram, qi, rn, root);
     }
 }
 

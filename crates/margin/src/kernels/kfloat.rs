@@ -14,6 +14,7 @@ pub(crate) trait KFloat:
     + core::ops::Sub<Output = Self>
     + core::ops::Mul<Output = Self>
     + Into<f64>
+    + crate::distance::GramElement
     + 'static
 {
     const ZERO: Self;

@@ -161,23 +161,29 @@ fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSum
     let TilePair { out, weights, scale, n } = *job;
     let (i0, j0) = (ti * BLOCK, tj * BLOCK);
     let (rows, cols) = (BLOCK.min(n - i0), BLOCK.min(n - j0));
-    // et[k][c] = E[j0 + c][i0 + k]: tile (J, I) transposed, read row by row.
-    let mut et = [[0.0f64; BLOCK]; BLOCK];
-    for c in 0..cols {
-        let e_row = &weights[(j0 + c) * n + i0..][..rows];
-        for (k, &v) in e_row.iter().enumerate() {
-            et[k][c] = v;
-        }
-    }
-    // s[k][c] = E[i0 + k][j0 + c] · scale + E[j0 + c][i0 + k] · scale, row sums on the way.
-    let mut s = [[0.0f64; BLOCK]; BLOCK];
+    // s[k · cols + c] = E[j0 + c][i0 + k] · scale: tile (J, I) transposed, read row by row
+    // (no zeroed scratch: every entry is written here).
+    // SAFETY: for each of the `cols` rows of E read, the inner loop writes entries
+    // k · cols + c for all k < rows: all rows · cols entries in all.
+    let mut s: Vec<f64> = unsafe {
+        crate::buffer::build(rows * cols, |s| {
+            for c in 0..cols {
+                let e_row = &weights[(j0 + c) * n + i0..][..rows];
+                for (k, &v) in e_row.iter().enumerate() {
+                    s[k * cols + c].write(v * scale);
+                }
+            }
+        })
+    };
+    // s[k · cols + c] = E[i0 + k][j0 + c] · scale + E[j0 + c][i0 + k] · scale (`+` commutes:
+    // the same bits as W'), written out, row sums on the way.
     let mut row_sums = [0.0; BLOCK];
     let mut col_sums = [0.0; BLOCK];
     for k in 0..rows {
         let e_row = &weights[(i0 + k) * n + j0..][..cols];
-        let s_row = &mut s[k][..cols];
-        for ((s, &e), &t) in s_row.iter_mut().zip(e_row).zip(&et[k][..cols]) {
-            *s = e * scale + t * scale;
+        let s_row = &mut s[k * cols..][..cols];
+        for (s, &e) in s_row.iter_mut().zip(e_row) {
+            *s += e * scale;
         }
         // SAFETY: row i0 + k, columns j0 .. j0 + cols of `out` belong to this job's tile (I, J).
         let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((i0 + k) * n + j0), cols) };
@@ -201,7 +207,7 @@ fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSum
             // SAFETY: row j0 + c, columns i0 .. i0 + rows of `out` belong to this job's tile (J, I).
             let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((j0 + c) * n + i0), rows) };
             for (k, o) in out_row.iter_mut().enumerate() {
-                o.write(T::of(s[k][c]));
+                o.write(T::of(s[k * cols + c]));
             }
         }
     }

@@ -33,6 +33,8 @@
 //! see [`MiningInput`].
 
 
+use std::collections::HashMap;
+
 use crate::miner::{MiningInput, TripletType};
 
 /// Which triplets are kept before the loss: all valid ones, or a
@@ -150,23 +152,49 @@ impl std::ops::Add for Partial {
     }
 }
 
-/// Runs `f(row_index, row)` over the rows of `data` (`row_len` wide) in parallel
-/// and sums the results.
-fn par_rows(data: &mut [f64], row_len: usize, chain_rule: Option<&MiningInput>, f: impl Fn(usize, &mut [f64]) -> Partial + Sync) -> Partial {
+/// Per-thread scratch of the row planners (reused across rows: no allocation per row).
+#[derive(Default)]
+struct Scratch {
+    positives: Vec<usize>,
+    negative: Vec<f64>,
+}
+
+/// A `rows × row_len` matrix whose rows `f(row_index, row, scratch)` fills in parallel
+/// (each row zeroed first, while it is in cache: no separate pass over the matrix), then
+/// takes through the √'s chain rule when `chain_rule` holds the distances; the per-row
+/// results summed.
+fn par_rows(rows: usize, row_len: usize, chain_rule: Option<&MiningInput>, f: impl Fn(usize, &mut [f64], &mut Scratch) -> Partial + Sync) -> (Vec<f64>, Partial) {
     use rayon::prelude::*;
-    // On rayon's pool (already running: no thread start per call).
-    data.par_chunks_mut(row_len.max(1))
-        .enumerate()
-        .with_min_len(8)
-        .map(|(a, r)| {
-            let part = f(a, r);
-            if let Some(input) = chain_rule {
-                // The Euclidean distance's `u` is the distance itself.
-                super::weighted_grad::through_sqrt_row(r, input.u_row(a), 1.0);
-            }
-            part
-        })
-        .reduce(Partial::default, |x, y| x + y)
+    if row_len == 0 {
+        return (Vec::new(), Partial::default());
+    }
+    let mut total = Partial::default();
+    let fill = |w: &mut [core::mem::MaybeUninit<f64>]| {
+        // Collected in row order and summed in that order: the same bits on every run,
+        // whatever the thread count or stealing.
+        let parts: Vec<Partial> = w
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .with_min_len(8)
+            .map_init(Scratch::default, |scratch, (a, r)| {
+                r.iter_mut().for_each(|v| {
+                    v.write(0.0);
+                });
+                // SAFETY: all of `r` was just written (MaybeUninit<f64> has f64's layout).
+                let r = unsafe { &mut *(r as *mut [core::mem::MaybeUninit<f64>] as *mut [f64]) };
+                let part = f(a, r, scratch);
+                if let Some(input) = chain_rule {
+                    // The Euclidean distance's `u` is the distance itself.
+                    super::weighted_grad::through_sqrt_row(r, input.u_row(a), 1.0);
+                }
+                part
+            })
+            .collect();
+        total = parts.into_iter().fold(Partial::default(), |x, y| x + y);
+    };
+    // SAFETY: every entry is written: each row is zeroed before `f` sees it.
+    let w = unsafe { crate::buffer::build(rows * row_len, fill) };
+    (w, total)
 }
 
 /// Hinge argument `v = (u_ap − u_an) + m`, the explicit path's expression bit for bit.
@@ -183,16 +211,21 @@ fn hinge_arg(u_ap: f64, u_an: f64, margin: f64) -> f64 {
 /// applies the √'s chain rule to each row (see [`FusedPlan::per_squared_distance`]).
 pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, force_sort: Option<bool>, euclidean: bool) -> FusedPlan {
     let m = input.cols();
-    let mut w = vec![0.0; input.rows() * m];
     let chain_rule = euclidean.then_some(input);
-    let args = HingeRow { input, margin, band, force_sort };
-    let total = par_rows(&mut w, m, chain_rule, |a, row_w| hinge_row(&args, a, row_w));
+    let mut members: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (j, &y) in input.ref_labels().iter().enumerate() {
+        members.entry(y).or_default().push(j);
+    }
+    let args = HingeRow { input, members: &members, margin, band, force_sort };
+    let (w, total) = par_rows(input.rows(), m, chain_rule, |a, row_w, scratch| hinge_row(&args, a, row_w, scratch));
     finish(input, w, total, reduce, euclidean)
 }
 
 /// What every anchor's row of [`hinge_plan`] reads.
 struct HingeRow<'a> {
     input: &'a MiningInput,
+    /// The reference rows of each label (ascending).
+    members: &'a HashMap<i64, Vec<usize>>,
     margin: f64,
     band: Band,
     force_sort: Option<bool>,
@@ -200,33 +233,21 @@ struct HingeRow<'a> {
 
 crate::simd::avx2_dispatch! {
     /// Plans anchor `a`'s row of the hinge loss into `row_w` (zero on entry).
-    fn hinge_row(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial = hinge_row_impl
+    fn hinge_row(args: &HingeRow<'_>, a: usize, row_w: &mut [f64], scratch: &mut Scratch) -> Partial = hinge_row_impl
 }
 
 #[inline(always)]
-fn hinge_row_impl(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial {
-    let HingeRow { input, margin, band, force_sort } = *args;
+fn hinge_row_impl(args: &HingeRow<'_>, a: usize, row_w: &mut [f64], scratch: &mut Scratch) -> Partial {
+    let HingeRow { input, margin, band, force_sort, .. } = *args;
     let row = input.u_row(a);
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
     let anchor_label = labels[a];
-    // One pass over the labels: the positives, and the negatives as a 0/1 mask (the
-    // enumerating sweeps stay branch-free).
+    let same = args.members.get(&anchor_label).map_or(&[][..], |v| &v[..]);
     let skip = input.self_index(a);
-    let mut pos = Vec::new();
-    let mut same = 0;
-    let negative: Vec<f64> = ref_labels
-        .iter()
-        .enumerate()
-        .map(|(j, &y)| {
-            let is_same = y == anchor_label;
-            same += is_same as usize;
-            if is_same && Some(j) != skip {
-                pos.push(j);
-            }
-            if is_same { 0.0 } else { 1.0 }
-        })
-        .collect();
-    let num_neg = ref_labels.len() - same;
+    let Scratch { positives: pos, negative } = scratch;
+    pos.clear();
+    pos.extend(same.iter().copied().filter(|&j| Some(j) != skip));
+    let num_neg = ref_labels.len() - same.len();
     if pos.is_empty() || num_neg == 0 {
         return Partial::default();
     }
@@ -234,7 +255,10 @@ fn hinge_row_impl(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial {
     let sort = force_sort.unwrap_or(pos.len() > 2 * log2);
     let mut part = Partial::default();
     if !sort {
-        let args = Direct { row, negative: &negative, margin };
+        // The negatives as a 0/1 mask: the sweeps stay branch-free.
+        negative.clear();
+        negative.extend(ref_labels.iter().map(|&y| if y != anchor_label { 1.0 } else { 0.0 }));
+        let args = Direct { row, negative, margin };
         match band {
             Band::All => direct(&args, &pos, row_w, &mut part, |_| true),
             Band::Miner { kind, margin: band_margin } => match kind {
@@ -256,7 +280,7 @@ fn hinge_row_impl(args: &HingeRow<'_>, a: usize, row_w: &mut [f64]) -> Partial {
         }
         // diff[i] += 1 at the start of an active interval, −1 past its end.
         let mut diff = vec![0i64; sorted.len() + 1];
-        for &p in &pos {
+        for &p in pos.iter() {
             let uap = row[p];
             let lo = sorted.partition_point(|&(u, _)| !band.lower_ok(u - uap));
             let hi = sorted.partition_point(|&(u, _)| band.upper_ok(u - uap)).max(lo);
@@ -317,12 +341,16 @@ fn direct(args: &Direct<'_>, pos: &[usize], row_w: &mut [f64], part: &mut Partia
         let mut lanes = [[0.0; LANES]; 4];
         let chunks = row_w[..body].as_chunks_mut::<LANES>().0.iter_mut().zip(row[..body].as_chunks::<LANES>().0).zip(negative[..body].as_chunks::<LANES>().0);
         for ((cw, cu), cn) in chunks {
+            // Whole chunks loaded first and stored last: vectorises whatever the compiler
+            // can prove about aliasing between the rows.
+            let (u, neg, mut w) = (*cu, *cn, *cw);
             for l in 0..LANES {
-                let t = triplet(&mut cw[l], cu[l], cn[l]);
+                let t = triplet(&mut w[l], u[l], neg[l]);
                 for (acc, x) in lanes.iter_mut().zip(t) {
                     acc[l] += x;
                 }
             }
+            *cw = w;
         }
         let mut totals = lanes.map(|acc| acc.iter().sum::<f64>());
         for ((w, &uan), &neg) in row_w[body..].iter_mut().zip(&row[body..]).zip(&negative[body..]) {
@@ -342,9 +370,8 @@ fn direct(args: &Direct<'_>, pos: &[usize], row_w: &mut [f64], part: &mut Partia
 /// Plans the soft-margin (softplus) loss over every kept triplet, one anchor at a time.
 pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, euclidean: bool) -> FusedPlan {
     let m = input.cols();
-    let mut w = vec![0.0; input.rows() * m];
     let chain_rule = euclidean.then_some(input);
-    let total = par_rows(&mut w, m, chain_rule, |a, row_w| {
+    let (w, total) = par_rows(input.rows(), m, chain_rule, |a, row_w, _| {
         let row = input.u_row(a);
         let pos: Vec<usize> = input.positives(a).collect();
         let neg: Vec<usize> = input.negatives(a).collect();

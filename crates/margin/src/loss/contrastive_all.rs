@@ -84,11 +84,13 @@ fn hinge(u: f64, similar: bool, p: &Params) -> (f64, f64) {
 /// Pass 1: counts per kind, over the pairs `pairs` keeps.
 fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, pairs: &(impl PairFilter + ?Sized)) -> [Group; 2] {
     let (labels, ref_labels) = (input.labels(), input.ref_labels());
-    (0..input.rows())
+    // Per row, collected in row order and summed in that order: the same bits on every
+    // run, whatever the thread count or stealing.
+    let rows: Vec<[Group; 2]> = (0..input.rows())
         .into_par_iter()
-        .fold(
-            || [Group::default(); 2],
-            |mut g, a| {
+        .map(|a| {
+            let mut g = [Group::default(); 2];
+            {
                 let (ya, skip) = (labels[a], input.self_index(a));
                 for (j, (&u, &yj)) in input.u_row(a).iter().zip(ref_labels).enumerate() {
                     let similar = ya == yj;
@@ -103,10 +105,11 @@ fn count<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, pa
                     k.active += (h > 0.0) as usize;
                     k.kept += keeps::<KEEP>(t, &p) as usize;
                 }
-                g
-            },
-        )
-        .reduce(|| [Group::default(); 2], add)
+            }
+            g
+        })
+        .collect();
+    rows.into_iter().fold([Group::default(); 2], add)
 }
 
 /// Pass 2: `W` (raw units), the value and the number of nonzero weights, over the
@@ -146,7 +149,9 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
                     }
                     (value, nonzero)
                 })
-                .reduce(|| (0.0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
+                .collect::<Vec<_>>()
+                .into_iter()
+                .fold((0.0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
         })
     };
     (w, value, nonzero)

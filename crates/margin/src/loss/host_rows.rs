@@ -81,14 +81,77 @@ impl HostRows {
 }
 
 /// The GEMM `q̂ r̂ᵀ` (`[n, m]`, row-major).
+///
+/// The same set's Gram matrix is symmetric: blocks of rows `I` compute only the columns
+/// from their first row on (in parallel over blocks, about half the multiply-adds), and
+/// the rest is mirrored from there — so the matrix is exactly symmetric as well.
 pub(crate) fn gram<T: KFloat>(query: &Rows<T>, reference: Option<&Rows<T>>) -> Vec<T> {
     let r = reference.unwrap_or(query);
     let (n, m, d) = (query.len(), r.len(), query.d);
-    let mut out = vec![T::ZERO; n * m];
-    // out = q (n × d, row-major) · rᵀ (d × m: element (k, j) at r[j·d + k]).
-    gemm_into(&mut out, [n, m, d], (&query.prepared, 1, d as isize), (&r.prepared, d as isize, 1));
-    out
+    if n == 0 || m == 0 {
+        return Vec::new();
+    }
+    if d == 0 {
+        return vec![T::ZERO; n * m];
+    }
+    let q = &query.prepared;
+    if reference.is_some() || n < 2 * SYMMETRIC_BLOCK {
+        // SAFETY: `gemm_raw` writes every entry of the `n × m` destination (d > 0).
+        return unsafe {
+            crate::buffer::build(n * m, |out| {
+                // out = q (n × d, row-major) · rᵀ (d × m: element (k, j) at r[j·d + k]).
+                gemm_raw(out.as_mut_ptr().cast(), m, [n, m, d], (q, 1, d as isize), (&r.prepared, d as isize, 1), true);
+            })
+        };
+    }
+    let blocks = n.div_ceil(SYMMETRIC_BLOCK);
+    let fill = |out: &mut [core::mem::MaybeUninit<T>]| {
+        let out_ptr = SendPtr(out.as_mut_ptr().cast::<T>());
+        (0..blocks).into_par_iter().for_each(|b| {
+            let (i0, i1) = (b * SYMMETRIC_BLOCK, ((b + 1) * SYMMETRIC_BLOCK).min(n));
+            let rows = &q[i0 * d..i1 * d];
+            let cols = &q[i0 * d..];
+            // SAFETY: rows i0..i1, columns i0..n of `out` (row stride n): this block's alone.
+            unsafe { gemm_raw(out_ptr.at(i0 * n + i0), n, [i1 - i0, n - i0, d], (rows, 1, d as isize), (cols, d as isize, 1), false) };
+        });
+        (1..blocks).into_par_iter().for_each(|b| {
+            let (i0, i1) = (b * SYMMETRIC_BLOCK, ((b + 1) * SYMMETRIC_BLOCK).min(n));
+            // Row j of the GEMM's output read contiguously, written down column j of the block.
+            for j in 0..i0 {
+                for i in i0..i1 {
+                    // SAFETY: (j, i) with j < i0 ≤ i lies in the GEMM output of j's block (its
+                    // rows, columns from its first row on), written above; (i, j) with j < i0
+                    // is this block's mirror region alone.
+                    unsafe { *out_ptr.at(i * n + j) = *out_ptr.at(j * n + i) };
+                }
+            }
+        });
+    };
+    // SAFETY: every entry is written: block I's GEMM writes rows i0..i1, columns i0..n;
+    // the mirror then writes rows i0..i1, columns 0..i0.
+    unsafe { crate::buffer::build(n * n, fill) }
 }
+
+/// A raw pointer the parallel blocks of [`gram`] share; each writes its own entries only.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the blocks write disjoint entries through it (see `gram`).
+unsafe impl<T: Send> Send for SendPtr<T> {}
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer `offset` elements on (a method, so closures capture the `Sync` wrapper).
+    ///
+    /// # Safety
+    /// As [`pointer::add`].
+    unsafe fn at(self, offset: usize) -> *mut T {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// Rows per block of the same set's Gram matrix.
+const SYMMETRIC_BLOCK: usize = 32;
 
 /// [`host_values`] of a GEMM's output for the distance with `power` (`None`: cosine / dot).
 pub(crate) fn matrix_from_gram<T: KFloat>(gram: &[T], query: &Rows<T>, reference: Option<&Rows<T>>, power: Option<Power>) -> Vec<f64> {
@@ -108,20 +171,33 @@ fn gemm_into<T: KFloat>(dst: &mut [T], [rows, cols, inner]: [usize; 3], lhs: (&[
         return;
     }
     assert_eq!(dst.len(), rows * cols, "gemm destination is rows × cols");
+    // SAFETY: `dst` holds `rows × cols` entries with row stride `cols` (asserted above).
+    unsafe { gemm_raw(dst.as_mut_ptr(), cols, [rows, cols, inner], lhs, rhs, true) };
+}
+
+/// `dst = lhs · rhs` (`[rows, cols]`, row stride `dst_rs`, written, never read), `inner`
+/// the shared dimension, `lhs` and `rhs` as (slice, column stride, row stride); on
+/// rayon's pool past 192³ multiply-adds (Burn's Flex backend makes the same choice) when
+/// `parallel`.
+///
+/// # Safety
+/// `dst` must be valid for writes of `rows` rows of `cols` entries `dst_rs` apart, and
+/// alias neither operand; `rows`, `cols`, `inner` > 0.
+unsafe fn gemm_raw<T: KFloat>(dst: *mut T, dst_rs: usize, [rows, cols, inner]: [usize; 3], lhs: (&[T], isize, isize), rhs: (&[T], isize, isize), parallel: bool) {
     let last = |(s, cs, rs): (&[T], isize, isize), r: usize, c: usize| (r as isize - 1) * rs + (c as isize - 1) * cs < s.len() as isize;
     assert!(last(lhs, rows, inner) && last(rhs, inner, cols), "gemm operands hold their shapes");
-    // Burn's Flex backend makes the same choice (192³ multiply-adds).
-    let parallelism = if rows * cols * inner >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: the strides address only elements inside the slices (asserted above); `dst`
-    // is a distinct `&mut` (no aliasing); `T` is f32 or f64, both of which gemm supports.
+    let parallelism = if parallel && rows * cols * inner >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: the operands' strides address only elements inside their slices (asserted
+    // above); the destination is the caller's contract; `T` is f32 or f64, both of which
+    // gemm supports. With `read_dst = false` gemm writes `dst` without reading it.
     unsafe {
         gemm::gemm(
             rows,
             cols,
             inner,
-            dst.as_mut_ptr(),
+            dst,
             1,
-            cols as isize,
+            dst_rs as isize,
             false,
             lhs.0.as_ptr(),
             lhs.1,

@@ -276,14 +276,23 @@ impl ContrastiveLoss {
         let (n, m) = (input.rows(), input.cols());
         // Pass 1: counts for the reducer (per group, or pooled).
         let group = |list: &[(usize, usize)], similar: bool| {
-            list.par_iter()
-                .with_min_len(4096)
-                .map(|&(a, j)| {
-                    let raw = input.raw(a, j);
-                    let (t, _) = self.term(dir, raw, similar);
-                    (1usize, self.keeps(t) as usize, (t > 0.0) as usize, raw)
+            let add = |x: (usize, usize, usize, f64), y: (usize, usize, usize, f64)| (x.0 + y.0, x.1 + y.1, x.2 + y.2, x.3 + y.3);
+            // Fixed chunks summed in list order: the same bits on every run, whatever the
+            // thread count or stealing.
+            list.par_chunks(4096)
+                .map(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|&(a, j)| {
+                            let raw = input.raw(a, j);
+                            let (t, _) = self.term(dir, raw, similar);
+                            (1usize, self.keeps(t) as usize, (t > 0.0) as usize, raw)
+                        })
+                        .fold((0, 0, 0, 0.0), add)
                 })
-                .reduce(|| (0, 0, 0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1, x.2 + y.2, x.3 + y.3))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .fold((0, 0, 0, 0.0), add)
         };
         let (np, kp, ap, sp) = group(&pairs.similar, true);
         let (nn, kn, an, sn) = group(&pairs.dissimilar, false);
