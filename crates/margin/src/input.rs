@@ -1,6 +1,6 @@
 //! Validation of user inputs, shared by every loss and miner.
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use crate::error::{MarginError, Result};
 
@@ -19,25 +19,31 @@ pub fn to_host<const D: usize>(t: &Tensor<D>) -> Vec<f64> {
     t.to_data().convert::<f64>().try_into_vec::<f64>().expect("converted to f64 above")
 }
 
-/// Checks that an embedding matrix is non-empty, has `D > 0` and only finite values;
-/// returns its host copy (row-major) so callers need not read it twice.
-pub fn check_embeddings(input: &'static str, x: &Tensor<2>) -> Result<Vec<f64>> {
+/// Checks that an embedding matrix is non-empty, has `D > 0` and only finite values
+/// (scanned in the tensor's own float type: no `f64` copy for an `f32` tensor).
+pub fn check_embeddings(input: &'static str, x: &Tensor<2>) -> Result<()> {
     let [rows, cols] = x.dims();
     if rows == 0 || cols == 0 {
         let what = if cols == 0 { "the embedding dimension D must be > 0" } else { "at least one row is needed" };
         return Err(MarginError::Empty { input, shape: vec![rows, cols], what });
     }
-    let host = to_host(x);
-    if let Some(i) = host.iter().position(|v| !v.is_finite()) {
-        return Err(MarginError::NonFinite {
-            input,
-            row: i / cols,
-            col: i % cols,
-            value: host[i],
-            shape: vec![rows, cols],
-        });
+    let data = x.to_data();
+    let first_non_finite = match data.dtype() {
+        DType::F32 => data.as_slice::<f32>().ok().map(|v| v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i] as f64))),
+        DType::F64 => data.as_slice::<f64>().ok().map(|v| v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i]))),
+        _ => None,
+    };
+    let first_non_finite = match first_non_finite {
+        Some(found) => found,
+        None => {
+            let host = data.convert::<f64>().try_into_vec::<f64>().expect("converted to f64 above");
+            host.iter().position(|v| !v.is_finite()).map(|i| (i, host[i]))
+        }
+    };
+    if let Some((i, value)) = first_non_finite {
+        return Err(MarginError::NonFinite { input, row: i / cols, col: i % cols, value, shape: vec![rows, cols] });
     }
-    Ok(host)
+    Ok(())
 }
 
 /// Checks that there is one label per row.

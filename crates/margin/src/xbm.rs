@@ -71,7 +71,8 @@ impl CrossBatchMemory {
     /// # Shapes
     /// - `embeddings`: `[b, d]` (every call the same `d`), `labels`: `b` values
     pub fn enqueue(&mut self, embeddings: &Tensor<2>, labels: &[i64]) -> Result<Vec<Option<usize>>> {
-        let host = check_embeddings("embeddings", embeddings)?;
+        check_embeddings("embeddings", embeddings)?;
+        let host = crate::to_host(embeddings);
         check_labels("embeddings", embeddings, "labels", labels)?;
         let [b, d] = embeddings.dims();
         if let Some(dim) = self.dim.filter(|&dim| dim != d) {

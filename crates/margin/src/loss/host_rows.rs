@@ -33,31 +33,121 @@ pub(crate) struct Rows<T> {
     pub d: usize,
 }
 
-impl<T: KFloat> Rows<T> {
+impl<T: HostElement> Rows<T> {
     /// `x` (`[n, d]`, row-major), L2-normalised when `normalize`: `x / max(‖x‖, ε)`.
     pub(crate) fn new(x: Vec<T>, d: usize, normalize: bool) -> Self {
         let mut prepared = x;
-        let mut norms = Vec::new();
-        if normalize && d > 0 {
-            norms = prepared
-                .par_chunks_mut(d)
-                .with_min_len(64)
-                .map(|row| {
-                    let sq = row.iter().map(|v| v.f() * v.f()).sum::<f64>();
-                    let norm = sq.max(NORM_EPS * NORM_EPS).sqrt();
-                    row.iter_mut().for_each(|v| *v = T::of(v.f() / norm));
-                    norm
-                })
-                .collect();
+        if d == 0 {
+            return Rows { prepared, sq_norms: Vec::new(), norms: Vec::new(), d };
         }
-        let sq_norms = if d == 0 { Vec::new() } else { prepared.par_chunks(d).with_min_len(64).map(|row| row.iter().map(|v| v.f() * v.f()).sum()).collect() };
-        Rows { prepared, sq_norms, norms, d }
+        let (norms, sq_norms): (Vec<f64>, Vec<f64>) = prepared.par_chunks_mut(d).with_min_len(64).map(|row| T::prepare_row(row, normalize)).unzip();
+        Rows { prepared, sq_norms, norms: if normalize { norms } else { Vec::new() }, d }
     }
+}
 
+impl<T> Rows<T> {
     pub(crate) fn len(&self) -> usize {
         self.sq_norms.len()
     }
 }
+
+/// The element types of host rows, with their row kernel compiled for the running CPU.
+pub(crate) trait HostElement: KFloat {
+    /// [`prepare_row`].
+    fn prepare_row(row: &mut [Self], normalize: bool) -> (f64, f64);
+    /// [`lp_gradient_row`].
+    fn lp_gradient_row(g: &mut [f64], product: &[Self], x: &[Self], sum: f64);
+    /// [`normalization_row`].
+    fn normalization_row(g: &mut [f64], x: &[Self], norm: f64);
+}
+
+/// Sum of squares with [`LANES`] partial sums (it vectorises).
+#[inline(always)]
+fn sum_of_squares<T: KFloat>(row: &[T]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let (body, tail) = row.as_chunks::<LANES>();
+    for chunk in body {
+        for l in 0..LANES {
+            let v = chunk[l].f();
+            lanes[l] += v * v;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail.iter().map(|v| v.f() * v.f()).sum::<f64>()
+}
+
+/// Lanes of the row kernels' partial sums.
+const LANES: usize = 8;
+
+/// Normalises `row` in place when `normalize`; returns `max(‖x‖, ε)` (0 when not
+/// normalising) and `‖x̂‖²`.
+#[inline(always)]
+fn prepare_row<T: KFloat>(row: &mut [T], normalize: bool) -> (f64, f64) {
+    let mut norm = 0.0;
+    if normalize {
+        norm = sum_of_squares(row).max(NORM_EPS * NORM_EPS).sqrt();
+        for v in row.iter_mut() {
+            *v = T::of(v.f() / norm);
+        }
+    }
+    (norm, sum_of_squares(row))
+}
+
+/// One row of the Lp gradient: `g = 2 (sum · x − product)`.
+#[inline(always)]
+fn lp_gradient_row<T: KFloat>(g: &mut [f64], product: &[T], x: &[T], sum: f64) {
+    for ((g, &p), &x) in g.iter_mut().zip(product).zip(x) {
+        *g = 2.0 * (sum * x.f() - p.f());
+    }
+}
+
+/// One row through the normalisation: `g ← (g − x̂ (x̂·g)) / norm`, or `g / ε` where the
+/// norm was clamped.
+#[inline(always)]
+fn normalization_row<T: KFloat>(g: &mut [f64], x: &[T], norm: f64) {
+    let radial = if norm <= NORM_EPS {
+        0.0
+    } else {
+        let mut lanes = [0.0f64; LANES];
+        let (gb, gt) = g.as_chunks::<LANES>();
+        let (xb, xt) = x.as_chunks::<LANES>();
+        for (gc, xc) in gb.iter().zip(xb) {
+            for l in 0..LANES {
+                lanes[l] += xc[l].f() * gc[l];
+            }
+        }
+        lanes.iter().sum::<f64>() + gt.iter().zip(xt).map(|(g, x)| x.f() * g).sum::<f64>()
+    };
+    for (g, x) in g.iter_mut().zip(x) {
+        *g = (*g - x.f() * radial) / norm;
+    }
+}
+
+macro_rules! host_element {
+    ($t:ty, $prepare:ident, $lp:ident, $norm:ident) => {
+        crate::simd::avx2_dispatch! {
+            fn $prepare(row: &mut [$t], normalize: bool) -> (f64, f64) = prepare_row::<$t>
+        }
+        crate::simd::avx2_dispatch! {
+            fn $lp(g: &mut [f64], product: &[$t], x: &[$t], sum: f64) = lp_gradient_row::<$t>
+        }
+        crate::simd::avx2_dispatch! {
+            fn $norm(g: &mut [f64], x: &[$t], norm: f64) = normalization_row::<$t>
+        }
+        impl HostElement for $t {
+            fn prepare_row(row: &mut [$t], normalize: bool) -> (f64, f64) {
+                $prepare(row, normalize)
+            }
+            fn lp_gradient_row(g: &mut [f64], product: &[$t], x: &[$t], sum: f64) {
+                $lp(g, product, x, sum)
+            }
+            fn normalization_row(g: &mut [f64], x: &[$t], norm: f64) {
+                $norm(g, x, norm)
+            }
+        }
+    };
+}
+host_element!(f32, prepare_row_f32, lp_gradient_row_f32, normalization_row_f32);
+host_element!(f64, prepare_row_f64, lp_gradient_row_f64, normalization_row_f64);
 
 /// The prepared query rows (and reference rows, when given) in the backend's float type.
 pub(crate) enum HostRows {
@@ -219,7 +309,7 @@ unsafe fn gemm_raw<T: KFloat>(dst: *mut T, dst_rs: usize, [rows, cols, inner]: [
 /// (`[n, m]`: `E + Eᵀ` for the same set, else `E`) and its row / column sums:
 /// Lp `g_q = 2 (rs ⊙ q̂ − W r̂)`, `g_r = 2 (cs ⊙ r̂ − Wᵀ q̂)`; cosine / dot `g_q = W r̂`,
 /// `g_r = Wᵀ q̂` (`r̂ = q̂`, and no `g_r`, for the same set).
-pub(crate) fn gradients<T: KFloat>(w: &[T], row_sums: &[f64], col_sums: &[f64], query: &Rows<T>, reference: Option<&Rows<T>>, lp: bool) -> (Vec<f64>, Option<Vec<f64>>) {
+pub(crate) fn gradients<T: HostElement>(w: &[T], row_sums: &[f64], col_sums: &[f64], query: &Rows<T>, reference: Option<&Rows<T>>, lp: bool) -> (Vec<f64>, Option<Vec<f64>>) {
     let r = reference.unwrap_or(query);
     let (n, m, d) = (query.len(), r.len(), query.d);
     let combine = |product: Vec<T>, rows: &Rows<T>, sums: &[f64]| -> Vec<f64> {
@@ -227,11 +317,7 @@ pub(crate) fn gradients<T: KFloat>(w: &[T], row_sums: &[f64], col_sums: &[f64], 
             return product.into_iter().map(KFloat::f).collect();
         }
         let mut g = vec![0.0; product.len()];
-        g.par_chunks_mut(d.max(1)).zip(product.par_chunks(d.max(1))).zip(rows.prepared.par_chunks(d.max(1))).zip(sums).for_each(|(((g, p), x), &s)| {
-            for ((g, &p), &x) in g.iter_mut().zip(p).zip(x) {
-                *g = 2.0 * (s * x.f() - p.f());
-            }
-        });
+        g.par_chunks_mut(d.max(1)).zip(product.par_chunks(d.max(1))).zip(rows.prepared.par_chunks(d.max(1))).zip(sums).with_min_len(64).for_each(|(((g, p), x), &s)| T::lp_gradient_row(g, p, x, s));
         g
     };
     let mut wr = vec![T::ZERO; n * d];
@@ -249,17 +335,11 @@ pub(crate) fn gradients<T: KFloat>(w: &[T], row_sums: &[f64], col_sums: &[f64], 
 /// Takes `g = ∂L/∂x̂` back through `x̂ = x / max(‖x‖, ε)`: `(g − x̂ (x̂·g)) / ‖x‖`, or
 /// `g / ε` where the norm is clamped (there `x̂ = x / ε` is linear in `x`). Identity
 /// when the distance does not normalise.
-pub(crate) fn through_normalization<T: KFloat>(mut g: Vec<f64>, rows: &Rows<T>) -> Vec<f64> {
+pub(crate) fn through_normalization<T: HostElement>(mut g: Vec<f64>, rows: &Rows<T>) -> Vec<f64> {
     if rows.norms.is_empty() {
         return g;
     }
     let d = rows.d.max(1);
-    g.par_chunks_mut(d).zip(rows.prepared.par_chunks(d)).zip(&rows.norms).for_each(|((g, x), &norm)| {
-        let clamped = norm <= NORM_EPS;
-        let radial = if clamped { 0.0 } else { x.iter().zip(&*g).map(|(x, g)| x.f() * g).sum::<f64>() };
-        for (g, x) in g.iter_mut().zip(x) {
-            *g = (*g - x.f() * radial) / norm;
-        }
-    });
+    g.par_chunks_mut(d).zip(rows.prepared.par_chunks(d)).zip(&rows.norms).with_min_len(64).for_each(|((g, x), &norm)| T::normalization_row(g, x, norm));
     g
 }
