@@ -161,10 +161,13 @@ pub fn kmeans<T: Real>(
         }
         centroids = update_centroids(&pts, &assign, &dist2, k);
     }
-    // Exact inertia against the final centroids, in f64.
+    // Exact inertia against the final centroids, in f64 (collected, then summed in row
+    // order: the same bits on every run, whatever the thread count).
     let inertia = (0..n)
         .into_par_iter()
         .map(|i| sq_dist_f64(pts.row(i), &centroids[assign[i] as usize * d..][..d]))
+        .collect::<Vec<f64>>()
+        .into_iter()
         .sum::<f64>();
     Ok(KMeans {
         assignments: assign,

@@ -330,6 +330,9 @@ impl ContrastiveLoss {
                 }
                 value
             })
+            // Collected in row order and summed in that order: the same bits on every run.
+            .collect::<Vec<f64>>()
+            .into_iter()
             .sum();
         let k = np + nn;
         let active = ap + an;

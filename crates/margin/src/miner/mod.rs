@@ -278,7 +278,7 @@ impl MiningInput {
     pub(crate) fn pair_stats(&self, p: &Pairs) -> MinerStats {
         let mean_of = |list: &[(usize, usize)]| {
             use rayon::prelude::*;
-            (!list.is_empty()).then(|| list.par_iter().with_min_len(4096).map(|&(a, j)| self.raw(a, j)).sum::<f64>() / list.len() as f64)
+            (!list.is_empty()).then(|| list.par_chunks(4096).map(|c| c.iter().map(|&(a, j)| self.raw(a, j)).sum::<f64>()).collect::<Vec<f64>>().into_iter().sum::<f64>() / list.len() as f64)
         };
         MinerStats {
             num_pos_pairs: p.similar.len(),
