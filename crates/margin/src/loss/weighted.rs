@@ -257,13 +257,15 @@ impl ContrastiveLoss {
             p.check(labels.len(), labels.len())?;
         }
         let dim = embeddings.dims()[1];
-        let (mat, host) = DistanceOperands::new(self.distance, embeddings, None);
-        let input = host_input(&mat, host, &self.distance, labels, labels, true, dim);
-        let (plan, value, stats) = match pairs {
-            Some(p) => self.weighted_pairs(&input, p),
-            None => self.weighted_all_pairs(&input),
-        };
-        Ok(output(plan, value, &mat, &input, zero, stats))
+        Ok(crate::pool::on_pool(|| {
+            let (mat, host) = DistanceOperands::new(self.distance, embeddings, None);
+            let input = host_input(&mat, host, &self.distance, labels, labels, true, dim);
+            let (plan, value, stats) = match pairs {
+                Some(p) => self.weighted_pairs(&input, p),
+                None => self.weighted_all_pairs(&input),
+            };
+            output(plan, value, &mat, &input, zero, stats)
+        }))
     }
 
     /// The weight matrix of the contrastive loss over given pairs: counts for the
@@ -366,10 +368,12 @@ impl ContrastiveLoss {
     ) -> Result<LossOutput> {
         miner.validate()?;
         let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        let (mat, input, mined_on) = loss_and_miner_inputs(&self.distance, miner.distance, &query, labels, reference.as_ref())?;
-        let pairs = MultiSimilarityPairs::new(mined_on.as_ref().unwrap_or(&input), miner.epsilon);
-        let (plan, value, stats) = self.weighted_filtered_pairs(&input, &pairs);
-        Ok(output(plan, value, &mat, &input, zero, stats))
+        crate::pool::on_pool(|| {
+            let (mat, input, mined_on) = loss_and_miner_inputs(&self.distance, miner.distance, &query, labels, reference.as_ref())?;
+            let pairs = MultiSimilarityPairs::new(mined_on.as_ref().unwrap_or(&input), miner.epsilon);
+            let (plan, value, stats) = self.weighted_filtered_pairs(&input, &pairs);
+            Ok(output(plan, value, &mat, &input, zero, stats))
+        })
     }
 
     fn keeps(&self, v: f64) -> bool {
