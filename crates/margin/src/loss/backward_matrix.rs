@@ -14,10 +14,14 @@ use crate::kernels::KFloat;
 /// same set (`D` symmetric); plus its row sums and column sums (f64), summed in a fixed
 /// order (the same on every run and thread count). One parallel pass over `E`.
 pub(crate) fn backward_weights<T: KFloat>(weights: &[f64], scale: f64, [n, m]: [usize; 2], same_set: bool, kernels: BlockKernels<T>) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+    // Every entry of the output is written from the entry of `E` at the same place: `E`
+    // must hold all of them (the uninitialised-buffer contracts below rely on it).
+    assert_eq!(weights.len(), n * m, "the planned weights are n × m");
     if n == 0 || m == 0 {
         return (Vec::new(), vec![0.0; n], vec![0.0; m]);
     }
     if same_set {
+        assert_eq!(n, m, "query and reference are the same set");
         let (out, row_sums) = symmetric_weights(weights, scale, n, kernels.tile_pair);
         return (out, row_sums, Vec::new());
     }

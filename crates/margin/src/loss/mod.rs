@@ -16,6 +16,8 @@ mod triplet;
 mod weighted;
 mod weighted_grad;
 
+pub(crate) use weighted_grad::host_path_serves;
+
 pub use contrastive::{ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig};
 pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};
 pub use weighted::MinedLossOutput;

@@ -297,7 +297,8 @@ impl TripletMarginLoss {
         band: Band,
         zero: Zero,
     ) -> LossOutput {
-        crate::pool::on_pool(|| self.forward_fused_here(query, labels, reference, self_index, band, zero))
+        let (q, r) = (query.clone(), reference.as_ref().map(|r| r.embeddings.clone()));
+        crate::pool::on_pool(&q, r.as_ref(), || self.forward_fused_here(query, labels, reference, self_index, band, zero))
     }
 
     /// [`TripletMarginLoss::forward_fused`] on the current thread.

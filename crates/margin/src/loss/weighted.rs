@@ -257,7 +257,7 @@ impl ContrastiveLoss {
             p.check(labels.len(), labels.len())?;
         }
         let dim = embeddings.dims()[1];
-        Ok(crate::pool::on_pool(|| {
+        Ok(crate::pool::on_pool(&embeddings.clone(), None, || {
             let (mat, host) = DistanceOperands::new(self.distance, embeddings, None);
             let input = host_input(&mat, host, &self.distance, labels, labels, true, dim);
             let (plan, value, stats) = match pairs {
@@ -368,7 +368,7 @@ impl ContrastiveLoss {
     ) -> Result<LossOutput> {
         miner.validate()?;
         let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        crate::pool::on_pool(|| {
+        crate::pool::on_pool(&query, reference.as_ref().map(|r| &r.embeddings), || {
             let (mat, input, mined_on) = loss_and_miner_inputs(&self.distance, miner.distance, &query, labels, reference.as_ref())?;
             let pairs = MultiSimilarityPairs::new(mined_on.as_ref().unwrap_or(&input), miner.epsilon);
             let (plan, value, stats) = self.weighted_filtered_pairs(&input, &pairs);

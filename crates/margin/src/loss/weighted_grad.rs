@@ -18,8 +18,8 @@
 //! applied on the host while reading it back, where the planner needs it anyway.
 //! That is one GEMM forward and one (same set) or two backward. The result is
 //! attached to the graph as `Σ x ⊙ g − c + L` with `c` the first term's own value read
-//! back: its value is exactly the host-computed `L` (`s − c` is exactly 0) and its
-//! gradient is exactly `g`.
+//! back (host path; `Σ (x − constant(x)) ⊙ g + L` on the device path): its value is
+//! exactly the host-computed `L` and its gradient is exactly `g`.
 //! The equality with autodiff through the distance matrix is tested in
 //! `tests/batch_all.rs` and `tests/weighted.rs` (the explicit paths use autodiff).
 
@@ -57,7 +57,7 @@ enum Prepared {
 static FORCE_DEVICE_PATH: AtomicBool = AtomicBool::new(false);
 
 /// Whether `x` lives on the CPU backend in a float type the host path handles.
-fn host_path_serves(x: &Tensor<2>) -> bool {
+pub(crate) fn host_path_serves(x: &Tensor<2>) -> bool {
     matches!(x.device().without_autodiff().as_dispatch(), DispatchDevice::Flex(_))
         && matches!(x.dtype(), DType::F32 | DType::F64)
         && !FORCE_DEVICE_PATH.load(Ordering::Relaxed)
@@ -192,9 +192,8 @@ impl DistanceOperands {
         }
     }
 
-    /// `Σ (x − constant(x)) ⊙ g + value` for the query (and reference), with `g`
-    /// (w.r.t. the prepared rows, on the backend) taken back through the normalisation
-    /// when the distance normalises.
+    /// [`DistanceOperands::attach`] for gradients `g` w.r.t. the prepared rows, on the
+    /// backend, taken back through the normalisation when the distance normalises.
     fn attach_device_gradients(&self, grad_q: Tensor<2>, grad_r: Option<Tensor<2>>, value: f64) -> Tensor<1> {
         let Prepared::Device { query: q, reference: r } = &self.prepared else {
             unreachable!("device gradients come from the device path");
@@ -231,19 +230,31 @@ impl DistanceOperands {
         }
     }
 
-    /// `Σ (x − constant(x)) ⊙ g + value` with `g` the gradients w.r.t. the raw inputs.
+    /// A `[1]` loss with value `value` and gradient `g` w.r.t. the raw inputs.
     ///
-    /// `s = Σ x ⊙ g` carries the gradient; its value is then cancelled exactly (`s` minus
-    /// its own value read back is exactly 0 in the tensor's float type), one `[n, d]`
-    /// operation instead of two for `(x − constant(x)) ⊙ g`.
+    /// On the host path: `s = Σ x ⊙ g` carries the gradient and its value is cancelled
+    /// exactly (`s` minus its own value read back is exactly 0 in the tensor's float type)
+    /// — one `[n, d]` operation. Where reading back would cost a device sync (the device
+    /// path), or `s` is not finite (overflow in a narrow float type), it is
+    /// `Σ (x − constant(x)) ⊙ g + value` instead, exactly 0 plus `value` whatever `s`.
     fn attach(&self, grad_q: Tensor<2>, grad_r: Option<Tensor<2>>, value: f64) -> Tensor<1> {
-        let attach = |x: &Tensor<2>, g: Tensor<2>| -> Tensor<1> { (x.clone() * crate::constant(&g)).sum() };
-        let mut s = attach(&self.query, grad_q);
-        if let (Some(x), Some(g)) = (&self.reference, grad_r) {
-            s = s + attach(x, g);
+        let dot = |x: &Tensor<2>, g: &Tensor<2>| -> Tensor<1> { (x.clone() * crate::constant(g)).sum() };
+        if matches!(self.prepared, Prepared::Host(_)) {
+            let mut s = dot(&self.query, &grad_q);
+            if let (Some(x), Some(g)) = (&self.reference, &grad_r) {
+                s = s + dot(x, g);
+            }
+            let own = crate::to_host(&s)[0];
+            if own.is_finite() {
+                return s.sub_scalar(own).add_scalar(value);
+            }
         }
-        let own = crate::to_host(&s)[0];
-        s.sub_scalar(own).add_scalar(value)
+        let zero_plus = |x: &Tensor<2>, g: &Tensor<2>| -> Tensor<1> { ((x.clone() - crate::constant(x)) * crate::constant(g)).sum() };
+        let mut loss = zero_plus(&self.query, &grad_q);
+        if let (Some(x), Some(g)) = (&self.reference, &grad_r) {
+            loss = loss + zero_plus(x, g);
+        }
+        loss.add_scalar(value)
     }
 
     /// The prepared rows on the host (`f64`, row-major): query, and reference when given.
@@ -421,42 +432,46 @@ mod tests {
             Distance::Cosine(crate::CosineSimilarity),
             Distance::Dot(crate::DotProductSimilarity { normalize: false }),
         ];
-        let labels: Vec<i64> = (0..24).map(|i| i % 5).collect();
-        let ref_labels: Vec<i64> = (0..17).map(|i| i % 4).collect();
-        for dtype in [DType::F32, DType::F64] {
-            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
-            for distance in distances {
-                for case in 0..3 {
-                    let run = || {
-                        let tensor = |v: Vec<f64>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), (&device, dtype)).require_grad();
-                        let x = tensor(values(24 * 5, 1), [24, 5]);
-                        let r = tensor(values(17 * 5, 2), [17, 5]);
-                        let triplet = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).init().unwrap();
-                        let out = match case {
-                            0 => triplet.forward(x.clone(), &labels, None).unwrap(),
-                            1 => triplet.forward_with_reference(x.clone(), &labels, ReferenceSet { embeddings: r.clone(), labels: &ref_labels }, None).unwrap(),
-                            _ => ContrastiveLossConfig::new().with_pos_margin(0.1).with_neg_margin(0.9).with_distance(distance).init().unwrap().forward_fused(x.clone(), &labels, None).unwrap(),
+        // 24 rows: one tile, full GEMM; 150 rows: the symmetric Gram matrix by blocks and
+        // several tiles of W + Wᵀ, partial ones included.
+        for (n, m) in [(24, 17), (150, 90)] {
+            let labels: Vec<i64> = (0..n as i64).map(|i| i % 5).collect();
+            let ref_labels: Vec<i64> = (0..m as i64).map(|i| i % 4).collect();
+            for dtype in [DType::F32, DType::F64] {
+                let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
+                for distance in distances {
+                    for case in 0..3 {
+                        let run = || {
+                            let tensor = |v: Vec<f64>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), (&device, dtype)).require_grad();
+                            let x = tensor(values(n * 5, 1), [n, 5]);
+                            let r = tensor(values(m * 5, 2), [m, 5]);
+                            let triplet = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).init().unwrap();
+                            let out = match case {
+                                0 => triplet.forward(x.clone(), &labels, None).unwrap(),
+                                1 => triplet.forward_with_reference(x.clone(), &labels, ReferenceSet { embeddings: r.clone(), labels: &ref_labels }, None).unwrap(),
+                                _ => ContrastiveLossConfig::new().with_pos_margin(0.1).with_neg_margin(0.9).with_distance(distance).init().unwrap().forward_fused(x.clone(), &labels, None).unwrap(),
+                            };
+                            let value = crate::to_host(&out.loss)[0];
+                            let grads = out.loss.backward();
+                            let gx = crate::to_host(&x.grad(&grads).unwrap());
+                            let gr = r.grad(&grads).map(|g| crate::to_host(&g));
+                            (value, gx, gr)
                         };
-                        let value = crate::to_host(&out.loss)[0];
-                        let grads = out.loss.backward();
-                        let gx = crate::to_host(&x.grad(&grads).unwrap());
-                        let gr = r.grad(&grads).map(|g| crate::to_host(&g));
-                        (value, gx, gr)
-                    };
-                    let (host, dev) = on_both_paths(run);
-                    let what = format!("{dtype:?} {} case {case}", distance.describe());
-                    assert!(host.0 != 0.0, "{what}: a loss with active terms");
-                    assert!((host.0 - dev.0).abs() <= tol * (1.0 + dev.0.abs()), "{what}: value {} vs {}", host.0, dev.0);
-                    let close = |a: &[f64], b: &[f64], name: &str| {
-                        let scale = b.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-                        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                            assert!((x - y).abs() <= tol * scale, "{what}: {name}[{i}] {x} vs {y}");
+                        let (host, dev) = on_both_paths(run);
+                        let what = format!("n {n} {dtype:?} {} case {case}", distance.describe());
+                        assert!(host.0 != 0.0, "{what}: a loss with active terms");
+                        assert!((host.0 - dev.0).abs() <= tol * (1.0 + dev.0.abs()), "{what}: value {} vs {}", host.0, dev.0);
+                        let close = |a: &[f64], b: &[f64], name: &str| {
+                            let scale = b.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+                            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                                assert!((x - y).abs() <= tol * scale, "{what}: {name}[{i}] {x} vs {y}");
+                            }
+                        };
+                        close(&host.1, &dev.1, "grad query");
+                        assert_eq!(host.2.is_some(), dev.2.is_some(), "{what}");
+                        if let (Some(a), Some(b)) = (&host.2, &dev.2) {
+                            close(a, b, "grad reference");
                         }
-                    };
-                    close(&host.1, &dev.1, "grad query");
-                    assert_eq!(host.2.is_some(), dev.2.is_some(), "{what}");
-                    if let (Some(a), Some(b)) = (&host.2, &dev.2) {
-                        close(a, b, "grad reference");
                     }
                 }
             }
