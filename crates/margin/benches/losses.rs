@@ -1,5 +1,7 @@
 //! Loss + miner benchmark: forward + backward on seeded random L2-normalised
-//! embeddings (D = 128, f32, labels P × K with K = 4), 2 threads.
+//! embeddings (D = 128, f32, labels P × K with K = 4), 2 threads. Timed region per
+//! repeat, as in PML's `bench_losses.py`: [miner +] loss + backward on one leaf tensor
+//! (created, like the loss objects, once per configuration).
 //!
 //! Prints one JSON line per configuration: median of ≥ 10 timed repeats after
 //! warm-up, peak RSS (`VmHWM`) of a fresh process running only that
@@ -110,12 +112,17 @@ fn gemm_gflops() -> f64 {
     2.0 * (n * n * D) as f64 / (ms * 1e-3) / 1e9
 }
 
-/// One forward + backward of configuration `name`; returns the number of tuples.
-fn step(name: &str, x: &[f32], labels: &[i64], b: usize) -> usize {
-    let device = Device::flex().autodiff();
-    let emb = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [b, D]), &device).require_grad();
-    let triplet = || TripletMarginLossConfig::new().with_margin(0.2).init().unwrap();
-    let contrastive = || ContrastiveLossConfig::new().with_pos_margin(0.0).with_neg_margin(1.0).init().unwrap();
+/// The losses, built once per configuration (outside the timed region, as PML's harness does).
+struct Losses {
+    triplet: margin::TripletMarginLoss,
+    contrastive: margin::ContrastiveLoss,
+}
+
+/// One forward + backward of configuration `name` on the leaf `emb` (created once, as
+/// PML's harness does; each backward consumes its own graph); returns the number of tuples.
+fn step(name: &str, emb: &Tensor<2>, labels: &[i64], losses: &Losses) -> usize {
+    let triplet = || &losses.triplet;
+    let contrastive = || &losses.contrastive;
     let mut rng = StdRng::seed_from_u64(0);
     let out = if name.starts_with("triplet_all") {
         // tuples = None: the fused O(B²) batch-all path.
@@ -150,8 +157,14 @@ fn step(name: &str, x: &[f32], labels: &[i64], b: usize) -> usize {
 fn run_one(name: &str, gflops: f64) {
     let &(_, b, pml_ms, pml_gb) = CONFIGS.iter().find(|c| c.0 == name).expect("known configuration");
     let (x, labels) = batch(b, 42);
+    let device = Device::flex().autodiff();
+    let emb = Tensor::<2>::from_data(TensorData::new(x, [b, D]), &device).require_grad();
+    let losses = Losses {
+        triplet: TripletMarginLossConfig::new().with_margin(0.2).init().unwrap(),
+        contrastive: ContrastiveLossConfig::new().with_pos_margin(0.0).with_neg_margin(1.0).init().unwrap(),
+    };
     let mut tuples = 0;
-    let (ms, reps) = time_ms(|| tuples = step(name, &x, &labels, b), 2, 10, 3.0);
+    let (ms, reps) = time_ms(|| tuples = step(name, &emb, &labels, &losses), 2, 10, 3.0);
     let rss_mb = peak_rss_mb();
     let bound_ms = 3.0 * 2.0 * (b * b * D) as f64 / (gflops * 1e9) * 1e3;
     let num = |v: f64| if v.is_finite() { format!("{v:.3}") } else { "null".into() };
