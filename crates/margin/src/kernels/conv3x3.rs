@@ -135,6 +135,7 @@ impl Backward<Flex, 3> for Conv3x3Backward {
 // ---------------------------------------------------------------------------------------------
 
 use super::kfloat::KFloat;
+use super::strided_gemm::strided_gemm;
 use crate::buffer::build;
 
 fn shape_of(t: &FlexTensor) -> &[usize] {
@@ -227,49 +228,6 @@ fn im2col<T: KFloat>(x: &[T], t: usize, c: usize, h: usize, w: usize, col: &mut 
     }
 }
 
-/// `dst[m×n] (row stride dst_rs) := (read_dst ? dst : 0) + lhs[m×k] · rhs[k×n]`, strides in
-/// elements, single-threaded.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm<T: KFloat>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut T,
-    dst_cs: isize,
-    dst_rs: isize,
-    read_dst: bool,
-    lhs: *const T,
-    lhs_cs: isize,
-    lhs_rs: isize,
-    rhs: *const T,
-    rhs_cs: isize,
-    rhs_rs: isize,
-) {
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            dst_cs,
-            dst_rs,
-            read_dst,
-            lhs,
-            lhs_cs,
-            lhs_rs,
-            rhs,
-            rhs_cs,
-            rhs_rs,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 /// `out[n, co, p] = bias[co] + Σ_k wm[co, k] · im2col(x_n)[k, p]`; writes every element of `out`
 /// (`[N, C_out, H, W]`). `wm` is `[C_out, C_in·9]` row-major (the weight tensor's own layout).
 fn conv_into<T: KFloat>(
@@ -306,7 +264,7 @@ fn conv_into<T: KFloat>(
                     // SAFETY: `o` is `[cout, hw]`, `wm` `[cout, k]`, `col` `[k, ≥ tn]` with row stride
                     // `tn`; without bias gemm writes `o` without reading it (read_dst = false).
                     unsafe {
-                        gemm(
+                        strided_gemm(
                             cout,
                             hw,
                             k,
@@ -320,6 +278,7 @@ fn conv_into<T: KFloat>(
                             col.as_ptr(),
                             1,
                             tn as isize,
+                            gemm::Parallelism::None,
                         )
                     };
                 } else {
@@ -328,7 +287,7 @@ fn conv_into<T: KFloat>(
                     }
                     // SAFETY: as above, `tmp` is `[cout, tn]`.
                     unsafe {
-                        gemm(
+                        strided_gemm(
                             cout,
                             tn,
                             k,
@@ -342,6 +301,7 @@ fn conv_into<T: KFloat>(
                             col.as_ptr(),
                             1,
                             tn as isize,
+                            gemm::Parallelism::None,
                         )
                     };
                     for s in 0..t {
@@ -502,7 +462,7 @@ fn backward_impl<T: KFloat>(
                         // dw[cout, k] += gtile[cout, tn] · colᵀ[tn, k]
                         // SAFETY: shapes as stated; colᵀ(i, j) = col[j·tn + i].
                         unsafe {
-                            gemm(
+                            strided_gemm(
                                 cout,
                                 k,
                                 tn,
@@ -516,6 +476,7 @@ fn backward_impl<T: KFloat>(
                                 col.as_ptr(),
                                 tn as isize,
                                 1,
+                                gemm::Parallelism::None,
                             )
                         };
                         first = false;

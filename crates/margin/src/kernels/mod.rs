@@ -8,8 +8,10 @@
 mod bn_relu_pool;
 mod conv3x3;
 mod kfloat;
+mod strided_gemm;
 
 pub(crate) use kfloat::KFloat;
+pub(crate) use strided_gemm::strided_gemm;
 
 pub use bn_relu_pool::{BnReluPool, BnReluPoolBackend};
 pub use conv3x3::{Conv3x3Backend, conv3x3_options};

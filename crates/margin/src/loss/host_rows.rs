@@ -179,11 +179,9 @@ impl HostRows {
 pub(crate) fn gram<T: KFloat>(query: &Rows<T>, reference: Option<&Rows<T>>) -> Vec<T> {
     let r = reference.unwrap_or(query);
     let (n, m, d) = (query.len(), r.len(), query.d);
+    // `len()` counts rows by their norms: 0 when d = 0 (rejected by the input checks).
     if n == 0 || m == 0 {
         return Vec::new();
-    }
-    if d == 0 {
-        return vec![T::ZERO; n * m];
     }
     let q = &query.prepared;
     if reference.is_some() || !(2 * SYMMETRIC_BLOCK..SYMMETRIC_UP_TO).contains(&n) {
@@ -284,30 +282,10 @@ unsafe fn gemm_raw<T: KFloat>(dst: *mut T, dst_rs: usize, [rows, cols, inner]: [
     assert!(last(lhs, rows, inner) && last(rhs, inner, cols), "gemm operands hold their shapes");
     let parallelism = if parallel && rows * cols * inner >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: the operands' strides address only elements inside their slices (asserted
-    // above); the destination is the caller's contract; `T` is f32 or f64, both of which
-    // gemm supports. With `read_dst = false` gemm writes `dst` without reading it.
+    // above); the destination is the caller's contract. With `read_dst = false` gemm
+    // writes `dst` without reading it.
     unsafe {
-        gemm::gemm(
-            rows,
-            cols,
-            inner,
-            dst,
-            1,
-            dst_rs as isize,
-            false,
-            lhs.0.as_ptr(),
-            lhs.1,
-            lhs.2,
-            rhs.0.as_ptr(),
-            rhs.1,
-            rhs.2,
-            T::ZERO,
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        crate::kernels::strided_gemm(rows, cols, inner, dst, 1, dst_rs as isize, false, lhs.0.as_ptr(), lhs.1, lhs.2, rhs.0.as_ptr(), rhs.1, rhs.2, parallelism);
     }
 }
 
