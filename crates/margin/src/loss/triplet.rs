@@ -287,7 +287,8 @@ impl TripletMarginLoss {
         }
     }
 
-    /// The fused path: distance matrix with gradient, host plan, `sum(W ⊙ D) + c`.
+    /// The fused path: distance matrix with gradient, host plan, `sum(W ⊙ D) + c` (on
+    /// rayon's pool when it runs on the host).
     fn forward_fused(
         &self,
         query: Tensor<2>,
@@ -297,55 +298,44 @@ impl TripletMarginLoss {
         band: Band,
         zero: Zero,
     ) -> LossOutput {
-        let (q, r) = (query.clone(), reference.as_ref().map(|r| r.embeddings.clone()));
-        crate::pool::on_pool(&q, r.as_ref(), || self.forward_fused_here(query, labels, reference, self_index, band, zero))
-    }
-
-    /// [`TripletMarginLoss::forward_fused`] on the current thread.
-    fn forward_fused_here(
-        &self,
-        query: Tensor<2>,
-        labels: &[i64],
-        reference: Option<ReferenceSet<'_>>,
-        self_index: Vec<Option<usize>>,
-        band: Band,
-        zero: Zero,
-    ) -> LossOutput {
-        let reduce = self.fused_reduce().expect("checked by the caller");
-        let d = &self.distance;
-        let dim = query.dims()[1];
-        let ((ops, host), ref_labels) = match reference {
-            None => (DistanceOperands::new(*d, query, None), labels.to_vec()),
-            Some(r) => (DistanceOperands::new(*d, query, Some(r.embeddings)), r.labels.to_vec()),
-        };
-        let [n, m] = ops.dims();
-        let input = MiningInput::from_host(
-            host,
-            n,
-            m,
-            d.direction(),
-            labels.to_vec(),
-            ref_labels,
-            self_index,
-            dim,
-        );
-        let euclidean = matches!(d, crate::Distance::Lp(lp) if lp.power == crate::Power::Euclidean);
-        let plan = if self.smooth {
-            batch_all::softplus_plan(&input, self.margin, band, reduce, euclidean)
-        } else {
-            batch_all::hinge_plan(&input, self.margin, band, reduce, None, euclidean)
-        };
-        let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
-        let value = if empty { 0.0 } else { plan.value };
-        let stats = LossStats {
-            loss: value,
-            num_tuples: plan.num_tuples,
-            num_active: plan.num_active,
-            active_fraction: if plan.num_tuples == 0 { 0.0 } else { plan.num_active as f64 / plan.num_tuples as f64 },
-            mean_ap_dist: plan.mean_ap,
-            mean_an_dist: plan.mean_an,
-        };
-        let loss = if empty { zero.get() } else { ops.weighted_sum_loss(plan, &input, value) };
-        LossOutput { loss, stats }
+        let reference_embeddings = reference.as_ref().map(|r| r.embeddings.clone());
+        crate::pool::on_pool(&query.clone(), reference_embeddings.as_ref(), || {
+            let reduce = self.fused_reduce().expect("checked by the caller");
+            let d = &self.distance;
+            let dim = query.dims()[1];
+            let ((ops, host), ref_labels) = match reference {
+                None => (DistanceOperands::new(*d, query, None), labels.to_vec()),
+                Some(r) => (DistanceOperands::new(*d, query, Some(r.embeddings)), r.labels.to_vec()),
+            };
+            let [n, m] = ops.dims();
+            let input = MiningInput::from_host(
+                host,
+                n,
+                m,
+                d.direction(),
+                labels.to_vec(),
+                ref_labels,
+                self_index,
+                dim,
+            );
+            let euclidean = matches!(d, crate::Distance::Lp(lp) if lp.power == crate::Power::Euclidean);
+            let plan = if self.smooth {
+                batch_all::softplus_plan(&input, self.margin, band, reduce, euclidean)
+            } else {
+                batch_all::hinge_plan(&input, self.margin, band, reduce, None, euclidean)
+            };
+            let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
+            let value = if empty { 0.0 } else { plan.value };
+            let stats = LossStats {
+                loss: value,
+                num_tuples: plan.num_tuples,
+                num_active: plan.num_active,
+                active_fraction: if plan.num_tuples == 0 { 0.0 } else { plan.num_active as f64 / plan.num_tuples as f64 },
+                mean_ap_dist: plan.mean_ap,
+                mean_an_dist: plan.mean_an,
+            };
+            let loss = if empty { zero.get() } else { ops.weighted_sum_loss(plan, &input, value) };
+            LossOutput { loss, stats }
+        })
     }
 }
