@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use margin::{
-    BatchEasyHardMiner, BatchHardMiner, ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance,
+    BatchEasyHardMiner, BatchHardMiner, ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, CosineSimilarity, Distance,
     DistanceWeightedMiner, FaceNetSemiHardMiner, KindPooling, LossOutput, LossStats, MinerConfig, MultiSimilarityMiner,
     PairMarginMiner, Pairs, Reducer, TripletMarginLossConfig, TripletMarginMiner, TripletType,
 };
@@ -23,6 +23,17 @@ fn same(a: (&LossOutput, &[Vec<f64>]), b: (&LossOutput, &[Vec<f64>]), what: &str
             assert_close(x, y, 1e-9, 1e-12, &format!("{what}: mean"));
         }
     }
+}
+
+/// The fused and the gathering contrastive loss on `rows` (fresh leaves), each with its gradient.
+fn fused_and_gathered(loss: &ContrastiveLoss, rows: &[Vec<f64>], labels: &[i64], pairs: Option<&Pairs>) -> ((LossOutput, Vec<Vec<f64>>), (LossOutput, Vec<Vec<f64>>)) {
+    let x = tensor64(rows);
+    let f = loss.forward_fused(x.clone(), labels, pairs).unwrap();
+    let gf = grad_rows(&x, &f.loss);
+    let x = tensor64(rows);
+    let n = loss.forward_gathered(x.clone(), labels, pairs).unwrap();
+    let gn = grad_rows(&x, &n.loss);
+    ((f, gf), (n, gn))
 }
 
 #[test]
@@ -49,12 +60,7 @@ fn contrastive_fused_equals_gathering() {
                     let some = Pairs::all(&labels);
                     let some = Pairs { similar: some.similar[..some.similar.len() / 2].to_vec(), dissimilar: some.dissimilar[3..].to_vec() };
                     for pairs in [None, Some(&some)] {
-                        let x = tensor64(&rows);
-                        let f = loss.forward_fused(x.clone(), &labels, pairs).unwrap();
-                        let gf = grad_rows(&x, &f.loss);
-                        let x = tensor64(&rows);
-                        let n = loss.forward_gathered(x.clone(), &labels, pairs).unwrap();
-                        let gn = grad_rows(&x, &n.loss);
+                        let ((f, gf), (n, gn)) = fused_and_gathered(&loss, &rows, &labels, pairs);
                         same((&f, &gf), (&n, &gn), &what);
                     }
                 }
@@ -126,12 +132,7 @@ fn fused_backward_crosses_tile_boundaries_in_f64_and_f32() {
         let (pm, nm) = if distance == Distance::euclidean_normalized() { (0.2, 1.1) } else { (0.8, 0.2) };
         let loss = ContrastiveLossConfig::new().with_pos_margin(pm).with_neg_margin(nm).with_distance(distance).init().unwrap();
         let what = distance.describe();
-        let x = tensor64(&rows);
-        let f = loss.forward_fused(x.clone(), &labels, None).unwrap();
-        let gf = grad_rows(&x, &f.loss);
-        let x = tensor64(&rows);
-        let n = loss.forward_gathered(x.clone(), &labels, None).unwrap();
-        let gn = grad_rows(&x, &n.loss);
+        let ((f, gf), (n, gn)) = fused_and_gathered(&loss, &rows, &labels, None);
         same((&f, &gf), (&n, &gn), &format!("{what} f64"));
         // f32: same up to f32 rounding.
         let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
@@ -268,12 +269,7 @@ fn all_pairs_contrastive_sparse_and_dense_backward_equal_gathering() {
     let labels = random_labels(55, 160, 40);
     for (pm, nm) in [(1.2, 0.05), (0.0, 1.3)] {
         let loss = ContrastiveLossConfig::new().with_pos_margin(pm).with_neg_margin(nm).with_distance(Distance::euclidean_normalized()).init().unwrap();
-        let x = tensor64(&rows);
-        let f = loss.forward_fused(x.clone(), &labels, None).unwrap();
-        let gf = grad_rows(&x, &f.loss);
-        let x = tensor64(&rows);
-        let n = loss.forward_gathered(x.clone(), &labels, None).unwrap();
-        let gn = grad_rows(&x, &n.loss);
+        let ((f, gf), (n, gn)) = fused_and_gathered(&loss, &rows, &labels, None);
         let active = n.stats.num_active;
         assert!(active > 0, "margins {pm}/{nm}: some active pairs");
         // Nonzero weights = active pairs here: ≤ 1/16 of the matrix takes the sparse path.
