@@ -66,7 +66,7 @@ fn digits_end_to_end_beats_untrained() {
     let e = dir.join("e.npy");
     let out = margin(&["embed", "--model", run.to_str().unwrap(), "--input", digits_csv().to_str().unwrap(), "--scale", "16", "--out", e.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let arr = margin::data::npy::read_npy(&e).unwrap();
+    let arr = margin_data::npy::read_npy(&e).unwrap();
     assert_eq!(arr.header.shape, vec![1797, 32]);
 }
 
@@ -146,7 +146,7 @@ fn corrupt_inputs_name_the_file() {
     if npz_src.exists() {
         let npz = dir.join("images_evaluation.npz");
         std::fs::write(&npz, &std::fs::read(&npz_src).unwrap()[..100_000]).unwrap();
-        let e = margin::data::load_omniglot_npz(&npz, 28, 0).unwrap_err().to_string();
+        let e = margin_data::load_omniglot_npz(&npz, 28, 0).unwrap_err().to_string();
         assert!(e.contains("images_evaluation.npz"), "{e}");
     }
     // A bad config field is named.

@@ -29,7 +29,7 @@ use crate::distance::{Distance, Prepared};
 use crate::error::{EvalError, Result, invalid};
 use crate::knn::{KnnOptions, Space, search};
 use crate::mutual_info::{adjusted_mutual_info, normalized_mutual_info};
-use crate::scalar::Real;
+use margin_linalg::Real;
 
 /// k-means settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::error::{EvalError, Result};
-use crate::scalar::{Real, dot};
+use margin_linalg::{Real, dot};
 
 /// A validated, borrowed `rows × dim` row-major matrix of embeddings.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Embeddings;
 use crate::error::{EvalError, invalid};
-use crate::scalar::{Real, dot};
+use margin_linalg::{Real, dot};
 
 /// How closeness between two embeddings is measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{ClassIndex, Labelled};
 use crate::distance::Distance;
 use crate::error::{EvalError, Result, invalid};
-use crate::scalar::Real;
+use margin_linalg::Real;
 
 /// Episode settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -23,8 +23,9 @@ use rayon::prelude::*;
 use crate::data::{Embeddings, MAX_ROWS, check_dims};
 use crate::distance::{Distance, Prepared, score_to_value};
 use crate::error::{EvalError, Result, invalid};
-use crate::scalar::{Real, gemm_abt};
-use crate::topk::{CHUNK, TopK};
+use margin_linalg::Real;
+use margin_linalg::gemm::gemm_abt;
+use margin_linalg::topk::{CHUNK, TopK};
 
 /// Tile sizes of the search. The defaults (512 × 2048, a 4 MB f32 score
 /// tile per thread) were the fastest of 256–1024 × 1024–2048 on a 2-core

@@ -1,6 +1,6 @@
 //! Pure-Rust evaluation and search for embeddings: exact k-nearest
 //! neighbours, retrieval, clustering and verification metrics, few-shot
-//! episodes and the Omniglot one-shot benchmark.
+//! episodes and one-shot trials (the scorer of the Omniglot benchmark).
 //!
 //! No deep-learning framework is involved: inputs are borrowed row-major
 //! `f32`/`f64` buffers ([`Embeddings`]) with `i64` labels ([`Labelled`]), so
@@ -27,7 +27,7 @@
 //! [`FewShotReport`]. Each part is also available on its own
 //! ([`retrieval`](fn@retrieval), [`clustering`](fn@clustering), [`verification`](fn@verification),
 //! [`verification_metrics`] on raw pair scores, [`few_shot`](fn@few_shot), [`knn`](fn@knn),
-//! [`OmniglotOneShot`]).
+//! [`one_shot_accuracy`]).
 //!
 //! # Design
 //!
@@ -64,13 +64,13 @@ pub mod error;
 pub mod fewshot;
 pub mod knn;
 pub mod mutual_info;
-pub mod omniglot;
+pub mod oneshot;
 pub mod pairs;
 pub mod rank;
 pub mod report;
 pub mod retrieval;
-pub mod scalar;
-mod topk;
+
+
 pub mod verification;
 
 pub use clustering::{ClusteringConfig, ClusteringReport, KMeans, clustering, kmeans};
@@ -79,7 +79,7 @@ pub use distance::Distance;
 pub use error::{EvalError, Result};
 pub use fewshot::{FewShotConfig, FewShotReport, few_shot};
 pub use knn::{KnnOptions, Neighbors, knn, knn_with};
-pub use omniglot::{OmniglotOneShot, OneShotImage, OneShotReport, OneShotRun};
+pub use oneshot::{OneShotReport, OneShotRun, one_shot_accuracy};
 pub use pairs::{
     Histogram, Pairs, VerificationReport, histogram, make_pairs, pair_values, verification,
 };
@@ -87,7 +87,7 @@ pub use report::{EvalConfig, EvalReport, Skipped, Timings, evaluate, evaluate_sl
 pub use retrieval::{
     RecallAt, RetrievalConfig, RetrievalReport, retrieval, retrieval_with_neighbors,
 };
-pub use scalar::Real;
+pub use margin_linalg::Real;
 pub use verification::{
     Polarity, RocPoint, TarAtFar, VerificationConfig, VerificationMetrics, roc_curve,
     verification_metrics,

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{ClassIndex, Labelled};
 use crate::distance::Distance;
 use crate::error::{EvalError, Result, invalid};
-use crate::scalar::Real;
+use margin_linalg::Real;
 use crate::verification::{
     Polarity, VerificationConfig, VerificationMetrics, verification_metrics,
 };

@@ -13,8 +13,8 @@
 use rayon::prelude::*;
 
 use crate::knn::Space;
-use crate::scalar::Real;
-use crate::topk::better;
+use margin_linalg::Real;
+use margin_linalg::topk::better;
 
 /// Maximum number of scores held per block of full rows.
 pub const ROW_BUDGET: usize = 1 << 22;

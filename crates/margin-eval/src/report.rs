@@ -11,7 +11,7 @@ use crate::error::{EvalError, Result};
 use crate::fewshot::{FewShotConfig, FewShotReport, few_shot};
 use crate::pairs::{VerificationReport, verification};
 use crate::retrieval::{RetrievalConfig, RetrievalReport, retrieval};
-use crate::scalar::Real;
+use margin_linalg::Real;
 use crate::verification::VerificationConfig;
 
 /// What [`evaluate`] computes. `None` sections are not computed.

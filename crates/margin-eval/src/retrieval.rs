@@ -33,7 +33,7 @@ use crate::distance::Distance;
 use crate::error::{EvalError, Result, invalid};
 use crate::knn::{KnnOptions, Neighbors, Space, search};
 use crate::rank::first_relevant_ranks;
-use crate::scalar::Real;
+use margin_linalg::Real;
 
 /// What to compute.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

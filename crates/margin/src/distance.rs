@@ -115,7 +115,7 @@ pub(crate) fn host_values<S: GramElement>(gram: &[S], n: usize, m: usize, lp: Op
     // SAFETY: every entry is written: the `n` rows of `m` entries each zip with one
     // row of `gram` (`n · m` entries, asserted above), and `lp_row` writes all of its row.
     unsafe {
-        crate::buffer::build(n * m, |host| {
+        margin_linalg::buffer::build(n * m, |host| {
             host.par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {
                 None => row.iter_mut().zip(g).for_each(|(v, &g)| {
                     v.write(g.into());
@@ -142,10 +142,10 @@ fn lp_row<S: Copy + Into<f64>>(out: &mut [MaybeUninit<f64>], gram: &[S], qi: f64
     }
 }
 
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     fn lp_row_f32(out: &mut [MaybeUninit<f64>], gram: &[f32], qi: f64, rn: &[f64], root: bool) = lp_row::<f32>
 }
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     fn lp_row_f64(out: &mut [MaybeUninit<f64>], gram: &[f64], qi: f64, rn: &[f64], root: bool) = lp_row::<f64>
 }
 

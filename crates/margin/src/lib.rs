@@ -49,23 +49,18 @@
 
 #![warn(missing_docs)]
 
-pub mod data;
 pub mod alloc;
-mod buffer;
 mod direction;
 mod distance;
 mod error;
+pub mod flex_element;
 mod input;
-pub mod kernels;
 pub mod loss;
 pub mod miner;
-pub mod model;
 mod pool;
 mod reducer;
-mod simd;
 pub mod reference;
 pub mod sampler;
-pub mod train;
 mod tuples;
 pub mod xbm;
 

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use margin::data::{self, Dataset, npy};
-use margin::train::{self, ModelCard};
+use margin_data::{self as data, Dataset, ModelCard, npy};
 
 /// Arguments of `margin embed`.
 #[derive(clap::Args, Debug)]
@@ -42,11 +41,10 @@ pub struct EmbedArgs {
 /// Runs `margin embed`.
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let card_path = a.model.join("model.json");
-    let card: ModelCard = serde_json::from_slice(&std::fs::read(&card_path).with_context(|| format!("reading {} (is {} a run folder?)", card_path.display(), a.model.display()))?)
-        .with_context(|| format!("{}: not a model description", card_path.display()))?;
+    let card = ModelCard::read(&card_path).with_context(|| format!("is {} a run folder of `margin train`?", a.model.display()))?;
     let device = margin::burn::tensor::Device::flex();
     let weights = a.model.join("model.safetensors");
-    let model = train::load_safetensors(&card, &weights, &device).with_context(|| format!("loading {}", weights.display()))?;
+    let model = margin_models::weights::load_safetensors(&card, &weights, &device).with_context(|| format!("loading {}", weights.display()))?;
     let shape = card.sample_shape.clone();
     let p = &a.input;
     let name = p.to_string_lossy().to_lowercase();
@@ -93,7 +91,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     if ds.sample_shape != shape {
         bail!("{}: samples have shape {:?} but the model takes {shape:?}", p.display(), ds.sample_shape);
     }
-    let emb = train::embed(&model, &ds, a.batch.max(1), !a.raw, &device);
+    let emb = margin_models::embed(&model, &ds, a.batch.max(1), !a.raw, &device);
     let dim = card.model.embedding_dim();
     npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
     if let Some(l) = &a.labels_out {

@@ -7,7 +7,7 @@ use core::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::kernels::KFloat;
+use crate::flex_element::KFloat;
 
 /// The matrix the backward GEMMs use, from `E = scale · weights = ∂L/∂(GEMM-side
 /// matrix)` (`[n, m]`, row-major): `W'_ij = E_ij`, or `E_ij + E_ji` when query and reference are the
@@ -30,7 +30,7 @@ pub(crate) fn backward_weights<T: KFloat>(weights: &[f64], scale: f64, [n, m]: [
     // SAFETY: every entry is written: the chunks of `BLOCK` rows cover rows `0..n`, and
     // `rows` writes every entry of its rows (see `cross_rows`).
     let out = unsafe {
-        crate::buffer::build(n * m, |out| {
+        margin_linalg::buffer::build(n * m, |out| {
             col_parts = out
                 .par_chunks_mut(BLOCK * m)
                 .zip(row_sums.par_chunks_mut(BLOCK))
@@ -65,16 +65,16 @@ pub(crate) struct BlockKernels<T> {
     tile_pair: TilePairKernel<T>,
 }
 
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     fn rows_f32(out: &mut [MaybeUninit<f32>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) = cross_rows::<f32>
 }
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     fn rows_f64(out: &mut [MaybeUninit<f64>], sums: &mut [f64], cols: &mut [f64], weights: &[f64], scale: f64) = cross_rows::<f64>
 }
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     fn tile_pair_f32(job: &TilePair<'_, f32>, ti: usize, tj: usize) -> (TileSums, TileSums) = tile_pair::<f32>
 }
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     fn tile_pair_f64(job: &TilePair<'_, f64>, ti: usize, tj: usize) -> (TileSums, TileSums) = tile_pair::<f64>
 }
 pub(crate) const F32_KERNELS: BlockKernels<f32> = BlockKernels { rows: rows_f32, tile_pair: tile_pair_f32 };
@@ -138,7 +138,7 @@ fn symmetric_weights<T: KFloat>(weights: &[f64], scale: f64, n: usize, kernel: T
     // SAFETY: every entry is written: the pairs (I, J), I ≤ J, and their mirrors (J, I)
     // cover all tiles, and `tile_pair` writes every entry of both of its tiles.
     let out = unsafe {
-        crate::buffer::build(n * n, |out| {
+        margin_linalg::buffer::build(n * n, |out| {
             let job = TilePair { out: SharedOut(out.as_mut_ptr()), weights, scale, n };
             sums = pairs.par_iter().map(|&(ti, tj)| kernel(&job, ti, tj)).collect();
         })
@@ -170,7 +170,7 @@ fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSum
     // SAFETY: for each of the `cols` rows of E read, the inner loop writes entries
     // k · cols + c for all k < rows: all rows · cols entries in all.
     let mut s: Vec<f64> = unsafe {
-        crate::buffer::build(rows * cols, |s| {
+        margin_linalg::buffer::build(rows * cols, |s| {
             for c in 0..cols {
                 let e_row = &weights[(j0 + c) * n + i0..][..rows];
                 for (k, &v) in e_row.iter().enumerate() {

@@ -193,7 +193,7 @@ fn par_rows(rows: usize, row_len: usize, chain_rule: Option<&MiningInput>, f: im
         total = parts.into_iter().fold(Partial::default(), |x, y| x + y);
     };
     // SAFETY: every entry is written: each row is zeroed before `f` sees it.
-    let w = unsafe { crate::buffer::build(rows * row_len, fill) };
+    let w = unsafe { margin_linalg::buffer::build(rows * row_len, fill) };
     (w, total)
 }
 
@@ -231,7 +231,7 @@ struct HingeRow<'a> {
     force_sort: Option<bool>,
 }
 
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     /// Plans anchor `a`'s row of the hinge loss into `row_w` (zero on entry).
     fn hinge_row(args: &HingeRow<'_>, a: usize, row_w: &mut [f64], scratch: &mut Scratch) -> Partial = hinge_row_impl
 }

@@ -125,7 +125,7 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
     // SAFETY: every entry is written (0 where no term): each of the `n` rows of `m`
     // entries zips with `u_row(a)` and `ref_labels`, both `m` long.
     let w = unsafe {
-        crate::buffer::build(n * m, |w| {
+        margin_linalg::buffer::build(n * m, |w| {
             (value, nonzero) = w
                 .par_chunks_mut(m)
                 .enumerate()

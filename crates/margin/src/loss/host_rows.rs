@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::Power;
 use crate::distance::{NORM_EPS, host_values};
-use crate::kernels::KFloat;
+use crate::flex_element::KFloat;
 
 /// One set of rows, prepared for a distance, on the host.
 pub(crate) struct Rows<T> {
@@ -124,13 +124,13 @@ fn normalization_row<T: KFloat>(g: &mut [f64], x: &[T], norm: f64) {
 
 macro_rules! host_element {
     ($t:ty, $prepare:ident, $lp:ident, $norm:ident) => {
-        crate::simd::avx2_dispatch! {
+        margin_linalg::avx2_dispatch! {
             fn $prepare(row: &mut [$t], normalize: bool) -> (f64, f64) = prepare_row::<$t>
         }
-        crate::simd::avx2_dispatch! {
+        margin_linalg::avx2_dispatch! {
             fn $lp(g: &mut [f64], product: &[$t], x: &[$t], sum: f64) = lp_gradient_row::<$t>
         }
-        crate::simd::avx2_dispatch! {
+        margin_linalg::avx2_dispatch! {
             fn $norm(g: &mut [f64], x: &[$t], norm: f64) = normalization_row::<$t>
         }
         impl HostElement for $t {
@@ -187,21 +187,22 @@ pub(crate) fn gram<T: KFloat>(query: &Rows<T>, reference: Option<&Rows<T>>) -> V
     if reference.is_some() || !(2 * SYMMETRIC_BLOCK..SYMMETRIC_UP_TO).contains(&n) {
         // SAFETY: `gemm_raw` writes every entry of the `n × m` destination (d > 0).
         return unsafe {
-            crate::buffer::build(n * m, |out| {
+            margin_linalg::buffer::build(n * m, |out| {
                 // out = q (n × d, row-major) · rᵀ (d × m: element (k, j) at r[j·d + k]).
-                gemm_raw(out.as_mut_ptr().cast(), m, [n, m, d], (q, 1, d as isize), (&r.prepared, d as isize, 1), true);
+                let alloc = (out.as_ptr().cast::<T>(), out.len());
+                gemm_raw(out.as_mut_ptr().cast(), alloc, m, [n, m, d], (q, 1, d as isize), (&r.prepared, d as isize, 1), true);
             })
         };
     }
     let blocks = n.div_ceil(SYMMETRIC_BLOCK);
     let fill = |out: &mut [core::mem::MaybeUninit<T>]| {
-        let out_ptr = SendPtr(out.as_mut_ptr().cast::<T>());
+        let out_ptr = SendPtr { ptr: out.as_mut_ptr().cast::<T>(), len: out.len() };
         (0..blocks).into_par_iter().for_each(|b| {
             let (i0, i1) = (b * SYMMETRIC_BLOCK, ((b + 1) * SYMMETRIC_BLOCK).min(n));
             let rows = &q[i0 * d..i1 * d];
             let cols = &q[i0 * d..];
             // SAFETY: rows i0..i1, columns i0..n of `out` (row stride n): this block's alone.
-            unsafe { gemm_raw(out_ptr.at(i0 * n + i0), n, [i1 - i0, n - i0, d], (rows, 1, d as isize), (cols, d as isize, 1), false) };
+            unsafe { gemm_raw(out_ptr.at(i0 * n + i0), out_ptr.alloc(), n, [i1 - i0, n - i0, d], (rows, 1, d as isize), (cols, d as isize, 1), false) };
         });
         (1..blocks).into_par_iter().for_each(|b| {
             let (i0, i1) = (b * SYMMETRIC_BLOCK, ((b + 1) * SYMMETRIC_BLOCK).min(n));
@@ -218,12 +219,16 @@ pub(crate) fn gram<T: KFloat>(query: &Rows<T>, reference: Option<&Rows<T>>) -> V
     };
     // SAFETY: every entry is written: block I's GEMM writes rows i0..i1, columns i0..n;
     // the mirror then writes rows i0..i1, columns 0..i0.
-    unsafe { crate::buffer::build(n * n, fill) }
+    unsafe { margin_linalg::buffer::build(n * n, fill) }
 }
 
 /// A raw pointer the parallel blocks of [`gram`] share; each writes its own entries only.
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
+struct SendPtr<T> {
+    ptr: *mut T,
+    /// Elements of the allocation `ptr` starts (bounds of [`SendPtr::at`] in debug builds).
+    len: usize,
+}
 // SAFETY: the blocks write disjoint entries through it (see `gram`).
 unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
@@ -233,9 +238,16 @@ impl<T> SendPtr<T> {
     ///
     /// # Safety
     /// As [`pointer::add`].
+    #[track_caller]
     unsafe fn at(self, offset: usize) -> *mut T {
-        // SAFETY: the caller's contract.
-        unsafe { self.0.add(offset) }
+        debug_assert!(offset < self.len, "SendPtr::at({offset}) past an allocation of {}", self.len);
+        // SAFETY: the caller's contract (in bounds: checked in debug builds).
+        unsafe { self.ptr.add(offset) }
+    }
+
+    /// The allocation, for [`gemm_raw`]'s extent check.
+    fn alloc(self) -> (*const T, usize) {
+        (self.ptr as *const T, self.len)
     }
 }
 
@@ -266,7 +278,7 @@ fn gemm_into<T: KFloat>(dst: &mut [T], [rows, cols, inner]: [usize; 3], lhs: (&[
     }
     assert_eq!(dst.len(), rows * cols, "gemm destination is rows × cols");
     // SAFETY: `dst` holds `rows × cols` entries with row stride `cols` (asserted above).
-    unsafe { gemm_raw(dst.as_mut_ptr(), cols, [rows, cols, inner], lhs, rhs, true) };
+    unsafe { gemm_raw(dst.as_mut_ptr(), (dst.as_ptr(), dst.len()), cols, [rows, cols, inner], lhs, rhs, true) };
 }
 
 /// `dst = lhs · rhs` (`[rows, cols]`, row stride `dst_rs`, written, never read), `inner`
@@ -275,9 +287,9 @@ fn gemm_into<T: KFloat>(dst: &mut [T], [rows, cols, inner]: [usize; 3], lhs: (&[
 /// `parallel`.
 ///
 /// # Safety
-/// `dst` must be valid for writes of `rows` rows of `cols` entries `dst_rs` apart, and
-/// alias neither operand; `rows`, `cols`, `inner` > 0.
-unsafe fn gemm_raw<T: KFloat>(dst: *mut T, dst_rs: usize, [rows, cols, inner]: [usize; 3], lhs: (&[T], isize, isize), rhs: (&[T], isize, isize), parallel: bool) {
+/// `dst` must be valid for writes of `rows` rows of `cols` entries `dst_rs` apart inside
+/// `dst_alloc` (checked in debug builds), and alias neither operand; `rows`, `cols`, `inner` > 0.
+unsafe fn gemm_raw<T: KFloat>(dst: *mut T, dst_alloc: (*const T, usize), dst_rs: usize, [rows, cols, inner]: [usize; 3], lhs: (&[T], isize, isize), rhs: (&[T], isize, isize), parallel: bool) {
     let last = |(s, cs, rs): (&[T], isize, isize), r: usize, c: usize| (r as isize - 1) * rs + (c as isize - 1) * cs < s.len() as isize;
     assert!(last(lhs, rows, inner) && last(rhs, inner, cols), "gemm operands hold their shapes");
     let parallelism = if parallel && rows * cols * inner >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
@@ -285,7 +297,19 @@ unsafe fn gemm_raw<T: KFloat>(dst: *mut T, dst_rs: usize, [rows, cols, inner]: [
     // above); the destination is the caller's contract. With `read_dst = false` gemm
     // writes `dst` without reading it.
     unsafe {
-        crate::kernels::strided_gemm(rows, cols, inner, dst, 1, dst_rs as isize, false, lhs.0.as_ptr(), lhs.1, lhs.2, rhs.0.as_ptr(), rhs.1, rhs.2, parallelism);
+        use margin_linalg::gemm::{Extents, Strided, strided_gemm};
+        let extents = Extents { dst: dst_alloc, lhs: (lhs.0.as_ptr(), lhs.0.len()), rhs: (rhs.0.as_ptr(), rhs.0.len()) };
+        strided_gemm(
+            rows,
+            cols,
+            inner,
+            Strided { ptr: dst, cs: 1, rs: dst_rs as isize },
+            false,
+            Strided { ptr: lhs.0.as_ptr(), cs: lhs.1, rs: lhs.2 },
+            Strided { ptr: rhs.0.as_ptr(), cs: rhs.1, rs: rhs.2 },
+            extents,
+            parallelism,
+        );
     }
 }
 
@@ -298,7 +322,7 @@ pub(crate) fn gradients<T: HostElement>(w: &[T], row_sums: &[f64], col_sums: &[f
     let (n, m, d) = (query.len(), r.len(), query.d);
     let combine = |product: Vec<T>, rows: &Rows<T>, sums: &[f64]| -> Vec<f64> {
         if !lp {
-            return product.into_iter().map(KFloat::f).collect();
+            return product.into_iter().map(T::f).collect();
         }
         let mut g = vec![0.0; product.len()];
         g.par_chunks_mut(d.max(1)).zip(product.par_chunks(d.max(1))).zip(rows.prepared.par_chunks(d.max(1))).zip(sums).with_min_len(64).for_each(|(((g, p), x), &s)| T::lp_gradient_row(g, p, x, s));

@@ -88,7 +88,7 @@ impl DistanceOperands {
             _ => None,
         };
         let (prepared, host, other_host) = if host_path_serves(&query) && reference.as_ref().is_none_or(host_path_serves) {
-            fn matrices<T: crate::kernels::KFloat>(q: &Rows<T>, r: Option<&Rows<T>>, power: Option<Power>, other: Option<Option<Power>>) -> (Vec<f64>, Option<Vec<f64>>) {
+            fn matrices<T: crate::flex_element::KFloat>(q: &Rows<T>, r: Option<&Rows<T>>, power: Option<Power>, other: Option<Option<Power>>) -> (Vec<f64>, Option<Vec<f64>>) {
                 let gram = host_rows::gram(q, r);
                 let host = host_rows::matrix_from_gram(&gram, q, r, power);
                 (host, other.map(|p| host_rows::matrix_from_gram(&gram, q, r, p)))
@@ -259,7 +259,7 @@ impl DistanceOperands {
 
     /// The prepared rows on the host (`f64`, row-major): query, and reference when given.
     fn host_prepared(&self) -> (Vec<f64>, Option<Vec<f64>>) {
-        fn widen<T: crate::kernels::KFloat>(r: &Rows<T>) -> Vec<f64> {
+        fn widen<T: crate::flex_element::KFloat>(r: &Rows<T>) -> Vec<f64> {
             r.prepared.iter().map(|v| v.f()).collect()
         }
         match &self.prepared {
@@ -343,7 +343,7 @@ fn through_sqrt(w: f64, d: f64) -> f64 {
     if d > 0.0 { w / (2.0 * d) } else { 0.0 }
 }
 
-crate::simd::avx2_dispatch! {
+margin_linalg::avx2_dispatch! {
     /// [`through_sqrt`] on one row of `scale · weights` in place (`distances` the row's `d`);
     /// zero weights stay as they are.
     pub(crate) fn through_sqrt_row(weights: &mut [f64], distances: &[f64], scale: f64) = through_sqrt_row_impl

@@ -1,0 +1,437 @@
+//! # margin-data — margin's inputs, without Burn
+//!
+//! Datasets and their loaders (Omniglot `.npz`, feature `.npy`/`.npz`, CSV, image
+//! folders and zips), class-disjoint splits and the leakage check, the Omniglot one-shot
+//! runs ([`omniglot`]), the run configuration's data/split/eval sections ([`spec`]) and
+//! the model card ([`card`]) — everything a Burn-free program (search, Python) needs to
+//! read margin's files.
+//!
+//! Why these dependencies: `zip` + `flate2` (pure-Rust deflate) read image-folder zips,
+//! `.npz` archives and Omniglot's `all_runs.zip`; `png` decodes PNG; `serde` +
+//! `serde_json` are the configuration and card formats; `margin-eval` supplies the
+//! one-shot run type its scorer takes.
+//!
+//! A [`Dataset`] is a host-side matrix of `f32` samples (each of shape
+//! [`Dataset::sample_shape`], e.g. `[1, 28, 28]` for images or `[64]` for feature
+//! vectors) with one `i64` class label per sample. Labels are *identities*: two
+//! datasets that share a label share a class, which is what the leakage check tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use thiserror::Error;
+
+pub mod card;
+pub mod images;
+pub mod npy;
+pub mod omniglot;
+pub mod spec;
+
+pub use card::{ModelCard, ModelConfig};
+pub use images::{area_resize, load_image_folder};
+pub use spec::{DataSpec, EvalSpec, Loaded, RunConfig, SplitSpec, load_data};
+
+/// Why a dataset could not be loaded or split. Every variant names the file or input.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but its content is not what was expected.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file (and entry, for archives).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A class appears on both sides of a split that must be class-disjoint.
+    #[error(
+        "data leakage: {count} class(es) appear in both {left} and {right} (e.g. {examples:?}); \
+         metric-learning splits must be class-disjoint"
+    )]
+    Leakage {
+        /// The first side (e.g. `"train"`).
+        left: String,
+        /// The second side (e.g. `"test"`).
+        right: String,
+        /// Number of shared classes.
+        count: usize,
+        /// A few shared labels.
+        examples: Vec<i64>,
+    },
+    /// A split or subset request that cannot be satisfied.
+    #[error("invalid split: {0}")]
+    Split(String),
+    /// A configuration field with an unusable value.
+    #[error("invalid configuration: {field} = {value}: {reason}")]
+    Config {
+        /// The field (e.g. `"model.embedding_dim"`).
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+}
+
+impl DataError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io { path: path.to_path_buf(), source }
+    }
+    /// A content error in `path`.
+    pub fn format(path: &Path, reason: impl Into<String>) -> Self {
+        DataError::Format { path: path.display().to_string(), reason: reason.into() }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// `fsync`, then `rename` over the target. A crash leaves the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+    npy::write_all(&mut f, bytes).map_err(|e| DataError::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+/// Labelled samples held on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// A name for messages (usually the source file).
+    pub name: String,
+    /// `len × prod(sample_shape)` values, row-major.
+    pub features: Vec<f32>,
+    /// Shape of one sample: `[d]` for vectors, `[c, h, w]` for images.
+    pub sample_shape: Vec<usize>,
+    /// One class label per sample.
+    pub labels: Vec<i64>,
+}
+
+impl Dataset {
+    /// Builds a dataset, checking sizes and finiteness.
+    pub fn new(name: impl Into<String>, features: Vec<f32>, sample_shape: Vec<usize>, labels: Vec<i64>) -> Result<Self, DataError> {
+        let name = name.into();
+        let dim: usize = sample_shape.iter().product();
+        if dim == 0 {
+            return Err(DataError::Format { path: name, reason: format!("sample shape {sample_shape:?} is empty") });
+        }
+        if features.len() != dim * labels.len() {
+            return Err(DataError::Format {
+                path: name,
+                reason: format!("{} values for {} labels of sample shape {sample_shape:?}", features.len(), labels.len()),
+            });
+        }
+        if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::Format { path: name, reason: format!("non-finite value {} in sample {}", features[i], i / dim) });
+        }
+        Ok(Dataset { name, features, sample_shape, labels })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per sample.
+    pub fn dim(&self) -> usize {
+        self.sample_shape.iter().product()
+    }
+
+    /// Sample `i`.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let d = self.dim();
+        &self.features[i * d..(i + 1) * d]
+    }
+
+    /// The distinct classes, sorted.
+    pub fn classes(&self) -> Vec<i64> {
+        self.labels.iter().copied().collect::<BTreeSet<_>>().into_iter().collect()
+    }
+
+    /// The samples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize], name: impl Into<String>) -> Dataset {
+        let d = self.dim();
+        let mut features = Vec::with_capacity(idx.len() * d);
+        for &i in idx {
+            features.extend_from_slice(self.sample(i));
+        }
+        Dataset {
+            name: name.into(),
+            features,
+            sample_shape: self.sample_shape.clone(),
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
+    /// The samples whose class is in `classes`.
+    pub fn with_classes(&self, classes: &[i64], name: impl Into<String>) -> Dataset {
+        let set: BTreeSet<i64> = classes.iter().copied().collect();
+        let idx: Vec<usize> = (0..self.len()).filter(|&i| set.contains(&self.labels[i])).collect();
+        self.select(&idx, name)
+    }
+
+    /// Concatenates two datasets of the same sample shape.
+    pub fn concat(&self, other: &Dataset, name: impl Into<String>) -> Result<Dataset, DataError> {
+        if self.sample_shape != other.sample_shape {
+            return Err(DataError::Split(format!(
+                "{} has sample shape {:?} but {} has {:?}",
+                self.name, self.sample_shape, other.name, other.sample_shape
+            )));
+        }
+        let mut d = self.clone();
+        d.name = name.into();
+        d.features.extend_from_slice(&other.features);
+        d.labels.extend_from_slice(&other.labels);
+        Ok(d)
+    }
+}
+
+/// Refuses any class present in both `left` and `right`.
+pub fn check_no_leakage(left_name: &str, left: &[i64], right_name: &str, right: &[i64]) -> Result<(), DataError> {
+    let a: BTreeSet<i64> = left.iter().copied().collect();
+    let shared: Vec<i64> = right.iter().copied().collect::<BTreeSet<_>>().intersection(&a).copied().collect();
+    if shared.is_empty() {
+        Ok(())
+    } else {
+        Err(DataError::Leakage {
+            left: left_name.into(),
+            right: right_name.into(),
+            count: shared.len(),
+            examples: shared.into_iter().take(5).collect(),
+        })
+    }
+}
+
+/// Classes of a class-disjoint train / validation / test split.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClassSplit {
+    /// Training classes.
+    pub train: Vec<i64>,
+    /// Validation classes (may be empty).
+    pub val: Vec<i64>,
+    /// Test classes (may be empty when the test set comes from elsewhere).
+    pub test: Vec<i64>,
+}
+
+impl ClassSplit {
+    /// A seeded random split of `classes` by fractions (`val + test < 1`).
+    pub fn random(classes: &[i64], val_fraction: f64, test_fraction: f64, seed: u64) -> Result<Self, DataError> {
+        let ok = |f: f64| (0.0..1.0).contains(&f);
+        if !ok(val_fraction) || !ok(test_fraction) || val_fraction + test_fraction >= 1.0 {
+            return Err(DataError::Split(format!(
+                "val_fraction = {val_fraction} and test_fraction = {test_fraction} must be in [0, 1) and sum to < 1"
+            )));
+        }
+        let mut c: Vec<i64> = classes.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        c.shuffle(&mut rng);
+        let n = c.len();
+        let n_val = (val_fraction * n as f64).round() as usize;
+        let n_test = (test_fraction * n as f64).round() as usize;
+        if n - n_val - n_test < 2 {
+            return Err(DataError::Split(format!("only {} training classes out of {n} would remain", n - n_val - n_test)));
+        }
+        let mut val = c[..n_val].to_vec();
+        let mut test = c[n_val..n_val + n_test].to_vec();
+        let mut train = c[n_val + n_test..].to_vec();
+        val.sort_unstable();
+        test.sort_unstable();
+        train.sort_unstable();
+        Ok(ClassSplit { train, val, test })
+    }
+
+    /// Checks that the three sides are pairwise disjoint.
+    pub fn check(&self) -> Result<(), DataError> {
+        check_no_leakage("train", &self.train, "test", &self.test)?;
+        check_no_leakage("train", &self.train, "validation", &self.val)?;
+        check_no_leakage("validation", &self.val, "test", &self.test)
+    }
+}
+
+/// The two halves of Omniglot with disjoint labels: background classes are
+/// `0..964`, evaluation classes `964..1623` (upstream character id − 1).
+#[derive(Debug, Clone)]
+pub struct Omniglot {
+    /// images_background.npz (964 classes × 20).
+    pub background: Dataset,
+    /// images_evaluation.npz (659 classes × 20).
+    pub evaluation: Dataset,
+}
+
+/// Reads one Omniglot `.npz` (`images` bool `(C, 20, 105, 105)`, True = background),
+/// converting to ink = 1 − pixel and area-downsampling to `size × size`.
+/// Labels are `label_offset + c`.
+pub fn load_omniglot_npz(path: &Path, size: usize, label_offset: i64) -> Result<Dataset, DataError> {
+    let mut npz = npy::Npz::open(path)?;
+    let mut features = Vec::new();
+    let mut src = vec![0f32; 105 * 105];
+    let mut dst = vec![0f32; size * size];
+    let header = npz.stream_bytes("images", 105 * 105, |_, bytes| {
+        for (s, &b) in src.iter_mut().zip(bytes) {
+            *s = if b != 0 { 0.0 } else { 1.0 };
+        }
+        area_resize(&src, 105, 105, &mut dst, size, size);
+        features.extend_from_slice(&dst);
+    })?;
+    if header.shape.len() != 4 || header.shape[2] != 105 || header.shape[3] != 105 {
+        return Err(DataError::format(path, format!("images has shape {:?}, expected (classes, drawers, 105, 105)", header.shape)));
+    }
+    let (classes, drawers) = (header.shape[0], header.shape[1]);
+    let labels = (0..classes).flat_map(|c| std::iter::repeat_n(label_offset + c as i64, drawers)).collect();
+    Dataset::new(path.display().to_string(), features, vec![1, size, size], labels)
+}
+
+/// Loads both Omniglot halves from a folder holding `images_background.npz`
+/// and `images_evaluation.npz`.
+pub fn load_omniglot(dir: &Path, size: usize) -> Result<Omniglot, DataError> {
+    Ok(Omniglot {
+        background: load_omniglot_npz(&dir.join("images_background.npz"), size, 0)?,
+        evaluation: load_omniglot_npz(&dir.join("images_evaluation.npz"), size, 964)?,
+    })
+}
+
+/// Loads feature vectors from a `.npy` (needs `labels`) or `.npz` holding
+/// `x`/`features`/`X` (2-D) and `y`/`labels`/`Y` (1-D integer) entries.
+pub fn load_features(path: &Path, labels_path: Option<&Path>) -> Result<Dataset, DataError> {
+    let is_npz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    let (x, y, yname) = if is_npz {
+        let mut npz = npy::Npz::open(path)?;
+        let names = npz.names();
+        let pick = |cands: &[&str]| cands.iter().find(|c| names.iter().any(|n| n == *c)).map(|c| c.to_string());
+        let xn = pick(&["x", "features", "X", "embeddings"])
+            .ok_or_else(|| DataError::format(path, format!("no x/features entry (entries: {names:?})")))?;
+        let x = npz.read(&xn)?;
+        let y = match labels_path {
+            Some(lp) => npy::read_npy(lp)?,
+            None => {
+                let yn = pick(&["y", "labels", "Y"])
+                    .ok_or_else(|| DataError::format(path, format!("no y/labels entry (entries: {names:?})")))?;
+                npz.read(&yn)?
+            }
+        };
+        (x, y, format!("{}:labels", path.display()))
+    } else {
+        let lp = labels_path.ok_or_else(|| DataError::format(path, "a .npy feature matrix needs a labels .npy file"))?;
+        (npy::read_npy(path)?, npy::read_npy(lp)?, lp.display().to_string())
+    };
+    if x.header.shape.len() != 2 {
+        return Err(DataError::format(path, format!("features must be 2-D (rows, dim), got shape {:?}", x.header.shape)));
+    }
+    if y.header.shape.len() != 1 || y.ints.len() != y.header.len() {
+        return Err(DataError::Format { path: yname, reason: format!("labels must be a 1-D integer array, got {:?} {:?}", y.header.dtype, y.header.shape) });
+    }
+    if y.ints.len() != x.header.shape[0] {
+        return Err(DataError::Format { path: yname, reason: format!("{} labels for {} feature rows", y.ints.len(), x.header.shape[0]) });
+    }
+    Dataset::new(path.display().to_string(), x.values, vec![x.header.shape[1]], y.ints)
+}
+
+/// Loads a CSV (optionally `.gz`) of numeric rows: one integer label column
+/// (`label_column`, negative counts from the end; default −1 = last) plus features.
+/// A first row that does not parse as numbers is taken as a header.
+pub fn load_csv(path: &Path, label_column: i64) -> Result<Dataset, DataError> {
+    use std::io::Read;
+    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let text = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_string(&mut s)
+            .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
+        s
+    } else {
+        String::from_utf8(raw).map_err(|e| DataError::format(path, format!("not UTF-8 text: {e}")))?
+    };
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    let mut width = None;
+    for (ln, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let parsed: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
+        let vals = match parsed {
+            Ok(v) => v,
+            Err(_) if width.is_none() && labels.is_empty() => continue, // header
+            Err(e) => return Err(DataError::format(path, format!("line {}: not a number ({e}): {line:.80}", ln + 1))),
+        };
+        let w = *width.get_or_insert(vals.len());
+        if vals.len() != w || w < 2 {
+            return Err(DataError::format(path, format!("line {}: {} columns, expected {w} (≥ 2)", ln + 1, vals.len())));
+        }
+        let lc = if label_column < 0 { w as i64 + label_column } else { label_column };
+        if lc < 0 || lc >= w as i64 {
+            return Err(DataError::format(path, format!("label column {label_column} is outside the {w} columns")));
+        }
+        let lv = vals[lc as usize];
+        if lv.fract() != 0.0 {
+            return Err(DataError::format(path, format!("line {}: label {lv} is not an integer", ln + 1)));
+        }
+        labels.push(lv as i64);
+        features.extend(vals.iter().enumerate().filter(|&(i, _)| i != lc as usize).map(|(_, &v)| v as f32));
+    }
+    let w = width.ok_or_else(|| DataError::format(path, "no data rows"))?;
+    Dataset::new(path.display().to_string(), features, vec![w - 1], labels)
+}
+
+/// Groups sample indices by label (labels sorted).
+pub fn indices_by_class(labels: &[i64]) -> BTreeMap<i64, Vec<usize>> {
+    let mut m: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        m.entry(l).or_default().push(i);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leakage_is_refused() {
+        let e = check_no_leakage("train", &[1, 2, 3], "test", &[3, 4]).unwrap_err();
+        assert!(e.to_string().contains("data leakage"), "{e}");
+        assert!(check_no_leakage("train", &[1, 2], "test", &[3]).is_ok());
+    }
+
+    #[test]
+    fn random_split_is_disjoint_and_seeded() {
+        let c: Vec<i64> = (0..100).collect();
+        let a = ClassSplit::random(&c, 0.1, 0.2, 7).unwrap();
+        a.check().unwrap();
+        assert_eq!((a.train.len(), a.val.len(), a.test.len()), (70, 10, 20));
+        assert_eq!(a, ClassSplit::random(&c, 0.1, 0.2, 7).unwrap());
+        assert_ne!(a, ClassSplit::random(&c, 0.1, 0.2, 8).unwrap());
+    }
+
+    #[test]
+    fn npy_roundtrip() {
+        let dir = std::env::temp_dir().join(format!("margin-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.npy");
+        npy::write_npy_f32(&p, &[2, 3], &[1., 2., 3., 4., 5., 6.]).unwrap();
+        let a = npy::read_npy(&p).unwrap();
+        assert_eq!(a.header.shape, vec![2, 3]);
+        assert_eq!(a.values, vec![1., 2., 3., 4., 5., 6.]);
+        std::fs::write(&p, &std::fs::read(&p).unwrap()[..100]).unwrap();
+        let e = npy::read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("a.npy") && e.contains("truncated"), "{e}");
+    }
+}

@@ -1,0 +1,286 @@
+//! The run configuration's Burn-free sections: where the data come from ([`DataSpec`]),
+//! the class-disjoint split ([`SplitSpec`]), the final evaluation ([`EvalSpec`]), the
+//! whole file ([`RunConfig`], generic over its training section), and [`load_data`],
+//! which loads and splits a [`DataSpec`] with the leakage check.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ClassSplit, DataError, Dataset};
+
+/// Where the data come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSpec {
+    /// Omniglot: train on images_background.npz, test on images_evaluation.npz (+ all_runs.zip).
+    Omniglot {
+        /// Folder with the two .npz files and all_runs.zip.
+        dir: PathBuf,
+        /// Side of the downsampled images.
+        #[serde(default = "default_size")]
+        image_size: usize,
+    },
+    /// `root/<class>/*.png|pgm` folder or zip.
+    ImageFolder {
+        /// Training pool.
+        path: PathBuf,
+        /// Separate test set (same layout), else split by class.
+        #[serde(default)]
+        test: Option<PathBuf>,
+        /// Side of the resized images.
+        #[serde(default = "default_size")]
+        image_size: usize,
+        /// Ink = 1 − grey (dark drawings on light paper).
+        #[serde(default)]
+        invert: bool,
+    },
+    /// Feature matrix in .npz (x/y entries) or .npy (+ labels .npy).
+    Features {
+        /// Features.
+        path: PathBuf,
+        /// Labels (.npy) for a .npy feature file.
+        #[serde(default)]
+        labels: Option<PathBuf>,
+        /// Separate test features.
+        #[serde(default)]
+        test: Option<PathBuf>,
+        /// Labels of the separate test features.
+        #[serde(default)]
+        test_labels: Option<PathBuf>,
+    },
+    /// CSV (or .csv.gz): one label column plus numeric features.
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// Label column (negative: from the end).
+        #[serde(default = "default_label_column")]
+        label_column: i64,
+        /// Separate test CSV.
+        #[serde(default)]
+        test: Option<PathBuf>,
+        /// Divide every feature by this (e.g. 16 for 0..16 pixel values).
+        #[serde(default = "one")]
+        scale: f64,
+    },
+}
+
+fn default_size() -> usize {
+    28
+}
+fn default_label_column() -> i64 {
+    -1
+}
+fn one() -> f64 {
+    1.0
+}
+
+/// Class-disjoint split of the training pool.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Fraction of the pool's classes held out for validation.
+    #[serde(default)]
+    pub val_fraction: f64,
+    /// Fraction of the pool's classes held out as test (when there is no separate test set).
+    #[serde(default)]
+    pub test_fraction: f64,
+    /// Seed of the class shuffle (default: `train.seed`).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Explicit training classes (with `test_classes`), instead of fractions.
+    #[serde(default)]
+    pub train_classes: Option<Vec<i64>>,
+    /// Explicit validation classes.
+    #[serde(default)]
+    pub val_classes: Option<Vec<i64>>,
+    /// Explicit test classes.
+    #[serde(default)]
+    pub test_classes: Option<Vec<i64>>,
+}
+
+/// Final evaluation settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// Verification pairs: all when at most this many, else a seeded sample.
+    #[serde(default = "default_pairs")]
+    pub max_pairs: usize,
+    /// Classes shown in the report's 2-D map.
+    #[serde(default = "default_map_classes")]
+    pub map_classes: usize,
+    /// Also evaluate the untrained network (the baseline in metrics.json).
+    #[serde(default = "yes")]
+    pub untrained_baseline: bool,
+}
+
+fn default_pairs() -> usize {
+    1_000_000
+}
+fn default_map_classes() -> usize {
+    12
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for EvalSpec {
+    fn default() -> Self {
+        EvalSpec { max_pairs: default_pairs(), map_classes: default_map_classes(), untrained_baseline: true }
+    }
+}
+
+/// The run-config format this release writes; a config with a larger `version` is refused.
+pub const RUN_CONFIG_VERSION: u32 = 1;
+
+fn config_version() -> u32 {
+    RUN_CONFIG_VERSION
+}
+
+/// The whole run: what `config.toml` in the output folder holds.
+///
+/// Generic over the training section: margin-train reads it as its typed `TrainConfig`;
+/// Burn-free readers (search, Python) can take it as a raw value
+/// (`RunConfig<serde_json::Value>`, or a TOML table) and still read data, split and eval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig<T> {
+    /// Format version ([`RUN_CONFIG_VERSION`]; files written before versioning read as 1).
+    #[serde(default = "config_version")]
+    pub version: u32,
+    /// Parent folder of new runs.
+    #[serde(default = "default_root")]
+    pub output_root: PathBuf,
+    /// Input data.
+    pub data: DataSpec,
+    /// Split.
+    #[serde(default)]
+    pub split: SplitSpec,
+    /// Training.
+    pub train: T,
+    /// Evaluation.
+    #[serde(default)]
+    pub eval: EvalSpec,
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+impl<T> RunConfig<T> {
+    /// Refuses a configuration written by a newer margin.
+    pub fn check_version(&self, source: &str) -> Result<(), DataError> {
+        if self.version > RUN_CONFIG_VERSION {
+            return Err(DataError::Format {
+                path: source.to_string(),
+                reason: format!("configuration version {} is newer than this margin reads ({RUN_CONFIG_VERSION}); upgrade margin", self.version),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Resolves a data path: as given if it exists, else relative to the repository
+/// (so `margin train` works from any folder of a checkout).
+pub fn resolve(p: &Path) -> PathBuf {
+    if p.exists() || p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p);
+    if repo.exists() { repo } else { p.to_path_buf() }
+}
+
+/// The loaded data: training pool, optional validation and test sets.
+pub struct Loaded {
+    /// Training classes.
+    pub train: Dataset,
+    /// Validation classes (held out of training).
+    pub val: Option<Dataset>,
+    /// Test classes (unseen).
+    pub test: Option<Dataset>,
+    /// Omniglot one-shot benchmark file, when the data are Omniglot.
+    pub one_shot: Option<PathBuf>,
+}
+
+/// Loads and splits the data (`seed`: the class shuffle's seed when `split.seed` is unset,
+/// usually the training seed), enforcing class-disjointness.
+pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, DataError> {
+    let seed = sp.seed.unwrap_or(seed);
+    let (pool, test, one_shot) = match data {
+        DataSpec::Omniglot { dir, image_size } => {
+            let dir = resolve(dir);
+            let o = crate::load_omniglot(&dir, *image_size)?;
+            (o.background, Some(o.evaluation), Some(dir.join("all_runs.zip")))
+        }
+        DataSpec::ImageFolder { path, test, image_size, invert } => {
+            let (d, _) = crate::load_image_folder(&resolve(path), *image_size, *invert)?;
+            let t = test.as_ref().map(|t| crate::load_image_folder(&resolve(t), *image_size, *invert)).transpose()?.map(|x| x.0);
+            (d, t, None)
+        }
+        DataSpec::Features { path, labels, test, test_labels } => {
+            let d = crate::load_features(&resolve(path), labels.as_deref().map(resolve).as_deref())?;
+            let t = test.as_ref().map(|t| crate::load_features(&resolve(t), test_labels.as_deref().map(resolve).as_deref())).transpose()?;
+            (d, t, None)
+        }
+        DataSpec::Csv { path, label_column, test, scale } => {
+            let mut d = crate::load_csv(&resolve(path), *label_column)?;
+            let mut t = test.as_ref().map(|t| crate::load_csv(&resolve(t), *label_column)).transpose()?;
+            if *scale != 1.0 {
+                if !(scale.is_finite() && *scale > 0.0) {
+                    return Err(DataError::Config { field: "data.scale", value: scale.to_string(), reason: "must be finite and > 0" });
+                }
+                let s = (1.0 / scale) as f32;
+                d.features.iter_mut().for_each(|v| *v *= s);
+                if let Some(t) = t.as_mut() {
+                    t.features.iter_mut().for_each(|v| *v *= s);
+                }
+            }
+            (d, t, None)
+        }
+    };
+    let classes = pool.classes();
+    let split = if sp.train_classes.is_some() || sp.test_classes.is_some() || sp.val_classes.is_some() {
+        if sp.val_fraction > 0.0 || sp.test_fraction > 0.0 {
+            return Err(DataError::Split(
+                "split.val_fraction / split.test_fraction (or --val-fraction) cannot be combined with explicit \
+                 split.train_classes / val_classes / test_classes: name the validation classes in split.val_classes"
+                    .into(),
+            ));
+        }
+        let given: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
+        for (name, list) in [("split.train_classes", &sp.train_classes), ("split.val_classes", &sp.val_classes), ("split.test_classes", &sp.test_classes)] {
+            if let Some(l) = list
+                && let Some(c) = l.iter().find(|c| !given.contains(c))
+            {
+                return Err(DataError::Split(format!("{name} names class {c}, which is not in {}", pool.name)));
+            }
+        }
+        let val = sp.val_classes.clone().unwrap_or_default();
+        let test = sp.test_classes.clone().unwrap_or_default();
+        let train = sp.train_classes.clone().unwrap_or_else(|| classes.iter().copied().filter(|c| !val.contains(c) && !test.contains(c)).collect());
+        ClassSplit { train, val, test }
+    } else {
+        ClassSplit::random(&classes, sp.val_fraction, sp.test_fraction, seed)?
+    };
+    split.check()?;
+    let train = pool.with_classes(&split.train, format!("{} [train classes]", pool.name));
+    let val = (!split.val.is_empty()).then(|| pool.with_classes(&split.val, format!("{} [validation classes]", pool.name)));
+    let mut test_set = (!split.test.is_empty()).then(|| pool.with_classes(&split.test, format!("{} [test classes]", pool.name)));
+    if let Some(t) = test {
+        test_set = Some(match test_set {
+            Some(s) => s.concat(&t, "test")?,
+            None => t,
+        });
+    }
+    if train.is_empty() {
+        return Err(DataError::Split("no training samples left after the split".into()));
+    }
+    if let Some(t) = &test_set {
+        crate::check_no_leakage("train", &train.labels, "test", &t.labels)?;
+    }
+    if let Some(v) = &val {
+        crate::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
+    }
+    Ok(Loaded { train, val, test: test_set, one_shot })
+}
+

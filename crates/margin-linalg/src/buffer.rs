@@ -1,0 +1,89 @@
+//! Buffers that start uninitialised.
+//!
+//! The host passes over B×B matrices and the kernels' activations are memory-bound:
+//! zeroing a fresh buffer before writing every entry of it costs a pass of its own.
+//!
+//! The contract of [`build`] ("`fill` writes every element") is checked in debug builds
+//! (the workspace's test profile): the buffer is first filled with a poison bit pattern
+//! (a NaN whose payload no arithmetic produces), and after `fill` no element may still
+//! hold it. Release builds skip both passes.
+
+use core::mem::MaybeUninit;
+
+/// An element [`build`] can check: it has a bit pattern no computation writes.
+pub trait Poison: Copy + 'static {
+    /// The poison value (a signalling NaN with an unusual payload for floats).
+    const POISON: Self;
+    /// Whether `self` has exactly the poison's bits.
+    fn is_poison(&self) -> bool;
+}
+
+impl Poison for f32 {
+    const POISON: Self = f32::from_bits(0xFFA5_A5A5);
+    fn is_poison(&self) -> bool {
+        self.to_bits() == 0xFFA5_A5A5
+    }
+}
+
+impl Poison for f64 {
+    const POISON: Self = f64::from_bits(0xFFF5_A5A5_A5A5_A5A5);
+    fn is_poison(&self) -> bool {
+        self.to_bits() == 0xFFF5_A5A5_A5A5_A5A5
+    }
+}
+
+/// A vector of `len` elements, all written by `fill` (the buffer starts uninitialised).
+///
+/// # Safety
+/// `fill` must write every one of the `len` elements it is given. Debug builds check it
+/// (and panic naming the first element left unwritten).
+#[track_caller]
+pub unsafe fn build<T: Poison>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    if cfg!(debug_assertions) {
+        v.spare_capacity_mut()[..len].iter_mut().for_each(|x| {
+            x.write(T::POISON);
+        });
+    }
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: the caller's `fill` wrote all `len` elements (this function's contract;
+    // in debug builds every element was also written with the poison first).
+    unsafe { v.set_len(len) };
+    if cfg!(debug_assertions)
+        && let Some(i) = v.iter().position(Poison::is_poison)
+    {
+        panic!("buffer::build: element {i} of {len} was never written by `fill` (its safety contract)");
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_returns_what_fill_wrote() {
+        // SAFETY: the closure writes all 5 elements.
+        let v = unsafe {
+            super::build(5, |b| {
+                b.iter_mut().enumerate().for_each(|(i, x)| {
+                    x.write((i * i) as f64);
+                })
+            })
+        };
+        assert_eq!(v, vec![0.0, 1.0, 4.0, 9.0, 16.0]);
+    }
+
+    /// The debug check catches a fill that skips an element.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "element 3 of 5 was never written")]
+    fn build_refuses_a_partial_fill() {
+        // SAFETY: not safe on purpose (element 3 is skipped): the debug check must catch it.
+        let _ = unsafe {
+            super::build(5, |b: &mut [core::mem::MaybeUninit<f32>]| {
+                b.iter_mut().enumerate().filter(|(i, _)| *i != 3).for_each(|(_, x)| {
+                    x.write(1.0);
+                })
+            })
+        };
+    }
+}

@@ -1,0 +1,182 @@
+//! The one call convention for the `gemm` crate in the workspace: the 3×3 convolution
+//! kernel (margin-models), the fused losses' host path (margin) and the kNN tiles
+//! (margin-eval) all go through [`strided_gemm`] or its safe row-major form [`gemm_abt`].
+//!
+//! `T` is [`Real`] (`f32` or `f64`, sealed): both are types gemm has kernels for, so its
+//! type dispatch cannot panic. The extents every operand must cover are checked by
+//! [`strided_gemm`] in debug builds (the test profile) before gemm reads a pointer.
+
+use crate::Real;
+
+/// One strided operand of [`strided_gemm`]: a pointer, its column stride and row stride
+/// (in elements).
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<P> {
+    /// First element.
+    pub ptr: P,
+    /// Column stride.
+    pub cs: isize,
+    /// Row stride.
+    pub rs: isize,
+}
+
+/// `[lowest, highest]` element offsets an `rows × cols` matrix with these strides touches
+/// (`None` for an empty matrix).
+fn extent(rows: usize, cols: usize, cs: isize, rs: isize) -> Option<(isize, isize)> {
+    if rows == 0 || cols == 0 {
+        return None;
+    }
+    let (r, c) = ((rows - 1) as isize, (cols - 1) as isize);
+    let corners = [0, c * cs, r * rs, r * rs + c * cs];
+    Some((*corners.iter().min().unwrap(), *corners.iter().max().unwrap()))
+}
+
+/// Debug check of one operand: it lies inside `[base, base + len)` of its allocation.
+#[track_caller]
+fn debug_check_within<T>(what: &str, ptr: *const T, rows: usize, cols: usize, cs: isize, rs: isize, base: *const T, len: usize) {
+    if let Some((lo, hi)) = extent(rows, cols, cs, rs) {
+        // Only the addresses are compared; nothing is dereferenced.
+        let offset = (ptr as isize - base as isize) / core::mem::size_of::<T>().max(1) as isize;
+        assert!(
+            offset + lo >= 0 && ((offset + hi) as usize) < len,
+            "strided_gemm: {what} ({rows}×{cols}, strides {cs}/{rs}) reaches elements {}..={} of a buffer of {len}",
+            offset + lo,
+            offset + hi
+        );
+    }
+}
+
+/// The buffers the operands of [`strided_gemm`] live in, for its debug extent check:
+/// `(start, len)` of the allocation each pointer points into.
+#[derive(Clone, Copy, Debug)]
+pub struct Extents<T> {
+    /// `dst`'s allocation.
+    pub dst: (*const T, usize),
+    /// `lhs`'s allocation.
+    pub lhs: (*const T, usize),
+    /// `rhs`'s allocation.
+    pub rhs: (*const T, usize),
+}
+
+impl<T> Extents<T> {
+    /// The three allocations as slices.
+    pub fn of(dst: &[T], lhs: &[T], rhs: &[T]) -> Self {
+        Extents { dst: (dst.as_ptr(), dst.len()), lhs: (lhs.as_ptr(), lhs.len()), rhs: (rhs.as_ptr(), rhs.len()) }
+    }
+}
+
+/// `dst[m×n] := (read_dst ? dst : 0) + lhs[m×k] · rhs[k×n]`, every operand given by its
+/// pointer and strides, on `parallelism`.
+///
+/// # Safety
+/// The pointers and strides must address valid `m×n`, `m×k` and `k×n` matrices inside the
+/// allocations named by `extents` (checked by a debug assertion), `dst` valid for writes
+/// (and reads when `read_dst`) and aliasing neither operand.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub unsafe fn strided_gemm<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Strided<*mut T>,
+    read_dst: bool,
+    lhs: Strided<*const T>,
+    rhs: Strided<*const T>,
+    extents: Extents<T>,
+    parallelism: gemm::Parallelism,
+) {
+    if cfg!(debug_assertions) {
+        debug_check_within("dst", dst.ptr as *const T, m, n, dst.cs, dst.rs, extents.dst.0, extents.dst.1);
+        if k > 0 {
+            debug_check_within("lhs", lhs.ptr, m, k, lhs.cs, lhs.rs, extents.lhs.0, extents.lhs.1);
+            debug_check_within("rhs", rhs.ptr, k, n, rhs.cs, rhs.rs, extents.rhs.0, extents.rhs.1);
+        }
+    }
+    // SAFETY: the caller's contract; `T` is a type gemm supports.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst.ptr, dst.cs, dst.rs, read_dst, lhs.ptr, lhs.cs, lhs.rs, rhs.ptr, rhs.cs, rhs.rs, T::ONE, T::ONE,
+            false, false, false, parallelism,
+        )
+    }
+}
+
+/// `c = a · bᵀ` where `a` is `m × k`, `b` is `n × k` and `c` is `m × n`, all row-major and
+/// contiguous. `threads` > 1 lets gemm split the product over the current rayon pool; 1
+/// keeps it on the calling thread (the kNN engine parallelises over tiles instead).
+///
+/// # Panics
+/// When a slice is shorter than its shape says (a caller's bug, never user data).
+pub fn gemm_abt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], threads: usize) {
+    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_abt: operands shorter than {m}×{k}, {n}×{k}, {m}×{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
+        return;
+    }
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let extents = Extents::of(c, a, b);
+    // SAFETY: the lengths were checked above; the strides describe row-major `a` (m×k),
+    // `bᵀ` (k×n: `b` row-major n×k read column-wise) and row-major `c` (m×n), which does
+    // not alias `a` or `b` (a distinct `&mut`).
+    unsafe {
+        strided_gemm(
+            m,
+            n,
+            k,
+            Strided { ptr: c.as_mut_ptr(), cs: 1, rs: n as isize },
+            false,
+            Strided { ptr: a.as_ptr(), cs: 1, rs: k as isize },
+            Strided { ptr: b.as_ptr(), cs: k as isize, rs: 1 },
+            extents,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_abt_matches_naive() {
+        let (m, n, k) = (5, 7, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..n * k).map(|i| (i as f64 * 0.11).cos()).collect();
+        let mut c = vec![0.0; m * n];
+        gemm_abt(m, n, k, &a, &b, &mut c, 1);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| a[i * k + p] * b[j * k + p]).sum();
+                assert!((c[i * n + j] - want).abs() < 1e-12);
+            }
+        }
+    }
+
+    /// The debug extent check refuses an operand that reaches past its buffer.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "strided_gemm: lhs")]
+    fn extent_check_catches_an_overrun() {
+        let a = vec![1.0f64; 5]; // one short of 2×3
+        let b = vec![1.0f64; 6];
+        let mut c = vec![0.0f64; 4];
+        let extents = Extents::of(&c, &a, &b);
+        // SAFETY: not safe on purpose: the debug check must stop it before gemm reads.
+        unsafe {
+            strided_gemm(
+                2,
+                2,
+                3,
+                Strided { ptr: c.as_mut_ptr(), cs: 1, rs: 2 },
+                false,
+                Strided { ptr: a.as_ptr(), cs: 1, rs: 3 },
+                Strided { ptr: b.as_ptr(), cs: 2, rs: 1 },
+                extents,
+                gemm::Parallelism::None,
+            )
+        }
+    }
+}

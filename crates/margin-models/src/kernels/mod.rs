@@ -1,0 +1,138 @@
+//! Hand-written CPU kernels plugged into Burn through its backend-extension mechanism.
+//!
+//! [`batch_norm_relu_max_pool`] fuses the post-convolution part of a ConvNet-4 block —
+//! BatchNorm2d (training mode) → ReLU → MaxPool 2×2 stride 2 — into two passes forward and two
+//! passes backward over the activation, on the Flex backend (`f32`/`f64`). Every other device or
+//! dtype takes the unfused Burn composition, so the functions never panic for lack of a kernel.
+
+mod bn_relu_pool;
+mod conv3x3;
+
+
+pub use bn_relu_pool::{BnReluPool, BnReluPoolBackend};
+pub use conv3x3::{Conv3x3Backend, conv3x3_options};
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::pool::MaxPool2dConfig;
+use burn::tensor::activation::relu;
+use burn::tensor::{Tensor, module::batch_norm_train};
+
+/// Output of [`batch_norm_relu_max_pool_train`].
+pub struct BnReluPoolOutput {
+    /// `relu(max_pool2d(batch_norm(x), 2×2, stride 2))`, shape `[N, C, ⌊H/2⌋, ⌊W/2⌋]`.
+    pub output: Tensor<4>,
+    /// Batch mean per channel, `[C]`, detached.
+    pub mean: Tensor<1>,
+    /// Biased (population) batch variance per channel, `[C]`, without epsilon, detached —
+    /// the statistic burn-nn's `BatchNorm` feeds its running variance.
+    pub variance: Tensor<1>,
+}
+
+/// Whether the fused kernel serves tensors on `x`'s device (Flex, with or without autodiff).
+pub fn fused_available(x: &Tensor<4>) -> bool {
+    matches!(x.device().without_autodiff().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// Training-mode BatchNorm (batch statistics, affine `gamma`/`beta`, `epsilon` inside the square
+/// root) → ReLU → MaxPool 2×2 stride 2 (no padding, floor), with its gradient with respect to
+/// `x`, `gamma` and `beta`. Returns the output and the batch statistics; running statistics are
+/// the caller's business (see [`batch_norm_relu_max_pool`]).
+///
+/// Equals `relu(max_pool2d(batch_norm_train(x, gamma, beta, epsilon).output))` up to rounding.
+/// Fused on Flex for `f32`/`f64`; the unfused composition elsewhere.
+///
+/// # Panics
+///
+/// If `gamma` or `beta` is not `[C]` for `x: [N, C, H, W]`.
+pub fn batch_norm_relu_max_pool_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> BnReluPoolOutput {
+    let channels = x.dims()[1];
+    assert_eq!(gamma.dims(), [channels], "invalid batch norm gamma shape");
+    assert_eq!(beta.dims(), [channels], "invalid batch norm beta shape");
+    if fused_available(&x) {
+        let r = <Dispatch as BnReluPoolBackend>::batch_norm_relu_max_pool_train(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            epsilon,
+        );
+        BnReluPoolOutput {
+            output: Tensor::from_dispatch(r.output),
+            mean: Tensor::from_dispatch(r.mean),
+            variance: Tensor::from_dispatch(r.variance),
+        }
+    } else {
+        unfused_train(x, gamma, beta, epsilon)
+    }
+}
+
+/// The unfused Burn composition of [`batch_norm_relu_max_pool_train`] (reference and fallback).
+pub fn unfused_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> BnReluPoolOutput {
+    let r = batch_norm_train(x, gamma, beta, epsilon);
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    BnReluPoolOutput {
+        output: relu(pool.forward(r.output)),
+        mean: r.mean,
+        variance: r.variance,
+    }
+}
+
+/// Drop-in replacement for `relu(MaxPool2dConfig::new([2, 2]).init().forward(bn.forward(x)))`.
+///
+/// Same semantics as burn-nn's [`BatchNorm::forward`]: on an autodiff device with the layer's
+/// training flag enabled it normalises with the batch statistics and updates `bn.running_mean`
+/// and `bn.running_var` in place as `running·(1 − momentum) + batch·momentum`, using the
+/// *biased* batch variance (burn-nn 0.22.1's convention); otherwise it normalises with the
+/// running statistics (unfused path, nothing updated). The training path is fused on Flex.
+pub fn batch_norm_relu_max_pool(x: Tensor<4>, bn: &BatchNorm) -> Tensor<4> {
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    if !training || !fused_available(&x) {
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        return relu(pool.forward(bn.forward(x)));
+    }
+    let device = x.device();
+    let r = batch_norm_relu_max_pool_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    let momentum = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - momentum)
+        .add(r.mean.detach().mul_scalar(momentum));
+    let running_var = running_var
+        .mul_scalar(1.0 - momentum)
+        .add(r.variance.detach().mul_scalar(momentum));
+    bn.running_mean.update(running_mean.detach());
+    bn.running_var.update(running_var.detach());
+    r.output
+}
+
+/// Drop-in replacement for `conv.forward(x)`, with a hand-written Flex kernel (forward and
+/// backward, `f32`/`f64`) for the configuration ConvNet-4 uses: 3×3 kernel, stride 1, padding 1
+/// on every side (`Explicit(1, 1, 1, 1)` or `Same`), dilation 1, groups 1, with bias. Any other
+/// configuration, dtype or device takes `conv.forward(x)` unchanged.
+pub fn conv3x3(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
+    let padding_one = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right] == [1, 1, 1, 1],
+        // 3×3 kernel, stride 1, dilation 1: "same" pads one on every side.
+        PaddingConfig2d::Same => true,
+        PaddingConfig2d::Valid => false,
+    };
+    let supported = padding_one
+        && conv.kernel_size == [3, 3]
+        && conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && conv.weight.dims()[1] == x.dims()[1]
+        && fused_available(&x);
+    let Some(bias) = conv.bias.as_ref().filter(|_| supported) else {
+        return conv.forward(x);
+    };
+    let out = <Dispatch as Conv3x3Backend>::conv3x3(x.into_dispatch(), conv.weight.val().into_dispatch(), bias.val().into_dispatch());
+    Tensor::from_dispatch(out)
+}

@@ -1,0 +1,36 @@
+//! # margin-models — encoders on Burn
+//!
+//! The networks margin trains ([`EmbeddingNet`]: ConvNet-4 for images, an MLP for
+//! feature vectors), built from their architecture as data ([`margin_data::ModelConfig`],
+//! via [`BuildEncoder`]); the fused CPU kernels ConvNet-4 runs on Burn's `flex` backend
+//! ([`kernels`]); saving and loading weights ([`weights`]); embedding a dataset
+//! ([`embed()`]).
+//!
+//! Adding an encoder: a variant of `ModelConfig` (margin-data, `card.rs`), its module
+//! here (one file), and its arm in [`BuildEncoder::init`] and [`EmbeddingNet::forward_flat`].
+
+#![warn(missing_docs)]
+
+mod embed;
+mod encoder;
+pub mod kernels;
+pub mod weights;
+
+pub use embed::{embed, l2_normalize_rows};
+pub use encoder::{BuildEncoder, ConvBlock, ConvNet4, EmbeddingNet, Mlp};
+
+/// Why a model could not be built, saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A configuration or file error from margin-data.
+    #[error(transparent)]
+    Data(#[from] margin_data::DataError),
+    /// A weight file that cannot be used.
+    #[error("{path}: {reason}")]
+    Weights {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,428 @@
+//! Training configuration: every knob of a run, serialisable (the CLI reads it from TOML).
+
+use serde::{Deserialize, Serialize};
+
+use margin::miner::{MinerConfig, TripletType};
+use margin::{ContrastiveLoss, ContrastiveLossConfig, Distance, MarginError, Reducer, TripletMarginLoss, TripletMarginLossConfig};
+use margin_data::ModelConfig;
+
+type Result<T> = std::result::Result<T, MarginError>;
+
+fn invalid(field: &'static str, value: impl ToString, reason: &'static str) -> MarginError {
+    MarginError::InvalidConfig { field, value: value.to_string(), reason }
+}
+
+/// P×K batches: `classes_per_batch` classes, `samples_per_class` samples each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerConfig {
+    /// P: classes per batch.
+    pub classes_per_batch: usize,
+    /// K: samples per class (drawn with replacement when a class has fewer).
+    pub samples_per_class: usize,
+    /// Batches per epoch; default: training samples / (P·K) (PML's `length_before_new_iter`).
+    #[serde(default)]
+    pub batches_per_epoch: Option<usize>,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig { classes_per_batch: 32, samples_per_class: 4, batches_per_epoch: None }
+    }
+}
+
+/// The loss, with its distance and reducer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LossSpec {
+    /// Triplet margin loss.
+    Triplet {
+        /// Margin.
+        #[serde(default = "default_margin")]
+        margin: f64,
+        /// Distance swap.
+        #[serde(default)]
+        swap: bool,
+        /// Soft margin.
+        #[serde(default)]
+        smooth: bool,
+        /// Distance.
+        #[serde(default = "Distance::euclidean_normalized")]
+        distance: Distance,
+        /// Reducer.
+        #[serde(default = "default_reducer")]
+        reducer: Reducer,
+    },
+    /// Contrastive loss.
+    Contrastive {
+        /// Positive margin.
+        #[serde(default)]
+        pos_margin: f64,
+        /// Negative margin.
+        #[serde(default = "default_neg_margin")]
+        neg_margin: f64,
+        /// Distance.
+        #[serde(default = "Distance::euclidean_normalized")]
+        distance: Distance,
+        /// Reducer.
+        #[serde(default = "default_reducer")]
+        reducer: Reducer,
+    },
+}
+
+fn default_margin() -> f64 {
+    0.2
+}
+fn default_neg_margin() -> f64 {
+    1.0
+}
+fn default_reducer() -> Reducer {
+    Reducer::AvgNonZero
+}
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        LossSpec::Triplet {
+            margin: 0.2,
+            swap: false,
+            smooth: false,
+            distance: Distance::euclidean_normalized(),
+            reducer: Reducer::AvgNonZero,
+        }
+    }
+}
+
+/// A built loss.
+#[derive(Debug, Clone)]
+pub enum BuiltLoss {
+    /// Triplet.
+    Triplet(TripletMarginLoss),
+    /// Contrastive.
+    Contrastive(ContrastiveLoss),
+}
+
+impl LossSpec {
+    /// The loss's distance.
+    pub fn distance(&self) -> Distance {
+        match self {
+            LossSpec::Triplet { distance, .. } | LossSpec::Contrastive { distance, .. } => *distance,
+        }
+    }
+
+    /// Validates and builds.
+    pub fn build(&self) -> Result<BuiltLoss> {
+        Ok(match self {
+            LossSpec::Triplet { margin, swap, smooth, distance, reducer } => BuiltLoss::Triplet(
+                TripletMarginLossConfig::new()
+                    .with_margin(*margin)
+                    .with_swap(*swap)
+                    .with_smooth(*smooth)
+                    .with_distance(*distance)
+                    .with_reducer(*reducer)
+                    .init()?,
+            ),
+            LossSpec::Contrastive { pos_margin, neg_margin, distance, reducer } => BuiltLoss::Contrastive(
+                ContrastiveLossConfig::new()
+                    .with_pos_margin(*pos_margin)
+                    .with_neg_margin(*neg_margin)
+                    .with_distance(*distance)
+                    .with_reducer(*reducer)
+                    .init()?,
+            ),
+        })
+    }
+}
+
+/// Which miner (by its CLI name) and its main parameters; the distance is the loss's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinerSpec {
+    /// `"none"` (all valid tuples) or a name of [`MinerConfig::NAMES`].
+    pub name: String,
+    /// Margin, for miners that have one (multi-similarity: its epsilon).
+    #[serde(default)]
+    pub margin: Option<f64>,
+    /// For `triplet-margin`: `all`, `hard`, `semihard`, `easy`.
+    #[serde(default)]
+    pub type_of_triplets: Option<TripletType>,
+}
+
+impl Default for MinerSpec {
+    fn default() -> Self {
+        MinerSpec { name: "triplet-margin".into(), margin: Some(0.2), type_of_triplets: Some(TripletType::Semihard) }
+    }
+}
+
+impl MinerSpec {
+    /// Builds the miner (`None` for `"none"`), mining with `distance`.
+    pub fn build(&self, distance: Distance) -> Result<Option<MinerConfig>> {
+        if self.name == "none" {
+            return Ok(None);
+        }
+        let mut m = MinerConfig::default_for(&self.name)
+            .ok_or_else(|| invalid("miner.name", &self.name, "unknown miner; see `margin train --help`"))?
+            .with_distance(distance);
+        match &mut m {
+            MinerConfig::TripletMargin(t) => {
+                if let Some(x) = self.margin {
+                    t.margin = x;
+                }
+                if let Some(x) = self.type_of_triplets {
+                    t.kind = x;
+                }
+            }
+            MinerConfig::PairMargin(p) => {
+                if self.margin.is_some() {
+                    return Err(invalid("miner.margin", format!("{:?}", self.margin), "pair-margin has pos/neg margins; use its defaults"));
+                }
+                let _ = p;
+            }
+            MinerConfig::MultiSimilarity(ms) => {
+                if let Some(x) = self.margin {
+                    ms.epsilon = x;
+                }
+            }
+            _ => {
+                if self.margin.is_some() {
+                    return Err(invalid("miner.margin", format!("{:?}", self.margin), "this miner has no margin"));
+                }
+            }
+        }
+        if self.type_of_triplets.is_some() && !matches!(m, MinerConfig::TripletMargin(_)) {
+            return Err(invalid("miner.type_of_triplets", format!("{:?}", self.type_of_triplets), "only the triplet-margin miner has it"));
+        }
+        m.validate()?;
+        Ok(Some(m))
+    }
+}
+
+/// Optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerSpec {
+    /// Adam (PyTorch defaults: betas 0.9/0.999, eps 1e-8); L2 weight decay added to the gradient.
+    Adam {
+        /// Weight decay (L2).
+        #[serde(default)]
+        weight_decay: f64,
+    },
+    /// AdamW (decoupled weight decay).
+    Adamw {
+        /// Decoupled weight decay.
+        #[serde(default = "default_adamw_wd")]
+        weight_decay: f64,
+    },
+    /// SGD with momentum (PyTorch semantics: dampening 0).
+    Sgd {
+        /// Momentum.
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+        /// Nesterov momentum.
+        #[serde(default)]
+        nesterov: bool,
+        /// Weight decay (L2).
+        #[serde(default)]
+        weight_decay: f64,
+    },
+}
+
+fn default_adamw_wd() -> f64 {
+    1e-2
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+
+impl Default for OptimizerSpec {
+    fn default() -> Self {
+        OptimizerSpec::Adam { weight_decay: 0.0 }
+    }
+}
+
+/// Learning-rate schedule, evaluated per epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Schedule {
+    /// Constant.
+    Constant,
+    /// Multiply by `gamma` every `step_epochs` epochs.
+    Step {
+        /// Period in epochs.
+        step_epochs: usize,
+        /// Factor.
+        gamma: f64,
+    },
+    /// Cosine annealing from `lr` to `min_lr` over the run.
+    Cosine {
+        /// Final learning rate.
+        #[serde(default)]
+        min_lr: f64,
+    },
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::Constant
+    }
+}
+
+impl Schedule {
+    /// Learning rate at (0-based) `epoch` of `epochs` for base rate `lr`.
+    pub fn lr(&self, lr: f64, epoch: usize, epochs: usize) -> f64 {
+        match *self {
+            Schedule::Constant => lr,
+            Schedule::Step { step_epochs, gamma } => lr * gamma.powi((epoch / step_epochs.max(1)) as i32),
+            Schedule::Cosine { min_lr } => {
+                let t = epoch as f64 / epochs.max(1) as f64;
+                min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+/// Random image augmentation (images only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Maximum shift in pixels (each axis, uniform).
+    #[serde(default = "default_shift")]
+    pub max_shift: f64,
+    /// Maximum rotation in degrees (uniform in ±).
+    #[serde(default = "default_rotation")]
+    pub max_rotation_deg: f64,
+    /// Class augmentation: every training class also appears rotated by 90°, 180° and
+    /// 270° as three new classes (Santoro et al. 2016, Vinyals et al. 2016), so an epoch
+    /// is four times longer. Square images only; validation and test data are untouched.
+    #[serde(default)]
+    pub rotated_classes: bool,
+}
+
+fn default_shift() -> f64 {
+    2.0
+}
+fn default_rotation() -> f64 {
+    10.0
+}
+
+/// Everything the trainer needs besides the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed of every random choice (initialisation, batches, mining, augmentation).
+    #[serde(default)]
+    pub seed: u64,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Optimizer.
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+    /// The network.
+    pub model: ModelConfig,
+    /// The loss.
+    #[serde(default)]
+    pub loss: LossSpec,
+    /// The miner.
+    #[serde(default)]
+    pub miner: MinerSpec,
+    /// The batch sampler.
+    #[serde(default)]
+    pub sampler: SamplerConfig,
+    /// Augmentation (off when absent).
+    #[serde(default)]
+    pub augment: Option<AugmentConfig>,
+    /// Validate on the validation classes every this many epochs (0 = never);
+    /// the best checkpoint by MAP@R is kept as `best/`.
+    #[serde(default = "default_validate_every")]
+    pub validate_every: usize,
+    /// Samples per forward pass when embedding for validation/evaluation.
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch: usize,
+}
+
+fn default_validate_every() -> usize {
+    1
+}
+fn default_eval_batch() -> usize {
+    1024
+}
+
+impl TrainConfig {
+    /// The bundled Omniglot default (ConvNet-4, 28×28).
+    pub fn omniglot_default() -> Self {
+        TrainConfig {
+            seed: 0,
+            epochs: 35,
+            lr: 1e-3,
+            schedule: Schedule::Constant,
+            optimizer: OptimizerSpec::default(),
+            model: ModelConfig::Convnet4 { width: 64, embedding_dim: 64, normalize: false },
+            loss: LossSpec::default(),
+            miner: MinerSpec::default(),
+            sampler: SamplerConfig::default(),
+            augment: None,
+            validate_every: 5,
+            eval_batch: 1024,
+        }
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(invalid("epochs", self.epochs, "must be >= 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(invalid("lr", self.lr, "must be finite and > 0"));
+        }
+        if self.sampler.classes_per_batch < 2 {
+            return Err(invalid("sampler.classes_per_batch", self.sampler.classes_per_batch, "need at least 2 classes per batch for negatives"));
+        }
+        if self.sampler.samples_per_class < 2 {
+            return Err(invalid("sampler.samples_per_class", self.sampler.samples_per_class, "need at least 2 samples per class for positives"));
+        }
+        if self.sampler.batches_per_epoch == Some(0) {
+            return Err(invalid("sampler.batches_per_epoch", 0, "must be >= 1"));
+        }
+        if self.eval_batch == 0 {
+            return Err(invalid("eval_batch", 0, "must be >= 1"));
+        }
+        match self.schedule {
+            Schedule::Step { step_epochs, gamma } => {
+                if step_epochs == 0 {
+                    return Err(invalid("schedule.step_epochs", step_epochs, "must be >= 1"));
+                }
+                if !(gamma.is_finite() && gamma > 0.0) {
+                    return Err(invalid("schedule.gamma", gamma, "must be finite and > 0"));
+                }
+            }
+            Schedule::Cosine { min_lr } if !(min_lr.is_finite() && min_lr >= 0.0 && min_lr <= self.lr) => {
+                return Err(invalid("schedule.min_lr", min_lr, "must be in [0, lr]"));
+            }
+            _ => {}
+        }
+        let wd = match self.optimizer {
+            OptimizerSpec::Adam { weight_decay } | OptimizerSpec::Adamw { weight_decay } => weight_decay,
+            OptimizerSpec::Sgd { momentum, weight_decay, .. } => {
+                if !(0.0..1.0).contains(&momentum) {
+                    return Err(invalid("optimizer.momentum", momentum, "must be in [0, 1)"));
+                }
+                weight_decay
+            }
+        };
+        if !(wd.is_finite() && wd >= 0.0) {
+            return Err(invalid("optimizer.weight_decay", wd, "must be finite and >= 0"));
+        }
+        if let Some(a) = self.augment
+            && !(a.max_shift.is_finite() && a.max_shift >= 0.0 && a.max_rotation_deg.is_finite() && a.max_rotation_deg >= 0.0)
+        {
+            return Err(invalid("augment", format!("{a:?}"), "max_shift and max_rotation_deg must be finite and >= 0"));
+        }
+        self.loss.build()?;
+        self.miner.build(self.loss.distance())?;
+        Ok(())
+    }
+}

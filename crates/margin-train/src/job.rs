@@ -1,0 +1,217 @@
+//! The training job as a library call: data → class-disjoint split → training with
+//! per-epoch checkpoints → evaluation on unseen classes → `metrics.json`, the model and
+//! its card in the run folder. `margin train` is this plus a progress bar and the HTML
+//! report; a library user or a binding calls [`run_job`] directly.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use margin_data::{Dataset, Loaded, ModelCard, write_atomic};
+use margin_eval::{Distance, Embeddings, EvalConfig, EvalReport, Labelled, OneShotReport};
+use margin_models::{BuildEncoder, EmbeddingNet, embed};
+
+use crate::{Observer, TrainConfig, TrainError, Trainer, save_model};
+
+/// The whole run's configuration (`config.toml`): data, split, training, evaluation.
+pub type RunConfig = margin_data::RunConfig<TrainConfig>;
+
+/// The bundled default configuration (ConvNet-4 on Omniglot).
+pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/omniglot.toml");
+
+/// Parses a configuration (TOML), naming `source` and the field on error, and refuses a
+/// newer format version.
+pub fn parse_config(text: &str, source: &str) -> Result<RunConfig, TrainError> {
+    let cfg: RunConfig = toml::from_str(text).map_err(|e| TrainError::Config { file: source.to_string(), reason: e.to_string() })?;
+    cfg.check_version(source)?;
+    Ok(cfg)
+}
+
+/// The configuration as the TOML `config.toml` holds.
+pub fn config_toml(cfg: &RunConfig) -> String {
+    toml::to_string_pretty(cfg).expect("a run configuration serialises to TOML")
+}
+
+/// How [`run_job`] runs.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// The run folder (created if needed).
+    pub out: PathBuf,
+    /// Continue the run in `out` from its latest checkpoint.
+    pub resume: bool,
+    /// With `resume`: extend (or set) the number of epochs.
+    pub epochs: Option<usize>,
+    /// Evaluate on the test classes (and the untrained baseline, as configured).
+    pub evaluate: bool,
+}
+
+/// What the final evaluation produced (for a report).
+#[derive(Debug)]
+pub struct Evaluation {
+    /// Retrieval, clustering, verification and few-shot metrics on the test classes.
+    pub report: EvalReport,
+    /// The Omniglot 20-way one-shot runs, for Omniglot data.
+    pub one_shot: Option<OneShotReport>,
+    /// The test embeddings (`labels.len() × dim`, L2-normalised).
+    pub embeddings: Vec<f32>,
+    /// Their dimension.
+    pub dim: usize,
+    /// The test labels.
+    pub labels: Vec<i64>,
+}
+
+/// What a finished job returns.
+#[derive(Debug)]
+pub struct JobOutcome {
+    /// `metrics.json` as written.
+    pub metrics: serde_json::Value,
+    /// The final evaluation, when it ran.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Progress of a job: the trainer's callbacks plus messages about the data and phases.
+pub trait JobObserver: Observer {
+    /// A line about the job (what was loaded, where the run is).
+    fn info(&mut self, _line: &str) {}
+}
+
+/// Runs the job of `cfg` in `opts.out`.
+pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dyn JobObserver) -> Result<JobOutcome, TrainError> {
+    let started = Instant::now();
+    cfg.train.validate()?;
+    let t_load = Instant::now();
+    let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
+    let load_seconds = t_load.elapsed().as_secs_f64();
+    obs.info(&describe(&loaded, load_seconds));
+    let shape = loaded.train.sample_shape.clone();
+    let out = &opts.out;
+    std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
+    let trainer = if opts.resume {
+        Trainer::resume(out, &shape, opts.epochs, device)?
+    } else {
+        Trainer::new(cfg.train.clone(), &shape, out, device)?
+    };
+    write_atomic(&out.join("config.toml"), config_toml(cfg).as_bytes())?;
+    if opts.resume {
+        obs.info(&format!("resuming {} after epoch {} of {}", out.display(), trainer.state().epoch, cfg.train.epochs));
+    } else {
+        obs.info(&format!("run folder: {}", out.display()));
+    }
+    let untrained = match &loaded.test {
+        Some(t) if opts.evaluate && cfg.eval.untrained_baseline => {
+            let fresh;
+            let model = if opts.resume {
+                // The initial network of this run, rebuilt from the seed.
+                let d = device.clone();
+                d.seed(cfg.train.seed);
+                fresh = cfg.train.model.init(&shape, &d)?;
+                &fresh
+            } else {
+                trainer.model()
+            };
+            Some(baseline(model, t, cfg, device)?)
+        }
+        _ => None,
+    };
+    let outcome = trainer.fit(&loaded.train, loaded.val.as_ref(), obs)?;
+    let card = ModelCard::new(cfg.train.model.clone(), shape.clone(), true);
+    save_model(&outcome.model, &card, out)?;
+    let st = &outcome.state;
+    let images_per_s = st.images_seen as f64 / st.train_seconds.max(1e-9);
+    let mut metrics = serde_json::json!({
+        "margin_version": env!("CARGO_PKG_VERSION"),
+        "seed": cfg.train.seed,
+        "train": {
+            "epochs": st.epoch,
+            "steps": st.step,
+            "images_seen": st.images_seen,
+            "train_seconds": st.train_seconds,
+            "images_per_s": images_per_s,
+            "load_seconds": load_seconds,
+            "best_validation": st.best.map(|(m, e)| serde_json::json!({"map_at_r": m, "epoch": e})),
+            "classes": loaded.train.classes().len(),
+            "samples": loaded.train.len(),
+        },
+        "reference": {
+            "what": "PyTorch 2 + pytorch-metric-learning, same ConvNet-4, 35 epochs, 2 CPU cores (from issue 5)",
+            "images_per_s": 1321.0,
+            "train_seconds": 509.0,
+            "precision_at_1": 0.776, "r_precision": 0.521, "map_at_r": 0.430, "oneshot_20way_acc": 0.8975
+        },
+    });
+    if let Some(u) = untrained {
+        metrics["untrained"] = u;
+    }
+    let mut evaluation = None;
+    if opts.evaluate && let Some(test) = &loaded.test {
+        let t_eval = Instant::now();
+        let e = evaluate_test(&outcome.model, test, cfg, device)?;
+        metrics["test"] = serde_json::to_value(&e.report).expect("a report serialises");
+        let mut e = e;
+        if let Some(p) = &loaded.one_shot {
+            let r = omniglot_one_shot(&outcome.model, p, &shape, device)?;
+            metrics["omniglot_one_shot"] = serde_json::to_value(&r).expect("a report serialises");
+            e.one_shot = Some(r);
+        }
+        metrics["eval_seconds"] = serde_json::json!(t_eval.elapsed().as_secs_f64());
+        evaluation = Some(e);
+    }
+    metrics["total_seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+    let bytes = serde_json::to_vec_pretty(&metrics).expect("metrics serialise");
+    write_atomic(&out.join("metrics.json"), &bytes)?;
+    Ok(JobOutcome { metrics, evaluation })
+}
+
+fn describe(loaded: &Loaded, load_seconds: f64) -> String {
+    format!(
+        "data: {} train samples ({} classes){}{}; loaded in {load_seconds:.1}s",
+        loaded.train.len(),
+        loaded.train.classes().len(),
+        loaded.val.as_ref().map(|v| format!(", {} validation ({} classes)", v.len(), v.classes().len())).unwrap_or_default(),
+        loaded.test.as_ref().map(|v| format!(", {} test ({} classes, unseen)", v.len(), v.classes().len())).unwrap_or_default(),
+    )
+}
+
+/// The full evaluation report of `model` on the test classes.
+fn evaluate_test(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<Evaluation, TrainError> {
+    let emb = embed(model, test, cfg.train.eval_batch, true, device);
+    let dim = cfg.train.model.embedding_dim();
+    let e = Embeddings::new("test embeddings", &emb, dim)?;
+    let l = Labelled::new(e, "test labels", &test.labels)?;
+    let mut ec = EvalConfig::default();
+    if let Some(v) = ec.verification.as_mut() {
+        v.max_pairs = cfg.eval.max_pairs;
+        v.seed = cfg.train.seed;
+    }
+    if let Some(c) = ec.clustering.as_mut() {
+        c.seed = cfg.train.seed;
+    }
+    if let Some(f) = ec.few_shot.as_mut() {
+        f.seed = cfg.train.seed;
+    }
+    let report = margin_eval::evaluate(&l, None, &ec)?;
+    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone() })
+}
+
+fn baseline(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<serde_json::Value, TrainError> {
+    let emb = embed(model, test, cfg.train.eval_batch, true, device);
+    let e = Embeddings::new("untrained test embeddings", &emb, cfg.train.model.embedding_dim())?;
+    let l = Labelled::new(e, "test labels", &test.labels)?;
+    let r = margin_eval::retrieval(&l, None, Distance::Euclidean, &margin_eval::RetrievalConfig { mrr: false, ..Default::default() })?;
+    Ok(serde_json::json!({"precision_at_1": r.precision_at_1, "r_precision": r.r_precision, "map_at_r": r.map_at_r}))
+}
+
+/// The 20 standard 20-way one-shot runs of `all_runs.zip` at `path`, the images
+/// preprocessed as the training data (ink, area-resized to the model's input).
+pub fn omniglot_one_shot(model: &EmbeddingNet, path: &Path, shape: &[usize], device: &Device) -> Result<OneShotReport, TrainError> {
+    let bench = margin_data::omniglot::OmniglotOneShot::load(path)?;
+    if shape.len() != 3 || shape[0] != 1 || shape[1] != shape[2] {
+        return Err(margin_data::DataError::format(path, format!("the one-shot runs need a model on square grey images, not {shape:?}")).into());
+    }
+    let feats = bench.ink_images(shape[1]);
+    let labels = (0..bench.images.len() as i64).collect();
+    let ds = Dataset::new(path.display().to_string(), feats, shape.to_vec(), labels)?;
+    let emb = embed(model, &ds, 1024, true, device);
+    let e = Embeddings::new("one-shot embeddings", &emb, emb.len() / ds.len().max(1))?;
+    Ok(margin_eval::one_shot_accuracy(&bench.runs, &e, Distance::Euclidean)?)
+}

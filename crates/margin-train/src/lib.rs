@@ -1,0 +1,17 @@
+//! # margin-train — the training job on Burn
+//!
+//! [`Trainer`]: P×K batches → encoder → the loss's single entry point (miner planned
+//! inside) → optimizer, per-step statistics, a JSONL log, an atomic checkpoint every
+//! epoch, exact resume. [`run_job`]: the whole run of a configuration, from files to
+//! `metrics.json` — what `margin train` calls, usable without the CLI.
+
+#![warn(missing_docs)]
+
+pub mod augment;
+mod config;
+mod job;
+mod trainer;
+
+pub use config::{AugmentConfig, BuiltLoss, LossSpec, MinerSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig};
+pub use job::{DEFAULT_CONFIG, Evaluation, JobObserver, JobOptions, JobOutcome, RunConfig, config_toml, omniglot_one_shot, parse_config, run_job};
+pub use trainer::{EpochRecord, Observer, Silent, StepRecord, TrainError, TrainOutcome, TrainState, Trainer, save_model};

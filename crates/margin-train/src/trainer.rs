@@ -1,0 +1,582 @@
+//! The trainer: P×K batches → embeddings → miner → loss → optimizer,
+//! per-step statistics, a JSONL log, an atomic checkpoint every epoch, exact resume.
+//!
+//! Reproducibility: every random choice of epoch `e` (batches, mining, augmentation)
+//! comes from a ChaCha8 stream seeded by `(seed, e)`, and initialisation from the
+//! device seed. A run resumed from the checkpoint of epoch `k` therefore replays
+//! epochs `k+1…` exactly as the uninterrupted run does (same seed → same metrics on CPU).
+//!
+//! Checkpoint layout under the output folder:
+//! `checkpoints/epoch-NNNN/{model.bpk, optimizer.bpk, state.json}` (written to a
+//! temporary folder, synced, renamed) and `checkpoint.json`, an atomically replaced
+//! pointer to the latest complete one. A kill at any moment leaves either the
+//! previous checkpoint or the new one, never a half-written one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use margin::sampler::{PKSampler, SmallClassPolicy};
+use thiserror::Error;
+
+use margin::MarginError;
+use margin::MinerConfig;
+use margin_data::{DataError, Dataset, ModelCard, write_atomic};
+use margin_models::{BuildEncoder, EmbeddingNet, ModelError, embed};
+
+use crate::augment;
+use crate::config::{BuiltLoss, OptimizerSpec, TrainConfig};
+
+/// Why training stopped.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// Loading or writing data / files.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A loss, miner or configuration error.
+    #[error(transparent)]
+    Margin(#[from] MarginError),
+    /// Evaluation during training.
+    #[error("validation: {0}")]
+    Eval(#[from] margin_eval::EvalError),
+    /// Building, saving or loading the model.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A configuration file that cannot be parsed.
+    #[error("{file}: invalid configuration: {reason}")]
+    Config {
+        /// The file (or "the bundled configs/omniglot.toml").
+        file: String,
+        /// The parser's message (field and position).
+        reason: String,
+    },
+    /// A checkpoint or model file that cannot be used.
+    #[error("{path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Training diverged (non-finite loss).
+    #[error("training diverged at epoch {epoch}, step {step}: the loss is {loss}; lower the learning rate")]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Global step.
+        step: usize,
+        /// The loss value.
+        loss: f64,
+    },
+}
+
+fn ckpt_err(path: &Path, reason: impl ToString) -> TrainError {
+    TrainError::Checkpoint { path: path.to_path_buf(), reason: reason.to_string() }
+}
+
+/// One training step, as logged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Always `"step"`.
+    pub kind: String,
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Global step (1-based).
+    pub step: usize,
+    /// Loss value.
+    pub loss: f64,
+    /// Fraction of mined tuples with a non-zero loss.
+    pub active_fraction: f64,
+    /// Number of tuples the loss saw.
+    pub num_tuples: usize,
+    /// Mean anchor–positive distance.
+    pub mean_ap_dist: Option<f64>,
+    /// Mean anchor–negative distance.
+    pub mean_an_dist: Option<f64>,
+    /// Mean over dimensions of the per-dimension std of the batch embeddings (collapse watch).
+    pub embedding_spread: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Wall seconds of the step.
+    pub seconds: f64,
+}
+
+/// One epoch, as logged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Always `"epoch"`.
+    pub kind: String,
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean step loss.
+    pub mean_loss: f64,
+    /// Mean active fraction.
+    pub mean_active_fraction: f64,
+    /// Mean d_ap over steps that had tuples.
+    pub mean_ap_dist: Option<f64>,
+    /// Mean d_an over steps that had tuples.
+    pub mean_an_dist: Option<f64>,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seconds spent in training steps.
+    pub train_seconds: f64,
+    /// Images (samples) per second over the steps.
+    pub images_per_s: f64,
+    /// Validation MAP@R, if validated this epoch.
+    pub val_map_at_r: Option<f64>,
+    /// Validation P@1, if validated this epoch.
+    pub val_precision_at_1: Option<f64>,
+    /// Validation 20-way one-shot accuracy (2,000 seeded episodes, one query per
+    /// class, as the Omniglot runs), if validated this epoch and the split has at
+    /// least 20 classes with two samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_one_shot: Option<f64>,
+    /// Warnings raised this epoch.
+    pub warnings: Vec<String>,
+}
+
+/// Progress callbacks (the CLI draws a progress bar with these).
+pub trait Observer {
+    /// Called once before the first epoch that runs.
+    fn start(&mut self, _first_epoch: usize, _epochs: usize, _steps_per_epoch: usize) {}
+    /// After each step.
+    fn step(&mut self, _s: &StepRecord) {}
+    /// After each epoch (after its checkpoint is written).
+    fn epoch(&mut self, _e: &EpochRecord) {}
+    /// A warning (also stored in the epoch record).
+    fn warn(&mut self, _msg: &str) {}
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Resumable state besides the model and optimizer tensors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Steps completed.
+    pub step: usize,
+    /// Seconds spent in steps so far.
+    pub train_seconds: f64,
+    /// Samples processed so far.
+    pub images_seen: usize,
+    /// Best validation MAP@R so far and its epoch.
+    pub best: Option<(f64, usize)>,
+    /// Epochs in a row with a near-zero active fraction (warning state).
+    pub low_active_epochs: usize,
+    /// The configuration the run started with (resume refuses a different one).
+    pub config: Option<TrainConfig>,
+}
+
+/// What a finished run returns.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The final model (the best by validation MAP@R when validation ran, else the last).
+    pub model: EmbeddingNet,
+    /// Final state.
+    pub state: TrainState,
+    /// Epoch records of the epochs this call ran.
+    pub epochs: Vec<EpochRecord>,
+}
+
+fn build_optimizer(spec: &OptimizerSpec) -> ModuleOptimizer {
+    match *spec {
+        OptimizerSpec::Adam { weight_decay } => {
+            let c = AdamConfig::new().with_epsilon(1e-8);
+            let c = if weight_decay > 0.0 { c.with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32))) } else { c };
+            c.init()
+        }
+        OptimizerSpec::Adamw { weight_decay } => AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(weight_decay as f32).init(),
+        OptimizerSpec::Sgd { momentum, nesterov, weight_decay } => {
+            let m = (momentum > 0.0).then(|| MomentumConfig::new().with_momentum(momentum).with_dampening(0.0).with_nesterov(nesterov));
+            let wd = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
+            SgdConfig::new().with_momentum(m).with_weight_decay(wd).init()
+        }
+    }
+}
+
+/// The RNG of epoch `epoch` (1-based) of a run seeded with `seed`.
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(epoch as u64);
+    r
+}
+
+/// MAP@R, P@1 and 20-way one-shot accuracy (`None` when the split has fewer
+/// than 20 classes with two samples) of `emb` (rows of `data`) against itself.
+fn validate(emb: &[f32], labels: &[i64], dim: usize) -> Result<(f64, f64, Option<f64>), TrainError> {
+    let e = margin_eval::Embeddings::new("validation embeddings", emb, dim)?;
+    let l = margin_eval::Labelled::new(e, "validation labels", labels)?;
+    let r = margin_eval::retrieval(&l, None, margin_eval::Distance::Euclidean, &margin_eval::RetrievalConfig { mrr: false, ..Default::default() })?;
+    let episodes = margin_eval::FewShotConfig { n_way: 20, k_shot: 1, n_query: 1, episodes: 2000, seed: 0 };
+    let one_shot = match margin_eval::few_shot(&l, margin_eval::Distance::Euclidean, &episodes) {
+        Ok(rep) => Some(rep.accuracy),
+        Err(margin_eval::EvalError::NotEnoughData { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok((r.map_at_r, r.precision_at_1, one_shot))
+}
+
+/// Saves a model's weights (`model.safetensors`) and its card (`model.json`) atomically.
+pub fn save_model(model: &EmbeddingNet, card: &ModelCard, dir: &Path) -> Result<(), TrainError> {
+    margin_models::weights::save_safetensors(model, &dir.join("model.safetensors"))?;
+    let bytes = serde_json::to_vec_pretty(card).expect("a model card serialises");
+    write_atomic(&dir.join("model.json"), &bytes)?;
+    Ok(())
+}
+
+/// The trainer. Build with [`Trainer::new`] (fresh) or [`Trainer::resume`].
+pub struct Trainer {
+    config: TrainConfig,
+    out: PathBuf,
+    device: Device,
+    model: EmbeddingNet,
+    optim: ModuleOptimizer,
+    state: TrainState,
+    loss: BuiltLoss,
+    miner: Option<MinerConfig>,
+    sample_shape: Vec<usize>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pointer {
+    epoch: usize,
+    dir: String,
+}
+
+impl Trainer {
+    /// A fresh run writing into `out` (created if needed).
+    pub fn new(config: TrainConfig, sample_shape: &[usize], out: &Path, device: &Device) -> Result<Self, TrainError> {
+        config.validate()?;
+        std::fs::create_dir_all(out).map_err(|e| DataError::Io { path: out.to_path_buf(), source: e })?;
+        device.seed(config.seed);
+        let model = config.model.init(sample_shape, device)?;
+        let optim = build_optimizer(&config.optimizer);
+        let loss = config.loss.build()?;
+        let miner = config.miner.build(config.loss.distance())?;
+        let state = TrainState { config: Some(config.clone()), ..Default::default() };
+        // A fresh run starts a fresh log.
+        write_atomic(&out.join("train_log.jsonl"), b"")?;
+        Ok(Trainer { config, out: out.to_path_buf(), device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
+    }
+
+    /// Continues the run in `out` from its latest complete checkpoint. `epochs`
+    /// (when given) may extend the run; every other setting must equal the stored one.
+    pub fn resume(out: &Path, sample_shape: &[usize], epochs: Option<usize>, device: &Device) -> Result<Self, TrainError> {
+        let ptr_path = out.join("checkpoint.json");
+        let ptr: Pointer = serde_json::from_slice(&std::fs::read(&ptr_path).map_err(|e| DataError::Io { path: ptr_path.clone(), source: e })?)
+            .map_err(|e| ckpt_err(&ptr_path, format!("corrupt checkpoint pointer: {e}")))?;
+        let dir = out.join(&ptr.dir);
+        let state_path = dir.join("state.json");
+        let state: TrainState = serde_json::from_slice(&std::fs::read(&state_path).map_err(|e| DataError::Io { path: state_path.clone(), source: e })?)
+            .map_err(|e| ckpt_err(&state_path, format!("corrupt state: {e}")))?;
+        let mut config = state.config.clone().ok_or_else(|| ckpt_err(&state_path, "no configuration stored"))?;
+        if let Some(e) = epochs {
+            config.epochs = e;
+        }
+        config.validate()?;
+        let model_path = dir.join("model.bpk");
+        let bytes = std::fs::read(&model_path).map_err(|e| DataError::Io { path: model_path.clone(), source: e })?;
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(&model_path, e))?;
+        let model = config.model.init(sample_shape, device)?.try_load_record(record).map_err(|e| ckpt_err(&model_path, e))?;
+        let opt_path = dir.join("optimizer.bpk");
+        let bytes = std::fs::read(&opt_path).map_err(|e| DataError::Io { path: opt_path.clone(), source: e })?;
+        let optim = build_optimizer(&config.optimizer).from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(&opt_path, e))?;
+        let loss = config.loss.build()?;
+        let miner = config.miner.build(config.loss.distance())?;
+        // Drop log lines of the epoch that was interrupted.
+        let log_path = out.join("train_log.jsonl");
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let kept: String = log
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["epoch"].as_u64()).is_some_and(|e| e as usize <= state.epoch))
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        write_atomic(&log_path, kept.as_bytes())?;
+        let mut state = state;
+        state.config = Some(config.clone());
+        Ok(Trainer { config, out: out.to_path_buf(), device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// The model as it is now.
+    pub fn model(&self) -> &EmbeddingNet {
+        &self.model
+    }
+
+    fn write_checkpoint(&self, name: &str) -> Result<PathBuf, TrainError> {
+        let root = self.out.join("checkpoints");
+        let final_dir = root.join(name);
+        let tmp = root.join(format!(".{name}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| DataError::Io { path: tmp.clone(), source: e })?;
+        let model_bytes = self.model.clone().into_record().into_bytes().map_err(|e| ckpt_err(&tmp, e))?;
+        write_atomic(&tmp.join("model.bpk"), &model_bytes)?;
+        let opt_bytes = self.optim.into_bytes().map_err(|e| ckpt_err(&tmp, e))?;
+        write_atomic(&tmp.join("optimizer.bpk"), &opt_bytes)?;
+        write_atomic(&tmp.join("state.json"), &serde_json::to_vec_pretty(&self.state).expect("state serialises"))?;
+        let _ = std::fs::remove_dir_all(&final_dir);
+        std::fs::rename(&tmp, &final_dir).map_err(|e| DataError::Io { path: final_dir.clone(), source: e })?;
+        if let Ok(d) = std::fs::File::open(&root) {
+            let _ = d.sync_all();
+        }
+        Ok(final_dir)
+    }
+
+    /// Runs the remaining epochs on `train`, validating on `val` (class-disjoint
+    /// from `train`, checked) every `validate_every` epochs.
+    pub fn fit(mut self, train: &Dataset, val: Option<&Dataset>, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
+        if train.sample_shape != self.sample_shape {
+            return Err(DataError::Split(format!("training data has sample shape {:?}, the model expects {:?}", train.sample_shape, self.sample_shape)).into());
+        }
+        if let Some(v) = val {
+            margin_data::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
+        }
+        let cfg = self.config.clone();
+        let rotated;
+        let train = match cfg.augment {
+            Some(a) if a.rotated_classes => {
+                rotated = augment::with_rotated_classes(train, val.map_or(&[][..], |v| &v.labels[..]))?;
+                &rotated
+            }
+            _ => train,
+        };
+        let num_classes = margin_data::indices_by_class(&train.labels).len();
+        if num_classes < 2 {
+            return Err(DataError::Split(format!("{} has {} class(es); metric learning needs at least 2", train.name, num_classes)).into());
+        }
+        // P is clamped to the number of classes (a small data set still trains).
+        let sampler = PKSampler::new(
+            &train.labels,
+            cfg.sampler.classes_per_batch.min(num_classes),
+            cfg.sampler.samples_per_class,
+            SmallClassPolicy::WithReplacement,
+            cfg.seed,
+        )?;
+        let bs = sampler.batch_size();
+        let d = train.dim();
+        let image = train.sample_shape.len() == 3;
+        if cfg.augment.is_some() && !image {
+            return Err(MarginError::InvalidConfig {
+                field: "augment",
+                value: format!("{:?}", cfg.augment),
+                reason: "augmentation (shifts/rotations) applies to images only; these samples are feature vectors",
+            }
+            .into());
+        }
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.out.join("train_log.jsonl"))
+            .map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
+        let mut records = Vec::new();
+        obs.start(self.state.epoch + 1, cfg.epochs, cfg.sampler.batches_per_epoch.unwrap_or(sampler.batches_per_epoch()));
+        let mut x = vec![0f32; bs * d];
+        for epoch in self.state.epoch + 1..=cfg.epochs {
+            let lr = cfg.schedule.lr(cfg.lr, epoch - 1, cfg.epochs);
+            // The epoch's plan depends on (seed, epoch) only, so a resumed run replays it exactly;
+            // `batches_per_epoch` (if set) takes that many of its batches, cycling.
+            let batches = sampler.epoch_batches(epoch as u64);
+            let steps = cfg.sampler.batches_per_epoch.unwrap_or(batches.len());
+            let mut rng = epoch_rng(cfg.seed, epoch);
+            let (mut sum_loss, mut sum_act, mut ap, mut an, mut n_ap, mut secs) = (0.0, 0.0, 0.0, 0.0, 0usize, 0.0);
+            let mut min_spread = f64::INFINITY;
+            let mut warnings = Vec::new();
+            for step in 0..steps {
+                let t = Instant::now();
+                let idx = &batches[step % batches.len()];
+                let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i]).collect();
+                for (row, &i) in idx.iter().enumerate() {
+                    let dst = &mut x[row * d..(row + 1) * d];
+                    match cfg.augment {
+                        Some(a) if image => {
+                            let s = &train.sample_shape;
+                            augment::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, &mut rng, dst)
+                        }
+                        _ => dst.copy_from_slice(train.sample(i)),
+                    }
+                }
+                let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [bs, d]), &self.device);
+                let emb = self.model.forward_flat(xt, &self.sample_shape);
+                let host = margin::to_host(&emb);
+                let spread = spread(&host, emb.dims()[1]);
+                min_spread = min_spread.min(spread);
+                let mined = match &self.miner {
+                    Some(m) => Some(m.mine(&margin::constant(&emb), &labels, None, &mut rng)?),
+                    None => None,
+                };
+                let out = match &self.loss {
+                    BuiltLoss::Triplet(l) => {
+                        let t = mined.map(|m| m.into_triplets());
+                        l.forward(emb, &labels, t.as_ref())?
+                    }
+                    BuiltLoss::Contrastive(l) => {
+                        let p = mined.map(|m| m.into_pairs());
+                        l.forward(emb, &labels, p.as_ref())?
+                    }
+                };
+                let st = out.stats;
+                if !st.loss.is_finite() {
+                    return Err(TrainError::Diverged { epoch, step: self.state.step + 1, loss: st.loss });
+                }
+                let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+                self.model = self.optim.step(lr, self.model, grads);
+                let dt = t.elapsed().as_secs_f64();
+                self.state.step += 1;
+                self.state.images_seen += bs;
+                secs += dt;
+                sum_loss += st.loss;
+                sum_act += st.active_fraction;
+                if let (Some(a), Some(b)) = (st.mean_ap_dist, st.mean_an_dist) {
+                    ap += a;
+                    an += b;
+                    n_ap += 1;
+                }
+                let rec = StepRecord {
+                    kind: "step".into(),
+                    epoch,
+                    step: self.state.step,
+                    loss: st.loss,
+                    active_fraction: st.active_fraction,
+                    num_tuples: st.num_tuples,
+                    mean_ap_dist: st.mean_ap_dist,
+                    mean_an_dist: st.mean_an_dist,
+                    embedding_spread: spread,
+                    lr,
+                    seconds: dt,
+                };
+                writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
+                obs.step(&rec);
+            }
+            self.state.train_seconds += secs;
+            let mean_act = sum_act / steps as f64;
+            if mean_act < 0.01 {
+                self.state.low_active_epochs += 1;
+            } else {
+                self.state.low_active_epochs = 0;
+            }
+            if self.state.low_active_epochs >= 2 {
+                warnings.push(format!(
+                    "active fraction {:.4} for {} epochs in a row: almost no tuple violates the margin (margin too small or mining too easy); training has stalled",
+                    mean_act, self.state.low_active_epochs
+                ));
+            }
+            if min_spread < 1e-4 {
+                warnings.push(format!("embeddings collapsed: per-dimension spread {min_spread:.2e} in a batch (all samples map to nearly the same point); lower the learning rate or raise the margin"));
+            }
+            // Validation.
+            let (mut vmap, mut vp1, mut v1s) = (None, None, None);
+            let mut is_best = false;
+            if let Some(v) = val
+                && cfg.validate_every > 0
+                && (epoch % cfg.validate_every == 0 || epoch == cfg.epochs)
+            {
+                let e = embed(&self.model, v, cfg.eval_batch, true, &self.device);
+                let (m, p, o) = validate(&e, &v.labels, cfg.model.embedding_dim())?;
+                vmap = Some(m);
+                vp1 = Some(p);
+                v1s = o;
+                if self.state.best.is_none_or(|(b, _)| m > b) {
+                    self.state.best = Some((m, epoch));
+                    is_best = true;
+                }
+            }
+            for w in &warnings {
+                obs.warn(w);
+            }
+            let rec = EpochRecord {
+                kind: "epoch".into(),
+                epoch,
+                mean_loss: sum_loss / steps as f64,
+                mean_active_fraction: mean_act,
+                mean_ap_dist: (n_ap > 0).then(|| ap / n_ap as f64),
+                mean_an_dist: (n_ap > 0).then(|| an / n_ap as f64),
+                lr,
+                train_seconds: secs,
+                images_per_s: (steps * bs) as f64 / secs.max(1e-9),
+                val_map_at_r: vmap,
+                val_precision_at_1: vp1,
+                val_one_shot: v1s,
+                warnings,
+            };
+            writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
+            log.sync_data().map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
+            self.state.epoch = epoch;
+            let name = format!("epoch-{epoch:04}");
+            self.write_checkpoint(&name)?;
+            write_atomic(&self.out.join("checkpoint.json"), &serde_json::to_vec(&Pointer { epoch, dir: format!("checkpoints/{name}") }).expect("serialises"))?;
+            if is_best {
+                let b = self.out.join("checkpoints").join("best");
+                let _ = std::fs::remove_dir_all(&b);
+                copy_dir(&self.out.join("checkpoints").join(&name), &b)?;
+            }
+            // Keep only the latest epoch checkpoint (and best/).
+            if let Ok(rd) = std::fs::read_dir(self.out.join("checkpoints")) {
+                for ent in rd.flatten() {
+                    let n = ent.file_name().to_string_lossy().into_owned();
+                    if n.starts_with("epoch-") && n != name {
+                        let _ = std::fs::remove_dir_all(ent.path());
+                    }
+                }
+            }
+            obs.epoch(&rec);
+            records.push(rec);
+        }
+        // The final model: best by validation when available.
+        let model = match self.state.best {
+            Some((_, e)) if e != self.state.epoch => {
+                let p = self.out.join("checkpoints").join("best").join("model.bpk");
+                let bytes = std::fs::read(&p).map_err(|e| DataError::Io { path: p.clone(), source: e })?;
+                let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(&p, e))?;
+                self.model.clone().try_load_record(record).map_err(|e| ckpt_err(&p, e))?
+            }
+            _ => self.model,
+        };
+        Ok(TrainOutcome { model, state: self.state, epochs: records })
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), TrainError> {
+    let tmp = to.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| DataError::Io { path: tmp.clone(), source: e })?;
+    for ent in std::fs::read_dir(from).map_err(|e| DataError::Io { path: from.to_path_buf(), source: e })?.flatten() {
+        std::fs::copy(ent.path(), tmp.join(ent.file_name())).map_err(|e| DataError::Io { path: ent.path(), source: e })?;
+    }
+    std::fs::rename(&tmp, to).map_err(|e| DataError::Io { path: to.to_path_buf(), source: e })?;
+    Ok(())
+}
+
+/// Mean over dimensions of the standard deviation across rows.
+fn spread(x: &[f64], dim: usize) -> f64 {
+    let n = x.len() / dim.max(1);
+    if n < 2 {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for j in 0..dim {
+        let m = (0..n).map(|i| x[i * dim + j]).sum::<f64>() / n as f64;
+        let v = (0..n).map(|i| (x[i * dim + j] - m).powi(2)).sum::<f64>() / n as f64;
+        total += v.sqrt();
+    }
+    total / dim as f64
+}
