@@ -1,12 +1,11 @@
-//! Reading `.npy` inputs of any common dtype and writing outputs atomically.
+//! `.npy` inputs and outputs of the commands, through margin-data's one reader and writer
+//! (`margin_data::npy`), with the command-line's error context.
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array2, ArrayD, Ix2};
-use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
+use margin_data::npy::{self, NpyArray, NpyData};
+use ndarray::{Array2, ArrayD, IxDyn};
 
 /// Element type of a floating-point `.npy` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,54 +16,31 @@ pub enum FloatKind {
     F64,
 }
 
-fn try_read<T: ReadableElement>(path: &Path) -> Option<ArrayD<T>> {
-    let file = File::open(path).ok()?;
-    ArrayD::<T>::read_npy(BufReader::new(file)).ok()
-}
-
-fn open_check(path: &Path) -> Result<()> {
-    File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(())
+fn read(path: &Path) -> Result<NpyArray> {
+    Ok(npy::read_npy(path)?)
 }
 
 /// Reads a 2-D float matrix (f32 or f64) as f64, remembering the stored kind.
 pub fn read_matrix(path: &Path) -> Result<(Array2<f64>, FloatKind)> {
-    open_check(path)?;
-    let (any, kind) = if let Some(a) = try_read::<f32>(path) {
-        (a.mapv(f64::from), FloatKind::F32)
-    } else if let Some(a) = try_read::<f64>(path) {
-        (a, FloatKind::F64)
-    } else {
-        bail!("{} is not a readable .npy file of float32 or float64 values", path.display())
+    let a = read(path)?;
+    let kind = match a.data {
+        NpyData::F32(_) => FloatKind::F32,
+        NpyData::F64(_) => FloatKind::F64,
+        NpyData::Int(_) => bail!("{} is not a .npy file of float32 or float64 values (found {:?})", path.display(), a.header.dtype),
     };
-    let shape = any.shape().to_vec();
-    let m = any
-        .into_dimensionality::<Ix2>()
-        .map_err(|_| anyhow::anyhow!("{} must be 2-D [rows, dim], found shape {shape:?}", path.display()))?;
-    Ok((m, kind))
+    let shape = a.header.shape.clone();
+    if shape.len() != 2 {
+        bail!("{} must be 2-D [rows, dim], found shape {shape:?}", path.display());
+    }
+    Ok((Array2::from_shape_vec((shape[0], shape[1]), a.to_f64()).expect("the reader returns shape-many values"), kind))
 }
 
 /// Reads an integer (or bool) array of any width as `i64`; a value that does not fit
-/// (a `uint64` above `i64::MAX`) is an error, never a silent wrap.
+/// (a `uint64` above `i64::MAX`) is an error, never a silent wrap; floats are refused.
 pub fn read_ints(path: &Path) -> Result<ArrayD<i64>> {
-    open_check(path)?;
-    fn checked<T: Copy>(a: ArrayD<T>, path: &Path, conv: impl Fn(T) -> Option<i64>) -> Result<ArrayD<i64>> {
-        let v: Option<Vec<i64>> = a.as_standard_layout().iter().map(|&x| conv(x)).collect();
-        let v = v.with_context(|| format!("{}: a value does not fit in int64", path.display()))?;
-        Ok(ArrayD::from_shape_vec(a.shape(), v).expect("same number of elements"))
-    }
-    macro_rules! attempt {
-        ($($t:ty),*) => {$(
-            if let Some(a) = try_read::<$t>(path) {
-                return checked(a, path, |x| i64::try_from(x).ok());
-            }
-        )*};
-    }
-    attempt!(i64, i32, i16, i8, u8, u16, u32, u64);
-    if let Some(a) = try_read::<bool>(path) {
-        return checked(a, path, |x| Some(i64::from(x)));
-    }
-    bail!("{} is not a readable .npy file of integers (int8..int64, uint8..uint64) or bools; floats are not accepted", path.display())
+    let a = read(path)?;
+    let v = a.ints().with_context(|| format!("{}: integers (int8..int64, uint8..uint64) or bools expected", path.display()))?.to_vec();
+    Ok(ArrayD::from_shape_vec(IxDyn(&a.header.shape), v).expect("the reader returns shape-many values"))
 }
 
 /// Reads a label vector: 1-D `[rows]` (or a `[rows, 1]` column).
@@ -80,13 +56,12 @@ pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
 pub fn read_index_rows(path: &Path, width: usize) -> Result<Vec<Vec<usize>>> {
     let a = read_ints(path)?;
     let shape = a.shape().to_vec();
-    let m = a
-        .into_dimensionality::<Ix2>()
-        .ok()
-        .filter(|m| m.ncols() == width)
-        .ok_or_else(|| anyhow::anyhow!("{} must have shape [n, {width}], found {shape:?}", path.display()))?;
-    m.rows()
-        .into_iter()
+    if shape.len() != 2 || shape[1] != width {
+        bail!("{} must have shape [n, {width}], found {shape:?}", path.display());
+    }
+    a.as_slice()
+        .expect("C order")
+        .chunks(width)
         .enumerate()
         .map(|(i, r)| {
             r.iter()
@@ -96,30 +71,30 @@ pub fn read_index_rows(path: &Path, width: usize) -> Result<Vec<Vec<usize>>> {
         .collect()
 }
 
-/// A sibling temporary path for an atomic write of `path`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+/// An element type the commands write to `.npy`.
+pub trait NpyElement: Copy {
+    /// Writes `data` (C order, `shape`) atomically.
+    fn write(path: &Path, shape: &[usize], data: &[Self]) -> Result<(), margin_data::DataError>;
 }
 
-/// Writes bytes atomically: a temporary file in the same folder, synced, then renamed.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        write(&mut f)?;
-        f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+impl NpyElement for f32 {
+    fn write(path: &Path, shape: &[usize], data: &[Self]) -> Result<(), margin_data::DataError> {
+        npy::write_npy_f32(path, shape, data)
     }
-    result
+}
+impl NpyElement for f64 {
+    fn write(path: &Path, shape: &[usize], data: &[Self]) -> Result<(), margin_data::DataError> {
+        npy::write_npy_f64(path, shape, data)
+    }
+}
+impl NpyElement for i64 {
+    fn write(path: &Path, shape: &[usize], data: &[Self]) -> Result<(), margin_data::DataError> {
+        npy::write_npy_i64(path, shape, data)
+    }
 }
 
 /// Writes a 2-D array to `.npy` atomically.
-pub fn write_matrix<T: WritableElement>(path: &Path, m: &Array2<T>) -> Result<()> {
-    write_atomic(path, |f| {
-        m.write_npy(std::io::BufWriter::new(f)).with_context(|| format!("cannot write {}", path.display()))
-    })
+pub fn write_matrix<T: NpyElement>(path: &Path, m: &Array2<T>) -> Result<()> {
+    let m = m.as_standard_layout();
+    T::write(path, &[m.nrows(), m.ncols()], m.as_slice().expect("standard layout")).with_context(|| format!("writing {}", path.display()))
 }

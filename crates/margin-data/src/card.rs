@@ -2,8 +2,9 @@
 //! Python bindings need to rebuild and use a trained model, without Burn.
 //!
 //! [`ModelConfig`] is the network's architecture as data (margin-models builds it);
-//! [`ModelCard`] adds the input shape and whether embeddings are L2-normalised. Every
-//! card has a `version`; a loader refuses a newer one with a message.
+//! [`ModelCard`] adds the input shape, the [`Preprocessing`] that turns raw inputs into
+//! it, and whether embeddings are L2-normalised. Every card has a `version`; a loader
+//! refuses a newer one with a message, and reads version-1 cards (no preprocessing).
 
 use serde::{Deserialize, Serialize};
 
@@ -84,7 +85,42 @@ impl ModelConfig {
 }
 
 /// The model-card format this release writes; a card with a larger `version` is refused.
-pub const MODEL_CARD_VERSION: u32 = 1;
+/// Version 1 (before this release): no `version` field, no `preprocessing`.
+pub const MODEL_CARD_VERSION: u32 = 2;
+
+/// How raw inputs become the model's input samples: recorded in the model card by
+/// `margin train`, applied by `margin embed` (so nobody has to repeat `--invert` or
+/// `--scale` by hand, or silently get wrong embeddings for forgetting them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Preprocessing {
+    /// Grey images: grey levels in `[0, 1]` (1 = white; 8-bit files divided by 255),
+    /// turned into ink `1 − grey` when `invert`, area-resized to `size × size`
+    /// (sample shape `[1, size, size]`).
+    GreyImage {
+        /// Side of the model's input.
+        size: usize,
+        /// Ink = 1 − grey (dark drawings on light paper; Omniglot).
+        invert: bool,
+    },
+    /// Feature vectors of `dim` values, each divided by `scale`.
+    Features {
+        /// Values per sample.
+        dim: usize,
+        /// Divisor applied to every value (1: none).
+        scale: f64,
+    },
+}
+
+impl Preprocessing {
+    /// The sample shape this preprocessing produces.
+    pub fn sample_shape(&self) -> Vec<usize> {
+        match *self {
+            Preprocessing::GreyImage { size, .. } => vec![1, size, size],
+            Preprocessing::Features { dim, .. } => vec![dim],
+        }
+    }
+}
 
 fn card_version() -> u32 {
     MODEL_CARD_VERSION
@@ -102,12 +138,16 @@ pub struct ModelCard {
     pub sample_shape: Vec<usize>,
     /// Whether embeddings are L2-normalised before evaluation / export.
     pub normalize_output: bool,
+    /// How raw inputs were turned into samples in training (`None` in version-1 cards:
+    /// then the caller must say, e.g. `margin embed --invert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<Preprocessing>,
 }
 
 impl ModelCard {
     /// A card of the current version.
-    pub fn new(model: ModelConfig, sample_shape: Vec<usize>, normalize_output: bool) -> Self {
-        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape, normalize_output }
+    pub fn new(model: ModelConfig, preprocessing: Preprocessing, normalize_output: bool) -> Self {
+        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape: preprocessing.sample_shape(), normalize_output, preprocessing: Some(preprocessing) }
     }
 
     /// Reads `model.json`, refusing a newer format.

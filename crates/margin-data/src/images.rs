@@ -167,7 +167,7 @@ pub fn load_image_folder(root: &Path, size: usize, invert: bool) -> Result<(Data
         for (what, bytes) in list {
             let (mut g, h, w) = decode_grey(&bytes, &what)?;
             if invert {
-                g.iter_mut().for_each(|v| *v = 1.0 - *v);
+                g.iter_mut().for_each(|v| *v = crate::omniglot::ink(*v));
             }
             area_resize(&g, h, w, &mut dst, size, size);
             features.extend_from_slice(&dst);

@@ -276,7 +276,7 @@ pub struct Omniglot {
 }
 
 /// Reads one Omniglot `.npz` (`images` bool `(C, 20, 105, 105)`, True = background),
-/// converting to ink = 1 − pixel and area-downsampling to `size × size`.
+/// converting to ink ([`omniglot::ink`]) and area-downsampling to `size × size`.
 /// Labels are `label_offset + c`.
 pub fn load_omniglot_npz(path: &Path, size: usize, label_offset: i64) -> Result<Dataset, DataError> {
     let mut npz = npy::Npz::open(path)?;
@@ -284,8 +284,9 @@ pub fn load_omniglot_npz(path: &Path, size: usize, label_offset: i64) -> Result<
     let mut src = vec![0f32; 105 * 105];
     let mut dst = vec![0f32; size * size];
     let header = npz.stream_bytes("images", 105 * 105, |_, bytes| {
+        // The one ink rule (omniglot::ink): a bool pixel is white paper (grey 1) or ink (0).
         for (s, &b) in src.iter_mut().zip(bytes) {
-            *s = if b != 0 { 0.0 } else { 1.0 };
+            *s = omniglot::ink(if b != 0 { 1.0 } else { 0.0 });
         }
         area_resize(&src, 105, 105, &mut dst, size, size);
         features.extend_from_slice(&dst);
@@ -334,13 +335,14 @@ pub fn load_features(path: &Path, labels_path: Option<&Path>) -> Result<Dataset,
     if x.header.shape.len() != 2 {
         return Err(DataError::format(path, format!("features must be 2-D (rows, dim), got shape {:?}", x.header.shape)));
     }
-    if y.header.shape.len() != 1 || y.ints.len() != y.header.len() {
-        return Err(DataError::Format { path: yname, reason: format!("labels must be a 1-D integer array, got {:?} {:?}", y.header.dtype, y.header.shape) });
+    let labels = match (y.header.shape.len(), y.ints()) {
+        (1, Ok(l)) => l.to_vec(),
+        _ => return Err(DataError::Format { path: yname, reason: format!("labels must be a 1-D integer array, got {:?} {:?}", y.header.dtype, y.header.shape) }),
+    };
+    if labels.len() != x.header.shape[0] {
+        return Err(DataError::Format { path: yname, reason: format!("{} labels for {} feature rows", labels.len(), x.header.shape[0]) });
     }
-    if y.ints.len() != x.header.shape[0] {
-        return Err(DataError::Format { path: yname, reason: format!("{} labels for {} feature rows", y.ints.len(), x.header.shape[0]) });
-    }
-    Dataset::new(path.display().to_string(), x.values, vec![x.header.shape[1]], y.ints)
+    Dataset::new(path.display().to_string(), x.to_f32(), vec![x.header.shape[1]], labels)
 }
 
 /// Loads a CSV (optionally `.gz`) of numeric rows: one integer label column
@@ -429,9 +431,47 @@ mod tests {
         npy::write_npy_f32(&p, &[2, 3], &[1., 2., 3., 4., 5., 6.]).unwrap();
         let a = npy::read_npy(&p).unwrap();
         assert_eq!(a.header.shape, vec![2, 3]);
-        assert_eq!(a.values, vec![1., 2., 3., 4., 5., 6.]);
+        assert_eq!(a.data, npy::NpyData::F32(vec![1., 2., 3., 4., 5., 6.]));
+        assert!(a.ints().is_err(), "floats are never read as labels");
         std::fs::write(&p, &std::fs::read(&p).unwrap()[..100]).unwrap();
         let e = npy::read_npy(&p).unwrap_err().to_string();
         assert!(e.contains("a.npy") && e.contains("truncated"), "{e}");
+        // f64 values are kept as stored (no f32 round trip), integers exactly.
+        npy::write_npy_f64(&p, &[2], &[0.1, 1e-300]).unwrap();
+        assert_eq!(npy::read_npy(&p).unwrap().data, npy::NpyData::F64(vec![0.1, 1e-300]));
+        npy::write_npy_i64(&p, &[3], &[-1, i64::MAX, 7]).unwrap();
+        assert_eq!(npy::read_npy(&p).unwrap().ints().unwrap(), &[-1, i64::MAX, 7]);
+    }
+
+    /// A `uint64` label above `i64::MAX` is an error naming the file and element, never
+    /// a wrapped negative label; a header claiming 10¹² elements is refused before any
+    /// allocation of that size.
+    #[test]
+    fn npy_integers_are_converted_checked() {
+        let dir = std::env::temp_dir().join(format!("margin-npy-u64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("labels.npy");
+        let header = "{'descr': '<u8', 'fortran_order': False, 'shape': (2,), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let mut h = header.to_string();
+        h.push_str(&" ".repeat(64 - (10 + h.len() + 1) % 64));
+        h.push('\n');
+        bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(h.as_bytes());
+        bytes.extend_from_slice(&5u64.to_le_bytes());
+        bytes.extend_from_slice(&(1u64 << 63).to_le_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        let e = npy::read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("labels.npy") && e.contains("element 1") && e.contains("int64"), "{e}");
+        let big = header.replace("(2,)", "(1000000000000, 8)");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let mut h = big;
+        h.push_str(&" ".repeat(64 - (10 + h.len() + 1) % 64));
+        h.push('\n');
+        bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(h.as_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        let e = npy::read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
     }
 }

@@ -1,4 +1,7 @@
-//! A small `.npy` / `.npz` reader and `.npy` writer (NumPy format v1–v3, C order).
+//! The workspace's one `.npy` / `.npz` reader and `.npy` writer (NumPy format v1–v3, C
+//! order): every command and loader reads arrays through it, so one rule holds everywhere
+//! (floats kept as stored, integers converted to `i64` with a checked conversion, no
+//! allocation sized by an unchecked header).
 //!
 //! Supported element types: `|b1`, `|u1`, `|i1`, `<i2`, `<u2`, `<i4`, `<u4`, `<i8`, `<u8`,
 //! `<f4`, `<f8`. Every failure is a [`DataError`] naming the file (and the `.npz` entry).
@@ -43,10 +46,6 @@ impl DType {
             DType::U(n) | DType::I(n) | DType::F(n) => n,
         }
     }
-
-    fn is_float(self) -> bool {
-        matches!(self, DType::F(_))
-    }
 }
 
 /// The header of an `.npy` array.
@@ -59,7 +58,7 @@ pub struct NpyHeader {
 }
 
 impl NpyHeader {
-    /// Number of elements.
+    /// Number of elements (the header's shape product is checked not to overflow when read).
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
@@ -119,27 +118,74 @@ pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader, DataError
         .map(|s| s.trim_end_matches('L').parse::<usize>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("bad shape in header: {e}")))?;
+    let elements = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if elements.and_then(|n| n.checked_mul(dtype.size())).is_none() {
+        return Err(bad(format!("shape {shape:?} has more elements than this machine can address")));
+    }
     Ok(NpyHeader { dtype, shape })
 }
 
-/// A whole array converted to `f64`-representable host values.
+/// The values of an array, in the widest type of its kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyData {
+    /// `<f4` values, as stored.
+    F32(Vec<f32>),
+    /// `<f8` values, as stored.
+    F64(Vec<f64>),
+    /// Bool and integer values of any width, converted to `i64` (checked: a `uint64` above
+    /// `i64::MAX` is an error, never a wrapped value).
+    Int(Vec<i64>),
+}
+
+/// A whole array.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NpyArray {
     /// Header (original dtype and shape).
     pub header: NpyHeader,
-    /// Values as `f32` (for float or small integer arrays).
-    pub values: Vec<f32>,
-    /// Values as `i64` (integers and bools only; empty for floats).
-    pub ints: Vec<i64>,
+    /// The values, C order.
+    pub data: NpyData,
+    /// The file (and `.npz` entry) for messages.
+    pub what: String,
 }
 
-/// Reads `n` elements of `dtype` from `r` and calls `f(i, as_f64, as_i64)` for each.
-fn read_elements(
-    r: &mut impl Read,
-    header: &NpyHeader,
-    what: &str,
-    mut f: impl FnMut(f64, i64),
-) -> Result<(), DataError> {
+impl NpyArray {
+    /// The values as `f32` (floats rounded, integers converted: model inputs and features).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match &self.data {
+            NpyData::F32(v) => v.clone(),
+            NpyData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::Int(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// The values as `f64` (integers converted).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match &self.data {
+            NpyData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            NpyData::F64(v) => v.clone(),
+            NpyData::Int(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    }
+
+    /// The values of an integer or bool array; a float array is refused (labels and
+    /// indices are never silently rounded).
+    pub fn ints(&self) -> Result<&[i64], DataError> {
+        match &self.data {
+            NpyData::Int(v) => Ok(v),
+            _ => Err(DataError::Format {
+                path: self.what.clone(),
+                reason: format!("expected an integer or bool array, found {:?} of shape {:?}", self.header.dtype, self.header.shape),
+            }),
+        }
+    }
+}
+
+/// Elements to reserve up front: never more than this from a header alone (a 200-byte
+/// file can claim 10¹² elements; the vector grows as the data actually arrive).
+const MAX_RESERVE: usize = 1 << 24;
+
+/// Reads the elements of `header` from `r`, calling `f` with each one as stored.
+fn read_elements(r: &mut impl Read, header: &NpyHeader, what: &str, mut f: impl FnMut(Element)) -> Result<(), DataError> {
     let size = header.dtype.size();
     let total = header.len();
     let mut buf = vec![0u8; 1 << 16];
@@ -151,40 +197,57 @@ fn read_elements(
             path: what.to_string(),
             reason: format!("truncated data: expected {total} elements of shape {:?}, read failed after {done}: {e}", header.shape),
         })?;
-        for c in buf[..n * size].chunks_exact(size) {
-            let (v, i) = match header.dtype {
-                DType::Bool | DType::U(1) => (c[0] as f64, c[0] as i64),
-                DType::I(1) => (c[0] as i8 as f64, c[0] as i8 as i64),
-                DType::U(2) => { let x = u16::from_le_bytes([c[0], c[1]]); (x as f64, x as i64) }
-                DType::I(2) => { let x = i16::from_le_bytes([c[0], c[1]]); (x as f64, x as i64) }
-                DType::U(4) => { let x = u32::from_le_bytes(c.try_into().unwrap()); (x as f64, x as i64) }
-                DType::I(4) => { let x = i32::from_le_bytes(c.try_into().unwrap()); (x as f64, x as i64) }
-                DType::U(8) => { let x = u64::from_le_bytes(c.try_into().unwrap()); (x as f64, x as i64) }
-                DType::I(8) => { let x = i64::from_le_bytes(c.try_into().unwrap()); (x as f64, x) }
-                DType::F(4) => { let x = f32::from_le_bytes(c.try_into().unwrap()); (x as f64, 0) }
-                DType::F(8) => { let x = f64::from_le_bytes(c.try_into().unwrap()); (x, 0) }
-                _ => unreachable!("parsed dtypes only"),
+        for (k, c) in buf[..n * size].chunks_exact(size).enumerate() {
+            let e = match header.dtype {
+                DType::Bool | DType::U(1) => Element::Int(i64::from(c[0])),
+                DType::I(1) => Element::Int(i64::from(c[0] as i8)),
+                DType::U(2) => Element::Int(i64::from(u16::from_le_bytes([c[0], c[1]]))),
+                DType::I(2) => Element::Int(i64::from(i16::from_le_bytes([c[0], c[1]]))),
+                DType::U(4) => Element::Int(i64::from(u32::from_le_bytes(c.try_into().expect("4 bytes")))),
+                DType::I(4) => Element::Int(i64::from(i32::from_le_bytes(c.try_into().expect("4 bytes")))),
+                DType::U(8) => {
+                    let x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    Element::Int(i64::try_from(x).map_err(|_| DataError::Format {
+                        path: what.to_string(),
+                        reason: format!("element {} is {x}, which does not fit in int64", done + k),
+                    })?)
+                }
+                DType::I(8) => Element::Int(i64::from_le_bytes(c.try_into().expect("8 bytes"))),
+                DType::F(4) => Element::F32(f32::from_le_bytes(c.try_into().expect("4 bytes"))),
+                DType::F(8) => Element::F64(f64::from_le_bytes(c.try_into().expect("8 bytes"))),
+                _ => unreachable!("DType::parse returns these dtypes only"),
             };
-            f(v, i);
+            f(e);
         }
         done += n;
     }
     Ok(())
 }
 
+/// One element as stored.
+#[derive(Clone, Copy)]
+enum Element {
+    F32(f32),
+    F64(f64),
+    Int(i64),
+}
+
 /// Reads a whole `.npy` array from a reader.
 pub fn read_array(r: &mut impl Read, what: &str) -> Result<NpyArray, DataError> {
     let header = read_header(r, what)?;
-    let is_float = header.dtype.is_float();
-    let mut values = Vec::with_capacity(header.len());
-    let mut ints = Vec::with_capacity(if is_float { 0 } else { header.len() });
-    read_elements(r, &header, what, |v, i| {
-        values.push(v as f32);
-        if !is_float {
-            ints.push(i);
-        }
+    let reserve = header.len().min(MAX_RESERVE);
+    let mut data = match header.dtype {
+        DType::F(4) => NpyData::F32(Vec::with_capacity(reserve)),
+        DType::F(_) => NpyData::F64(Vec::with_capacity(reserve)),
+        _ => NpyData::Int(Vec::with_capacity(reserve)),
+    };
+    read_elements(r, &header, what, |e| match (&mut data, e) {
+        (NpyData::F32(v), Element::F32(x)) => v.push(x),
+        (NpyData::F64(v), Element::F64(x)) => v.push(x),
+        (NpyData::Int(v), Element::Int(x)) => v.push(x),
+        _ => unreachable!("the data vector was chosen by the header's dtype"),
     })?;
-    Ok(NpyArray { header, values, ints })
+    Ok(NpyArray { header, data, what: what.to_string() })
 }
 
 /// Reads an `.npy` file.
@@ -260,6 +323,11 @@ impl Npz {
 /// Writes a `<i8` `.npy` array (C order) atomically (temp file + rename).
 pub fn write_npy_i64(path: &Path, shape: &[usize], data: &[i64]) -> Result<(), DataError> {
     write_npy_raw(path, "<i8", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+/// Writes a `<f8` `.npy` array (C order) atomically (temp file + rename).
+pub fn write_npy_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<(), DataError> {
+    write_npy_raw(path, "<f8", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
 }
 
 /// Writes a `<f4` `.npy` array (C order) atomically (temp file + rename).

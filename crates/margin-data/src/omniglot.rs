@@ -10,13 +10,15 @@
 //! of the same run is the listed one. 20 × 20 = 400 trials.
 //!
 //! The embedding is the caller's: [`OmniglotOneShot::load`] returns the
-//! images (8-bit grey, 255 = white background, 0 = ink, 105 × 105) and the runs as
+//! images (grey in `[0, 1]`, 1 = white background, 0 = ink, 105 × 105) and the runs as
 //! row indices ([`margin_eval::OneShotRun`]); the caller embeds the images (in
 //! [`OmniglotOneShot::images`] order, preprocessed as the training data: [`ink`])
 //! and scores them with [`margin_eval::one_shot_accuracy`].
 //!
-//! **Ink, one rule.** A pixel's ink is `1 − grey/255` ([`ink`]), for the bundled `.npz`
-//! (bool, True = white: grey 255 or 0) and these PNGs alike.
+//! **Ink, one rule.** A pixel's ink is `1 − grey` ([`ink`]), for the bundled `.npz`
+//! (bool, True = white: grey 1 or 0) and these PNGs alike. (The former rule for the PNGs,
+//! `grey ≥ 128 → paper`, gives the same values: every pixel of all_runs.zip is 0 or 255,
+//! which tests/omniglot.rs checks.)
 //!
 //! Image order: run by run (sorted by name); within a run the training
 //! images sorted by file name, then the test images sorted by file name.
@@ -31,10 +33,12 @@ use crate::DataError;
 
 type Result<T> = std::result::Result<T, DataError>;
 
-/// The ink of an 8-bit grey pixel (255 = white paper): `1 − grey/255`, in `[0, 1]`.
+/// The ink of a grey level in `[0, 1]` (1 = white paper): `1 − grey`. The one rule for
+/// Omniglot's bundled `.npz` (a bool pixel is grey 1 or 0), its one-shot PNGs and
+/// `invert = true` image folders.
 #[inline]
-pub fn ink(grey: u8) -> f32 {
-    1.0 - f32::from(grey) / 255.0
+pub fn ink(grey: f32) -> f32 {
+    1.0 - grey
 }
 
 /// One decoded image.
@@ -46,8 +50,9 @@ pub struct OneShotImage {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Row-major grey levels, 255 = white background, 0 = ink.
-    pub pixels: Vec<u8>,
+    /// Row-major grey levels in `[0, 1]`: 1 = white background, 0 = ink (decoded by
+    /// [`crate::images::decode_grey`], the workspace's one image decoder).
+    pub grey: Vec<f32>,
 }
 
 /// The benchmark: images plus run structure.
@@ -132,10 +137,9 @@ impl OmniglotOneShot {
             }
             for name in training.iter().chain(&test) {
                 let bytes = read_entry(&mut zip, path, name)?;
-                let mut img =
-                    decode_png(&bytes).map_err(|e| format_err(path, format!("{name}: {e}")))?;
-                img.path = name.clone();
-                images.push(img);
+                let what = format!("{}:{name}", path.display());
+                let (grey, h, w) = crate::images::decode_grey(&bytes, &what)?;
+                images.push(OneShotImage { path: name.clone(), width: w as u32, height: h as u32, grey });
             }
             out_runs.push(OneShotRun {
                 name: run,
@@ -161,7 +165,7 @@ impl OmniglotOneShot {
         let mut out = Vec::with_capacity(self.images.len() * size * size);
         let mut dst = vec![0f32; size * size];
         for img in &self.images {
-            let ink: Vec<f32> = img.pixels.iter().map(|&p| ink(p)).collect();
+            let ink: Vec<f32> = img.grey.iter().map(|&g| ink(g)).collect();
             crate::area_resize(&ink, img.height as usize, img.width as usize, &mut dst, size, size);
             out.extend_from_slice(&dst);
         }
@@ -180,44 +184,4 @@ fn read_entry<R: Read + std::io::Seek>(
     let mut buf = Vec::with_capacity(f.size() as usize);
     f.read_to_end(&mut buf).map_err(|e| DataError::io(&PathBuf::from(path).join(name), e))?;
     Ok(buf)
-}
-
-/// Decodes a PNG to 8-bit grey (colour images by channel mean, alpha ignored).
-pub fn decode_png(bytes: &[u8]) -> std::result::Result<OneShotImage, String> {
-    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = dec.read_info().map_err(|e| e.to_string())?;
-    let size = reader.output_buffer_size().ok_or("image too large")?;
-    let mut buf = vec![0u8; size];
-    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
-    let (w, h) = (info.width, info.height);
-    let channels = match info.color_type {
-        png::ColorType::Grayscale => 1,
-        png::ColorType::GrayscaleAlpha => 2,
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err("indexed colour was not expanded".into()),
-    };
-    if info.bit_depth != png::BitDepth::Eight {
-        return Err(format!(
-            "unexpected bit depth {:?} after expansion",
-            info.bit_depth
-        ));
-    }
-    let mut pixels = Vec::with_capacity((w * h) as usize);
-    for y in 0..h as usize {
-        let row = &buf[y * info.line_size..][..w as usize * channels];
-        for px in row.chunks_exact(channels) {
-            pixels.push(match channels {
-                1 | 2 => px[0],
-                _ => ((u32::from(px[0]) + u32::from(px[1]) + u32::from(px[2])) / 3) as u8,
-            });
-        }
-    }
-    Ok(OneShotImage {
-        path: String::new(),
-        width: w,
-        height: h,
-        pixels,
-    })
 }

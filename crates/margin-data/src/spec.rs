@@ -65,6 +65,20 @@ pub enum DataSpec {
     },
 }
 
+impl DataSpec {
+    /// The preprocessing this data source applies to its raw inputs (what the model card
+    /// records); `sample_shape` is the loaded training data's.
+    pub fn preprocessing(&self, sample_shape: &[usize]) -> crate::card::Preprocessing {
+        use crate::card::Preprocessing;
+        match self {
+            DataSpec::Omniglot { image_size, .. } => Preprocessing::GreyImage { size: *image_size, invert: true },
+            DataSpec::ImageFolder { image_size, invert, .. } => Preprocessing::GreyImage { size: *image_size, invert: *invert },
+            DataSpec::Features { .. } => Preprocessing::Features { dim: sample_shape.iter().product(), scale: 1.0 },
+            DataSpec::Csv { scale, .. } => Preprocessing::Features { dim: sample_shape.iter().product(), scale: *scale },
+        }
+    }
+}
+
 fn default_size() -> usize {
     28
 }

@@ -46,12 +46,13 @@ fn loads_the_benchmark_and_scores_embeddings() {
     assert!(
         b.images
             .iter()
-            .all(|i| i.pixels.iter().all(|&p| p == 0 || p == 255))
+            .all(|i| i.grey.iter().all(|&g| g == 0.0 || g == 1.0)),
+        "every pixel is black or white: the former `grey >= 128` ink rule equals 1 - grey here"
     );
-    // The one ink rule: 1 − grey/255, so 0 → 1 (ink) and 255 → 0 (paper).
-    assert_eq!((ink(0), ink(255)), (1.0, 0.0));
+    // The one ink rule: 1 − grey, so black → 1 (ink) and white → 0 (paper).
+    assert_eq!((ink(0.0), ink(1.0)), (1.0, 0.0));
     let dim = 105 * 105;
-    let ink: Vec<f32> = b.images.iter().flat_map(|i| i.pixels.iter().map(|&p| ink(p))).collect();
+    let ink: Vec<f32> = b.images.iter().flat_map(|i| i.grey.iter().map(|&g| ink(g))).collect();
     // At the native size, the training preprocessing (area resize to 105) is the identity.
     assert_eq!(b.ink_images(105), ink);
     let ink_fraction = ink.iter().sum::<f32>() / ink.len() as f32;

@@ -114,7 +114,8 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         _ => None,
     };
     let outcome = trainer.fit(&loaded.train, loaded.val.as_ref(), obs)?;
-    let card = ModelCard::new(cfg.train.model.clone(), shape.clone(), true);
+    let card = ModelCard::new(cfg.train.model.clone(), cfg.data.preprocessing(&shape), true);
+    debug_assert_eq!(card.sample_shape, shape, "the preprocessing describes the loaded samples");
     save_model(&outcome.model, &card, out)?;
     let st = &outcome.state;
     let images_per_s = st.images_seen as f64 / st.train_seconds.max(1e-9);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use margin_data::card::Preprocessing;
 use margin_data::{self as data, Dataset, ModelCard, npy};
 
 /// Arguments of `margin embed`.
@@ -24,10 +25,13 @@ pub struct EmbedArgs {
     /// Label column of a CSV input (negative: from the end).
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     pub label_column: i64,
-    /// Divide CSV/feature values by this (use what the training config used).
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Invert grey levels of image-folder inputs (ink = 1 − grey).
+    /// Divide feature values by this. Only for models whose card records no preprocessing
+    /// (run folders of earlier releases); otherwise the card's scale is applied, and a
+    /// different value is refused.
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Invert grey levels of images (ink = 1 − grey). Only for models whose card records no
+    /// preprocessing; otherwise the card decides, and a contradicting flag is refused.
     #[arg(long)]
     pub invert: bool,
     /// Do not L2-normalise the embeddings.
@@ -38,55 +42,126 @@ pub struct EmbedArgs {
     pub batch: usize,
 }
 
+/// The preprocessing to apply: the card's (flags must agree with it), or, for a card
+/// written before preprocessing was recorded, the flags'.
+fn preprocessing(a: &EmbedArgs, card: &ModelCard) -> anyhow::Result<Preprocessing> {
+    let shape = &card.sample_shape;
+    let Some(p) = card.preprocessing else {
+        eprintln!(
+            "warning: {} records no preprocessing (written before margin recorded it); using --invert {} --scale {}: \
+             check they are what the training used",
+            a.model.join("model.json").display(),
+            a.invert,
+            a.scale.unwrap_or(1.0)
+        );
+        return Ok(match shape.as_slice() {
+            [1, h, w] if h == w => Preprocessing::GreyImage { size: *h, invert: a.invert },
+            [d] => Preprocessing::Features { dim: *d, scale: a.scale.unwrap_or(1.0) },
+            _ => bail!("the model takes samples of shape {shape:?}, which `margin embed` cannot prepare"),
+        });
+    };
+    match p {
+        Preprocessing::GreyImage { invert, .. } => {
+            if a.scale.is_some() {
+                bail!("--scale applies to feature vectors; this model takes images (its card: {p:?})");
+            }
+            if a.invert && !invert {
+                bail!("--invert contradicts the model card: the model was trained on grey levels as they are (invert = false); drop --invert");
+            }
+        }
+        Preprocessing::Features { scale, .. } => {
+            if a.invert {
+                bail!("--invert applies to images; this model takes feature vectors (its card: {p:?})");
+            }
+            if let Some(s) = a.scale
+                && s != scale
+            {
+                bail!("--scale {s} contradicts the model card: the model was trained with scale {scale}, which is applied; drop --scale");
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// An `.npy` input prepared as the model's samples: feature rows divided by the scale, or
+/// images (`N × H × W` or `N × 1 × H × W`, grey in `[0, 1]`, or 0–255 for integer arrays)
+/// inverted when the card says so and area-resized to the model's input.
+fn npy_samples(p: &std::path::Path, prep: Preprocessing) -> anyhow::Result<(Vec<f32>, usize)> {
+    let arr = npy::read_npy(p)?;
+    let s = arr.header.shape.clone();
+    let n = *s.first().unwrap_or(&0);
+    let mut values = arr.to_f32();
+    match prep {
+        Preprocessing::Features { dim, scale } => {
+            if s.len() != 2 || s[1] != dim {
+                bail!("{}: shape {s:?}, but the model takes rows of {dim} features", p.display());
+            }
+            if scale != 1.0 {
+                let r = (1.0 / scale) as f32;
+                values.iter_mut().for_each(|v| *v *= r);
+            }
+            Ok((values, n))
+        }
+        Preprocessing::GreyImage { size, invert } => {
+            let (h, w) = match s.as_slice() {
+                [_, h, w] | [_, 1, h, w] => (*h, *w),
+                _ => bail!("{}: shape {s:?} is not N × H × W or N × 1 × H × W grey images", p.display()),
+            };
+            if matches!(arr.data, npy::NpyData::Int(_)) {
+                values.iter_mut().for_each(|v| *v /= 255.0);
+            }
+            if invert {
+                values.iter_mut().for_each(|v| *v = data::omniglot::ink(*v));
+            }
+            let want = size * size;
+            let mut out = vec![0f32; n * want];
+            for i in 0..n {
+                data::area_resize(&values[i * h * w..(i + 1) * h * w], h, w, &mut out[i * want..(i + 1) * want], size, size);
+            }
+            Ok((out, n))
+        }
+    }
+}
+
 /// Runs `margin embed`.
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let card_path = a.model.join("model.json");
     let card = ModelCard::read(&card_path).with_context(|| format!("is {} a run folder of `margin train`?", a.model.display()))?;
+    let prep = preprocessing(&a, &card)?;
     let device = margin::burn::tensor::Device::flex();
     let weights = a.model.join("model.safetensors");
     let model = margin_models::weights::load_safetensors(&card, &weights, &device).with_context(|| format!("loading {}", weights.display()))?;
     let shape = card.sample_shape.clone();
     let p = &a.input;
     let name = p.to_string_lossy().to_lowercase();
-    let mut ds: Dataset = if p.is_dir() || name.ends_with(".zip") {
-        if shape.len() != 3 {
+    let scale_features = |mut ds: Dataset| {
+        if let Preprocessing::Features { scale, .. } = prep
+            && scale != 1.0
+        {
+            let r = (1.0 / scale) as f32;
+            ds.features.iter_mut().for_each(|v| *v *= r);
+        }
+        ds
+    };
+    // (dataset, whether its labels are real: an .npy input has none)
+    let (ds, has_labels): (Dataset, bool) = if p.is_dir() || name.ends_with(".zip") {
+        let Preprocessing::GreyImage { size, invert } = prep else {
             bail!("{} is an image folder but the model takes feature vectors of shape {shape:?}", p.display());
-        }
-        data::load_image_folder(p, shape[1], a.invert)?.0
+        };
+        (data::load_image_folder(p, size, invert)?.0, true)
     } else if name.ends_with(".csv") || name.ends_with(".csv.gz") {
-        data::load_csv(p, a.label_column)?
+        (scale_features(data::load_csv(p, a.label_column)?), true)
     } else if name.ends_with(".npz") {
-        data::load_features(p, None)?
+        (scale_features(data::load_features(p, None)?), true)
     } else if name.ends_with(".npy") {
-        let arr = npy::read_npy(p)?;
-        let s = &arr.header.shape;
-        let n = *s.first().unwrap_or(&0);
-        let per: usize = s.iter().skip(1).product();
-        let want: usize = shape.iter().product();
-        let mut feats = arr.values;
-        if per != want {
-            // Images of another size: area-resize to the model's input.
-            let (h, w) = match s.len() {
-                3 => (s[1], s[2]),
-                4 if s[1] == 1 => (s[2], s[3]),
-                _ => bail!("{}: shape {s:?} does not fit the model input {shape:?}", p.display()),
-            };
-            if shape.len() != 3 || shape[0] != 1 {
-                bail!("{}: shape {s:?} does not fit the model input {shape:?}", p.display());
-            }
-            let mut out = vec![0f32; n * want];
-            for i in 0..n {
-                data::area_resize(&feats[i * h * w..(i + 1) * h * w], h, w, &mut out[i * want..(i + 1) * want], shape[1], shape[2]);
-            }
-            feats = out;
-        }
-        Dataset::new(p.display().to_string(), feats, shape.clone(), vec![0; n])?
+        let (feats, n) = npy_samples(p, prep)?;
+        // Placeholder labels for the Dataset type only: never written (see --labels-out).
+        (Dataset::new(p.display().to_string(), feats, shape.clone(), vec![0; n])?, false)
     } else {
         bail!("{}: unknown input type (expected .npy, .npz, .csv, .csv.gz, a .zip or a folder)", p.display());
     };
-    if a.scale != 1.0 {
-        let s = (1.0 / a.scale) as f32;
-        ds.features.iter_mut().for_each(|v| *v *= s);
+    if a.labels_out.is_some() && !has_labels {
+        bail!("--labels-out: {} is an .npy array, which has no labels (margin never invents them); give the labels of your own data", p.display());
     }
     if ds.sample_shape != shape {
         bail!("{}: samples have shape {:?} but the model takes {shape:?}", p.display(), ds.sample_shape);

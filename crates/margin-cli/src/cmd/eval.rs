@@ -13,8 +13,6 @@ use margin_eval::{
     Distance, Embeddings, EvalConfig, EvalReport, FewShotConfig, Labelled, RetrievalConfig,
     TarAtFar, VerificationConfig, evaluate,
 };
-use ndarray::ArrayD;
-use ndarray_npy::{ReadNpyError, read_npy};
 
 /// Arguments of `margin eval`.
 #[derive(clap::Args, Debug)]
@@ -95,37 +93,17 @@ impl Matrix {
     }
 }
 
-/// Tries to read `path` as an `.npy` of element type `T`; `Ok(None)` when the
-/// file holds another dtype.
-fn try_read<T: ndarray_npy::ReadableElement>(path: &Path) -> anyhow::Result<Option<ArrayD<T>>> {
-    match read_npy::<_, ArrayD<T>>(path) {
-        Ok(a) => Ok(Some(a)),
-        Err(ReadNpyError::WrongDescriptor(_)) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
 fn read_embeddings(path: &Path) -> anyhow::Result<Matrix> {
-    fn flat<T: Clone>(a: ArrayD<T>, path: &Path) -> anyhow::Result<(Vec<T>, usize)> {
-        if a.ndim() != 2 {
-            bail!(
-                "{}: embeddings must be 2-D (rows × dim), got shape {:?}",
-                path.display(),
-                a.shape()
-            );
-        }
-        let dim = a.shape()[1];
-        Ok((a.as_standard_layout().iter().cloned().collect(), dim))
+    let a = margin_data::npy::read_npy(path)?;
+    if a.header.shape.len() != 2 {
+        bail!("{}: embeddings must be 2-D (rows × dim), got shape {:?}", path.display(), a.header.shape);
     }
-    if let Some(a) = try_read::<f32>(path)? {
-        let (v, d) = flat(a, path)?;
-        return Ok(Matrix::F32(v, d));
+    let dim = a.header.shape[1];
+    match a.data {
+        margin_data::npy::NpyData::F32(v) => Ok(Matrix::F32(v, dim)),
+        margin_data::npy::NpyData::F64(v) => Ok(Matrix::F64(v, dim)),
+        margin_data::npy::NpyData::Int(_) => bail!("{}: embeddings must be float32 or float64, found {:?}", path.display(), a.header.dtype),
     }
-    if let Some(a) = try_read::<f64>(path)? {
-        let (v, d) = flat(a, path)?;
-        return Ok(Matrix::F64(v, d));
-    }
-    bail!("{}: embeddings must be float32 or float64", path.display())
 }
 
 /// Runs `margin eval`.
