@@ -27,10 +27,12 @@ pub mod card;
 pub mod images;
 pub mod npy;
 pub mod omniglot;
+mod samples;
 pub mod spec;
 
 pub use card::{ModelCard, ModelConfig};
 pub use images::{area_resize, load_image_folder};
+pub use samples::Samples;
 pub use spec::{DataSpec, EvalSpec, Loaded, RunConfig, SplitSpec, load_data};
 
 /// Why a dataset could not be loaded or split. Every variant names the file or input.
