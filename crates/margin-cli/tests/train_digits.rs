@@ -8,8 +8,12 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
+/// sklearn digits from `../shared`; every test here needs it, so a missing file fails the
+/// test (naming the path) instead of skipping it.
 fn digits_csv() -> PathBuf {
-    repo().join("../shared/data/sklearn_digits/digits.csv.gz")
+    let p = repo().join("../shared/data/sklearn_digits/digits.csv.gz");
+    assert!(p.is_file(), "{} is needed (../shared next to the repository)", p.display());
+    p
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -38,7 +42,6 @@ fn metrics(run: &Path) -> serde_json::Value {
 
 #[test]
 fn digits_end_to_end_beats_untrained() {
-    assert!(digits_csv().exists(), "{} is needed (../shared next to the repository)", digits_csv().display());
     let dir = tmp("e2e");
     let cfg = digits_config(&dir, |s| s);
     let run = dir.join("run");
@@ -72,9 +75,6 @@ fn digits_end_to_end_beats_untrained() {
 
 #[test]
 fn resume_gives_the_same_metrics() {
-    if !digits_csv().exists() {
-        return;
-    }
     let dir = tmp("resume");
     let cfg = digits_config(&dir, |s| s.replace("epochs = 3", "epochs = 4"));
     let full = dir.join("full");
@@ -108,9 +108,6 @@ fn resume_gives_the_same_metrics() {
 
 #[test]
 fn overlapping_split_is_refused() {
-    if !digits_csv().exists() {
-        return;
-    }
     let dir = tmp("leak");
     let cfg = digits_config(&dir, |s| s.replace("test_classes = [5, 6, 7, 8, 9]", "test_classes = [4, 5, 6, 7, 8, 9]"));
     let out = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap(), "-q"]);
@@ -134,7 +131,7 @@ fn corrupt_inputs_name_the_file() {
     let csv = dir.join("bad.csv");
     std::fs::write(&csv, "1,2,0\n3,4\n").unwrap();
     let gz = dir.join("bad.csv.gz");
-    std::fs::write(&gz, &std::fs::read(digits_csv()).unwrap_or_else(|_| vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3])[..40.min(std::fs::metadata(digits_csv()).map(|m| m.len() as usize).unwrap_or(13))]).unwrap();
+    std::fs::write(&gz, &std::fs::read(digits_csv()).unwrap()[..40]).unwrap();
     for bad in [&csv, &gz] {
         let cfg = dir.join("c.toml");
         std::fs::write(&cfg, format!("[data]\nkind = \"csv\"\npath = \"{}\"\n[split]\ntest_fraction = 0.5\n[train]\nepochs = 1\nlr = 1e-3\n[train.model]\nkind = \"mlp\"\n", bad.display())).unwrap();
@@ -143,12 +140,11 @@ fn corrupt_inputs_name_the_file() {
         assert!(!out.status.success() && err.contains(bad.file_name().unwrap().to_str().unwrap()), "{err}");
     }
     let npz_src = repo().join("data/omniglot/images_evaluation.npz");
-    if npz_src.exists() {
-        let npz = dir.join("images_evaluation.npz");
-        std::fs::write(&npz, &std::fs::read(&npz_src).unwrap()[..100_000]).unwrap();
-        let e = margin_data::load_omniglot_npz(&npz, 28, 0).unwrap_err().to_string();
-        assert!(e.contains("images_evaluation.npz"), "{e}");
-    }
+    assert!(npz_src.is_file(), "{} is needed (bundled with the repository)", npz_src.display());
+    let npz = dir.join("images_evaluation.npz");
+    std::fs::write(&npz, &std::fs::read(&npz_src).unwrap()[..100_000]).unwrap();
+    let e = margin_data::load_omniglot_npz(&npz, 28, 0).unwrap_err().to_string();
+    assert!(e.contains("images_evaluation.npz"), "{e}");
     // A bad config field is named.
     let cfg = dir.join("bad.toml");
     std::fs::write(&cfg, "[data]\nkind = \"csv\"\npath = \"x.csv\"\n[train]\nepochs = 1\nlr = 1e-3\nbogus = 3\n[train.model]\nkind = \"mlp\"\n").unwrap();

@@ -282,9 +282,11 @@ unsafe fn scan_tile_avx2<T: Real>(
     r0: u32,
     heaps: &mut [TopK<T>],
 ) {
+    debug_assert!(std::is_x86_feature_detected!("avx2"), "scan_tile_avx2 called on a CPU without AVX2");
     use std::any::TypeId;
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        // SAFETY: `T` is `f32` (checked above), so these are casts of a type to itself.
+        // SAFETY: `T` is `f32` (checked above, in every build), so these are casts of a
+        // type to itself: same layout, same lengths.
         let (tile, bias, heaps) = unsafe {
             (
                 &*(tile as *const [T] as *const [f32]),
@@ -292,12 +294,17 @@ unsafe fn scan_tile_avx2<T: Real>(
                 &mut *(heaps as *mut [TopK<T>] as *mut [TopK<f32>]),
             )
         };
-        // SAFETY: AVX2 is available (this function's precondition).
+        // SAFETY: AVX2 is available (this function's precondition, checked in debug builds
+        // above).
         unsafe { scan_tile_f32_avx2(tile, nr, bias, r0, heaps) };
     } else {
         scan_tile_body(tile, nr, bias, r0, heaps);
     }
 }
+
+/// The AVX2 scan reads and writes a chunk as two 8-lane vectors, and its mask has 16 bits.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(CHUNK == 16, "scan_tile_f32_avx2 handles chunks of 16 f32 (two 8-lane loads)");
 
 /// The f32 scan with explicit AVX2: two 8-lane compares and `movemask`
 /// give the 16-bit mask of scores above the threshold.
@@ -311,12 +318,15 @@ unsafe fn scan_tile_f32_avx2(
     heaps: &mut [TopK<f32>],
 ) {
     use std::arch::x86_64::*;
+    debug_assert!(std::is_x86_feature_detected!("avx2"), "scan_tile_f32_avx2 called on a CPU without AVX2");
     let full = nr / CHUNK * CHUNK;
     for (row, heap) in tile.chunks_exact(nr).zip(heaps.iter_mut()) {
         let mut base = 0;
         while base < full {
             let c: &[f32; CHUNK] = row[base..base + CHUNK].try_into().expect("chunk");
-            // SAFETY: `c` (and `b` below) hold 16 f32, read as two unaligned 8-lane loads.
+            // SAFETY: `c` (and `b` below) are `[f32; CHUNK]`, CHUNK = 16 (asserted at compile
+            // time above the function), read as two unaligned 8-lane loads at 0 and 8;
+            // AVX2 is available (this function's precondition).
             let (mut lo, mut hi) = unsafe {
                 (
                     _mm256_loadu_ps(c.as_ptr()),
@@ -336,7 +346,8 @@ unsafe fn scan_tile_f32_avx2(
                 | ((_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(hi, t)) as u32) << 8);
             if mask != 0 {
                 let mut vals = [0.0f32; CHUNK];
-                // SAFETY: `vals` holds 16 f32.
+                // SAFETY: `vals` is `[f32; CHUNK]` (16, asserted at compile time), written by two
+                // unaligned 8-lane stores at 0 and 8.
                 unsafe {
                     _mm256_storeu_ps(vals.as_mut_ptr(), lo);
                     _mm256_storeu_ps(vals.as_mut_ptr().add(8), hi);

@@ -57,6 +57,36 @@ pub unsafe fn build<T: Poison>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T
     v
 }
 
+/// Writes `values` to every element of `out` and returns it, initialised — the safe
+/// form of "write a whole slice of a [`build`] buffer, then use it as `&mut [T]`".
+///
+/// # Panics
+/// When `values` yields fewer than `out.len()` elements (checked in every build: it is
+/// what makes the returned slice initialised; extra values are not read).
+#[track_caller]
+#[inline(always)]
+pub fn init_from<T>(out: &mut [MaybeUninit<T>], values: impl IntoIterator<Item = T>) -> &mut [T] {
+    let mut written = 0;
+    for (o, v) in out.iter_mut().zip(values) {
+        o.write(v);
+        written += 1;
+    }
+    assert_eq!(written, out.len(), "buffer::init_from: {written} values for {} elements", out.len());
+    // SAFETY: the first `written` elements were written just above, and `written` is all
+    // of them (asserted); `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// Writes `value` to every element of `out` and returns it, initialised.
+#[inline(always)]
+pub fn init_fill<T: Copy>(out: &mut [MaybeUninit<T>], value: T) -> &mut [T] {
+    for o in out.iter_mut() {
+        o.write(value);
+    }
+    // SAFETY: every element was written just above; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -85,5 +115,21 @@ mod tests {
                 })
             })
         };
+    }
+
+    #[test]
+    fn init_from_and_init_fill_initialise_the_whole_slice() {
+        let mut b = [core::mem::MaybeUninit::<f64>::uninit(); 4];
+        assert_eq!(super::init_from(&mut b, (0..4).map(|i| i as f64 * 0.5)), &[0.0, 0.5, 1.0, 1.5]);
+        assert_eq!(super::init_fill(&mut b, 2.0), &[2.0; 4]);
+    }
+
+    /// A value source shorter than the slice is refused (the returned slice would hold
+    /// uninitialised elements).
+    #[test]
+    #[should_panic(expected = "buffer::init_from: 3 values for 4 elements")]
+    fn init_from_refuses_too_few_values() {
+        let mut b = [core::mem::MaybeUninit::<f32>::uninit(); 4];
+        let _ = super::init_from(&mut b, [1.0f32, 2.0, 3.0]);
     }
 }

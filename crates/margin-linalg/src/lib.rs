@@ -9,6 +9,8 @@
 //! - [`topk`]: bounded top-k with deterministic tie-breaking (the kNN engine's reservoir);
 //! - [`buffer`]: buffers that start uninitialised, their "every element written" contract
 //!   checked by a debug assertion;
+//! - [`shared`]: `SharedMut`, one buffer written by parallel jobs through a shared pointer,
+//!   its bounds and the jobs' disjoint parts checked in debug builds;
 //! - [`simd`]: `avx2_dispatch!`, a hot loop compiled a second time with AVX2 + FMA and
 //!   chosen at run time;
 //! - [`ordered`]: parallel float sums in a fixed order (the same bits on any number of
@@ -26,6 +28,7 @@ pub mod buffer;
 pub mod gemm;
 pub mod ordered;
 mod real;
+pub mod shared;
 pub mod simd;
 pub mod topk;
 

@@ -112,8 +112,12 @@ pub(crate) fn host_values<S: GramElement>(gram: &[S], n: usize, m: usize, lp: Op
     if m == 0 {
         return Vec::new();
     }
+    // `lp_row` writes as many entries as `rn` has norms: all `m` of its row.
+    debug_assert!(lp.is_none_or(|(_, qn, rn)| qn.len() == n && rn.len() == m), "host_values: {n} + {m} row norms");
     // SAFETY: every entry is written: the `n` rows of `m` entries each zip with one
-    // row of `gram` (`n · m` entries, asserted above), and `lp_row` writes all of its row.
+    // row of `gram` (`n · m` entries, asserted above), and `lp_row` writes all of its row
+    // (`m` norms: checked just above in debug builds; `build` checks every entry was
+    // written in debug builds).
     unsafe {
         margin_linalg::buffer::build(n * m, |host| {
             host.par_chunks_mut(m).zip(gram.par_chunks(m)).enumerate().for_each(|(i, (row, g))| match lp {

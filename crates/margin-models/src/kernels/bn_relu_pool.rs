@@ -260,12 +260,12 @@ fn fused_forward(x: FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: 
     let output = match dtype {
         DType::F32 => {
             let xs = f32::slice(&x);
-            // SAFETY: `forward_pool` writes every element of its output.
+            // SAFETY: `forward_pool` writes every element of its output (checked by `build` in debug builds).
             f32::tensor(unsafe { build(out_len, |o| forward_pool(xs, o, d, &scale, &shift)) }, out_shape)
         }
         DType::F64 => {
             let xs = f64::slice(&x);
-            // SAFETY: `forward_pool` writes every element of its output.
+            // SAFETY: `forward_pool` writes every element of its output (checked by `build` in debug builds).
             f64::tensor(unsafe { build(out_len, |o| forward_pool(xs, o, d, &scale, &shift)) }, out_shape)
         }
         _ => unreachable!(),
@@ -402,13 +402,13 @@ fn fused_backward(st: &BnReluPoolState, grad: FlexTensor) -> (FlexTensor, FlexTe
     let (dx, (dgamma, dbeta)) = match dtype {
         DType::F32 => {
             let mut sums = None;
-            // SAFETY: `backward_impl` writes every element of `dx`.
+            // SAFETY: `backward_impl` writes every element of `dx` (checked by `build` in debug builds).
             let dx = unsafe { build(len, |dx| sums = Some(backward_impl::<f32>(st, f32::slice(&grad), dx, d))) };
             (f32::tensor(dx, shape), sums.unwrap())
         }
         DType::F64 => {
             let mut sums = None;
-            // SAFETY: `backward_impl` writes every element of `dx`.
+            // SAFETY: `backward_impl` writes every element of `dx` (checked by `build` in debug builds).
             let dx = unsafe { build(len, |dx| sums = Some(backward_impl::<f64>(st, f64::slice(&grad), dx, d))) };
             (f64::tensor(dx, shape), sums.unwrap())
         }
@@ -498,11 +498,9 @@ fn backward_impl<T: KFloat>(st: &BnReluPoolState, g: &[T], dx: &mut [MaybeUninit
         .enumerate()
         .for_each(|(p, ((((dp, xp), ap), gp), op))| {
             let (a, b, e, mu) = coef[p % d.c];
-            for (o, &v) in dp.iter_mut().zip(xp) {
-                o.write(b * (v - mu) + e);
-            }
-            // SAFETY: the loop above initialised the whole plane (`dp` and `xp` are both `H·W`).
-            let dp: &mut [T] = unsafe { &mut *(dp as *mut [MaybeUninit<T>] as *mut [T]) };
+            // The whole plane written (`init_from` asserts `xp` covers `dp`, both `H·W`),
+            // and from here on an initialised `&mut [T]`.
+            let dp: &mut [T] = margin_linalg::buffer::init_from(dp, xp.iter().map(|&v| b * (v - mu) + e));
             for i in 0..d.ho {
                 for j in 0..wo {
                     let o = i * wo + j;

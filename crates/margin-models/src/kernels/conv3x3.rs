@@ -246,6 +246,9 @@ fn conv_into<T: KFloat>(
             |(col, tmp), (o, xs)| {
                 let t = xs.len() / (d.cin * hw);
                 let tn = t * hw;
+                // The output tile matches the input tile (the GEMMs' and copies' extents below
+                // rely on it; `build` checks every element is written in debug builds).
+                debug_assert_eq!(o.len(), t * cout * hw, "conv3x3: output tile of {t} samples");
                 if col.len() < k * tn {
                     col.resize(k * tn, T::ZERO);
                 }
@@ -261,8 +264,10 @@ fn conv_into<T: KFloat>(
                     } else {
                         false
                     };
-                    // SAFETY: `o` is `[cout, hw]`, `wm` `[cout, k]`, `col` `[k, ≥ tn]` with row stride
-                    // `tn`; without bias gemm writes `o` without reading it (read_dst = false).
+                    // SAFETY: `o` is `[cout, hw]` (t = 1), `wm` `[cout, k]`, `col` `[k, ≥ tn]` with row
+                    // stride `tn`, `o` aliasing neither (a distinct `&mut`); extents checked by
+                    // `strided_gemm` in debug builds. With bias every element of `o` was written
+                    // above (gemm reads it: read_dst); without, gemm writes `o` without reading it.
                     unsafe {
                         strided_gemm(
                             cout,
@@ -280,7 +285,8 @@ fn conv_into<T: KFloat>(
                     if tmp.len() < cout * tn {
                         tmp.resize(cout * tn, T::ZERO);
                     }
-                    // SAFETY: as above, `tmp` is `[cout, tn]`.
+                    // SAFETY: as above, `tmp` is `[cout, tn]` (resized above; initialised, not read:
+                    // read_dst = false); extents checked by `strided_gemm` in debug builds.
                     unsafe {
                         strided_gemm(
                             cout,
@@ -326,12 +332,12 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> Fl
     let len = d.n * d.cout * d.hw();
     match x.dtype() {
         DType::F32 => {
-            // SAFETY: `conv_into` writes every element of its output.
+            // SAFETY: `conv_into` writes every element of its output (checked by `build` in debug builds).
             let v = unsafe { build(len, |o| conv_into(f32::slice(x), f32::slice(weight), bias.map(f32::slice), o, d)) };
             f32::tensor(v, shape)
         }
         DType::F64 => {
-            // SAFETY: `conv_into` writes every element of its output.
+            // SAFETY: `conv_into` writes every element of its output (checked by `build` in debug builds).
             let v = unsafe { build(len, |o| conv_into(f64::slice(x), f64::slice(weight), bias.map(f64::slice), o, d)) };
             f64::tensor(v, shape)
         }
@@ -389,7 +395,7 @@ fn backward_impl<T: KFloat>(
             h: d.h,
             w: d.w,
         };
-        // SAFETY: `conv_into` writes every element of its output.
+        // SAFETY: `conv_into` writes every element of its output (checked by `build` in debug builds).
         let v = unsafe { build(d.n * cin * hw, |o| conv_into(g, &wf, None, o, dt)) };
         T::tensor(v, Shape::new([d.n, cin, d.h, d.w]))
     });
@@ -450,7 +456,10 @@ fn backward_impl<T: KFloat>(
                         }
                         im2col(xs, t, cin, d.h, d.w, &mut col, tn);
                         // dw[cout, k] += gtile[cout, tn] · colᵀ[tn, k]
-                        // SAFETY: shapes as stated; colᵀ(i, j) = col[j·tn + i].
+                        // SAFETY: shapes as stated (`dw` `[cout, k]`, `gtile` `[cout, tn]`, `col`
+                        // `[k, ≥ tn]`), colᵀ(i, j) = col[j·tn + i]; `dw` is initialised (read when
+                        // not the first tile) and aliases neither operand; extents checked by
+                        // `strided_gemm` in debug builds.
                         unsafe {
                             strided_gemm(
                                 cout,

@@ -7,6 +7,8 @@ use core::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use margin_linalg::shared::SharedMut;
+
 use crate::flex_element::KFloat;
 
 /// The matrix the backward GEMMs use, from `E = scale · weights = ∂L/∂(GEMM-side
@@ -28,7 +30,8 @@ pub(crate) fn backward_weights<T: KFloat>(weights: &[f64], scale: f64, [n, m]: [
     let mut row_sums = vec![0.0; n];
     let mut col_parts: Vec<Vec<f64>> = Vec::new();
     // SAFETY: every entry is written: the chunks of `BLOCK` rows cover rows `0..n`, and
-    // `rows` writes every entry of its rows (see `cross_rows`).
+    // `rows` writes every entry of its rows (see `cross_rows`; `E` is n × m, asserted
+    // above); debug builds: `build` checks that every entry was written.
     let out = unsafe {
         margin_linalg::buffer::build(n * m, |out| {
             col_parts = out
@@ -109,16 +112,11 @@ fn cross_rows<T: KFloat>(out: &mut [MaybeUninit<T>], sums: &mut [f64], cols: &mu
     }
 }
 
-/// A raw pointer the tile-pair jobs share; each job writes its own two tiles only.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedOut<T>(*mut MaybeUninit<T>);
-// SAFETY: the jobs write disjoint entries through it (see `symmetric_weights`).
-unsafe impl<T: Send> Send for SharedOut<T> {}
-unsafe impl<T: Send> Sync for SharedOut<T> {}
-
-/// What every job of [`symmetric_weights`] reads.
+/// What every job of [`symmetric_weights`] reads. `out` is the `n × n` output, shared by
+/// the jobs; each writes its own two tiles only (bounds and disjointness checked in debug
+/// builds by [`SharedMut`]).
 pub(crate) struct TilePair<'a, T> {
-    out: SharedOut<T>,
+    out: SharedMut<'a, MaybeUninit<T>>,
     weights: &'a [f64],
     scale: f64,
     n: usize,
@@ -136,10 +134,12 @@ fn symmetric_weights<T: KFloat>(weights: &[f64], scale: f64, n: usize, kernel: T
     let pairs: Vec<(usize, usize)> = (0..nt).flat_map(|ti| (ti..nt).map(move |tj| (ti, tj))).collect();
     let mut sums: Vec<(TileSums, TileSums)> = Vec::new();
     // SAFETY: every entry is written: the pairs (I, J), I ≤ J, and their mirrors (J, I)
-    // cover all tiles, and `tile_pair` writes every entry of both of its tiles.
+    // cover all tiles, and `tile_pair` writes every entry of both of its tiles (debug
+    // builds: `build` checks that no entry is left unwritten, `SharedMut` that no entry
+    // is written twice).
     let out = unsafe {
         margin_linalg::buffer::build(n * n, |out| {
-            let job = TilePair { out: SharedOut(out.as_mut_ptr()), weights, scale, n };
+            let job = TilePair { out: SharedMut::new(out), weights, scale, n };
             sums = pairs.par_iter().map(|&(ti, tj)| kernel(&job, ti, tj)).collect();
         })
     };
@@ -162,13 +162,14 @@ type TilePairKernel<T> = fn(&TilePair<'_, T>, usize, usize) -> (TileSums, TileSu
 /// returns their row sums (`(J, I)`'s are `S`'s column sums; zeros past the matrix).
 #[inline(always)]
 fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSums, TileSums) {
-    let TilePair { out, weights, scale, n } = *job;
+    let TilePair { ref out, weights, scale, n } = *job;
     let (i0, j0) = (ti * BLOCK, tj * BLOCK);
     let (rows, cols) = (BLOCK.min(n - i0), BLOCK.min(n - j0));
     // s[k · cols + c] = E[j0 + c][i0 + k] · scale: tile (J, I) transposed, read row by row
     // (no zeroed scratch: every entry is written here).
     // SAFETY: for each of the `cols` rows of E read, the inner loop writes entries
-    // k · cols + c for all k < rows: all rows · cols entries in all.
+    // k · cols + c for all k < rows: all rows · cols entries in all (bounds-checked
+    // indexing; `build` checks in debug builds that every entry was written).
     let mut s: Vec<f64> = unsafe {
         margin_linalg::buffer::build(rows * cols, |s| {
             for c in 0..cols {
@@ -189,8 +190,9 @@ fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSum
         for (s, &e) in s_row.iter_mut().zip(e_row) {
             *s += e * scale;
         }
-        // SAFETY: row i0 + k, columns j0 .. j0 + cols of `out` belong to this job's tile (I, J).
-        let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((i0 + k) * n + j0), cols) };
+        // SAFETY: row i0 + k, columns j0 .. j0 + cols of `out` (n × n) belong to this job's
+        // tile (I, J) alone (debug builds check the bounds and that no other job wrote them).
+        let out_row = unsafe { out.slice_mut((i0 + k) * n + j0, cols) };
         for (o, &v) in out_row.iter_mut().zip(&*s_row) {
             o.write(T::of(v));
         }
@@ -208,12 +210,59 @@ fn tile_pair<T: KFloat>(job: &TilePair<'_, T>, ti: usize, tj: usize) -> (TileSum
     }
     if ti != tj {
         for c in 0..cols {
-            // SAFETY: row j0 + c, columns i0 .. i0 + rows of `out` belong to this job's tile (J, I).
-            let out_row = unsafe { std::slice::from_raw_parts_mut(out.0.add((j0 + c) * n + i0), rows) };
+            // SAFETY: row j0 + c, columns i0 .. i0 + rows of `out` (n × n) belong to this job's
+            // tile (J, I) alone (debug builds check the bounds and that no other job wrote them).
+            let out_row = unsafe { out.slice_mut((j0 + c) * n + i0, rows) };
             for (k, o) in out_row.iter_mut().enumerate() {
                 o.write(T::of(s[k * cols + c]));
             }
         }
     }
     (row_sums, col_sums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tile kernel whose jobs write the same tile (a data race) is caught in debug
+    /// builds by the shared output's disjointness check.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "handed out for writing twice")]
+    fn overlapping_tile_jobs_are_caught() {
+        fn broken(job: &TilePair<'_, f64>, _ti: usize, _tj: usize) -> (TileSums, TileSums) {
+            tile_pair::<f64>(job, 0, 0)
+        }
+        let n = 2 * BLOCK;
+        let _ = symmetric_weights::<f64>(&vec![1.0; n * n], 1.0, n, broken);
+    }
+
+    /// A tile kernel that skips the tiles off the diagonal leaves entries unwritten:
+    /// caught in debug builds by `build`'s check.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "was never written by `fill`")]
+    fn skipped_tiles_are_caught() {
+        fn broken(job: &TilePair<'_, f64>, ti: usize, tj: usize) -> (TileSums, TileSums) {
+            if ti == tj { tile_pair::<f64>(job, ti, tj) } else { ([0.0; BLOCK], [0.0; BLOCK]) }
+        }
+        let n = 2 * BLOCK;
+        let _ = symmetric_weights::<f64>(&vec![1.0; n * n], 1.0, n, broken);
+    }
+
+    /// The kernels as shipped pass both checks (and give `E + Eᵀ`).
+    #[test]
+    fn symmetric_weights_are_e_plus_e_transposed() {
+        let n = 2 * BLOCK + 5;
+        let e: Vec<f64> = (0..n * n).map(|i| ((i as f64 * 0.618034).fract() - 0.5) * 3.0).collect();
+        let (w, rows) = symmetric_weights::<f64>(&e, 0.5, n, F64_KERNELS.tile_pair);
+        for i in 0..n {
+            for j in 0..n {
+                assert_eq!(w[i * n + j].to_bits(), (e[i * n + j] * 0.5 + e[j * n + i] * 0.5).to_bits(), "({i}, {j})");
+            }
+            let want: f64 = (0..n).map(|j| w[i * n + j]).sum();
+            assert!((rows[i] - want).abs() <= 1e-12 * (1.0 + want.abs()), "row {i}");
+        }
+    }
 }

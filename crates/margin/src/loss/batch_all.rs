@@ -177,11 +177,8 @@ fn par_rows(rows: usize, row_len: usize, chain_rule: Option<&MiningInput>, f: im
             .enumerate()
             .with_min_len(8)
             .map_init(Scratch::default, |scratch, (a, r)| {
-                r.iter_mut().for_each(|v| {
-                    v.write(0.0);
-                });
-                // SAFETY: all of `r` was just written (MaybeUninit<f64> has f64's layout).
-                let r = unsafe { &mut *(r as *mut [core::mem::MaybeUninit<f64>] as *mut [f64]) };
+                // The row zeroed, and from here on an initialised `&mut [f64]`.
+                let r = margin_linalg::buffer::init_fill(r, 0.0);
                 let part = f(a, r, scratch);
                 if let Some(input) = chain_rule {
                     // The Euclidean distance's `u` is the distance itself.
@@ -192,7 +189,9 @@ fn par_rows(rows: usize, row_len: usize, chain_rule: Option<&MiningInput>, f: im
             .collect();
         total = parts.into_iter().fold(Partial::default(), |x, y| x + y);
     };
-    // SAFETY: every entry is written: each row is zeroed before `f` sees it.
+    // SAFETY: every entry is written: each row is zeroed (`init_fill`) before `f` sees it,
+    // and the rows of `row_len` cover all `rows · row_len` entries (debug builds: checked
+    // by `build`).
     let w = unsafe { margin_linalg::buffer::build(rows * row_len, fill) };
     (w, total)
 }

@@ -122,8 +122,10 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
         return (Vec::new(), 0.0, 0);
     }
     let (mut value, mut nonzero) = (0.0, 0);
+    debug_assert_eq!(ref_labels.len(), m, "one reference label per column");
     // SAFETY: every entry is written (0 where no term): each of the `n` rows of `m`
-    // entries zips with `u_row(a)` and `ref_labels`, both `m` long.
+    // entries zips with `u_row(a)` and `ref_labels`, both `m` long (debug builds: the
+    // labels checked above, and `build` checks that every entry was written).
     let w = unsafe {
         margin_linalg::buffer::build(n * m, |w| {
             (value, nonzero) = w

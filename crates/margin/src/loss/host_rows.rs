@@ -18,6 +18,8 @@
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
+use margin_linalg::shared::SharedMut;
+
 use crate::Power;
 use crate::distance::{NORM_EPS, host_values};
 use crate::flex_element::KFloat;
@@ -185,7 +187,9 @@ pub(crate) fn gram<T: KFloat>(query: &Rows<T>, reference: Option<&Rows<T>>) -> V
     }
     let q = &query.prepared;
     if reference.is_some() || !(2 * SYMMETRIC_BLOCK..SYMMETRIC_UP_TO).contains(&n) {
-        // SAFETY: `gemm_raw` writes every entry of the `n × m` destination (d > 0).
+        // SAFETY: `out` is the `n × m` destination with row stride m, and `gemm_raw` writes
+        // every entry of it (d > 0); debug builds check its extent (`strided_gemm`) and that
+        // every entry was written (`build`).
         return unsafe {
             margin_linalg::buffer::build(n * m, |out| {
                 // out = q (n × d, row-major) · rᵀ (d × m: element (k, j) at r[j·d + k]).
@@ -196,59 +200,43 @@ pub(crate) fn gram<T: KFloat>(query: &Rows<T>, reference: Option<&Rows<T>>) -> V
     }
     let blocks = n.div_ceil(SYMMETRIC_BLOCK);
     let fill = |out: &mut [core::mem::MaybeUninit<T>]| {
-        let out_ptr = SendPtr { ptr: out.as_mut_ptr().cast::<T>(), len: out.len() };
+        // Pass 1: each block's GEMM, rows i0..i1, columns i0..n (debug builds: `SharedMut`
+        // checks each block is in bounds and no two overlap).
+        let shared = SharedMut::new(&mut *out);
         (0..blocks).into_par_iter().for_each(|b| {
             let (i0, i1) = (b * SYMMETRIC_BLOCK, ((b + 1) * SYMMETRIC_BLOCK).min(n));
             let rows = &q[i0 * d..i1 * d];
             let cols = &q[i0 * d..];
-            // SAFETY: rows i0..i1, columns i0..n of `out` (row stride n): this block's alone.
-            unsafe { gemm_raw(out_ptr.at(i0 * n + i0), out_ptr.alloc(), n, [i1 - i0, n - i0, d], (rows, 1, d as isize), (cols, d as isize, 1), false) };
+            let (buffer, len) = shared.extent();
+            // SAFETY: rows i0..i1, columns i0..n of `out` (row stride n) are this block's
+            // alone (checked by `block_ptr` in debug builds), and gemm writes only that
+            // block (its extent checked by `strided_gemm` in debug builds); d > 0.
+            unsafe {
+                let dst = shared.block_ptr(i0 * n + i0, i1 - i0, n - i0, n).cast::<T>();
+                gemm_raw(dst, (buffer.cast::<T>(), len), n, [i1 - i0, n - i0, d], (rows, 1, d as isize), (cols, d as isize, 1), false)
+            };
         });
+        drop(shared);
+        // Pass 2: the mirror, rows i0..i1, columns 0..i0 of each block past the first, read
+        // from pass 1's output (debug builds: `SharedMut` checks the bounds, that no entry is
+        // written twice and that no entry read is one this pass writes).
+        let mirror = SharedMut::new(out);
         (1..blocks).into_par_iter().for_each(|b| {
             let (i0, i1) = (b * SYMMETRIC_BLOCK, ((b + 1) * SYMMETRIC_BLOCK).min(n));
             // Row j of the GEMM's output read contiguously, written down column j of the block.
             for j in 0..i0 {
                 for i in i0..i1 {
                     // SAFETY: (j, i) with j < i0 ≤ i lies in the GEMM output of j's block (its
-                    // rows, columns from its first row on), written above; (i, j) with j < i0
-                    // is this block's mirror region alone.
-                    unsafe { *out_ptr.at(i * n + j) = *out_ptr.at(j * n + i) };
+                    // rows, columns from its first row on), written in pass 1 and not written
+                    // in this pass; (i, j) with j < i0 is this block's mirror region alone.
+                    unsafe { mirror.write(i * n + j, mirror.read(j * n + i)) };
                 }
             }
         });
     };
     // SAFETY: every entry is written: block I's GEMM writes rows i0..i1, columns i0..n;
-    // the mirror then writes rows i0..i1, columns 0..i0.
+    // the mirror then writes rows i0..i1, columns 0..i0 (checked by `build` in debug builds).
     unsafe { margin_linalg::buffer::build(n * n, fill) }
-}
-
-/// A raw pointer the parallel blocks of [`gram`] share; each writes its own entries only.
-#[derive(Clone, Copy)]
-struct SendPtr<T> {
-    ptr: *mut T,
-    /// Elements of the allocation `ptr` starts (bounds of [`SendPtr::at`] in debug builds).
-    len: usize,
-}
-// SAFETY: the blocks write disjoint entries through it (see `gram`).
-unsafe impl<T: Send> Send for SendPtr<T> {}
-unsafe impl<T: Send> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// The pointer `offset` elements on (a method, so closures capture the `Sync` wrapper).
-    ///
-    /// # Safety
-    /// As [`pointer::add`].
-    #[track_caller]
-    unsafe fn at(self, offset: usize) -> *mut T {
-        debug_assert!(offset < self.len, "SendPtr::at({offset}) past an allocation of {}", self.len);
-        // SAFETY: the caller's contract (in bounds: checked in debug builds).
-        unsafe { self.ptr.add(offset) }
-    }
-
-    /// The allocation, for [`gemm_raw`]'s extent check.
-    fn alloc(self) -> (*const T, usize) {
-        (self.ptr as *const T, self.len)
-    }
 }
 
 /// Rows per block of the same set's Gram matrix.
@@ -290,12 +278,14 @@ fn gemm_into<T: KFloat>(dst: &mut [T], [rows, cols, inner]: [usize; 3], lhs: (&[
 /// `dst` must be valid for writes of `rows` rows of `cols` entries `dst_rs` apart inside
 /// `dst_alloc` (checked in debug builds), and alias neither operand; `rows`, `cols`, `inner` > 0.
 unsafe fn gemm_raw<T: KFloat>(dst: *mut T, dst_alloc: (*const T, usize), dst_rs: usize, [rows, cols, inner]: [usize; 3], lhs: (&[T], isize, isize), rhs: (&[T], isize, isize), parallel: bool) {
+    debug_assert!(rows > 0 && cols > 0 && inner > 0, "gemm_raw: empty product {rows} × {cols} × {inner}");
     let last = |(s, cs, rs): (&[T], isize, isize), r: usize, c: usize| (r as isize - 1) * rs + (c as isize - 1) * cs < s.len() as isize;
     assert!(last(lhs, rows, inner) && last(rhs, inner, cols), "gemm operands hold their shapes");
     let parallelism = if parallel && rows * cols * inner >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: the operands' strides address only elements inside their slices (asserted
-    // above); the destination is the caller's contract. With `read_dst = false` gemm
-    // writes `dst` without reading it.
+    // above); the destination is the caller's contract (its extent inside `dst_alloc`
+    // checked by `strided_gemm` in debug builds). With `read_dst = false` gemm writes
+    // `dst` without reading it.
     unsafe {
         use margin_linalg::gemm::{Extents, Strided, strided_gemm};
         let extents = Extents { dst: dst_alloc, lhs: (lhs.0.as_ptr(), lhs.0.len()), rhs: (rhs.0.as_ptr(), rhs.0.len()) };
