@@ -78,6 +78,16 @@ fn margin_loss_reproduces_pml_golden_values_and_gradients() {
         if !miner.is_null() {
             let mkw = &miner["kwargs"];
             cmd.arg("--mined-out").arg(&mined_out);
+            // The miner's own distance as PML had it (without one the miner mines on the loss's).
+            let md = &miner["distance"];
+            match md["class"].as_str().unwrap() {
+                "CosineSimilarity" => cmd.args(["--miner-distance", "cosine"]),
+                _ => {
+                    let squared = md["kwargs"]["power"].as_i64() == Some(2);
+                    cmd.args(["--miner-distance", if squared { "squared-euclidean" } else { "euclidean" }]);
+                    cmd.args(["--miner-normalize", &md["kwargs"]["normalize_embeddings"].as_bool().unwrap().to_string()])
+                }
+            };
             match miner["class"].as_str().unwrap() {
                 "BatchHardMiner" => cmd.args(["--miner", "batch-hard"]),
                 "TripletMarginMiner" => cmd.args(["--miner", "triplet-margin"])
@@ -168,4 +178,109 @@ fn margin_loss_errors_name_the_file_and_the_problem() {
     assert!(e.contains("batch-easy-hard"), "{e}");
     let e = run(&["--embeddings", "missing.npy", "--labels", "short.npy", "--loss", "triplet"]);
     assert!(e.contains("missing.npy"), "{e}");
+}
+
+/// Clustered rows `[n, d]` with `classes` labels (a fixed LCG), written as `e.npy` / `l.npy` in `dir`.
+fn clustered_batch(dir: &Path, n: usize, d: usize, classes: usize) {
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((s >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0
+    };
+    let centres: Vec<Vec<f64>> = (0..classes).map(|_| (0..d).map(|_| next()).collect()).collect();
+    let labels: Vec<i64> = (0..n).map(|i| (i % classes) as i64).collect();
+    let e = Array2::from_shape_fn((n, d), |(i, j)| centres[i % classes][j] * (1.0 + 0.3 * (i as f64 / n as f64)) + 0.8 * next());
+    write(&dir.join("e.npy"), &e);
+    write(&dir.join("l.npy"), &Array1::from(labels));
+}
+
+fn mined(dir: &Path, args: &[&str]) -> Array2<i64> {
+    let out = margin()
+        .arg("loss")
+        .args(["--embeddings", "e.npy", "--labels", "l.npy", "--dtype", "f64", "--json", "--mined-out", "m.npy"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Array2::<i64>::read_npy(std::fs::File::open(dir.join("m.npy")).unwrap()).unwrap()
+}
+
+/// One rule with `margin train`: the miner mines on the loss's distance unless
+/// --miner-distance gives its own (multi-similarity no longer defaults to cosine).
+#[test]
+fn margin_loss_mines_on_the_loss_distance_unless_the_miner_has_its_own() {
+    let dir = scratch("miner-distance");
+    clustered_batch(&dir, 24, 6, 4);
+    for loss in [["--loss", "contrastive", "--distance", "euclidean"], ["--loss", "triplet", "--distance", "squared-euclidean"]] {
+        for m in [&["--miner", "multi-similarity", "--epsilon", "0.1"][..], &["--miner", "pair-margin", "--miner-pos-margin", "0.3", "--miner-neg-margin", "1.1"]] {
+            let args = |extra: &[&'static str]| [&loss[..], m, extra].concat();
+            let default = mined(&dir, &args(&[]));
+            let loss_distance = mined(&dir, &args(&["--miner-distance", loss[3], "--miner-normalize", "true"]));
+            assert_eq!(default, loss_distance, "{loss:?} {m:?}: mined on the loss's distance");
+        }
+        // The loss's distance without normalisation: --miner-normalize alone changes only that.
+        let m = ["--miner", "batch-hard"];
+        let unnormalized = mined(&dir, &[&loss[..], &m, &["--normalize", "false"]].concat());
+        let explicit = mined(&dir, &[&loss[..], &m, &["--normalize", "false", "--miner-distance", loss[3], "--miner-normalize", "false"]].concat());
+        assert_eq!(unnormalized, explicit, "{loss:?}");
+        let renormalized = mined(&dir, &[&loss[..], &m, &["--normalize", "false", "--miner-normalize", "true"]].concat());
+        let normalized = mined(&dir, &[&loss[..], &m].concat());
+        assert_eq!(renormalized, normalized, "{loss:?}");
+    }
+    // PML's default for multi-similarity is one flag away, and differs here.
+    let base = ["--loss", "contrastive", "--distance", "euclidean", "--normalize", "false", "--miner", "multi-similarity"];
+    let cosine = mined(&dir, &[&base[..], &["--miner-distance", "cosine"]].concat());
+    assert_ne!(mined(&dir, &base), cosine, "the batch is chosen so that the distance matters");
+    let help = margin().args(["loss", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("the loss's --distance") && help.contains("--miner-distance cosine"), "{help}");
+}
+
+/// The `--miner` values are exactly the library's miner kinds, and each runs.
+#[test]
+fn margin_loss_offers_every_miner_kind() {
+    let out = margin().args(["loss", "--embeddings", "e.npy", "--labels", "l.npy", "--loss", "triplet", "--miner", "no-such-miner"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let values = err.split("[possible values: ").nth(1).and_then(|r| r.split(']').next()).unwrap_or_else(|| panic!("{err}"));
+    let values: Vec<&str> = values.split(", ").collect();
+    assert_eq!(values, margin::MinerConfig::NAMES, "the CLI's --miner values and MinerConfig's kinds");
+    let dir = scratch("kinds");
+    clustered_batch(&dir, 24, 6, 4);
+    for name in margin::MinerConfig::NAMES {
+        let rows = mined(&dir, &["--loss", "triplet", "--miner", name]);
+        assert!(rows.nrows() > 0, "{name} mined nothing");
+    }
+}
+
+/// Every miner parameter has a flag; a flag of another miner is refused.
+#[test]
+fn margin_loss_miner_flags() {
+    let dir = scratch("miner-flags");
+    clustered_batch(&dir, 24, 6, 4);
+    let t = ["--loss", "triplet"];
+    let beh = ["--miner", "batch-easy-hard", "--pos-strategy", "easy", "--neg-strategy", "hard"];
+    let hardest = mined(&dir, &[&t[..], &beh].concat());
+    // Negatives closer than 0.9 (the hardest ones here) are never chosen.
+    let ranged = mined(&dir, &[&t[..], &beh, &["--allowed-neg-range", "0.9", "2"]].concat());
+    assert!(ranged.nrows() > 0 && ranged != hardest, "{ranged:?} vs {hardest:?}");
+    let ranged_pos = mined(&dir, &[&t[..], &beh, &["--allowed-pos-range", "0.5", "2"]].concat());
+    assert!(ranged_pos != hardest, "{ranged_pos:?}");
+    mined(&dir, &[&t[..], &["--miner", "semihard-facenet", "--fallback", "hardest"]].concat());
+    mined(&dir, &[&t[..], &["--miner", "distance-weighted", "--cutoff", "0.4", "--nonzero-loss-cutoff", "1.5"]].concat());
+    let run = |args: &[&str]| {
+        let out = margin().arg("loss").args(["--embeddings", "e.npy", "--labels", "l.npy"]).args(args).current_dir(&dir).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run(&[&t[..], &["--miner", "batch-hard", "--fallback", "hardest"]].concat());
+    assert!(e.contains("--fallback does not apply to --miner batch-hard"), "{e}");
+    let e = run(&[&t[..], &["--miner", "pair-margin", "--allowed-pos-range", "0", "1"]].concat());
+    assert!(e.contains("--allowed-pos-range does not apply to --miner pair-margin"), "{e}");
+    let e = run(&[&t[..], &["--allowed-neg-range", "0", "1"]].concat());
+    assert!(e.contains("--allowed-neg-range configures a miner"), "{e}");
+    let e = run(&[&t[..], &["--miner", "distance-weighted", "--miner-distance", "cosine"]].concat());
+    assert!(e.contains("does not apply to --miner distance-weighted"), "{e}");
+    let e = run(&["--loss", "triplet", "--distance", "cosine", "--miner", "batch-hard", "--miner-normalize", "false"]);
+    assert!(e.contains("always normalises"), "{e}");
 }

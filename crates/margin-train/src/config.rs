@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use margin::miner::{MinerConfig, TripletType};
+use margin::miner::{MinerConfig, TripletMarginMiner, TripletType};
 use margin::{ContrastiveLoss, ContrastiveLossConfig, Distance, MarginError, Reducer, TripletMarginLoss, TripletMarginLossConfig};
 use margin_data::ModelConfig;
 
@@ -46,8 +46,9 @@ pub enum LossSpec {
         /// Soft margin.
         #[serde(default)]
         smooth: bool,
-        /// Distance.
-        #[serde(default = "Distance::euclidean_normalized")]
+        /// Distance: `"euclidean"`, `"squared-euclidean"`, `"cosine"`, `"dot"` (rows
+        /// L2-normalised) or `{ kind = "...", normalize = false }`.
+        #[serde(default = "Distance::euclidean_normalized", with = "distance_form")]
         distance: Distance,
         /// Reducer.
         #[serde(default = "default_reducer")]
@@ -61,8 +62,9 @@ pub enum LossSpec {
         /// Negative margin.
         #[serde(default = "default_neg_margin")]
         neg_margin: f64,
-        /// Distance.
-        #[serde(default = "Distance::euclidean_normalized")]
+        /// Distance: `"euclidean"`, `"squared-euclidean"`, `"cosine"`, `"dot"` (rows
+        /// L2-normalised) or `{ kind = "...", normalize = false }`.
+        #[serde(default = "Distance::euclidean_normalized", with = "distance_form")]
         distance: Distance,
         /// Reducer.
         #[serde(default = "default_reducer")]
@@ -133,66 +135,281 @@ impl LossSpec {
     }
 }
 
-/// Which miner (by its CLI name) and its main parameters; the distance is the loss's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The serde form of a [`Distance`] in configuration files, in the project's vocabulary:
+/// `"euclidean"`, `"squared-euclidean"`, `"cosine"`, `"dot"` — rows L2-normalised first
+/// (PML's default) — or a table stating the normalisation,
+/// `{ kind = "euclidean", normalize = false }`. The form of earlier releases,
+/// `{ kind = "lp", power = "Euclidean" | "SquaredEuclidean", normalize = true }`, is read too.
+/// Written as the string when rows are normalised, else as the table.
+pub(crate) mod distance_form {
+    use margin::{CosineSimilarity, Distance, DotProductSimilarity, LpDistance, Power};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    /// `name` (one of [`NAMES`]) with `normalize`.
+    pub fn named(name: &str, normalize: bool) -> Result<Distance, String> {
+        let lp = |power| Distance::Lp(LpDistance { power, normalize });
+        Ok(match name {
+            "euclidean" => lp(Power::Euclidean),
+            "squared-euclidean" => lp(Power::SquaredEuclidean),
+            "cosine" if !normalize => {
+                return Err("cosine always normalises; for raw dot products write distance = { kind = \"dot\", normalize = false }".into());
+            }
+            "cosine" => Distance::Cosine(CosineSimilarity),
+            "dot" => Distance::Dot(DotProductSimilarity { normalize }),
+            other => return Err(format!("unknown distance `{other}`, expected one of `euclidean`, `squared-euclidean`, `cosine`, `dot`")),
+        })
+    }
+
+    /// The name and normalisation of `d`.
+    pub fn name_of(d: &Distance) -> (&'static str, bool) {
+        match *d {
+            Distance::Lp(LpDistance { power: Power::Euclidean, normalize }) => ("euclidean", normalize),
+            Distance::Lp(LpDistance { power: Power::SquaredEuclidean, normalize }) => ("squared-euclidean", normalize),
+            Distance::Cosine(_) => ("cosine", true),
+            Distance::Dot(DotProductSimilarity { normalize }) => ("dot", normalize),
+        }
+    }
+
+    /// Reads either form (and the earlier one) from a generic value.
+    pub fn from_value(v: &Value) -> Result<Distance, String> {
+        match v {
+            Value::String(name) => named(name, true),
+            Value::Object(map) => {
+                let kind = map.get("kind").and_then(Value::as_str).ok_or("a distance table needs `kind`, e.g. { kind = \"euclidean\", normalize = false }")?;
+                let normalize = match map.get("normalize") {
+                    None => true,
+                    Some(Value::Bool(b)) => *b,
+                    Some(other) => return Err(format!("distance `normalize` must be true or false, not {other}")),
+                };
+                let allowed: &[&str] = if kind == "lp" { &["kind", "power", "normalize"] } else { &["kind", "normalize"] };
+                if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+                    return Err(format!("unknown distance field `{k}`, expected `kind` or `normalize`"));
+                }
+                if kind == "lp" {
+                    // The earlier form: `{ kind = "lp", power = "Euclidean", normalize = true }`.
+                    let power = match map.get("power").and_then(Value::as_str) {
+                        Some("Euclidean") => Power::Euclidean,
+                        Some("SquaredEuclidean") => Power::SquaredEuclidean,
+                        _ => return Err("distance kind \"lp\" needs power = \"Euclidean\" or \"SquaredEuclidean\" (or write distance = \"euclidean\" / \"squared-euclidean\")".into()),
+                    };
+                    return Ok(Distance::Lp(LpDistance { power, normalize }));
+                }
+                named(kind, normalize)
+            }
+            other => Err(format!("a distance is a name (\"euclidean\", \"squared-euclidean\", \"cosine\", \"dot\") or a table {{ kind, normalize }}, not {other}")),
+        }
+    }
+
+    /// The value written for `d`.
+    pub fn to_value(d: &Distance) -> Value {
+        match name_of(d) {
+            (name, true) => Value::String(name.into()),
+            (name, false) => serde_json::json!({ "kind": name, "normalize": false }),
+        }
+    }
+
+    /// For `#[serde(with = "distance_form")]`.
+    pub fn serialize<S: Serializer>(d: &Distance, s: S) -> Result<S::Ok, S::Error> {
+        to_value(d).serialize(s)
+    }
+
+    /// For `#[serde(with = "distance_form")]`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Distance, D::Error> {
+        from_value(&Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The miner of a run (`[train.miner]`): a table tagged by `kind` (`"none"` or a name of
+/// [`MinerConfig::NAMES`]) holding that miner's own parameters under their own names, every
+/// one optional (PML's defaults), unknown ones refused, and an optional `distance`
+/// (`"euclidean"`, `"squared-euclidean"`, `"cosine"`, `"dot"` on L2-normalised rows, or
+/// `{ kind = "euclidean", normalize = false }`) to mine with — **absent: the loss's distance** (in `margin train` and
+/// `margin loss` alike).
+///
+/// ```toml
+/// [train.miner]
+/// kind = "multi-similarity"
+/// epsilon = 0.1
+/// distance = "cosine"   # optional; PML's default for this miner (absent: the loss's distance)
+/// ```
+///
+/// The spelling of earlier releases, `name = "..."` with `margin` (the triplet-margin miner's
+/// margin or the multi-similarity miner's epsilon) and `type_of_triplets`, is read and
+/// translated, so their configurations and run folders (`config.toml`, `state.json`) still
+/// load and resume; it is written in the current spelling.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MinerSpec {
-    /// `"none"` (all valid tuples) or a name of [`MinerConfig::NAMES`].
-    pub name: String,
-    /// Margin, for miners that have one (multi-similarity: its epsilon).
-    #[serde(default)]
-    pub margin: Option<f64>,
-    /// For `triplet-margin`: `all`, `hard`, `semihard`, `easy`.
-    #[serde(default)]
-    pub type_of_triplets: Option<TripletType>,
+    /// The miner and its parameters; `None` for `kind = "none"` (every valid tuple).
+    /// Its own distance field is not used: [`MinerSpec::build`] replaces it.
+    pub miner: Option<MinerConfig>,
+    /// The distance to mine with; `None`: the loss's.
+    pub distance: Option<Distance>,
 }
 
 impl Default for MinerSpec {
+    /// Triplet-margin, semi-hard triplets within margin 0.2, on the loss's distance.
     fn default() -> Self {
-        MinerSpec { name: "triplet-margin".into(), margin: Some(0.2), type_of_triplets: Some(TripletType::Semihard) }
+        MinerSpec::new(MinerConfig::TripletMargin(TripletMarginMiner::new(0.2, TripletType::Semihard)))
     }
 }
 
 impl MinerSpec {
-    /// Builds the miner (`None` for `"none"`), mining with `distance`.
-    pub fn build(&self, distance: Distance) -> Result<Option<MinerConfig>> {
-        if self.name == "none" {
+    /// No miner: the loss uses every valid tuple.
+    pub fn none() -> Self {
+        MinerSpec { miner: None, distance: None }
+    }
+
+    /// `miner`, mining on the loss's distance.
+    pub fn new(miner: MinerConfig) -> Self {
+        MinerSpec { miner: Some(miner), distance: None }
+    }
+
+    /// The same miner on its own `distance`.
+    pub fn with_distance(self, distance: Distance) -> Self {
+        MinerSpec { distance: Some(distance), ..self }
+    }
+
+    /// The miner's `kind` (`"none"` without a miner).
+    pub fn kind(&self) -> &'static str {
+        self.miner.as_ref().map_or("none", MinerConfig::name)
+    }
+
+    /// Builds the miner (`None` for `"none"`), mining with its own distance or else
+    /// `loss_distance`, and validates it.
+    pub fn build(&self, loss_distance: Distance) -> Result<Option<MinerConfig>> {
+        let Some(m) = self.miner else {
+            if let Some(d) = self.distance {
+                return Err(invalid("miner.distance", d.describe(), "kind = \"none\" mines nothing; remove `distance`"));
+            }
             return Ok(None);
-        }
-        let mut m = MinerConfig::default_for(&self.name)
-            .ok_or_else(|| invalid("miner.name", &self.name, "unknown miner; see `margin train --help`"))?
-            .with_distance(distance);
-        match &mut m {
-            MinerConfig::TripletMargin(t) => {
-                if let Some(x) = self.margin {
-                    t.margin = x;
-                }
-                if let Some(x) = self.type_of_triplets {
-                    t.kind = x;
-                }
+        };
+        let m = match self.distance {
+            Some(d) if !m.has_own_distance() && d != m.distance() => {
+                return Err(invalid(
+                    "miner.distance",
+                    d.describe(),
+                    "this miner mines on L2-normalised Euclidean distances only; remove `distance`",
+                ));
             }
-            MinerConfig::PairMargin(p) => {
-                if self.margin.is_some() {
-                    return Err(invalid("miner.margin", format!("{:?}", self.margin), "pair-margin has pos/neg margins; use its defaults"));
-                }
-                let _ = p;
-            }
-            MinerConfig::MultiSimilarity(ms) => {
-                if let Some(x) = self.margin {
-                    ms.epsilon = x;
-                }
-            }
-            _ => {
-                if self.margin.is_some() {
-                    return Err(invalid("miner.margin", format!("{:?}", self.margin), "this miner has no margin"));
-                }
-            }
-        }
-        if self.type_of_triplets.is_some() && !matches!(m, MinerConfig::TripletMargin(_)) {
-            return Err(invalid("miner.type_of_triplets", format!("{:?}", self.type_of_triplets), "only the triplet-margin miner has it"));
-        }
+            Some(d) => m.with_distance(d),
+            None => m.with_distance(loss_distance),
+        };
         m.validate()?;
         Ok(Some(m))
+    }
+
+    /// Reads the table (current or earlier spelling) from a generic value.
+    fn from_value(value: serde_json::Value) -> std::result::Result<Self, String> {
+        use serde_json::Value;
+        let Value::Object(mut map) = value else {
+            return Err(format!("[train.miner] is a table (kind = \"...\" and the miner's parameters), not {value}"));
+        };
+        if map.contains_key("name") {
+            map = translate_earlier_spelling(map)?;
+        }
+        let kind = match map.get("kind") {
+            Some(Value::String(k)) => k.clone(),
+            Some(other) => return Err(format!("miner `kind` is a name, not {other}")),
+            None => return Err(format!("missing field `kind` (the miner: `none` or one of {})", quoted(MinerConfig::NAMES))),
+        };
+        let distance = map.remove("distance").map(|d| distance_form::from_value(&d).map_err(|e| format!("miner `distance`: {e}"))).transpose()?;
+        if kind == "none" {
+            if let Some(k) = map.keys().find(|k| *k != "kind") {
+                return Err(format!("unknown field `{k}`: kind = \"none\" takes no parameters"));
+            }
+            if distance.is_some() {
+                return Err("kind = \"none\" mines nothing; remove `distance`".into());
+            }
+            return Ok(MinerSpec::none());
+        }
+        if MinerConfig::default_for(&kind).is_none() {
+            return Err(format!("unknown miner kind `{kind}`, expected `none` or one of {}", quoted(MinerConfig::NAMES)));
+        }
+        let miner: MinerConfig = serde_json::from_value(Value::Object(map)).map_err(|e| format!("miner `{kind}`: {e}"))?;
+        Ok(MinerSpec { miner: Some(miner), distance })
+    }
+
+    /// The table as written: `kind`, the miner's parameters, `distance` when it has its own.
+    fn to_value(self) -> serde_json::Value {
+        use serde_json::Value;
+        let mut map = serde_json::Map::new();
+        if let Some(m) = &self.miner
+            && let Value::Object(fields) = serde_json::to_value(m).expect("a miner serialises")
+        {
+            // Non-finite numbers become null in a JSON value: left out (validation refuses them).
+            map.extend(fields.into_iter().filter(|(k, v)| k != "kind" && k != "distance" && !v.is_null()));
+        }
+        if let Some(d) = &self.distance {
+            map.insert("distance".into(), distance_form::to_value(d));
+        }
+        map.insert("kind".into(), Value::String(self.kind().into()));
+        Value::Object(map)
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// The spelling of earlier releases, `name` + `margin` + `type_of_triplets` (the miner on the
+/// loss's distance), in the current one: `name` → `kind`; `margin` → `margin` for
+/// triplet-margin, `epsilon` for multi-similarity, refused elsewhere as it was then; nulls
+/// (`state.json` wrote absent options as null) dropped.
+fn translate_earlier_spelling(map: serde_json::Map<String, serde_json::Value>) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
+    use serde_json::Value;
+    if map.contains_key("kind") {
+        return Err("[train.miner] has both `kind` and `name`; write only kind = \"...\" (`name` is the earlier spelling)".into());
+    }
+    let mut out = serde_json::Map::new();
+    let name = match map.get("name") {
+        Some(Value::String(n)) => n.clone(),
+        other => return Err(format!("miner `name` is a name, not {}", other.unwrap_or(&Value::Null))),
+    };
+    for (k, v) in map {
+        if v.is_null() || k == "name" {
+            continue;
+        }
+        let key = match (k.as_str(), name.as_str()) {
+            // Ignored then as now: "none" built no miner whatever else was set.
+            (_, "none") => continue,
+            ("margin", "triplet-margin") | ("type_of_triplets", "triplet-margin") => k,
+            ("margin", "multi-similarity") => "epsilon".to_string(),
+            ("margin", "pair-margin") => {
+                return Err("pair-margin has two margins: write kind = \"pair-margin\" with pos_margin = ... and neg_margin = ... (instead of name and margin)".into());
+            }
+            ("margin", other) => return Err(format!("the {other} miner has no margin: write kind = \"{other}\" (instead of name) without margin")),
+            ("type_of_triplets", other) => {
+                return Err(format!("only the triplet-margin miner has type_of_triplets: write kind = \"{other}\" (instead of name) without it"));
+            }
+            _ => return Err(format!("unknown field `{k}` beside the earlier spelling `name`; write kind = \"{name}\" with the miner's own parameters")),
+        };
+        out.insert(key, v);
+    }
+    out.insert("kind".into(), Value::String(name));
+    Ok(out)
+}
+
+impl Serialize for MinerSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let serde_json::Value::Object(map) = self.to_value() else { unreachable!("to_value gives a table") };
+        // `kind` first, then the parameters, then `distance`.
+        let mut out = s.serialize_map(Some(map.len()))?;
+        out.serialize_entry("kind", &map["kind"])?;
+        for (k, v) in map.iter().filter(|(k, _)| *k != "kind" && *k != "distance") {
+            out.serialize_entry(k, v)?;
+        }
+        if let Some(d) = map.get("distance") {
+            out.serialize_entry("distance", d)?;
+        }
+        out.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for MinerSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        MinerSpec::from_value(serde_json::Value::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

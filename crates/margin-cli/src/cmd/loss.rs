@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use margin::burn::tensor::{DType, Device, Tensor, TensorData};
 use clap::{Args, ValueEnum};
-use margin::miner::{MiningStrategy, TripletType};
+use margin::miner::{MiningStrategy, SemiHardFallback, TripletType, ValueRange};
+use margin_train::MinerSpec;
 use margin::{
     ContrastiveForm, MinerConfig, MinerStats, ContrastiveLossConfig, CosineSimilarity, Distance, DotProductSimilarity,
     KindPooling, LossOutput, LossStats, LpDistance, PairPolarity, Power, Reducer,
@@ -115,6 +116,15 @@ pub enum StrategyArg {
     All,
 }
 
+/// FaceNetSemiHardMiner's rule when no negative is farther than the positive.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackArg {
+    /// The farthest of the closer negatives (TensorFlow Addons).
+    Tensorflow,
+    /// The closest negative.
+    Hardest,
+}
+
 /// Float precision of the computation.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DtypeKind {
@@ -182,13 +192,17 @@ pub struct LossArgs {
     /// Triplet: soft margin, softplus instead of hinge (Hermans 2017).
     #[arg(long)]
     pub smooth: bool,
-    /// Mine tuples from the labelled batch first; the loss then uses only those.
+    /// Mine tuples from the labelled batch first; the loss then uses only those. The miner
+    /// mines on the loss's --distance / --normalize unless --miner-distance is given (the rule
+    /// of `margin train`'s [train.miner]).
     #[arg(long, value_enum, requires = "labels")]
     pub miner: Option<MinerKind>,
-    /// Miner distance (default: the miner's own PML default; multi-similarity mines with cosine).
+    /// The miner's own distance (default: the loss's --distance and --normalize, as in
+    /// `margin train`; PML's multi-similarity miner uses cosine: --miner-distance cosine).
     #[arg(long, value_enum)]
     pub miner_distance: Option<DistanceKind>,
-    /// L2-normalise before mining (with --miner-distance euclidean|squared-euclidean|dot).
+    /// L2-normalise before mining (default true with --miner-distance; alone it changes only
+    /// the normalisation of the loss's distance for the miner).
     #[arg(long, action = clap::ArgAction::Set)]
     pub miner_normalize: Option<bool>,
     /// triplet-margin: the miner's margin (independent of the loss's --margin; default 0.2).
@@ -203,6 +217,17 @@ pub struct LossArgs {
     /// batch-easy-hard: negative strategy (default semihard).
     #[arg(long, value_enum)]
     pub neg_strategy: Option<StrategyArg>,
+    /// batch-easy-hard: the chosen positive lies in LOW ≤ value ≤ HIGH, the distance's units
+    /// (a strategy `all` keeps every positive).
+    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"], allow_negative_numbers = true)]
+    pub allowed_pos_range: Option<Vec<f64>>,
+    /// batch-easy-hard: the chosen negative lies in LOW ≤ value ≤ HIGH, the distance's units
+    /// (a strategy `all` keeps every negative).
+    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"], allow_negative_numbers = true)]
+    pub allowed_neg_range: Option<Vec<f64>>,
+    /// semihard-facenet: the negative when none is farther than the positive (default tensorflow).
+    #[arg(long, value_enum)]
+    pub fallback: Option<FallbackArg>,
     /// pair-margin: positive pairs farther than this are kept (default 0.2).
     #[arg(long)]
     pub miner_pos_margin: Option<f64>,
@@ -288,7 +313,9 @@ fn select(x: &Tensor<2>, rows: impl Iterator<Item = usize>) -> Tensor<2> {
 }
 
 /// The miner named by `--miner`, with every given flag applied; flags that belong to
-/// another miner are refused rather than silently ignored.
+/// another miner are refused rather than silently ignored. It mines on the loss's distance
+/// unless --miner-distance / --miner-normalize give it its own (`MinerSpec::build`, the rule
+/// `margin train` follows).
 fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
     let Some(kind) = args.miner else {
         let stray = [
@@ -298,6 +325,9 @@ fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
             ("--miner-type", args.miner_type.is_some()),
             ("--pos-strategy", args.pos_strategy.is_some()),
             ("--neg-strategy", args.neg_strategy.is_some()),
+            ("--allowed-pos-range", args.allowed_pos_range.is_some()),
+            ("--allowed-neg-range", args.allowed_neg_range.is_some()),
+            ("--fallback", args.fallback.is_some()),
             ("--miner-pos-margin", args.miner_pos_margin.is_some()),
             ("--miner-neg-margin", args.miner_neg_margin.is_some()),
             ("--epsilon", args.epsilon.is_some()),
@@ -318,6 +348,7 @@ fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
         StrategyArg::Hard => MiningStrategy::Hard,
         StrategyArg::All => MiningStrategy::All,
     };
+    let range = |r: &Option<Vec<f64>>| r.as_ref().map(|v| ValueRange { low: v[0], high: v[1] });
     match &mut cfg {
         MinerConfig::TripletMargin(m) => {
             if let Some(v) = args.miner_margin {
@@ -344,9 +375,25 @@ fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
             if let Some(v) = args.neg_strategy {
                 m.neg_strategy = strategy(v);
             }
+            m.allowed_pos_range = range(&args.allowed_pos_range).or(m.allowed_pos_range);
+            m.allowed_neg_range = range(&args.allowed_neg_range).or(m.allowed_neg_range);
         }
         _ if args.pos_strategy.is_some() => refuse("--pos-strategy")?,
         _ if args.neg_strategy.is_some() => refuse("--neg-strategy")?,
+        _ if args.allowed_pos_range.is_some() => refuse("--allowed-pos-range")?,
+        _ if args.allowed_neg_range.is_some() => refuse("--allowed-neg-range")?,
+        _ => {}
+    }
+    match &mut cfg {
+        MinerConfig::SemihardFacenet(m) => {
+            if let Some(f) = args.fallback {
+                m.fallback = match f {
+                    FallbackArg::Tensorflow => SemiHardFallback::Tensorflow,
+                    FallbackArg::Hardest => SemiHardFallback::Hardest,
+                };
+            }
+        }
+        _ if args.fallback.is_some() => refuse("--fallback")?,
         _ => {}
     }
     match &mut cfg {
@@ -375,19 +422,20 @@ fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
         _ if args.nonzero_loss_cutoff.is_some() => refuse("--nonzero-loss-cutoff")?,
         _ => {}
     }
-    if let Some(kind) = args.miner_distance {
-        cfg = cfg.with_distance(distance_of(kind, args.miner_normalize.unwrap_or(true))?);
-    } else if let Some(n) = args.miner_normalize {
-        let d = match cfg.distance() {
+    let loss_distance = distance(args)?;
+    let own = match (args.miner_distance, args.miner_normalize) {
+        (Some(kind), n) => Some(distance_of(kind, n.unwrap_or(true))?),
+        (None, Some(n)) => Some(match loss_distance {
             Distance::Lp(lp) => Distance::Lp(LpDistance { normalize: n, ..lp }),
             Distance::Dot(_) => Distance::Dot(DotProductSimilarity { normalize: n }),
-            Distance::Cosine(_) if !n => bail!("the miner's cosine similarity always normalises"),
+            Distance::Cosine(_) if !n => bail!("--miner-normalize false: the loss's cosine similarity always normalises; add --miner-distance dot"),
             d => d,
-        };
-        cfg = cfg.with_distance(d);
-    }
-    cfg.validate().map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("--miner {name}"))?;
-    Ok(Some(cfg))
+        }),
+        (None, None) => None,
+    };
+    let spec = MinerSpec { miner: Some(cfg), distance: own };
+    let built = spec.build(loss_distance).map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("--miner {name}"))?;
+    Ok(built)
 }
 
 fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin::Mined>)> {

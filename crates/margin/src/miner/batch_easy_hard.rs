@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Mined, MiningInput, argmax, argmin};
+use super::{AnyMiner, Mined, MiningInput, argmax, argmin};
 use crate::error::{MarginError, Result};
 use crate::input::check_finite_config;
 use crate::{Distance, Pairs, ReferenceSet, Triplets};
@@ -27,6 +27,7 @@ pub enum MiningStrategy {
 /// An inclusive range `[low, high]` of values (in the distance's units) a
 /// candidate must lie in to be chosen.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ValueRange {
     /// Smallest allowed value.
     pub low: f64,
@@ -60,16 +61,17 @@ impl ValueRange {
 /// return a masked-out entry when every candidate similarity is negative; here
 /// the extremum is always over the candidates.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BatchEasyHardMiner {
     /// How the positive is chosen.
     pub pos_strategy: MiningStrategy,
     /// How the negative is chosen.
     pub neg_strategy: MiningStrategy,
     /// Positives outside this range are never chosen.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_pos_range: Option<ValueRange>,
     /// Negatives outside this range are never chosen.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_neg_range: Option<ValueRange>,
     /// The distance mined with.
     #[serde(default)]
@@ -199,5 +201,20 @@ impl BatchEasyHardMiner {
             }
         }
         Ok(Mined::Pairs(input.finish_pairs(pairs)))
+    }
+}
+
+impl AnyMiner for BatchEasyHardMiner {
+    fn distance(&self) -> Distance {
+        self.distance
+    }
+    fn set_distance(&mut self, distance: Distance) {
+        self.distance = distance;
+    }
+    fn validate(&self) -> Result<()> {
+        BatchEasyHardMiner::validate(self)
+    }
+    fn mine_any(&self, input: &MiningInput, _rng: &mut dyn rand::RngCore) -> Result<Mined> {
+        self.mine_input(input)
     }
 }

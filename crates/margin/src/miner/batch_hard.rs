@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{MinedTriplets, MiningInput};
+use super::{AnyMiner, Mined, MinedTriplets, MiningInput};
 use crate::error::Result;
 use crate::{Distance, ReferenceSet, Triplets};
 
@@ -14,6 +14,7 @@ use crate::{Distance, ReferenceSet, Triplets};
 /// and most similar. Anchors without a positive (singletons) or without a
 /// negative are skipped. Ties go to the lowest index. Same as PML's `BatchHardMiner`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BatchHardMiner {
     /// The distance mined with (PML default: L2-normalised Euclidean).
     #[serde(default)]
@@ -72,5 +73,17 @@ impl BatchHardMiner {
             }
         }
         input.finish_triplets(t)
+    }
+}
+
+impl AnyMiner for BatchHardMiner {
+    fn distance(&self) -> Distance {
+        self.distance
+    }
+    fn set_distance(&mut self, distance: Distance) {
+        self.distance = distance;
+    }
+    fn mine_any(&self, input: &MiningInput, _rng: &mut dyn rand::RngCore) -> Result<Mined> {
+        Ok(Mined::Triplets(self.mine_input(input)))
     }
 }

@@ -85,105 +85,137 @@ impl Mined {
     }
 }
 
-/// Any miner, as one value (serde: `{"miner": "batch-hard", ...fields}`).
-///
-/// The variant names are the CLI's `--miner` values. Each variant holds the
-/// miner itself, so its fields (margins, strategies, distance) are the flags.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "miner", rename_all = "kebab-case")]
-pub enum MinerConfig {
+/// What [`MinerConfig`] asks of each miner; implemented next to each miner.
+pub(crate) trait AnyMiner {
+    /// The distance it mines with.
+    fn distance(&self) -> Distance;
+    /// Replaces that distance (a miner bound to one distance ignores it).
+    fn set_distance(&mut self, distance: Distance);
+    /// Whether [`AnyMiner::set_distance`] takes effect (false: the miner has a fixed distance).
+    fn has_own_distance(&self) -> bool {
+        true
+    }
+    /// Checks the parameters.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Mines from a prepared host matrix (`rng` only for random miners).
+    fn mine_any(&self, input: &MiningInput, rng: &mut dyn RngCore) -> Result<Mined>;
+}
+
+/// Declares [`MinerConfig`] from one list of `Variant(MinerType) = "kind"` lines: the serde
+/// tag, [`MinerConfig::NAMES`], [`MinerConfig::name`], [`MinerConfig::default_for`] and the
+/// dispatch to each miner's [`AnyMiner`] impl all come from it. A new miner is its file
+/// (the struct, `Default` = PML's defaults, `AnyMiner`) plus one line here.
+macro_rules! miners {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal,)+) => {
+        /// Any miner, as one value: what a CLI flag or a config file names.
+        ///
+        /// Serde form: the miner's own fields beside a `kind` tag, e.g.
+        /// `{"kind": "multi-similarity", "epsilon": 0.1}` or, in TOML,
+        /// `kind = "triplet-margin"`, `margin = 0.2`, `type_of_triplets = "semihard"`.
+        /// Every field is optional (PML's default) and an unknown field is refused,
+        /// naming it and the miner's fields. The tag of earlier releases, `"miner"`, is read too.
+        /// The `kind` values are the CLI's `--miner` values.
+        #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(remote = "Self", tag = "kind")]
+        pub enum MinerConfig {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($ty),)+
+        }
+
+        impl MinerConfig {
+            /// Every `kind` (CLI name), in the order of the variants.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
+            /// The `kind` (CLI name) of this miner (`"batch-hard"`, `"multi-similarity"`, ...).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(MinerConfig::$variant(_) => $name,)+
+                }
+            }
+
+            /// The miner of this `kind` with PML's default parameters.
+            pub fn default_for(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(MinerConfig::$variant(<$ty>::default())),)+
+                    _ => None,
+                }
+            }
+
+            fn inner(&self) -> &dyn AnyMiner {
+                match self {
+                    $(MinerConfig::$variant(m) => m,)+
+                }
+            }
+
+            fn inner_mut(&mut self) -> &mut dyn AnyMiner {
+                match self {
+                    $(MinerConfig::$variant(m) => m,)+
+                }
+            }
+        }
+    };
+}
+
+miners! {
     /// [`BatchHardMiner`].
-    BatchHard(BatchHardMiner),
+    BatchHard(BatchHardMiner) = "batch-hard",
     /// [`BatchEasyHardMiner`].
-    BatchEasyHard(BatchEasyHardMiner),
+    BatchEasyHard(BatchEasyHardMiner) = "batch-easy-hard",
     /// [`TripletMarginMiner`].
-    TripletMargin(TripletMarginMiner),
+    TripletMargin(TripletMarginMiner) = "triplet-margin",
     /// [`FaceNetSemiHardMiner`].
-    SemihardFacenet(FaceNetSemiHardMiner),
+    SemihardFacenet(FaceNetSemiHardMiner) = "semihard-facenet",
     /// [`PairMarginMiner`].
-    PairMargin(PairMarginMiner),
+    PairMargin(PairMarginMiner) = "pair-margin",
     /// [`MultiSimilarityMiner`].
-    MultiSimilarity(MultiSimilarityMiner),
+    MultiSimilarity(MultiSimilarityMiner) = "multi-similarity",
     /// [`DistanceWeightedMiner`] (its draw uses the `rng` given to [`MinerConfig::mine`]).
-    DistanceWeighted(DistanceWeightedMiner),
+    DistanceWeighted(DistanceWeightedMiner) = "distance-weighted",
+}
+
+impl serde::Serialize for MinerConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        MinerConfig::serialize(self, serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MinerConfig {
+    /// The derived form, also read with the earlier tag name `"miner"`.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(map) = value.as_object_mut()
+            && !map.contains_key("kind")
+            && let Some(tag) = map.remove("miner")
+        {
+            map.insert("kind".into(), tag);
+        }
+        MinerConfig::deserialize(value).map_err(D::Error::custom)
+    }
 }
 
 impl MinerConfig {
-    /// The CLI name of this miner (`"batch-hard"`, `"multi-similarity"`, ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            MinerConfig::BatchHard(_) => "batch-hard",
-            MinerConfig::BatchEasyHard(_) => "batch-easy-hard",
-            MinerConfig::TripletMargin(_) => "triplet-margin",
-            MinerConfig::SemihardFacenet(_) => "semihard-facenet",
-            MinerConfig::PairMargin(_) => "pair-margin",
-            MinerConfig::MultiSimilarity(_) => "multi-similarity",
-            MinerConfig::DistanceWeighted(_) => "distance-weighted",
-        }
-    }
-
-    /// Every CLI name, in the order of the variants.
-    pub const NAMES: [&'static str; 7] = [
-        "batch-hard",
-        "batch-easy-hard",
-        "triplet-margin",
-        "semihard-facenet",
-        "pair-margin",
-        "multi-similarity",
-        "distance-weighted",
-    ];
-
-    /// The miner with this CLI name and PML's default parameters.
-    pub fn default_for(name: &str) -> Option<Self> {
-        Some(match name {
-            "batch-hard" => MinerConfig::BatchHard(BatchHardMiner::default()),
-            "batch-easy-hard" => MinerConfig::BatchEasyHard(BatchEasyHardMiner::default()),
-            "triplet-margin" => MinerConfig::TripletMargin(TripletMarginMiner::default()),
-            "semihard-facenet" => MinerConfig::SemihardFacenet(FaceNetSemiHardMiner::default()),
-            "pair-margin" => MinerConfig::PairMargin(PairMarginMiner::default()),
-            "multi-similarity" => MinerConfig::MultiSimilarity(MultiSimilarityMiner::default()),
-            "distance-weighted" => MinerConfig::DistanceWeighted(DistanceWeightedMiner::default()),
-            _ => return None,
-        })
-    }
-
     /// The distance this miner mines with.
     pub fn distance(&self) -> Distance {
-        match self {
-            MinerConfig::BatchHard(m) => m.distance,
-            MinerConfig::BatchEasyHard(m) => m.distance,
-            MinerConfig::TripletMargin(m) => m.distance,
-            MinerConfig::SemihardFacenet(m) => m.distance,
-            MinerConfig::PairMargin(m) => m.distance,
-            MinerConfig::MultiSimilarity(m) => m.distance,
-            MinerConfig::DistanceWeighted(m) => m.distance(),
-        }
+        self.inner().distance()
+    }
+
+    /// Whether [`MinerConfig::with_distance`] takes effect: false for the distance-weighted
+    /// miner, which mines on L2-normalised Euclidean distances only.
+    pub fn has_own_distance(&self) -> bool {
+        self.inner().has_own_distance()
     }
 
     /// Replaces the distance (ignored by the distance-weighted miner, which needs its own).
     pub fn with_distance(mut self, distance: Distance) -> Self {
-        match &mut self {
-            MinerConfig::BatchHard(m) => m.distance = distance,
-            MinerConfig::BatchEasyHard(m) => m.distance = distance,
-            MinerConfig::TripletMargin(m) => m.distance = distance,
-            MinerConfig::SemihardFacenet(m) => m.distance = distance,
-            MinerConfig::PairMargin(m) => m.distance = distance,
-            MinerConfig::MultiSimilarity(m) => m.distance = distance,
-            MinerConfig::DistanceWeighted(_) => {}
-        }
+        self.inner_mut().set_distance(distance);
         self
     }
 
     /// Checks the parameters (and refused strategy combinations).
     pub fn validate(&self) -> Result<()> {
-        match self {
-            MinerConfig::BatchHard(_) | MinerConfig::SemihardFacenet(_) => Ok(()),
-            MinerConfig::BatchEasyHard(m) => m.validate(),
-            MinerConfig::TripletMargin(m) => m.validate(),
-            MinerConfig::PairMargin(m) => m.validate(),
-            MinerConfig::MultiSimilarity(m) => m.validate(),
-            MinerConfig::DistanceWeighted(m) => m.validate(),
-        }
+        self.inner().validate()
     }
 
     /// Mines `embeddings` (optionally against a separate `reference` set).
@@ -203,14 +235,6 @@ impl MinerConfig {
     /// Mines from a prepared host matrix (it must hold [`MinerConfig::distance`]).
     pub fn mine_input(&self, input: &MiningInput, rng: &mut dyn RngCore) -> Result<Mined> {
         self.validate()?;
-        Ok(match self {
-            MinerConfig::BatchHard(m) => Mined::Triplets(m.mine_input(input)),
-            MinerConfig::BatchEasyHard(m) => m.mine_input(input)?,
-            MinerConfig::TripletMargin(m) => Mined::Triplets(m.mine_input(input)),
-            MinerConfig::SemihardFacenet(m) => Mined::Triplets(m.mine_input(input)),
-            MinerConfig::PairMargin(m) => Mined::Pairs(m.mine_input(input)),
-            MinerConfig::MultiSimilarity(m) => Mined::Pairs(m.mine_input(input)),
-            MinerConfig::DistanceWeighted(m) => Mined::Triplets(m.mine_input(input, rng)?),
-        })
+        self.inner().mine_any(input, rng)
     }
 }

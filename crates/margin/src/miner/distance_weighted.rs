@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 use rand::Rng;
 
-use super::{MinedTriplets, MiningInput};
+use super::{AnyMiner, Mined, MinedTriplets, MiningInput};
 use crate::error::{MarginError, Result};
 use crate::input::check_finite_config;
 use crate::{Distance, LpDistance, Power, ReferenceSet, Triplets};
@@ -26,6 +26,7 @@ use crate::{Distance, LpDistance, Power, ReferenceSet, Triplets};
 /// positive exactly once. Only the Euclidean distance on L2-normalised rows
 /// (what the density assumes) is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DistanceWeightedMiner {
     /// Distances below this are clamped to it (bounds the weights; Wu et al. use 0.5).
     pub cutoff: f64,
@@ -118,5 +119,22 @@ impl DistanceWeightedMiner {
             }
         }
         Ok(input.finish_triplets(t))
+    }
+}
+
+impl AnyMiner for DistanceWeightedMiner {
+    fn distance(&self) -> Distance {
+        DistanceWeightedMiner::distance(self)
+    }
+    /// Ignored: the density it samples by assumes L2-normalised Euclidean distances.
+    fn set_distance(&mut self, _distance: Distance) {}
+    fn has_own_distance(&self) -> bool {
+        false
+    }
+    fn validate(&self) -> Result<()> {
+        DistanceWeightedMiner::validate(self)
+    }
+    fn mine_any(&self, input: &MiningInput, rng: &mut dyn rand::RngCore) -> Result<Mined> {
+        Ok(Mined::Triplets(self.mine_input(input, rng)?))
     }
 }

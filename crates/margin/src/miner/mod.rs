@@ -26,7 +26,10 @@
 //! | [`DistanceWeightedMiner`] | triplets | Wu et al. 2017 |
 //!
 //! [`MinerConfig`] wraps all of them behind one serialisable value (what a CLI
-//! or a config file needs) whose [`MinerConfig::mine`] returns [`Mined`].
+//! or a config file needs: `kind = "multi-similarity"`, `epsilon = 0.1`) whose
+//! [`MinerConfig::mine`] returns [`Mined`]. Adding a miner is its file (the
+//! struct with PML's parameters and defaults, `mine_input`, an `AnyMiner` impl)
+//! and one line in `config.rs`'s `miners!` list.
 
 use burn::tensor::Tensor;
 
@@ -45,6 +48,7 @@ mod triplet_margin;
 
 pub use batch_easy_hard::{BatchEasyHardMiner, MiningStrategy, ValueRange};
 pub use batch_hard::BatchHardMiner;
+pub(crate) use config::AnyMiner;
 pub use config::{Mined, MinerConfig};
 pub use distance_weighted::DistanceWeightedMiner;
 pub use multi_similarity::MultiSimilarityMiner;

@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{MinedPairs, MiningInput, check_nonnegative};
+use super::{AnyMiner, Mined, MinedPairs, MiningInput, check_nonnegative};
 use crate::error::Result;
 use crate::{CosineSimilarity, Distance, Pairs, ReferenceSet};
 
@@ -19,11 +19,11 @@ use crate::{CosineSimilarity, Distance, Pairs, ReferenceSet};
 /// usually different from the loss's distance. Pairs are returned by anchor,
 /// in increasing index order (PML orders them by similarity within an anchor).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MultiSimilarityMiner {
     /// The slack `ε ≥ 0` (PML default 0.1).
     pub epsilon: f64,
     /// The distance mined with (default: cosine similarity).
-    #[serde(default = "cosine")]
     pub distance: Distance,
 }
 
@@ -83,6 +83,21 @@ impl MultiSimilarityMiner {
             pairs.dissimilar.extend(neg.into_iter().map(|n| (a, n)));
         }
         input.finish_pairs(pairs)
+    }
+}
+
+impl AnyMiner for MultiSimilarityMiner {
+    fn distance(&self) -> Distance {
+        self.distance
+    }
+    fn set_distance(&mut self, distance: Distance) {
+        self.distance = distance;
+    }
+    fn validate(&self) -> Result<()> {
+        MultiSimilarityMiner::validate(self)
+    }
+    fn mine_any(&self, input: &MiningInput, _rng: &mut dyn rand::RngCore) -> Result<Mined> {
+        Ok(Mined::Pairs(self.mine_input(input)))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{MinedPairs, MiningInput};
+use super::{AnyMiner, Mined, MinedPairs, MiningInput};
 use crate::error::Result;
 use crate::input::check_finite_config;
 use crate::{Distance, Pairs, ReferenceSet};
@@ -12,13 +12,13 @@ use crate::{Distance, Pairs, ReferenceSet};
 /// similar than `neg_margin`) — the pairs a contrastive loss with those margins
 /// would penalise. Strict inequalities, as PML. Pairs in row-major order.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PairMarginMiner {
     /// Similar pairs beyond this are kept (PML default 0.2).
     pub pos_margin: f64,
     /// Dissimilar pairs within this are kept (PML default 0.8).
     pub neg_margin: f64,
     /// The distance mined with.
-    #[serde(default)]
     pub distance: Distance,
 }
 
@@ -56,5 +56,20 @@ impl PairMarginMiner {
             pairs.dissimilar.extend(input.negatives(a).filter(|&n| row[n] < neg).map(|n| (a, n)));
         }
         input.finish_pairs(pairs)
+    }
+}
+
+impl AnyMiner for PairMarginMiner {
+    fn distance(&self) -> Distance {
+        self.distance
+    }
+    fn set_distance(&mut self, distance: Distance) {
+        self.distance = distance;
+    }
+    fn validate(&self) -> Result<()> {
+        PairMarginMiner::validate(self)
+    }
+    fn mine_any(&self, input: &MiningInput, _rng: &mut dyn rand::RngCore) -> Result<Mined> {
+        Ok(Mined::Pairs(self.mine_input(input)))
     }
 }

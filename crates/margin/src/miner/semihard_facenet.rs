@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{MinedTriplets, MiningInput, argmax, argmin};
+use super::{AnyMiner, Mined, MinedTriplets, MiningInput, argmax, argmin};
 use crate::error::Result;
 use crate::{Distance, ReferenceSet, Triplets};
 
@@ -33,12 +33,11 @@ pub enum SemiHardFallback {
 /// with `0 < d_an − d_ap ≤ m`, this keeps exactly one negative per positive pair
 /// and has no upper bound.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FaceNetSemiHardMiner {
     /// Rule when no semi-hard negative exists.
-    #[serde(default)]
     pub fallback: SemiHardFallback,
     /// The distance mined with.
-    #[serde(default)]
     pub distance: Distance,
 }
 
@@ -77,5 +76,17 @@ impl FaceNetSemiHardMiner {
             }
         }
         input.finish_triplets(t)
+    }
+}
+
+impl AnyMiner for FaceNetSemiHardMiner {
+    fn distance(&self) -> Distance {
+        self.distance
+    }
+    fn set_distance(&mut self, distance: Distance) {
+        self.distance = distance;
+    }
+    fn mine_any(&self, input: &MiningInput, _rng: &mut dyn rand::RngCore) -> Result<Mined> {
+        Ok(Mined::Triplets(self.mine_input(input)))
     }
 }

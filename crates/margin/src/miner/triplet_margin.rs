@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{MinedTriplets, MiningInput};
+use super::{AnyMiner, Mined, MinedTriplets, MiningInput};
 use crate::error::Result;
 use crate::input::check_finite_config;
 use crate::{Distance, ReferenceSet, Triplets};
@@ -44,14 +44,14 @@ impl TripletType {
 ///
 /// The miner's margin is independent of the loss's margin.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TripletMarginMiner {
     /// The miner's margin `m` (PML default 0.2), in the distance's units.
     pub margin: f64,
-    /// Which band of `t` is kept.
-    #[serde(rename = "type")]
+    /// Which band of `t` is kept (PML's `type_of_triplets`; `type` is read too).
+    #[serde(rename = "type_of_triplets", alias = "type")]
     pub kind: TripletType,
     /// The distance mined with.
-    #[serde(default)]
     pub distance: Distance,
 }
 
@@ -102,5 +102,20 @@ impl TripletMarginMiner {
             }
         }
         input.finish_triplets(t)
+    }
+}
+
+impl AnyMiner for TripletMarginMiner {
+    fn distance(&self) -> Distance {
+        self.distance
+    }
+    fn set_distance(&mut self, distance: Distance) {
+        self.distance = distance;
+    }
+    fn validate(&self) -> Result<()> {
+        TripletMarginMiner::validate(self)
+    }
+    fn mine_any(&self, input: &MiningInput, _rng: &mut dyn rand::RngCore) -> Result<Mined> {
+        Ok(Mined::Triplets(self.mine_input(input)))
     }
 }
