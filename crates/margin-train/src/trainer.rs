@@ -1,4 +1,4 @@
-//! The trainer: P×K batches → embeddings → miner → loss → optimizer,
+//! The trainer: P×K batches → embeddings → loss (its miner planned inside) → optimizer,
 //! per-step statistics, a JSONL log, an atomic checkpoint every epoch, exact resume.
 //!
 //! Reproducibility: every random choice of epoch `e` (batches, mining, augmentation)
@@ -27,8 +27,7 @@ use serde::{Deserialize, Serialize};
 use margin::sampler::{PKSampler, SmallClassPolicy};
 use thiserror::Error;
 
-use margin::MarginError;
-use margin::MinerConfig;
+use margin::{Batch, MarginError, MetricLoss, MinerConfig, Tuples};
 use margin_data::{DataError, Dataset, ModelCard, write_atomic};
 use margin_models::{BuildEncoder, EmbeddingNet, ModelError, embed};
 
@@ -420,20 +419,18 @@ impl Trainer {
                 let host = margin::to_host(&emb);
                 let spread = spread(&host, emb.dims()[1]);
                 min_spread = min_spread.min(spread);
-                let mined = match &self.miner {
-                    Some(m) => Some(m.mine(&margin::constant(&emb), &labels, None, &mut rng)?),
-                    None => None,
+                // The loss's one entry point, the miner planned inside it: mined on the loss's
+                // own distance matrix, fused where it can be (the shipped default, contrastive
+                // + multi-similarity, never lists its pairs).
+                let loss: &dyn MetricLoss = match &self.loss {
+                    BuiltLoss::Triplet(l) => l,
+                    BuiltLoss::Contrastive(l) => l,
                 };
-                let out = match &self.loss {
-                    BuiltLoss::Triplet(l) => {
-                        let t = mined.map(|m| m.into_triplets());
-                        l.forward(emb, &labels, t.as_ref())?
-                    }
-                    BuiltLoss::Contrastive(l) => {
-                        let p = mined.map(|m| m.into_pairs());
-                        l.forward(emb, &labels, p.as_ref())?
-                    }
+                let tuples = match &self.miner {
+                    Some(m) => Tuples::mined(m, &mut rng),
+                    None => Tuples::All,
                 };
+                let out = loss.forward(Batch::labelled(emb, &labels), tuples)?;
                 let st = out.stats;
                 if !st.loss.is_finite() {
                     return Err(TrainError::Diverged { epoch, step: self.state.step + 1, loss: st.loss });

@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use margin::{
-    BatchHardMiner, ContrastiveLossConfig, MinerConfig, MultiSimilarityMiner, TripletMarginLossConfig,
-    TripletMarginMiner, TripletType,
+    Batch, BatchHardMiner, ContrastiveLossConfig, MinerConfig, Mining, MultiSimilarityMiner, TripletMarginLossConfig,
+    TripletMarginMiner, TripletType, Tuples,
 };
 use rand::{Rng, SeedableRng};
 use rand::rngs::StdRng;
@@ -120,31 +120,34 @@ struct Losses {
 
 /// One forward + backward of configuration `name` on the leaf `emb` (created once, as
 /// PML's harness does; each backward consumes its own graph); returns the number of tuples.
+/// Every configuration goes through the losses' one entry point, `forward(batch, tuples)`,
+/// which plans the path named in each comment.
 fn step(name: &str, emb: &Tensor<2>, labels: &[i64], losses: &Losses) -> usize {
     let triplet = || &losses.triplet;
     let contrastive = || &losses.contrastive;
     let mut rng = StdRng::seed_from_u64(0);
+    let batch = Batch::labelled(emb.clone(), labels);
     let out = if name.starts_with("triplet_all") {
-        // tuples = None: the fused O(B²) batch-all path.
-        triplet().forward(emb.clone(), labels, None).unwrap()
+        // Every triplet: the fused O(B²) batch-all path.
+        triplet().forward(batch, Tuples::All).unwrap()
     } else if name.starts_with("batchhard_triplet") {
+        // Mined on the loss's own distance matrix; one weight matrix, sparse backward.
         let miner = MinerConfig::BatchHard(BatchHardMiner::default());
-        triplet().forward_mined(emb.clone(), labels, None, &miner, &mut rng).unwrap().output
+        triplet().forward(batch, Tuples::mined(&miner, &mut rng)).unwrap()
     } else if name.starts_with("semihard_triplet") {
         // TripletMarginMiner(0.2, semihard) fused with the loss: triplets never listed.
-        let miner = TripletMarginMiner::new(0.2, TripletType::Semihard);
-        triplet().forward_with_miner(emb.clone(), labels, None, &miner).unwrap()
+        let miner = MinerConfig::TripletMargin(TripletMarginMiner::new(0.2, TripletType::Semihard));
+        triplet().forward(batch, Tuples::mined(&miner, &mut rng)).unwrap()
     } else if name.starts_with("contrastive_all") {
-        contrastive().forward_fused(emb.clone(), labels, None).unwrap()
+        // Every pair: one weight matrix, pairs never listed.
+        contrastive().forward(batch, Tuples::All).unwrap()
     } else if name.starts_with("multisim_contrastive") {
         // PML's default: the miner on cosine similarity, the loss on Euclidean distance.
-        // Fused (pairs never listed); `MULTISIM_LISTED=1` measures forward_mined instead.
-        let miner = MultiSimilarityMiner::new(0.1);
-        if std::env::var_os("MULTISIM_LISTED").is_some() {
-            contrastive().forward_mined(emb.clone(), labels, None, &MinerConfig::MultiSimilarity(miner), &mut rng).unwrap().output
-        } else {
-            contrastive().forward_with_multi_similarity(emb.clone(), labels, None, &miner).unwrap()
-        }
+        // Fused (pairs never listed); `MULTISIM_LISTED=1` asks for the pairs, which lists them.
+        let miner = MinerConfig::MultiSimilarity(MultiSimilarityMiner::new(0.1));
+        let mining = Mining::new(&miner, &mut rng);
+        let mining = if std::env::var_os("MULTISIM_LISTED").is_some() { mining.returning_tuples() } else { mining };
+        contrastive().forward(batch, Tuples::Mined(mining)).unwrap()
     } else {
         panic!("unknown configuration {name}");
     };

@@ -6,7 +6,7 @@
 //! the gradient comes from Burn's autodiff instead of hand-derived formulas.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use margin::{Distance, LpDistance, Power, Reducer, TripletMarginLossConfig};
+use margin::{Batch, Distance, LpDistance, Power, Reducer, TripletMarginLossConfig, Tuples};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -69,7 +69,7 @@ pub fn train(epochs: usize, seed: u64) -> Vec<f64> {
         let wt = w.clone().require_grad();
         let embed = |x: Tensor<2>| x.matmul(wt.clone().transpose());
         let out = loss_fn
-            .forward_triplets(embed(rows(a)), embed(rows(p)), embed(rows(n)))
+            .forward(Batch::triplets(embed(rows(a)), embed(rows(p)), embed(rows(n))), Tuples::All)
             .expect("finite inputs");
         let grad = wt.grad(&out.loss.backward()).expect("W is tracked");
         w = (w - grad.mul_scalar(lr)).detach();

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};
-//! use margin::{Distance, Reducer, TripletMarginLossConfig};
+//! use margin::{Batch, Distance, Reducer, TripletMarginLossConfig, Tuples};
 //!
 //! let device = Device::flex().autodiff();
 //! let embeddings = Tensor::<2>::from_data(
@@ -19,7 +19,7 @@
 //!     .with_distance(Distance::euclidean_normalized())
 //!     .with_reducer(Reducer::AvgNonZero)
 //!     .init()?;
-//! let out = loss.forward(embeddings.clone(), &labels, None)?;   // all valid triplets
+//! let out = loss.forward(Batch::labelled(embeddings.clone(), &labels), Tuples::All)?;   // all valid triplets
 //! let grads = out.loss.backward();
 //! assert!(embeddings.grad(&grads).is_some());
 //! println!("loss {} with {:.0}% of triplets active", out.stats.loss, 100.0 * out.stats.active_fraction);
@@ -73,12 +73,11 @@ pub use distance::{
 pub use error::{MarginError, Result};
 pub use input::{constant, to_host};
 pub use loss::{
-    ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, LossOutput, LossStats, ReferenceSet,
-    TripletMarginLoss, TripletMarginLossConfig,
+    Batch, ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, LossOutput, LossStats, MetricLoss, Mining,
+    ReferenceSet, TripletMarginLoss, TripletMarginLossConfig, Tuples,
 };
 pub use reducer::{ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer};
 pub use tuples::{PairPolarity, Pairs, Triplets};
-pub use loss::MinedLossOutput;
 pub use miner::{
     BatchEasyHardMiner, BatchHardMiner, DistanceWeightedMiner, FaceNetSemiHardMiner, Mined, MinedPairs,
     MinedTriplets, MinerConfig, MinerStats, MiningInput, MiningStrategy, MultiSimilarityMiner, PairMarginMiner,

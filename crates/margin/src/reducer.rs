@@ -74,14 +74,39 @@ pub enum Reducer {
 }
 
 impl Reducer {
-    /// Which elements this reducer averages over (`None`: it sums, no denominator).
-    fn keeps(&self, v: f64) -> bool {
+    /// Whether this reducer keeps element value `v` (averages or sums over it): the one
+    /// statement of the rule, used by every loss path (gathering, weighted, fused).
+    #[inline(always)]
+    pub(crate) fn keeps(&self, v: f64) -> bool {
         match *self {
             Reducer::Mean | Reducer::Sum => true,
             Reducer::AvgNonZero => v > 0.0,
             Reducer::Threshold { low, high } => {
                 low.is_none_or(|l| v > l) && high.is_none_or(|h| v < h)
             }
+        }
+    }
+
+    /// The factor the sum of the `kept` kept elements takes: `1/kept` (1 for `Sum`),
+    /// 0 when nothing is kept (the reduction of an empty set is 0, never `0 / 0`).
+    #[inline]
+    pub(crate) fn scale(&self, kept: usize) -> f64 {
+        match (self, kept) {
+            (_, 0) => 0.0,
+            (Reducer::Sum, _) => 1.0,
+            (_, k) => 1.0 / k as f64,
+        }
+    }
+
+    /// [`Reducer::keeps`] counted without the values, for planners that only count:
+    /// how many of `elements` values, `positive` of them `> 0`, this reducer keeps —
+    /// `None` when that needs the values themselves (`Threshold`).
+    #[inline]
+    pub(crate) fn kept_count(&self, elements: usize, positive: usize) -> Option<usize> {
+        match self {
+            Reducer::Mean | Reducer::Sum => Some(elements),
+            Reducer::AvgNonZero => Some(positive),
+            Reducer::Threshold { .. } => None,
         }
     }
 
@@ -107,7 +132,7 @@ impl Reducer {
             Reducer::Sum => total,
             // `mul_scalar(1/n)`, not `div_scalar(n)`: Burn 0.22.1 differentiates `div_scalar`
             // with the scalar rounded to f32 (a 1e-8 relative error in f64 gradients).
-            _ => total.mul_scalar(1.0 / count as f64),
+            _ => total.mul_scalar(self.scale(count)),
         }
     }
 

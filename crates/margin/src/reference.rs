@@ -2,7 +2,13 @@
 //!
 //! These are the slow, obviously right versions of every loss (the seed's C++
 //! transcribed), used as oracles for the tensor code. They take rows as slices
-//! and never touch Burn.
+//! and never touch Burn. (Their reducer is written out again on purpose: an oracle
+//! that shared [`Reducer`]'s rule could not catch a mistake in it.)
+//!
+//! [`gathered`] holds the second kind of oracle: the losses' gathering paths (one
+//! autodiff graph per listed tuple), against which the fused paths are tested.
+
+pub mod gathered;
 
 use crate::distance::{NORM_EPS, SQRT_EPS};
 use crate::{ContrastiveForm, Distance, KindPooling, Pairs, Power, Reducer, Triplets};

@@ -17,8 +17,9 @@ use rand::RngCore;
 
 use crate::error::{MarginError, Result};
 use crate::input::{check_embeddings, check_labels};
-use crate::miner::{Mined, MinerConfig, MiningInput};
-use crate::{ContrastiveLoss, LossOutput, Pairs, ReferenceSet, TripletMarginLoss};
+use crate::loss::{Batch, MetricLoss, Tuples};
+use crate::miner::MinerConfig;
+use crate::{ContrastiveLoss, LossOutput, ReferenceSet, TripletMarginLoss};
 
 /// A FIFO of detached embeddings and labels used as the reference set.
 #[derive(Debug, Clone)]
@@ -102,18 +103,26 @@ impl CrossBatchMemory {
         Some(Tensor::<2>::from_data(TensorData::new(flat, [self.rows.len(), d]), (device, dtype)))
     }
 
-    /// Enqueues the batch, returns the memory as a reference set (tensor + labels) and
-    /// the self map (query row → its own memory row).
-    fn step(&mut self, embeddings: &Tensor<2>, labels: &[i64]) -> Result<(Tensor<2>, Vec<i64>, Vec<Option<usize>>)> {
-        let self_index = self.enqueue(embeddings, labels)?;
+    /// Enqueues the batch, then `loss` of the batch (queries) against the memory
+    /// (reference set, with the self map: a query's own copy is never its positive).
+    fn step(&mut self, loss: &dyn MetricLoss, embeddings: Tensor<2>, labels: &[i64], tuples: Tuples<'_>) -> Result<LossOutput> {
+        let self_index = self.enqueue(&embeddings, labels)?;
         let mem = self.embeddings(&embeddings.device(), embeddings.dtype()).expect("just enqueued");
-        Ok((mem, self.labels(), self_index))
+        let mem_labels = self.labels();
+        let batch = Batch::labelled(embeddings, labels)
+            .with_reference(ReferenceSet { embeddings: mem, labels: &mem_labels })
+            .with_self_index(self_index);
+        loss.forward(batch, tuples)
     }
 
     /// One XBM step with a triplet loss: enqueue the batch, then the loss of the
     /// batch (queries) against the memory (reference), over the `miner`'s tuples
-    /// mined against the memory, or every valid triplet (computed fused, in
-    /// O(B·M) memory) without a miner. A query's own copy is never its positive.
+    /// mined against the memory, or every valid triplet without a miner — planned as
+    /// [`TripletMarginLoss::forward`] plans (fused, in O(B·M) memory, when it can).
+    /// A query's own copy is never its positive.
+    ///
+    /// `L` as [`TripletMarginLoss::forward`], anchors from the batch, positives and
+    /// negatives from the memory.
     ///
     /// # Shapes
     /// - `embeddings`: `[b, d]`, `labels`: `b` → loss `[1]`
@@ -125,24 +134,19 @@ impl CrossBatchMemory {
         miner: Option<&MinerConfig>,
         rng: &mut dyn RngCore,
     ) -> Result<LossOutput> {
-        let (mem, mem_labels, self_index) = self.step(&embeddings, labels)?;
-        let reference = ReferenceSet { embeddings: mem, labels: &mem_labels };
-        match miner {
-            None => loss.forward_excluding(embeddings, labels, Some(reference), self_index, None),
-            Some(MinerConfig::TripletMargin(m)) => {
-                loss.forward_excluding(embeddings, labels, Some(reference), self_index, Some(m))
-            }
-            Some(m) => {
-                let input = MiningInput::with_self_index(&m.distance(), &embeddings, labels, Some(&reference), self_index)?;
-                let triplets = m.mine_input(&input, rng)?.into_triplets();
-                loss.forward_with_reference(embeddings, labels, reference, Some(&triplets))
-            }
-        }
+        let tuples = miner.map_or(Tuples::All, |m| Tuples::mined(m, rng));
+        self.step(loss, embeddings, labels, tuples)
     }
 
     /// One XBM step with a contrastive loss: enqueue, then the loss of the batch
     /// against the memory over the `miner`'s pairs, or every pair without one
-    /// (a query's pair with its own copy excluded).
+    /// (a query's pair with its own copy excluded), planned as [`ContrastiveLoss::forward`].
+    ///
+    /// `L` as [`ContrastiveLoss::forward`], first elements from the batch, second from
+    /// the memory.
+    ///
+    /// # Shapes
+    /// - `embeddings`: `[b, d]`, `labels`: `b` → loss `[1]`
     pub fn contrastive_loss(
         &mut self,
         loss: &ContrastiveLoss,
@@ -151,30 +155,8 @@ impl CrossBatchMemory {
         miner: Option<&MinerConfig>,
         rng: &mut dyn RngCore,
     ) -> Result<LossOutput> {
-        let (mem, mem_labels, self_index) = self.step(&embeddings, labels)?;
-        let reference = ReferenceSet { embeddings: mem, labels: &mem_labels };
-        let pairs = match miner {
-            None => {
-                let mut pairs = Pairs::default();
-                for (a, &ya) in labels.iter().enumerate() {
-                    for (j, &yj) in mem_labels.iter().enumerate() {
-                        if Some(j) == self_index[a] {
-                            continue;
-                        }
-                        if ya == yj { pairs.similar.push((a, j)) } else { pairs.dissimilar.push((a, j)) }
-                    }
-                }
-                pairs
-            }
-            Some(m) => {
-                let input = MiningInput::with_self_index(&m.distance(), &embeddings, labels, Some(&reference), self_index)?;
-                match m.mine_input(&input, rng)? {
-                    mined @ Mined::Triplets(_) => mined.into_pairs(),
-                    Mined::Pairs(p) => p.pairs,
-                }
-            }
-        };
-        loss.forward_with_reference(embeddings, labels, reference, Some(&pairs))
+        let tuples = miner.map_or(Tuples::All, |m| Tuples::mined(m, rng));
+        self.step(loss, embeddings, labels, tuples)
     }
 
     /// The memory rows as host values (row-major, `len × d`), oldest first.

@@ -7,10 +7,12 @@ mod common;
 
 use common::*;
 use margin::{
-    CosineSimilarity, Distance, DotProductSimilarity, LpDistance, Power, ReferenceSet, Reducer, Triplets,
-    TripletMarginLossConfig, TripletMarginMiner, TripletType,
+    Batch, CosineSimilarity, Distance, DotProductSimilarity, LpDistance, MinerConfig, Power, ReferenceSet, Reducer, Triplets,
+    TripletMarginLossConfig, TripletMarginMiner, TripletType, Tuples,
 };
 use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 fn distances() -> Vec<Distance> {
     vec![
@@ -31,7 +33,7 @@ fn loss(distance: Distance, margin: f64, reducer: Reducer, smooth: bool) -> marg
         .unwrap()
 }
 
-/// Fused (tuples = None) vs explicit (every triplet listed) on one batch.
+/// Fused (`Tuples::All`) vs explicit (every triplet listed, gathered) on one batch.
 fn check_batch(seed: u64, b: usize, d: usize, classes: usize, distance: Distance, margin: f64, reducer: Reducer, smooth: bool) {
     let rows = random_rows(seed, b, d);
     let labels = random_labels(seed, b, classes);
@@ -39,10 +41,10 @@ fn check_batch(seed: u64, b: usize, d: usize, classes: usize, distance: Distance
     let what = format!("seed {seed} B {b} classes {classes} {} m {margin} {reducer:?} smooth {smooth}", distance.describe());
 
     let x = tensor64(&rows);
-    let fused = l.forward(x.clone(), &labels, None).unwrap();
+    let fused = l.forward(Batch::labelled(x.clone(), &labels), Tuples::All).unwrap();
     let g_fused = grad_rows(&x, &fused.loss);
     let x = tensor64(&rows);
-    let naive = l.forward(x.clone(), &labels, Some(&Triplets::all(&labels))).unwrap();
+    let naive = l.forward(Batch::labelled(x.clone(), &labels), Tuples::Triplets(&Triplets::all(&labels))).unwrap();
     let g_naive = grad_rows(&x, &naive.loss);
 
     assert_close(fused.stats.loss, naive.stats.loss, 1e-9, 1e-12, &format!("{what}: value"));
@@ -88,11 +90,13 @@ fn fused_with_miner_equals_mine_then_explicit_loss() {
                     let miner = TripletMarginMiner::new(0.2, kind).with_distance(distance);
                     let l = loss(distance, loss_margin, reducer, smooth);
                     let x = tensor64(&rows);
-                    let fused = l.forward_with_miner(x.clone(), &labels, None, &miner).unwrap();
+                    // The miner on the loss's distance: the fused band (triplets never listed).
+                    let cfg = MinerConfig::TripletMargin(miner);
+                    let fused = l.forward(Batch::labelled(x.clone(), &labels), Tuples::mined(&cfg, &mut ChaCha8Rng::seed_from_u64(0))).unwrap();
                     let g_fused = grad_rows(&x, &fused.loss);
                     let x = tensor64(&rows);
                     let mined = miner.mine(&x, &labels, None).unwrap();
-                    let naive = l.forward(x.clone(), &labels, Some(&mined.triplets)).unwrap();
+                    let naive = l.forward(Batch::labelled(x.clone(), &labels), Tuples::Triplets(&mined.triplets)).unwrap();
                     let g_naive = grad_rows(&x, &naive.loss);
                     let what = format!("{kind:?} {} B {b} {reducer:?} smooth {smooth}", distance.describe());
                     assert_eq!(fused.stats.num_tuples, mined.triplets.len(), "{what}: kept");
@@ -114,7 +118,8 @@ fn fused_with_reference_set_equals_explicit() {
         let l = loss(distance, 0.2, Reducer::AvgNonZero, false);
         let run = |tuples: Option<&Triplets>| {
             let (q, r) = (tensor64(&q_rows), tensor64(&r_rows));
-            let out = l.forward_with_reference(q.clone(), &ql, ReferenceSet { embeddings: r.clone(), labels: &rl }, tuples).unwrap();
+            let batch = Batch::labelled(q.clone(), &ql).with_reference(ReferenceSet { embeddings: r.clone(), labels: &rl });
+            let out = l.forward(batch, tuples.map_or(Tuples::All, Tuples::Triplets)).unwrap();
             let grads = out.loss.backward();
             let g = |t: &burn::tensor::Tensor<2>| margin::to_host(&t.grad(&grads).unwrap());
             (out.stats, g(&q), g(&r))

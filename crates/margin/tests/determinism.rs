@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::{Tensor, TensorData};
 use common::*;
-use margin::{ContrastiveLossConfig, MinerConfig, MultiSimilarityMiner, TripletMarginLossConfig, TripletMarginMiner, TripletType};
+use margin::{Batch, ContrastiveLossConfig, MinerConfig, Mining, MultiSimilarityMiner, TripletMarginLossConfig, TripletMarginMiner, TripletType, Tuples};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -16,18 +16,20 @@ fn fused_bits(rows: &[Vec<f64>], labels: &[i64]) -> Vec<(String, u64, Vec<u32>)>
     let x = || Tensor::<2>::from_data(TensorData::new(flat.clone(), [rows.len(), rows[0].len()]), &device).require_grad();
     let triplet = TripletMarginLossConfig::new().with_margin(0.2).init().unwrap();
     let contrastive = ContrastiveLossConfig::new().with_pos_margin(0.0).with_neg_margin(0.8).init().unwrap();
-    let semihard = TripletMarginMiner::new(0.2, TripletType::Semihard);
-    let multisim = MultiSimilarityMiner::new(0.1);
+    let semihard = MinerConfig::TripletMargin(TripletMarginMiner::new(0.2, TripletType::Semihard));
+    let multisim = MinerConfig::MultiSimilarity(MultiSimilarityMiner::new(0.1));
     let mut out = Vec::new();
     for case in 0..5 {
         let x = x();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let batch = Batch::labelled(x.clone(), labels);
+        // Batch-all, the semi-hard band, all pairs, multi-similarity fused, and listed.
         let loss = match case {
-            0 => triplet.forward(x.clone(), labels, None).unwrap(),
-            1 => triplet.forward_with_miner(x.clone(), labels, None, &semihard).unwrap(),
-            2 => contrastive.forward_fused(x.clone(), labels, None).unwrap(),
-            3 => contrastive.forward_with_multi_similarity(x.clone(), labels, None, &multisim).unwrap(),
-            _ => contrastive.forward_mined(x.clone(), labels, None, &MinerConfig::MultiSimilarity(multisim), &mut rng).unwrap().output,
+            0 => triplet.forward(batch, Tuples::All).unwrap(),
+            1 => triplet.forward(batch, Tuples::mined(&semihard, &mut rng)).unwrap(),
+            2 => contrastive.forward(batch, Tuples::All).unwrap(),
+            3 => contrastive.forward(batch, Tuples::mined(&multisim, &mut rng)).unwrap(),
+            _ => contrastive.forward(batch, Tuples::Mined(Mining::new(&multisim, &mut rng).returning_tuples())).unwrap(),
         };
         let grads = loss.loss.backward();
         let g = x.grad(&grads).unwrap().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();

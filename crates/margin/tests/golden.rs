@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use margin::{
-    ContrastiveLossConfig, CosineSimilarity, Distance, LpDistance, Power, TripletMarginLossConfig,
+    Batch, ContrastiveLossConfig, CosineSimilarity, Distance, LpDistance, Power, TripletMarginLossConfig, Tuples,
 };
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ pub fn run_case(case: &Value) -> (f64, Vec<Vec<f64>>, usize, usize) {
             .with_distance(distance)
             .init()
             .unwrap()
-            .forward(x.clone(), &labels, None)
+            .forward(Batch::labelled(x.clone(), &labels), Tuples::All)
             .unwrap(),
         "ContrastiveLoss" => ContrastiveLossConfig::new()
             .with_pos_margin(kw["pos_margin"].as_f64().unwrap())
@@ -58,7 +58,7 @@ pub fn run_case(case: &Value) -> (f64, Vec<Vec<f64>>, usize, usize) {
             .with_distance(distance)
             .init()
             .unwrap()
-            .forward(x.clone(), &labels, None)
+            .forward(Batch::labelled(x.clone(), &labels), Tuples::All)
             .unwrap(),
         other => panic!("unknown loss {other}"),
     };

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use margin::{
-    BatchHardMiner, ContrastiveLossConfig, CosineSimilarity, Distance, LpDistance, MultiSimilarityMiner, Power,
-    TripletMarginLossConfig, TripletMarginMiner, TripletType,
+    Batch, BatchHardMiner, ContrastiveLossConfig, CosineSimilarity, Distance, LpDistance, MultiSimilarityMiner, Power,
+    TripletMarginLossConfig, TripletMarginMiner, TripletType, Tuples,
 };
 use serde_json::Value;
 
@@ -87,7 +87,7 @@ fn every_miner_pml_case_agrees_in_tuples_value_gradient_and_counts() {
                     .with_distance(loss_distance)
                     .init()
                     .unwrap()
-                    .forward(x.clone(), &labels, Some(&m.triplets))
+                    .forward(Batch::labelled(x.clone(), &labels), Tuples::Triplets(&m.triplets))
                     .unwrap()
             }
             "MultiSimilarityMiner" => {
@@ -107,7 +107,7 @@ fn every_miner_pml_case_agrees_in_tuples_value_gradient_and_counts() {
                     .with_distance(loss_distance)
                     .init()
                     .unwrap()
-                    .forward(x.clone(), &labels, Some(&m.pairs))
+                    .forward(Batch::labelled(x.clone(), &labels), Tuples::Pairs(&m.pairs))
                     .unwrap()
             }
             other => panic!("unknown miner {other}"),

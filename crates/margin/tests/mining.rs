@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use margin::{
-    BatchEasyHardMiner, BatchHardMiner, ContrastiveLossConfig, CosineSimilarity, Distance, DistanceWeightedMiner,
+    Batch, BatchEasyHardMiner, BatchHardMiner, ContrastiveLossConfig, CosineSimilarity, Distance, DistanceWeightedMiner,
     FaceNetSemiHardMiner, MarginError, Mined, MinerConfig, MiningStrategy, MultiSimilarityMiner, PairMarginMiner,
-    ReferenceSet, SemiHardFallback, Triplets, TripletMarginLossConfig, TripletMarginMiner, TripletType,
+    ReferenceSet, SemiHardFallback, Triplets, TripletMarginLossConfig, TripletMarginMiner, TripletType, Tuples,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -207,13 +207,13 @@ fn degenerate_batches_give_empty_tuples_and_attached_zero_loss() {
                 }
                 let triplets = mined.clone().into_triplets();
                 assert!(triplets.is_empty(), "{m:?}: no valid triplet exists");
-                let out = triplet.forward(x.clone(), labels, Some(&triplets)).unwrap();
+                let out = triplet.forward(Batch::labelled(x.clone(), labels), Tuples::Triplets(&triplets)).unwrap();
                 assert_eq!(out.stats.loss, 0.0);
                 let g = grad_rows(&x, &out.loss);
                 assert!(g.iter().flatten().all(|&v| v == 0.0));
                 let x = tensor64(&rows);
                 let pairs = mined.into_pairs();
-                let out = contrastive.forward(x.clone(), labels, Some(&pairs)).unwrap();
+                let out = contrastive.forward(Batch::labelled(x.clone(), labels), Tuples::Pairs(&pairs)).unwrap();
                 let g = grad_rows(&x, &out.loss);
                 assert!(g.iter().flatten().all(|v| v.is_finite()));
             }
@@ -221,7 +221,7 @@ fn degenerate_batches_give_empty_tuples_and_attached_zero_loss() {
         // The fused all-triplets path: no triplet → attached zero, zero gradient.
         for smooth in [false, true] {
             let x = tensor64(&rows);
-            let out = TripletMarginLossConfig::new().with_smooth(smooth).init().unwrap().forward(x.clone(), labels, None).unwrap();
+            let out = TripletMarginLossConfig::new().with_smooth(smooth).init().unwrap().forward(Batch::labelled(x.clone(), labels), Tuples::All).unwrap();
             assert_eq!((out.stats.loss, out.stats.num_tuples), (0.0, 0));
             let g = grad_rows(&x, &out.loss);
             assert!(g.iter().flatten().all(|&v| v == 0.0));
@@ -229,7 +229,7 @@ fn degenerate_batches_give_empty_tuples_and_attached_zero_loss() {
     }
     // Tuples exist but none is active: still an attached zero.
     let x = tensor64(&[vec![1.0, 0.0], vec![1.0, 0.01], vec![-1.0, 0.0], vec![-1.0, 0.01]]);
-    let out = TripletMarginLossConfig::new().with_margin(0.1).init().unwrap().forward(x.clone(), &[0, 0, 1, 1], None).unwrap();
+    let out = TripletMarginLossConfig::new().with_margin(0.1).init().unwrap().forward(Batch::labelled(x.clone(), &[0, 0, 1, 1]), Tuples::All).unwrap();
     assert_eq!((out.stats.loss, out.stats.num_tuples, out.stats.num_active), (0.0, 8, 0));
     assert!(grad_rows(&x, &out.loss).iter().flatten().all(|&v| v == 0.0));
 }

@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use margin::reference::{self, ContrastiveParams, TripletParams};
 use margin::{
-    ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance, DotProductSimilarity,
-    KindPooling, LpDistance, Pairs, Power, Reducer, TripletMarginLossConfig, Triplets,
+    Batch, ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance, DotProductSimilarity,
+    KindPooling, LpDistance, Pairs, Power, Reducer, TripletMarginLossConfig, Triplets, Tuples,
 };
 
 fn distances() -> Vec<Distance> {
@@ -55,7 +55,7 @@ fn run_triplet(p: &TripletParams, rows: &[Vec<f64>], labels: &[i64], tuples: Opt
         .init()
         .unwrap();
     let x = tensor64(rows);
-    let out = loss.forward(x.clone(), labels, tuples).unwrap();
+    let out = loss.forward(Batch::labelled(x.clone(), labels), tuples.map_or(Tuples::All, Tuples::Triplets)).unwrap();
     (out.stats.loss, grad_rows(&x, &out.loss))
 }
 
@@ -78,7 +78,7 @@ fn run_contrastive(p: &ContrastiveParams, rows: &[Vec<f64>], labels: &[i64]) -> 
         .init()
         .unwrap();
     let x = tensor64(rows);
-    let out = loss.forward(x.clone(), labels, None).unwrap();
+    let out = loss.forward(Batch::labelled(x.clone(), labels), Tuples::All).unwrap();
     (out.stats.loss, grad_rows(&x, &out.loss))
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use margin::{
-    ContrastiveLossConfig, Distance, LpDistance, PairPolarity, Power, Reducer, TripletMarginLossConfig,
+    Batch, ContrastiveLossConfig, Distance, LpDistance, PairPolarity, Power, Reducer, TripletMarginLossConfig, Tuples,
 };
 
 fn seed_triplet(normalize: bool) -> f64 {
@@ -17,7 +17,7 @@ fn seed_triplet(normalize: bool) -> f64 {
         .with_reducer(Reducer::Mean)
         .init()
         .unwrap()
-        .forward_triplets(a, p, n)
+        .forward(Batch::triplets(a, p, n), Tuples::All)
         .unwrap()
         .stats
         .loss
@@ -38,7 +38,7 @@ fn seed_contrastive_loss_is_0_093893_with_similar_meaning_same_class() {
     let out = ContrastiveLossConfig::hadsell(1.0)
         .init()
         .unwrap()
-        .forward_pairs(x.clone(), y, &[Similar, Similar, Dissimilar, Dissimilar])
+        .forward(Batch::pairs(x.clone(), y, &[Similar, Similar, Dissimilar, Dissimilar]), Tuples::All)
         .unwrap();
     assert_eq!(format!("{:.6}", out.stats.loss), "0.093893");
     assert_eq!(out.stats.num_tuples, 4);
@@ -48,7 +48,7 @@ fn seed_contrastive_loss_is_0_093893_with_similar_meaning_same_class() {
     let flipped = ContrastiveLossConfig::hadsell(1.0)
         .init()
         .unwrap()
-        .forward_pairs(x, tensor64(&[vec![0.1, -0.1], vec![1.2, 1.1], vec![3.0, 2.8], vec![4.6, 5.2]]), &[Dissimilar, Dissimilar, Similar, Similar])
+        .forward(Batch::pairs(x, tensor64(&[vec![0.1, -0.1], vec![1.2, 1.1], vec![3.0, 2.8], vec![4.6, 5.2]]), &[Dissimilar, Dissimilar, Similar, Similar]), Tuples::All)
         .unwrap();
     assert!((flipped.stats.loss - 0.093893).abs() > 0.1);
 }

@@ -1,13 +1,15 @@
-//! Losses through one weight matrix (`forward_fused`, `forward_mined`) equal the
-//! gathering path in value, gradient and stats.
+//! Losses through one weight matrix (all or given pairs, mined tuples — what `forward`
+//! plans into) equal the gathering path (`margin::reference::gathered`) in value,
+//! gradient and stats.
 
 mod common;
 
 use common::*;
+use margin::reference::gathered;
 use margin::{
-    BatchEasyHardMiner, BatchHardMiner, ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, CosineSimilarity, Distance,
+    Batch, BatchEasyHardMiner, BatchHardMiner, ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, CosineSimilarity, Distance,
     DistanceWeightedMiner, FaceNetSemiHardMiner, KindPooling, LossOutput, LossStats, MinerConfig, MultiSimilarityMiner,
-    PairMarginMiner, Pairs, Reducer, TripletMarginLossConfig, TripletMarginMiner, TripletType,
+    Mining, PairMarginMiner, Pairs, Reducer, TripletMarginLossConfig, TripletMarginMiner, TripletType, Tuples,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,10 +30,10 @@ fn same(a: (&LossOutput, &[Vec<f64>]), b: (&LossOutput, &[Vec<f64>]), what: &str
 /// The fused and the gathering contrastive loss on `rows` (fresh leaves), each with its gradient.
 fn fused_and_gathered(loss: &ContrastiveLoss, rows: &[Vec<f64>], labels: &[i64], pairs: Option<&Pairs>) -> ((LossOutput, Vec<Vec<f64>>), (LossOutput, Vec<Vec<f64>>)) {
     let x = tensor64(rows);
-    let f = loss.forward_fused(x.clone(), labels, pairs).unwrap();
+    let f = loss.forward(Batch::labelled(x.clone(), labels), pairs.map_or(Tuples::All, Tuples::Pairs)).unwrap();
     let gf = grad_rows(&x, &f.loss);
     let x = tensor64(rows);
-    let n = loss.forward_gathered(x.clone(), labels, pairs).unwrap();
+    let n = gathered::contrastive(loss, x.clone(), labels, None, pairs).unwrap();
     let gn = grad_rows(&x, &n.loss);
     ((f, gf), (n, gn))
 }
@@ -85,6 +87,12 @@ fn miners(distance: Distance) -> Vec<MinerConfig> {
     ]
 }
 
+/// `Tuples::Mined` asking for the tuples: always the listed path (one weight matrix on
+/// the loss's own distance matrix), whatever the miner.
+fn mined_listed<'a>(miner: &'a MinerConfig, rng: &'a mut ChaCha8Rng) -> Tuples<'a> {
+    Tuples::Mined(Mining::new(miner, rng).returning_tuples())
+}
+
 #[test]
 fn forward_mined_equals_mine_then_gathering_loss() {
     let mut seed = 50;
@@ -97,24 +105,25 @@ fn forward_mined_equals_mine_then_gathering_loss() {
                 let what = format!("{miner:?} smooth {smooth}");
                 let triplet = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).with_smooth(smooth).init().unwrap();
                 let x = tensor64(&rows);
-                let f = triplet.forward_mined(x.clone(), &labels, None, &miner, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
-                let gf = grad_rows(&x, &f.output.loss);
+                let f = triplet.forward(Batch::labelled(x.clone(), &labels), mined_listed(&miner, &mut ChaCha8Rng::seed_from_u64(seed))).unwrap();
+                let gf = grad_rows(&x, &f.loss);
                 let x = tensor64(&rows);
                 let mined = miner.mine(&x, &labels, None, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
-                assert_eq!(f.mined, mined, "{what}: same tuples");
-                let n = triplet.forward(x.clone(), &labels, Some(&mined.into_triplets())).unwrap();
+                assert_eq!(f.mined.as_ref(), Some(&mined), "{what}: same tuples");
+                let n = triplet.forward(Batch::labelled(x.clone(), &labels), Tuples::Triplets(&mined.into_triplets())).unwrap();
                 let gn = grad_rows(&x, &n.loss);
-                same((&f.output, &gf), (&n, &gn), &format!("triplet {what}"));
+                same((&f, &gf), (&n, &gn), &format!("triplet {what}"));
 
                 let contrastive = ContrastiveLossConfig::new().with_distance(distance).with_pos_margin(if smooth { 0.1 } else { 0.0 })
                     .with_neg_margin(if distance == Distance::euclidean_normalized() { 1.0 } else { 0.2 }).init().unwrap();
                 let x = tensor64(&rows);
-                let f = contrastive.forward_mined(x.clone(), &labels, None, &miner, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
-                let gf = grad_rows(&x, &f.output.loss);
+                let f = contrastive.forward(Batch::labelled(x.clone(), &labels), mined_listed(&miner, &mut ChaCha8Rng::seed_from_u64(seed))).unwrap();
+                let gf = grad_rows(&x, &f.loss);
                 let x = tensor64(&rows);
-                let n = contrastive.forward_gathered(x.clone(), &labels, Some(&f.mined.clone().into_pairs())).unwrap();
+                let pairs = f.mined.clone().expect("asked for").into_pairs();
+                let n = gathered::contrastive(&contrastive, x.clone(), &labels, None, Some(&pairs)).unwrap();
                 let gn = grad_rows(&x, &n.loss);
-                same((&f.output, &gf), (&n, &gn), &format!("contrastive {what}"));
+                same((&f, &gf), (&n, &gn), &format!("contrastive {what}"));
             }
         }
     }
@@ -137,7 +146,7 @@ fn fused_backward_crosses_tile_boundaries_in_f64_and_f32() {
         // f32: same up to f32 rounding.
         let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
         let x = Tensor::<2>::from_data(TensorData::new(flat, [150, 6]), (&device(), DType::F32)).require_grad();
-        let f = loss.forward_fused(x.clone(), &labels, None).unwrap();
+        let f = loss.forward(Batch::labelled(x.clone(), &labels), Tuples::All).unwrap();
         let g32 = grad_rows(&x, &f.loss);
         assert_eq!((f.stats.num_tuples, f.stats.num_active), (n.stats.num_tuples, n.stats.num_active), "{what} f32 counts");
         assert_close(f.stats.loss, n.stats.loss, 1e-4, 1e-6, &format!("{what} f32 value"));
@@ -165,23 +174,25 @@ fn sparse_backward_for_few_mined_tuples_equals_gathering() {
             let loss = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).init().unwrap();
             // Query only.
             let x = tensor64(&rows);
-            let f = loss.forward_mined(x.clone(), &labels, None, &miner, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-            assert!(2 * f.mined.len() * 16 <= b * b, "{what}: the sparse path is taken");
-            let gf = grad_rows(&x, &f.output.loss);
+            let f = loss.forward(Batch::labelled(x.clone(), &labels), mined_listed(&miner, &mut ChaCha8Rng::seed_from_u64(1))).unwrap();
+            let f_mined = f.mined.clone().expect("asked for");
+            assert!(2 * f_mined.len() * 16 <= b * b, "{what}: the sparse path is taken");
+            let gf = grad_rows(&x, &f.loss);
             let x = tensor64(&rows);
-            let n = loss.forward(x.clone(), &labels, Some(&f.mined.clone().into_triplets())).unwrap();
+            let n = loss.forward(Batch::labelled(x.clone(), &labels), Tuples::Triplets(&f_mined.into_triplets())).unwrap();
             let gn = grad_rows(&x, &n.loss);
-            same((&f.output, &gf), (&n, &gn), &format!("{what} query"));
+            same((&f, &gf), (&n, &gn), &format!("{what} query"));
             // Query against a reference set: gradients w.r.t. both.
             let both = |fused: bool| {
                 let (x, r) = (tensor64(&rows), tensor64(&ref_rows));
                 let reference = ReferenceSet { embeddings: r.clone(), labels: &ref_labels };
+                let batch = Batch::labelled(x.clone(), &labels).with_reference(reference);
                 let out = if fused {
-                    loss.forward_mined(x.clone(), &labels, Some(reference), &miner, &mut ChaCha8Rng::seed_from_u64(1)).unwrap().output
+                    loss.forward(batch, mined_listed(&miner, &mut ChaCha8Rng::seed_from_u64(1))).unwrap()
                 } else {
                     let reference_again = ReferenceSet { embeddings: r.clone(), labels: &ref_labels };
                     let mined = miner.mine(&x, &labels, Some(&reference_again), &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-                    loss.forward_with_reference(x.clone(), &labels, reference, Some(&mined.into_triplets())).unwrap()
+                    loss.forward(batch, Tuples::Triplets(&mined.into_triplets())).unwrap()
                 };
                 let grads = out.loss.backward();
                 let host = |t: &burn::tensor::Tensor<2>| margin::to_host(&t.grad(&grads).expect("tracked")).chunks(6).map(|c| c.to_vec()).collect::<Vec<_>>();
@@ -196,8 +207,8 @@ fn sparse_backward_for_few_mined_tuples_equals_gathering() {
     }
 }
 
-/// The fused multi-similarity + contrastive path (pairs never listed) equals
-/// `forward_mined` with that miner: miner on cosine with the loss on normalised
+/// The fused multi-similarity + contrastive path (pairs never listed) equals the listed
+/// path with that miner (`Tuples::Mined` asking for the pairs): miner on cosine with the loss on normalised
 /// Euclidean (one shared GEMM), on the loss's own distance, and on a distance that
 /// prepares rows differently (its own GEMM); every reducer; with a reference set.
 #[test]
@@ -226,24 +237,25 @@ fn fused_multi_similarity_equals_forward_mined() {
             let rows = random_rows(seed, 90, 5);
             let labels = random_labels(seed, 90, 12);
             let x = tensor64(&rows);
-            let f = loss.forward_with_multi_similarity(x.clone(), &labels, None, &miner).unwrap();
+            let cfg = MinerConfig::MultiSimilarity(miner);
+            let f = loss.forward(Batch::labelled(x.clone(), &labels), Tuples::mined(&cfg, &mut ChaCha8Rng::seed_from_u64(0))).unwrap();
+            assert!(f.mined.is_none(), "{what}: fused, no pairs listed");
             let gf = grad_rows(&x, &f.loss);
             let x = tensor64(&rows);
-            let cfg = MinerConfig::MultiSimilarity(miner);
-            let n = loss.forward_mined(x.clone(), &labels, None, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-            assert!(n.output.stats.num_tuples > 0, "{what}: pairs mined");
-            let gn = grad_rows(&x, &n.output.loss);
-            same((&f, &gf), (&n.output, &gn), &what);
+            let n = loss.forward(Batch::labelled(x.clone(), &labels), mined_listed(&cfg, &mut ChaCha8Rng::seed_from_u64(0))).unwrap();
+            assert!(n.stats.num_tuples > 0, "{what}: pairs mined");
+            let gn = grad_rows(&x, &n.loss);
+            same((&f, &gf), (&n, &gn), &what);
             // Against a reference set.
             let ref_rows = random_rows(seed + 1000, 70, 5);
             let ref_labels = random_labels(seed + 1000, 70, 12);
             let run = |fused: bool| {
                 let (x, r) = (tensor64(&rows), tensor64(&ref_rows));
-                let reference = Some(ReferenceSet { embeddings: r.clone(), labels: &ref_labels });
+                let batch = Batch::labelled(x.clone(), &labels).with_reference(ReferenceSet { embeddings: r.clone(), labels: &ref_labels });
                 let out = if fused {
-                    loss.forward_with_multi_similarity(x.clone(), &labels, reference, &miner).unwrap()
+                    loss.forward(batch, Tuples::mined(&cfg, &mut ChaCha8Rng::seed_from_u64(0))).unwrap()
                 } else {
-                    loss.forward_mined(x.clone(), &labels, reference, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap().output
+                    loss.forward(batch, mined_listed(&cfg, &mut ChaCha8Rng::seed_from_u64(0))).unwrap()
                 };
                 let grads = out.loss.backward();
                 let host = |t: &burn::tensor::Tensor<2>| margin::to_host(&t.grad(&grads).expect("tracked")).chunks(5).map(|c| c.to_vec()).collect::<Vec<_>>();
@@ -277,4 +289,61 @@ fn all_pairs_contrastive_sparse_and_dense_backward_equal_gathering() {
         assert_eq!(sparse, nm < 0.5, "margins {pm}/{nm}: {active} active pairs");
         same((&f, &gf), (&n, &gn), &format!("margins {pm}/{nm}, {active} active of {}", n.stats.num_tuples));
     }
+}
+
+/// Against a reference set, every pair and given pairs go through one weight matrix
+/// too (`forward` plans them so): value, counts and gradients w.r.t. both sets equal
+/// the gathering path's.
+#[test]
+fn contrastive_with_reference_set_equals_gathering() {
+    use margin::ReferenceSet;
+    let (rows, ref_rows) = (random_rows(701, 40, 5), random_rows(702, 55, 5));
+    let (labels, ref_labels) = (random_labels(701, 40, 6), random_labels(702, 55, 6));
+    let some = Pairs::all_between(&labels, &ref_labels, false);
+    let some = Pairs { similar: some.similar[1..].to_vec(), dissimilar: some.dissimilar[..some.dissimilar.len() / 3].to_vec() };
+    for distance in [Distance::euclidean_normalized(), Distance::Cosine(CosineSimilarity)] {
+        let (pm, nm) = if distance == Distance::euclidean_normalized() { (0.2, 1.1) } else { (0.8, 0.2) };
+        let loss = ContrastiveLossConfig::new().with_pos_margin(pm).with_neg_margin(nm).with_distance(distance).init().unwrap();
+        for pairs in [None, Some(&some)] {
+            let run = |planned: bool| {
+                let (x, r) = (tensor64(&rows), tensor64(&ref_rows));
+                let reference = ReferenceSet { embeddings: r.clone(), labels: &ref_labels };
+                let out = if planned {
+                    loss.forward(Batch::labelled(x.clone(), &labels).with_reference(reference), pairs.map_or(Tuples::All, Tuples::Pairs)).unwrap()
+                } else {
+                    gathered::contrastive(&loss, x.clone(), &labels, Some(reference), pairs).unwrap()
+                };
+                let grads = out.loss.backward();
+                let host = |t: &burn::tensor::Tensor<2>| margin::to_host(&t.grad(&grads).expect("tracked")).chunks(5).map(|c| c.to_vec()).collect::<Vec<_>>();
+                (out.stats, host(&x), host(&r))
+            };
+            let what = format!("{} pairs given {}", distance.describe(), pairs.is_some());
+            let ((sf, gxf, grf), (sn, gxn, grn)) = (run(true), run(false));
+            assert!(sn.num_active > 0, "{what}: active pairs");
+            assert_eq!((sf.num_tuples, sf.num_active), (sn.num_tuples, sn.num_active), "{what}: counts");
+            assert_close(sf.loss, sn.loss, 1e-9, 1e-12, &format!("{what}: value"));
+            assert_rows_close(&gxf, &gxn, 1e-9, 1e-12, &format!("{what}: grad query"));
+            assert_rows_close(&grf, &grn, 1e-9, 1e-12, &format!("{what}: grad reference"));
+        }
+    }
+}
+
+/// Given tuples of the other kind are converted as PML converts mined ones: triplets
+/// split into pairs for the contrastive loss, pairs combined per anchor for the triplet loss.
+#[test]
+fn given_tuples_of_the_other_kind_are_converted() {
+    let rows = random_rows(801, 24, 5);
+    let labels = random_labels(801, 24, 5);
+    let contrastive = ContrastiveLossConfig::new().with_neg_margin(1.2).init().unwrap();
+    let triplet = TripletMarginLossConfig::new().with_margin(0.4).init().unwrap();
+    let t = margin::Triplets::all(&labels);
+    let p = Pairs::all(&labels);
+    let (x, y) = (tensor64(&rows), tensor64(&rows));
+    let got = contrastive.forward(Batch::labelled(x.clone(), &labels), Tuples::Triplets(&t)).unwrap();
+    let want = contrastive.forward(Batch::labelled(y.clone(), &labels), Tuples::Pairs(&margin::miner::triplets_to_pairs(&t))).unwrap();
+    same((&got, &grad_rows(&x, &got.loss)), (&want, &grad_rows(&y, &want.loss)), "triplets → pairs");
+    let (x, y) = (tensor64(&rows), tensor64(&rows));
+    let got = triplet.forward(Batch::labelled(x.clone(), &labels), Tuples::Pairs(&p)).unwrap();
+    let want = triplet.forward(Batch::labelled(y.clone(), &labels), Tuples::Triplets(&margin::miner::pairs_to_triplets(&p))).unwrap();
+    same((&got, &grad_rows(&x, &got.loss)), (&want, &grad_rows(&y, &want.loss)), "pairs → triplets");
 }

@@ -443,10 +443,18 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
     if miner.is_some() && args.labels.is_none() {
         bail!("--miner mines a labelled batch; give --labels");
     }
-    let mine = |labels: &[i64]| -> Result<Option<margin::Mined>> {
-        let Some(cfg) = &miner else { return Ok(None) };
+    // `--labels`: the loss's one entry point, mining inside it with --miner; the tuples are
+    // asked for (the report counts them, --mined-out saves them), so they are listed.
+    let labelled = |loss: &dyn margin::MetricLoss| -> Result<(LossOutput, Option<margin::Mined>)> {
+        let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
-        Ok(Some(cfg.mine(&margin::constant(x), labels, None, &mut rng).map_err(|e| anyhow::anyhow!(e))?))
+        let tuples = match &miner {
+            Some(cfg) => margin::Tuples::Mined(margin::Mining::new(cfg, &mut rng).returning_tuples()),
+            None => margin::Tuples::All,
+        };
+        let out = loss.forward(margin::Batch::labelled(x.clone(), &labels), tuples).map_err(|e| anyhow::anyhow!(e))?;
+        let mined = out.mined.clone();
+        Ok((out, mined))
     };
     let rows = x.dims()[0];
     let distance = distance(args)?;
@@ -473,15 +481,11 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
                 if t.is_empty() {
                     bail!("{} holds no triplet", path.display());
                 }
-                let out = loss
-                    .forward_triplets(select(x, t.anchor.iter().copied()), select(x, t.positive.iter().copied()), select(x, t.negative.iter().copied()))
-                    .map_err(lib)?;
+                let batch = margin::Batch::triplets(select(x, t.anchor.iter().copied()), select(x, t.positive.iter().copied()), select(x, t.negative.iter().copied()));
+                let out = loss.forward(batch, margin::Tuples::All).map_err(lib)?;
                 Ok((out, None))
             } else {
-                let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
-                let mined = mine(&labels)?;
-                let tuples = mined.clone().map(margin::Mined::into_triplets);
-                Ok((loss.forward(x.clone(), &labels, tuples.as_ref()).map_err(lib)?, mined))
+                labelled(&loss)
             }
         }
         LossKind::Contrastive => {
@@ -520,15 +524,11 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
                     bail!("{} and {} hold no pair", s.display(), d.display());
                 }
                 let polarity: Vec<PairPolarity> = pairs.iter().map(|p| p.2).collect();
-                let out = loss
-                    .forward_pairs(select(x, pairs.iter().map(|p| p.0)), select(x, pairs.iter().map(|p| p.1)), &polarity)
-                    .map_err(lib)?;
+                let batch = margin::Batch::pairs(select(x, pairs.iter().map(|p| p.0)), select(x, pairs.iter().map(|p| p.1)), &polarity);
+                let out = loss.forward(batch, margin::Tuples::All).map_err(lib)?;
                 Ok((out, None))
             } else {
-                let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
-                let mined = mine(&labels)?;
-                let pairs = mined.clone().map(margin::Mined::into_pairs);
-                Ok((loss.forward(x.clone(), &labels, pairs.as_ref()).map_err(lib)?, mined))
+                labelled(&loss)
             }
         }
     }

@@ -36,6 +36,7 @@
 use std::collections::HashMap;
 
 use crate::miner::{MiningInput, TripletType};
+use crate::Reducer;
 
 /// Which triplets are kept before the loss: all valid ones, or a
 /// [`TripletMarginMiner`](crate::TripletMarginMiner)'s band.
@@ -81,14 +82,6 @@ impl Band {
             Band::Miner { kind, margin } => kind.keeps(t, margin),
         }
     }
-}
-
-/// How the per-triplet terms are reduced (the reducers that need only sums and counts).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum FusedReduce {
-    Mean,
-    Sum,
-    AvgNonZero,
 }
 
 /// The result of planning: the weights and the counts.
@@ -208,7 +201,7 @@ fn hinge_arg(u_ap: f64, u_an: f64, margin: f64) -> f64 {
 ///
 /// `euclidean`: the distance is [`Power::Euclidean`](crate::Power), so the planner
 /// applies the √'s chain rule to each row (see [`FusedPlan::per_squared_distance`]).
-pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, force_sort: Option<bool>, euclidean: bool) -> FusedPlan {
+pub(crate) fn hinge_plan(input: &MiningInput, margin: f64, band: Band, reduce: Reducer, force_sort: Option<bool>, euclidean: bool) -> FusedPlan {
     let m = input.cols();
     let chain_rule = euclidean.then_some(input);
     let mut members: HashMap<i64, Vec<usize>> = HashMap::new();
@@ -367,7 +360,7 @@ fn direct(args: &Direct<'_>, pos: &[usize], row_w: &mut [f64], part: &mut Partia
 }
 
 /// Plans the soft-margin (softplus) loss over every kept triplet, one anchor at a time.
-pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce: FusedReduce, euclidean: bool) -> FusedPlan {
+pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce: Reducer, euclidean: bool) -> FusedPlan {
     let m = input.cols();
     let chain_rule = euclidean.then_some(input);
     let (w, total) = par_rows(input.rows(), m, chain_rule, |a, row_w, _| {
@@ -404,13 +397,8 @@ pub(crate) fn softplus_plan(input: &MiningInput, margin: f64, band: Band, reduce
 }
 
 /// The reducer's scale and the distance's sign (kept as the plan's `scale`), and the value.
-fn finish(input: &MiningInput, w: Vec<f64>, t: Partial, reduce: FusedReduce, per_squared_distance: bool) -> FusedPlan {
-    let denom = match reduce {
-        FusedReduce::Mean => t.kept,
-        FusedReduce::AvgNonZero => t.nonzero,
-        FusedReduce::Sum => 1,
-    };
-    let scale = if denom == 0 { 0.0 } else { 1.0 / denom as f64 };
+fn finish(input: &MiningInput, w: Vec<f64>, t: Partial, reduce: Reducer, per_squared_distance: bool) -> FusedPlan {
+    let scale = reduce.scale(reduce.kept_count(t.kept, t.nonzero).expect("a reducer that counts"));
     // ∂u/∂D = −1 for similarities.
     let sign = if input.direction() == crate::Direction::LargerIsCloser { -1.0 } else { 1.0 };
     let value = scale * t.sum_terms;
@@ -461,8 +449,8 @@ mod tests {
             let inp = input(seed, 30, 1 + seed as i64 % 4 + 1);
             for band in bands {
                 for margin in [0.0, 0.25, 1.0] {
-                    let s = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(true), false);
-                    let e = hinge_plan(&inp, margin, band, FusedReduce::AvgNonZero, Some(false), false);
+                    let s = hinge_plan(&inp, margin, band, Reducer::AvgNonZero, Some(true), false);
+                    let e = hinge_plan(&inp, margin, band, Reducer::AvgNonZero, Some(false), false);
                     assert_eq!((s.num_tuples, s.num_active), (e.num_tuples, e.num_active), "{band:?} {margin}");
                     for (x, y) in s.weights.iter().zip(&e.weights) {
                         assert!((x - y).abs() < 1e-12, "{band:?} {margin}: {x} vs {y}");

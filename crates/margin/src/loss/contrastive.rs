@@ -4,12 +4,11 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, activation::relu};
 
-use super::{LossOutput, LossStats, ReferenceSet, check_query_and_reference, gather_entries};
-use crate::error::Result as MarginResult;
-use crate::input::{
-    attached_zero, check_embeddings, check_finite_config, check_labels,
-    check_same_shape, to_host,
-};
+use super::batch::aligned_takes_all;
+use super::{Batch, Labelled, LossOutput, LossStats, Mining, ReferenceSet, Resolved, Tuples, check_query_and_reference, gather_entries};
+use crate::error::{MarginError, Result as MarginResult};
+use crate::input::{attached_zero, check_embeddings, check_finite_config, check_labels, check_same_shape, to_host};
+use crate::miner::{MinerConfig, triplets_to_pairs};
 use crate::{
     Distance, ElementKind, KindPooling, LossTerms, LpDistance, PairPolarity, Pairs, PerElementLoss,
     Power, Reducer,
@@ -124,17 +123,68 @@ impl ContrastiveLoss {
         let per = PerElementLoss { terms, zero };
         let loss = self.reducer.reduce(&per, &host, self.pooling);
         let stats = LossStats::new(to_host(&loss)[0], &ap, &an, ap.len() + an.len(), active);
-        LossOutput { loss, stats }
+        LossOutput::new(loss, stats)
+    }
+
+    /// The loss of `batch` over `tuples`, planned (see the `batch` module docs): every pair
+    /// and a [`MultiSimilarityMiner`](crate::MultiSimilarityMiner)'s pairs fused (never
+    /// listed), other miners' and given tuples through one weight matrix on the distance matrix.
+    ///
+    /// Linear form: `[d − pos_margin]₊` for similar pairs, `[neg_margin − d]₊` for
+    /// dissimilar ones (signs flipped for similarities); squared form: those squared;
+    /// `L = reduce⁺(similar terms) + reduce⁻(dissimilar terms)` (`Separate` pooling) or one
+    /// reduction over both (`Pooled`). The pairs are the aligned rows of [`Batch::pairs`],
+    /// or those of a labelled batch: every ordered `(i, j)` but a row with itself
+    /// (similar when `y_i = y_j`; `j` from the reference set when given, never `i`'s own
+    /// row under a self index), all of them or the miner's / given ones. Triplets (given
+    /// or mined) are split into pairs, as PML does.
+    ///
+    /// # Shapes
+    /// - labelled: `embeddings` `[B, d]`, `labels` `B`; reference `[m, d]`, `m` labels
+    /// - aligned: `x`, `y` `[n, d]`, `polarity` `n`
+    /// - output loss: `[1]`
+    pub fn forward(&self, batch: Batch<'_>, tuples: Tuples<'_>) -> MarginResult<LossOutput> {
+        let b = match batch.resolve()? {
+            Resolved::Labelled(b) => b,
+            Resolved::Pairs(x, y, polarity) => {
+                return match tuples {
+                    Tuples::All => self.forward_pairs(x, y, polarity),
+                    _ => Err(aligned_takes_all("an aligned-pair")),
+                };
+            }
+            Resolved::Triplets(..) => {
+                return Err(MarginError::Unsupported("a contrastive loss takes Batch::labelled or Batch::pairs, not aligned triplets".into()));
+            }
+        };
+        match tuples {
+            Tuples::All => self.forward_fused(b, None),
+            Tuples::Pairs(p) => self.forward_fused(b, Some(p)),
+            Tuples::Triplets(t) => {
+                t.check(b.labels.len(), b.ref_labels().len())?;
+                self.forward_fused(b, Some(&triplets_to_pairs(t)))
+            }
+            Tuples::Mined(m) => self.forward_with_mining(b, m),
+        }
+    }
+
+    /// A miner, then this loss: fused for a [`MultiSimilarityMiner`](crate::MultiSimilarityMiner)
+    /// when its pairs are not wanted, else the pairs listed on the loss's own matrix.
+    fn forward_with_mining(&self, b: Labelled<'_>, m: Mining<'_>) -> MarginResult<LossOutput> {
+        m.miner.validate()?;
+        match m.miner {
+            MinerConfig::MultiSimilarity(miner) if !m.return_tuples => self.forward_with_multi_similarity(b, miner),
+            _ => {
+                let mut out = self.forward_mined(b, m.miner, m.rng)?;
+                if !m.return_tuples {
+                    out.mined = None;
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// Loss on explicit, aligned pairs: row `i` of `x` and `y` is one pair with polarity `polarity[i]`.
-    ///
-    /// Linear form: `max(0, d − pos_margin)` for similar pairs, `max(0, neg_margin − d)` for
-    /// dissimilar ones (signs flipped for similarities); squared form: those squared.
-    ///
-    /// # Shapes
-    /// - `x`, `y`: `[n, d]`; `polarity`: `n` values → loss `[1]`
-    pub fn forward_pairs(&self, x: Tensor<2>, y: Tensor<2>, polarity: &[PairPolarity]) -> MarginResult<LossOutput> {
+    fn forward_pairs(&self, x: Tensor<2>, y: Tensor<2>, polarity: &[PairPolarity]) -> MarginResult<LossOutput> {
         check_embeddings("x", &x)?;
         check_same_shape("y", &y, "x", &x)?;
         check_embeddings("y", &y)?;
@@ -151,37 +201,10 @@ impl ContrastiveLoss {
         Ok(self.finish(part(&pairs.similar), part(&pairs.dissimilar), zero))
     }
 
-    /// Loss on a labelled batch: over `pairs` (e.g. from a miner) when given, else over
-    /// every ordered pair `i ≠ j` (similar when `y_i = y_j`).
-    ///
-    /// # Shapes
-    /// - `embeddings`: `[B, d]`, `labels`: `B` values → loss `[1]`
-    ///
-    /// Computed through one `[B, B]` weight matrix on the distance matrix
-    /// ([`ContrastiveLoss::forward_fused`]): the pairs are never listed as tensors.
-    pub fn forward(&self, embeddings: Tensor<2>, labels: &[i64], pairs: Option<&Pairs>) -> MarginResult<LossOutput> {
-        self.forward_fused(embeddings, labels, pairs)
-    }
-
-    /// [`ContrastiveLoss::forward`] by gathering every pair's distance from the matrix
-    /// (the direct form the fused path is tested against).
-    pub fn forward_gathered(&self, embeddings: Tensor<2>, labels: &[i64], pairs: Option<&Pairs>) -> MarginResult<LossOutput> {
-        self.forward_impl(embeddings, labels, None, pairs)
-    }
-
-    /// [`ContrastiveLoss::forward`] with the second element of each pair drawn from a
-    /// separate reference set (no self-exclusion).
-    pub fn forward_with_reference(
-        &self,
-        query: Tensor<2>,
-        query_labels: &[i64],
-        reference: ReferenceSet<'_>,
-        pairs: Option<&Pairs>,
-    ) -> MarginResult<LossOutput> {
-        self.forward_impl(query, query_labels, Some(reference), pairs)
-    }
-
-    fn forward_impl(
+    /// The gathering path: each pair's distance gathered from the `[n, m]` matrix with
+    /// autodiff, every pair (no self map) when `pairs` is `None` (the oracle the weighted
+    /// paths are tested against: [`reference::gathered`](crate::reference::gathered)).
+    pub(crate) fn forward_impl(
         &self,
         query: Tensor<2>,
         query_labels: &[i64],
@@ -205,7 +228,7 @@ impl ContrastiveLoss {
             }
         };
         if pairs.is_empty() {
-            return Ok(LossOutput { loss: zero.get(), stats: LossStats::new(0.0, &[], &[], 0, 0) });
+            return Ok(LossOutput::new(zero.get(), LossStats::new(0.0, &[], &[], 0, 0)));
         }
         let mat = match reference {
             None => self.distance.self_matrix(query),

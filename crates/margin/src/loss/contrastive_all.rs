@@ -66,12 +66,13 @@ fn term<const SQUARED: bool>(h: f64, dh: f64) -> (f64, f64) {
     }
 }
 
+/// [`Reducer::keeps`] with the reducer's variant known at compile time.
 #[inline(always)]
 fn keeps<const KEEP: u8>(t: f64, p: &Params) -> bool {
     match KEEP {
-        KEEP_ALL => true,
-        KEEP_NONZERO => t > 0.0,
-        _ => p.low.is_none_or(|l| t > l) && p.high.is_none_or(|h| t < h),
+        KEEP_ALL => Reducer::Mean.keeps(t),
+        KEEP_NONZERO => Reducer::AvgNonZero.keeps(t),
+        _ => Reducer::Threshold { low: p.low, high: p.high }.keeps(t),
     }
 }
 
@@ -161,11 +162,7 @@ fn weights<const SQUARED: bool, const KEEP: u8>(input: &MiningInput, p: Params, 
 
 fn plan<const SQUARED: bool, const KEEP: u8>(loss: &ContrastiveLoss, input: &MiningInput, p: Params, pairs: &(impl PairFilter + ?Sized)) -> (FusedPlan, f64, LossStats) {
     let [sim, dis] = count::<SQUARED, KEEP>(input, p, pairs);
-    let scale_of = |kept: usize| match (loss.reducer, kept) {
-        (_, 0) => 0.0,
-        (Reducer::Sum, _) => 1.0,
-        (_, k) => 1.0 / k as f64,
-    };
+    let scale_of = |kept: usize| loss.reducer.scale(kept);
     let scale = match loss.pooling {
         KindPooling::Separate => [scale_of(sim.kept), scale_of(dis.kept)],
         KindPooling::Pooled => [scale_of(sim.kept + dis.kept); 2],

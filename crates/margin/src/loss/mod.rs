@@ -1,4 +1,6 @@
-//! Losses: triplet margin and contrastive, each on explicit tuples or on a labelled batch.
+//! Losses: triplet margin and contrastive, each through one entry point,
+//! `forward(`[`Batch`]`, `[`Tuples`]`)` ([`MetricLoss`]; the planner is described in
+//! the `batch` module docs, re-exported here).
 //!
 //! Data flow for a labelled batch: embeddings → distance matrix (one GEMM) →
 //! index tuples (all valid ones, or a miner's) → per-element losses tagged by
@@ -8,6 +10,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 mod backward_matrix;
+mod batch;
 mod batch_all;
 mod contrastive;
 mod contrastive_all;
@@ -18,9 +21,10 @@ mod weighted_grad;
 
 pub(crate) use weighted_grad::host_path_serves;
 
+pub(crate) use batch::{Labelled, Resolved};
+pub use batch::{Batch, MetricLoss, Mining, Tuples};
 pub use contrastive::{ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig};
 pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};
-pub use weighted::MinedLossOutput;
 
 /// A reference set distinct from the query batch (e.g. a cross-batch memory).
 ///
@@ -51,13 +55,23 @@ pub struct LossStats {
     pub mean_an_dist: Option<f64>,
 }
 
-/// A loss value attached to the graph, and its statistics.
+/// A loss value attached to the graph, its statistics, and the mined tuples when asked for.
 #[derive(Debug, Clone)]
 pub struct LossOutput {
     /// `[1]`: the reduced loss; call `.backward()` on it.
     pub loss: Tensor<1>,
     /// Statistics of this step.
     pub stats: LossStats,
+    /// The miner's tuples and statistics: `Some` exactly when [`Tuples::Mined`] asked for
+    /// them ([`Mining::returning_tuples`]), whichever path the loss took; else `None`.
+    pub mined: Option<crate::Mined>,
+}
+
+impl LossOutput {
+    /// A loss and its statistics, no tuples returned.
+    pub(crate) fn new(loss: Tensor<1>, stats: LossStats) -> Self {
+        LossOutput { loss, stats, mined: None }
+    }
 }
 
 fn mean(v: &[f64]) -> Option<f64> {

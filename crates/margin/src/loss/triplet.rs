@@ -4,15 +4,13 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, activation::relu};
 
+use super::batch::aligned_takes_all;
+use super::batch_all::{self, Band};
 use super::weighted_grad::DistanceOperands;
-use super::batch_all::{self, Band, FusedReduce};
-use super::{LossOutput, LossStats, ReferenceSet, Zero, check_query_and_reference, gather_entries, gather_rows};
-use crate::miner::{MiningInput, TripletMarginMiner};
-use crate::error::Result as MarginResult;
-use crate::input::{
-    attached_zero, check_embeddings, check_finite_config,
-    check_same_shape, to_host,
-};
+use super::{Batch, Labelled, LossOutput, LossStats, Mining, ReferenceSet, Resolved, Tuples, Zero, gather_entries, gather_rows};
+use crate::error::{MarginError, Result as MarginResult};
+use crate::input::{attached_zero, check_embeddings, check_finite_config, check_same_shape, to_host};
+use crate::miner::{MinerConfig, MiningInput};
 use crate::{Distance, ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer, Triplets};
 
 /// Configuration of [`TripletMarginLoss`]. Defaults follow pytorch-metric-learning.
@@ -86,29 +84,83 @@ impl TripletMarginLoss {
         let host = vec![to_host(&per.terms[0].values)];
         let loss = self.reducer.reduce(&per, &host, KindPooling::Separate);
         let stats = LossStats::new(to_host(&loss)[0], &ap_host, &an_host, ap_host.len(), num_active);
-        LossOutput { loss, stats }
+        LossOutput::new(loss, stats)
     }
 
     fn empty(&self, zero: Tensor<1>) -> LossOutput {
-        LossOutput { loss: zero, stats: LossStats::new(0.0, &[], &[], 0, 0) }
+        LossOutput::new(zero, LossStats::new(0.0, &[], &[], 0, 0))
+    }
+
+    /// The loss of `batch` over `tuples`, planned (see the `batch` module docs): fused
+    /// (no triplet listed, O(B²) memory) for every valid triplet and for a
+    /// [`TripletMarginMiner`](crate::TripletMarginMiner) on this loss's distance, one
+    /// weight matrix for other miners, gathered for given tuples.
+    ///
+    /// `L = reduce_(a,p,n)( max(0, d(a, p) − d(a, n) + m) )` for distances
+    /// (`s(a, n) − s(a, p) + m` for similarities); `softplus` instead of `max(0, ·)` when
+    /// `smooth`; `d(a, n)` replaced by the closer of it and `d(p, n)` when `swap`. The
+    /// triplets are the aligned rows of [`Batch::triplets`], or those of a labelled
+    /// batch: `a ≠ p`, `y_a = y_p ≠ y_n` (positives and negatives from the reference set
+    /// when given, `p` never `a`'s own row under a self index), all of them or the
+    /// miner's / given ones. Pairs (given or mined) are combined per anchor, as PML does.
+    ///
+    /// # Shapes
+    /// - labelled: `embeddings` `[B, d]`, `labels` `B`; reference `[m, d]`, `m` labels
+    /// - aligned: `anchor`, `positive`, `negative` `[n, d]`
+    /// - output loss: `[1]`
+    pub fn forward(&self, batch: Batch<'_>, tuples: Tuples<'_>) -> MarginResult<LossOutput> {
+        let b = match batch.resolve()? {
+            Resolved::Labelled(b) => b,
+            Resolved::Triplets(anchor, positive, negative) => {
+                return match tuples {
+                    Tuples::All => self.forward_triplets(anchor, positive, negative),
+                    _ => Err(aligned_takes_all("an aligned-triplet")),
+                };
+            }
+            Resolved::Pairs(..) => {
+                return Err(MarginError::Unsupported("a triplet loss takes Batch::labelled or Batch::triplets, not aligned pairs".into()));
+            }
+        };
+        match tuples {
+            Tuples::All if self.fused_reducer().is_some() => {
+                let zero = b.check()?;
+                Ok(self.forward_fused(b, Band::All, zero))
+            }
+            Tuples::All => {
+                let all = b.all_triplets();
+                self.forward_impl(b.embeddings, b.labels, b.reference, &all)
+            }
+            Tuples::Triplets(t) => self.forward_impl(b.embeddings, b.labels, b.reference, t),
+            Tuples::Pairs(p) => {
+                p.check(b.labels.len(), b.ref_labels().len())?;
+                self.forward_impl(b.embeddings, b.labels, b.reference, &crate::miner::pairs_to_triplets(p))
+            }
+            Tuples::Mined(m) => self.forward_with_mining(b, m),
+        }
+    }
+
+    /// A miner, then this loss: the banded fused path for a [`TripletMarginMiner`]
+    /// on this loss's distance (when fusable and the tuples are not wanted), else the
+    /// tuples listed on the loss's own matrix ([`TripletMarginLoss::forward_mined`]).
+    fn forward_with_mining(&self, b: Labelled<'_>, m: Mining<'_>) -> MarginResult<LossOutput> {
+        m.miner.validate()?;
+        if let MinerConfig::TripletMargin(miner) = m.miner
+            && miner.distance == self.distance
+            && self.fused_reducer().is_some()
+            && !m.return_tuples
+        {
+            let zero = b.check()?;
+            return Ok(self.forward_fused(b, Band::Miner { kind: miner.kind, margin: miner.margin }, zero));
+        }
+        let mut out = self.forward_mined(b, m.miner, m.rng)?;
+        if !m.return_tuples {
+            out.mined = None;
+        }
+        Ok(out)
     }
 
     /// Loss on explicit, aligned triplets — row `i` of each input is one triplet.
-    ///
-    /// `L = reduce_i( max(0, d(a_i, p_i) − d(a_i, n_i) + m) )` for distances
-    /// (`s(a_i, n_i) − s(a_i, p_i) + m` for similarities); `softplus` instead of
-    /// `max(0, ·)` when `smooth`; `d(a_i, n_i)` replaced by the closer of it and
-    /// `d(p_i, n_i)` when `swap`.
-    ///
-    /// # Shapes
-    /// - `anchor`, `positive`, `negative`: `[n, d]`
-    /// - output loss: `[1]`
-    pub fn forward_triplets(
-        &self,
-        anchor: Tensor<2>,
-        positive: Tensor<2>,
-        negative: Tensor<2>,
-    ) -> MarginResult<LossOutput> {
+    fn forward_triplets(&self, anchor: Tensor<2>, positive: Tensor<2>, negative: Tensor<2>) -> MarginResult<LossOutput> {
         check_embeddings("anchor", &anchor)?;
         check_same_shape("positive", &positive, "anchor", &anchor)?;
         check_same_shape("negative", &negative, "anchor", &anchor)?;
@@ -125,70 +177,19 @@ impl TripletMarginLoss {
         Ok(self.finish(ap, an, zero))
     }
 
-    /// Loss on a labelled batch: over `tuples` (e.g. from a miner) when given,
-    /// else over every valid triplet `(a, p, n)` with `a ≠ p`, `y_a = y_p ≠ y_n`.
-    ///
-    /// Per triplet, the same term as [`TripletMarginLoss::forward_triplets`], with
-    /// distances read from one `[B, B]` distance matrix.
-    ///
-    /// Without `tuples`, the triplets are never listed when the configuration
-    /// allows it (no `swap`; reducer Mean, Sum or AvgNonZero): the loss is then
-    /// computed exactly in O(B²) memory (see the `batch_all` module: one `[B, B]`
-    /// weight matrix applied to the distance matrix; the soft margin streamed over
-    /// anchors). Pass `Some(&Triplets::all(labels))` to force the explicit path.
-    ///
-    /// # Shapes
-    /// - `embeddings`: `[B, d]`, `labels`: `B` values
-    /// - output loss: `[1]`
-    pub fn forward(&self, embeddings: Tensor<2>, labels: &[i64], tuples: Option<&Triplets>) -> MarginResult<LossOutput> {
-        self.forward_impl(embeddings, labels, None, tuples)
-    }
-
-    /// [`TripletMarginLoss::forward`] with positives and negatives drawn from a
-    /// separate reference set (anchors from the query batch; no self-exclusion).
-    ///
-    /// # Shapes
-    /// - `query`: `[n, d]`, `reference.embeddings`: `[m, d]` → loss `[1]`
-    pub fn forward_with_reference(
-        &self,
-        query: Tensor<2>,
-        query_labels: &[i64],
-        reference: ReferenceSet<'_>,
-        tuples: Option<&Triplets>,
-    ) -> MarginResult<LossOutput> {
-        self.forward_impl(query, query_labels, Some(reference), tuples)
-    }
-
-    fn forward_impl(
+    /// The gathering path: each listed triplet's distances gathered from one `[n, m]`
+    /// matrix with autodiff (the oracle the fused paths are tested against:
+    /// [`reference::gathered`](crate::reference::gathered)).
+    pub(crate) fn forward_impl(
         &self,
         query: Tensor<2>,
         query_labels: &[i64],
         reference: Option<ReferenceSet<'_>>,
-        tuples: Option<&Triplets>,
+        triplets: &Triplets,
     ) -> MarginResult<LossOutput> {
-        let zero = check_query_and_reference(&query, query_labels, reference.as_ref())?;
+        let zero = super::check_query_and_reference(&query, query_labels, reference.as_ref())?;
         let n_ref = reference.as_ref().map_or(query_labels.len(), |r| r.labels.len());
-        if tuples.is_none() && self.fused_reduce().is_some() {
-            let self_index = match &reference {
-                None => (0..query_labels.len()).map(Some).collect(),
-                Some(_) => vec![None; query_labels.len()],
-            };
-            return Ok(self.forward_fused(query, query_labels, reference, self_index, Band::All, zero));
-        }
-        let all;
-        let triplets = match tuples {
-            Some(t) => {
-                t.check(query_labels.len(), n_ref)?;
-                t
-            }
-            None => {
-                all = match &reference {
-                    None => Triplets::all(query_labels),
-                    Some(r) => Triplets::all_between(query_labels, r.labels, false),
-                };
-                &all
-            }
-        };
+        triplets.check(query_labels.len(), n_ref)?;
         if triplets.is_empty() {
             return Ok(self.empty(zero.get()));
         }
@@ -208,99 +209,19 @@ impl TripletMarginLoss {
         Ok(self.finish(ap, an, zero.get()))
     }
 
-    /// The fused reducer, when this configuration can skip listing triplets.
-    fn fused_reduce(&self) -> Option<FusedReduce> {
-        if self.swap {
-            return None;
-        }
-        match self.reducer {
-            Reducer::Mean => Some(FusedReduce::Mean),
-            Reducer::Sum => Some(FusedReduce::Sum),
-            Reducer::AvgNonZero => Some(FusedReduce::AvgNonZero),
-            Reducer::Threshold { .. } => None,
-        }
-    }
-
-    /// [`TripletMarginMiner`] followed by this loss, on a batch (or query against
-    /// `reference`): the same value, gradient and stats as
-    /// `forward(x, labels, Some(&miner.mine(..)?.triplets))`.
-    ///
-    /// When the miner mines with this loss's distance (and the configuration is
-    /// fusable, see [`TripletMarginLoss::forward`]) the kept triplets are never
-    /// listed: each anchor–positive pair keeps a band of negatives, an interval
-    /// of the sorted `d_an`, and the loss is computed in O(B²) memory. Otherwise
-    /// it mines explicitly, then evaluates the loss on the mined triplets.
-    ///
-    /// # Shapes
-    /// - `query`: `[n, d]`, `labels`: `n`; `reference.embeddings`: `[m, d]` → loss `[1]`
-    pub fn forward_with_miner(
-        &self,
-        query: Tensor<2>,
-        labels: &[i64],
-        reference: Option<ReferenceSet<'_>>,
-        miner: &TripletMarginMiner,
-    ) -> MarginResult<LossOutput> {
-        miner.validate()?;
-        if miner.distance != self.distance || self.fused_reduce().is_none() {
-            let mined = miner.mine(&query, labels, reference.as_ref())?;
-            return match reference {
-                None => self.forward(query, labels, Some(&mined.triplets)),
-                Some(r) => self.forward_with_reference(query, labels, r, Some(&mined.triplets)),
-            };
-        }
-        let self_index = match &reference {
-            None => (0..labels.len()).map(Some).collect(),
-            Some(_) => vec![None; labels.len()],
-        };
-        self.forward_excluding(query, labels, reference, self_index, Some(miner))
-    }
-
-    /// All-triplets (or [`TripletMarginMiner`]-banded) loss against a reference set in
-    /// which query row `a` is also reference row `self_index[a]` (never its own positive):
-    /// the cross-batch-memory case. Fused when the configuration allows, else explicit.
-    pub(crate) fn forward_excluding(
-        &self,
-        query: Tensor<2>,
-        labels: &[i64],
-        reference: Option<ReferenceSet<'_>>,
-        self_index: Vec<Option<usize>>,
-        miner: Option<&TripletMarginMiner>,
-    ) -> MarginResult<LossOutput> {
-        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        let fusable = self.fused_reduce().is_some() && miner.is_none_or(|m| m.distance == self.distance);
-        if fusable {
-            let band = miner.map_or(Band::All, |m| Band::Miner { kind: m.kind, margin: m.margin });
-            return Ok(self.forward_fused(query, labels, reference, self_index, band, zero));
-        }
-        // Explicit: list the (mined) triplets, honouring the self map.
-        let d = miner.map_or(self.distance, |m| m.distance);
-        let input = MiningInput::with_self_index(&d, &query, labels, reference.as_ref(), self_index)?;
-        let triplets = match miner {
-            Some(m) => m.mine_input(&input).triplets,
-            None => TripletMarginMiner { margin: f64::INFINITY, kind: crate::TripletType::All, distance: d }
-                .mine_input(&input)
-                .triplets,
-        };
-        match reference {
-            None => self.forward(query, labels, Some(&triplets)),
-            Some(r) => self.forward_with_reference(query, labels, r, Some(&triplets)),
-        }
+    /// The reducer, when this configuration can skip listing triplets (no swap; a
+    /// reducer that counts, [`Reducer::kept_count`]).
+    fn fused_reducer(&self) -> Option<Reducer> {
+        (!self.swap && self.reducer.kept_count(0, 0).is_some()).then_some(self.reducer)
     }
 
     /// The fused path: distance matrix with gradient, host plan, `sum(W ⊙ D) + c` (on
     /// rayon's pool when it runs on the host).
-    fn forward_fused(
-        &self,
-        query: Tensor<2>,
-        labels: &[i64],
-        reference: Option<ReferenceSet<'_>>,
-        self_index: Vec<Option<usize>>,
-        band: Band,
-        zero: Zero,
-    ) -> LossOutput {
+    fn forward_fused(&self, b: Labelled<'_>, band: Band, zero: Zero) -> LossOutput {
+        let Labelled { embeddings: query, labels, reference, self_index } = b;
         let reference_embeddings = reference.as_ref().map(|r| r.embeddings.clone());
         crate::pool::on_pool(&query.clone(), reference_embeddings.as_ref(), || {
-            let reduce = self.fused_reduce().expect("checked by the caller");
+            let reducer = self.fused_reducer().expect("checked by the caller");
             let d = &self.distance;
             let dim = query.dims()[1];
             let ((ops, host), ref_labels) = match reference {
@@ -308,21 +229,12 @@ impl TripletMarginLoss {
                 Some(r) => (DistanceOperands::new(*d, query, Some(r.embeddings)), r.labels.to_vec()),
             };
             let [n, m] = ops.dims();
-            let input = MiningInput::from_host(
-                host,
-                n,
-                m,
-                d.direction(),
-                labels.to_vec(),
-                ref_labels,
-                self_index,
-                dim,
-            );
+            let input = MiningInput::from_host(host, n, m, d.direction(), labels.to_vec(), ref_labels, self_index, dim);
             let euclidean = matches!(d, crate::Distance::Lp(lp) if lp.power == crate::Power::Euclidean);
             let plan = if self.smooth {
-                batch_all::softplus_plan(&input, self.margin, band, reduce, euclidean)
+                batch_all::softplus_plan(&input, self.margin, band, reducer, euclidean)
             } else {
-                batch_all::hinge_plan(&input, self.margin, band, reduce, None, euclidean)
+                batch_all::hinge_plan(&input, self.margin, band, reducer, None, euclidean)
             };
             let empty = plan.num_tuples == 0 || (!self.smooth && plan.num_active == 0);
             let value = if empty { 0.0 } else { plan.value };
@@ -335,7 +247,7 @@ impl TripletMarginLoss {
                 mean_an_dist: plan.mean_an,
             };
             let loss = if empty { zero.get() } else { ops.weighted_sum_loss(plan, &input, value) };
-            LossOutput { loss, stats }
+            LossOutput::new(loss, stats)
         })
     }
 }

@@ -9,94 +9,57 @@
 //! contrastive loss), and lets a miner reuse the loss's own distance matrix
 //! when both use the same distance: one GEMM forward, two backward.
 //!
-//! Entry points: [`TripletMarginLoss::forward_mined`],
-//! [`ContrastiveLoss::forward_mined`] (a [`MinerConfig`] then the loss, tuples
-//! returned), and [`ContrastiveLoss::forward_fused`] (given pairs or, without,
-//! every pair — never listed).
+//! Paths the losses' `forward` plans into: `forward_mined` (a [`MinerConfig`] then the
+//! loss, on the loss's own matrix, tuples returned), `ContrastiveLoss::forward_fused`
+//! (given pairs or, without, every pair — never listed) and
+//! `ContrastiveLoss::forward_with_multi_similarity` (the miner's pairs, never listed).
+//! Every one honours the batch's reference set and self map.
 
-use burn::tensor::Tensor;
 use rand::RngCore;
 
 use super::batch_all::FusedPlan;
 use super::weighted_grad::DistanceOperands;
-use super::{LossOutput, LossStats, ReferenceSet, Zero, check_query_and_reference};
+use super::{Labelled, LossOutput, LossStats, Zero};
 use crate::error::Result;
 use super::contrastive_all::MultiSimilarityPairs;
-use crate::miner::{Mined, MinerConfig, MiningInput, MultiSimilarityMiner};
+use crate::miner::{MinerConfig, MiningInput, MultiSimilarityMiner};
 use crate::{ContrastiveForm, ContrastiveLoss, Direction, Distance, KindPooling, Pairs, Reducer, TripletMarginLoss, Triplets};
 
-/// A loss and what its miner returned.
-#[derive(Debug, Clone)]
-pub struct MinedLossOutput {
-    /// The loss on the mined tuples.
-    pub output: LossOutput,
-    /// The mined tuples (e.g. to save them) and the miner's statistics.
-    pub mined: Mined,
-}
-
-/// Which per-element values a reducer averages over, and its scale.
+/// Which per-element values a reducer keeps, and its scale.
 fn reducer_scale(reducer: &Reducer, values: &[f64]) -> (Vec<bool>, f64) {
-    let kept: Vec<bool> = values
-        .iter()
-        .map(|&v| match *reducer {
-            Reducer::Mean | Reducer::Sum => true,
-            Reducer::AvgNonZero => v > 0.0,
-            Reducer::Threshold { low, high } => low.is_none_or(|l| v > l) && high.is_none_or(|h| v < h),
-        })
-        .collect();
+    let kept: Vec<bool> = values.iter().map(|&v| reducer.keeps(v)).collect();
     let count = kept.iter().filter(|&&k| k).count();
-    let scale = match (reducer, count) {
-        (_, 0) => 0.0,
-        (Reducer::Sum, _) => 1.0,
-        (_, c) => 1.0 / c as f64,
-    };
-    (kept, scale)
+    (kept, reducer.scale(count))
 }
 
-/// Host copy of a matrix as a [`MiningInput`] (no self exclusion needed: tuples are given).
-fn host_input(ops: &DistanceOperands, host: Vec<f64>, d: &Distance, labels: &[i64], ref_labels: &[i64], same_set: bool, dim: usize) -> MiningInput {
+/// Host copy of the batch's matrix (`d`) as a [`MiningInput`], with the batch's self map.
+fn host_input(ops: &DistanceOperands, host: Vec<f64>, d: &Distance, b: &Labelled<'_>) -> MiningInput {
     let [n, m] = ops.dims();
-    let self_index = if same_set { (0..n).map(Some).collect() } else { vec![None; n] };
-    MiningInput::from_host(host, n, m, d.direction(), labels.to_vec(), ref_labels.to_vec(), self_index, dim)
+    let dim = b.embeddings.dims()[1];
+    MiningInput::from_host(host, n, m, d.direction(), b.labels.to_vec(), b.ref_labels().to_vec(), b.self_index.clone(), dim)
 }
 
 /// The loss's distance matrix (kept for the written-out backward) and its host copy,
 /// and the miner's host matrix when the miner uses another distance (`None`: it mines
 /// on the loss's own) — read from the loss's GEMM when both prepare rows alike, else
 /// computed on its own.
-fn loss_and_miner_inputs(
-    distance: &Distance,
-    miner_distance: Distance,
-    query: &Tensor<2>,
-    labels: &[i64],
-    reference: Option<&ReferenceSet<'_>>,
-) -> Result<(DistanceOperands, MiningInput, Option<MiningInput>)> {
-    let dim = query.dims()[1];
-    let ref_labels = reference.map_or(labels.to_vec(), |r| r.labels.to_vec());
-    let same_set = reference.is_none();
+fn loss_and_miner_inputs(distance: &Distance, miner_distance: Distance, b: &Labelled<'_>) -> Result<(DistanceOperands, MiningInput, Option<MiningInput>)> {
     let other = (miner_distance != *distance).then_some(miner_distance);
-    let (mat, host, miner_host) =
-        DistanceOperands::with_distance_too(*distance, query.clone(), reference.map(|r| r.embeddings.clone()), other);
-    let input = host_input(&mat, host, distance, labels, &ref_labels, same_set, dim);
+    let reference = b.reference.as_ref().map(|r| r.embeddings.clone());
+    let (mat, host, miner_host) = DistanceOperands::with_distance_too(*distance, b.embeddings.clone(), reference, other);
+    let input = host_input(&mat, host, distance, b);
     let miner_input = match (other, miner_host) {
         (None, _) => None,
-        (Some(d), Some(h)) => Some(host_input(&mat, h, &d, labels, &ref_labels, same_set, dim)),
-        (Some(d), None) => Some(MiningInput::new(&d, query, labels, reference)?),
+        (Some(d), Some(h)) => Some(host_input(&mat, h, &d, b)),
+        (Some(d), None) => Some(b.mining_input(&d)?),
     };
     Ok((mat, input, miner_input))
 }
 
 /// The loss's distance matrix and its host copy ([`loss_and_miner_inputs`]), and the
 /// miner's tuples.
-fn mine_on_loss_matrix(
-    distance: &Distance,
-    miner: &MinerConfig,
-    query: Tensor<2>,
-    labels: &[i64],
-    reference: Option<&ReferenceSet<'_>>,
-    rng: &mut dyn RngCore,
-) -> Result<(DistanceOperands, MiningInput, Mined)> {
-    let (mat, input, miner_input) = loss_and_miner_inputs(distance, miner.distance(), &query, labels, reference)?;
+fn mine_on_loss_matrix(distance: &Distance, miner: &MinerConfig, b: &Labelled<'_>, rng: &mut dyn RngCore) -> Result<(DistanceOperands, MiningInput, crate::Mined)> {
+    let (mat, input, miner_input) = loss_and_miner_inputs(distance, miner.distance(), b)?;
     let mined = miner.mine_input(miner_input.as_ref().unwrap_or(&input), rng)?;
     Ok((mat, input, mined))
 }
@@ -130,10 +93,10 @@ fn output(plan: FusedPlan, value: f64, ops: &DistanceOperands, input: &MiningInp
     // (The scan over the weights only runs when the value is 0: usually it is not.)
     let no_weights = || plan.nonzeros_at_most == Some(0) || plan.weights.par_iter().all(|&w| w == 0.0);
     if stats.num_tuples == 0 || value == 0.0 && no_weights() {
-        return LossOutput { loss: zero.get(), stats: LossStats { loss: 0.0, ..stats } };
+        return LossOutput::new(zero.get(), LossStats { loss: 0.0, ..stats });
     }
     let loss = ops.weighted_sum_loss(plan, input, value);
-    LossOutput { loss, stats: LossStats { loss: value, ..stats } }
+    LossOutput::new(loss, LossStats { loss: value, ..stats })
 }
 
 fn sign(dir: Direction) -> f64 {
@@ -192,35 +155,22 @@ impl TripletMarginLoss {
     }
 
     /// A miner, then this loss on its triplets (pairs are combined per anchor,
-    /// as PML does). When the miner uses this loss's distance, one distance
-    /// matrix serves both; the loss goes through one weight matrix on it.
-    /// The mined tuples come back with the loss (e.g. for `--mined-out`).
-    ///
-    /// # Shapes
-    /// - `query`: `[n, d]`, `labels`: `n`; `reference.embeddings`: `[m, d]` → loss `[1]`
-    pub fn forward_mined(
-        &self,
-        query: Tensor<2>,
-        labels: &[i64],
-        reference: Option<ReferenceSet<'_>>,
-        miner: &MinerConfig,
-        rng: &mut dyn RngCore,
-    ) -> Result<MinedLossOutput> {
+    /// as PML does), the batch's self map honoured. When the miner uses this loss's
+    /// distance, one distance matrix serves both; the loss goes through one weight
+    /// matrix on it (with `swap`: gathered). The mined tuples come back in `mined`.
+    pub(crate) fn forward_mined(&self, b: Labelled<'_>, miner: &MinerConfig, rng: &mut dyn RngCore) -> Result<LossOutput> {
         miner.validate()?;
-        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
+        let zero = b.check()?;
         if self.swap {
-            let mined = miner.mine(&query, labels, reference.as_ref(), rng)?;
+            let mined = miner.mine_input(&b.mining_input(&miner.distance())?, rng)?;
             let t = mined.clone().into_triplets();
-            let output = match reference {
-                None => self.forward(query, labels, Some(&t))?,
-                Some(r) => self.forward_with_reference(query, labels, r, Some(&t))?,
-            };
-            return Ok(MinedLossOutput { output, mined });
+            let out = self.forward_impl(b.embeddings, b.labels, b.reference, &t)?;
+            return Ok(LossOutput { mined: Some(mined), ..out });
         }
-        let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, query, labels, reference.as_ref(), rng)?;
+        let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, &b, rng)?;
         let t = mined.clone().into_triplets();
         let (plan, value, stats) = self.weighted_triplets(&input, &t);
-        Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
+        Ok(LossOutput { mined: Some(mined), ..output(plan, value, &mat, &input, zero, stats) })
     }
 }
 
@@ -244,22 +194,19 @@ impl ContrastiveLoss {
         }
     }
 
-    /// Contrastive loss on `pairs` (or, when `None`, every pair `i ≠ j` of the
-    /// batch — never listed) through one weight matrix on the distance matrix.
-    /// Same value, gradient and stats as [`ContrastiveLoss::forward`], in O(B²)
-    /// memory whatever the number of pairs.
-    ///
-    /// # Shapes
-    /// - `embeddings`: `[B, d]`, `labels`: `B` values → loss `[1]`
-    pub fn forward_fused(&self, embeddings: Tensor<2>, labels: &[i64], pairs: Option<&Pairs>) -> Result<LossOutput> {
-        let zero = check_query_and_reference(&embeddings, labels, None)?;
+    /// Contrastive loss on `pairs` (or, when `None`, every pair of the batch but a row
+    /// with its own — never listed) through one weight matrix on the distance matrix.
+    /// Same value, gradient and stats as the gathering path, in O(B·m) memory whatever
+    /// the number of pairs.
+    pub(crate) fn forward_fused(&self, b: Labelled<'_>, pairs: Option<&Pairs>) -> Result<LossOutput> {
+        let zero = b.check()?;
         if let Some(p) = pairs {
-            p.check(labels.len(), labels.len())?;
+            p.check(b.labels.len(), b.ref_labels().len())?;
         }
-        let dim = embeddings.dims()[1];
-        Ok(crate::pool::on_pool(&embeddings.clone(), None, || {
-            let (mat, host) = DistanceOperands::new(self.distance, embeddings, None);
-            let input = host_input(&mat, host, &self.distance, labels, labels, true, dim);
+        let reference = b.reference.as_ref().map(|r| r.embeddings.clone());
+        Ok(crate::pool::on_pool(&b.embeddings.clone(), reference.as_ref(), || {
+            let (mat, host) = DistanceOperands::new(self.distance, b.embeddings.clone(), reference.clone());
+            let input = host_input(&mat, host, &self.distance, &b);
             let (plan, value, stats) = match pairs {
                 Some(p) => self.weighted_pairs(&input, p),
                 None => self.weighted_all_pairs(&input),
@@ -288,7 +235,7 @@ impl ContrastiveLoss {
                         .map(|&(a, j)| {
                             let raw = input.raw(a, j);
                             let (t, _) = self.term(dir, raw, similar);
-                            (1usize, self.keeps(t) as usize, (t > 0.0) as usize, raw)
+                            (1usize, self.reducer.keeps(t) as usize, (t > 0.0) as usize, raw)
                         })
                         .fold((0, 0, 0, 0.0), add)
                 })
@@ -298,11 +245,7 @@ impl ContrastiveLoss {
         };
         let (np, kp, ap, sp) = group(&pairs.similar, true);
         let (nn, kn, an, sn) = group(&pairs.dissimilar, false);
-        let scale_of = |kept: usize| match (self.reducer, kept) {
-            (_, 0) => 0.0,
-            (Reducer::Sum, _) => 1.0,
-            (_, k) => 1.0 / k as f64,
-        };
+        let scale_of = |kept: usize| self.reducer.scale(kept);
         let (scale_p, scale_n) = match self.pooling {
             KindPooling::Separate => (scale_of(kp), scale_of(kn)),
             KindPooling::Pooled => (scale_of(kp + kn), scale_of(kp + kn)),
@@ -324,7 +267,7 @@ impl ContrastiveLoss {
                         let j = list[order.as_ref().map_or(pos, |o| o[pos])].1;
                         let raw = input.raw(a, j);
                         let (t, dt) = self.term(dir, raw, similar);
-                        if self.keeps(t) {
+                        if self.reducer.keeps(t) {
                             value += scale * t;
                             row[j] += scale * dt;
                         }
@@ -355,51 +298,27 @@ impl ContrastiveLoss {
     /// pairs (often most of the B² pairs) are never listed — per anchor the miner's two
     /// thresholds are computed on its own matrix (read from this loss's GEMM when both
     /// distances prepare rows alike), and the loss is planned over the pairs they keep.
-    /// Use `forward_mined` when the pairs themselves are wanted.
-    ///
-    /// # Shapes
-    /// - `query`: `[n, d]`, `labels`: `n`; `reference.embeddings`: `[m, d]` → loss `[1]`
-    pub fn forward_with_multi_similarity(
-        &self,
-        query: Tensor<2>,
-        labels: &[i64],
-        reference: Option<ReferenceSet<'_>>,
-        miner: &MultiSimilarityMiner,
-    ) -> Result<LossOutput> {
+    pub(crate) fn forward_with_multi_similarity(&self, b: Labelled<'_>, miner: &MultiSimilarityMiner) -> Result<LossOutput> {
         miner.validate()?;
-        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        crate::pool::on_pool(&query, reference.as_ref().map(|r| &r.embeddings), || {
-            let (mat, input, mined_on) = loss_and_miner_inputs(&self.distance, miner.distance, &query, labels, reference.as_ref())?;
+        let zero = b.check()?;
+        crate::pool::on_pool(&b.embeddings, b.reference.as_ref().map(|r| &r.embeddings), || {
+            let (mat, input, mined_on) = loss_and_miner_inputs(&self.distance, miner.distance, &b)?;
             let pairs = MultiSimilarityPairs::new(mined_on.as_ref().unwrap_or(&input), miner.epsilon);
             let (plan, value, stats) = self.weighted_filtered_pairs(&input, &pairs);
             Ok(output(plan, value, &mat, &input, zero, stats))
         })
     }
 
-    fn keeps(&self, v: f64) -> bool {
-        match self.reducer {
-            Reducer::Mean | Reducer::Sum => true,
-            Reducer::AvgNonZero => v > 0.0,
-            Reducer::Threshold { low, high } => low.is_none_or(|l| v > l) && high.is_none_or(|h| v < h),
-        }
-    }
-
     /// A miner, then this loss on its pairs (triplets are split into pairs, as
-    /// PML does). When the miner uses this loss's distance, one distance matrix
-    /// serves both; the loss goes through one weight matrix on it.
-    pub fn forward_mined(
-        &self,
-        query: Tensor<2>,
-        labels: &[i64],
-        reference: Option<ReferenceSet<'_>>,
-        miner: &MinerConfig,
-        rng: &mut dyn RngCore,
-    ) -> Result<MinedLossOutput> {
+    /// PML does), the batch's self map honoured. When the miner uses this loss's
+    /// distance, one distance matrix serves both; the loss goes through one weight
+    /// matrix on it. The mined tuples come back in `mined`.
+    pub(crate) fn forward_mined(&self, b: Labelled<'_>, miner: &MinerConfig, rng: &mut dyn RngCore) -> Result<LossOutput> {
         miner.validate()?;
-        let zero = check_query_and_reference(&query, labels, reference.as_ref())?;
-        let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, query, labels, reference.as_ref(), rng)?;
+        let zero = b.check()?;
+        let (mat, input, mined) = mine_on_loss_matrix(&self.distance, miner, &b, rng)?;
         let (plan, value, stats) = self.weighted_pairs(&input, &mined.pairs());
-        Ok(MinedLossOutput { output: output(plan, value, &mat, &input, zero, stats), mined })
+        Ok(LossOutput { mined: Some(mined), ..output(plan, value, &mat, &input, zero, stats) })
     }
 }
 

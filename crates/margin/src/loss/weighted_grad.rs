@@ -380,7 +380,7 @@ mod tests {
     use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 
     use super::{DistanceOperands, FORCE_DEVICE_PATH, Prepared};
-    use crate::loss::ReferenceSet;
+    use crate::loss::{Batch, ReferenceSet, Tuples};
     use crate::{ContrastiveLossConfig, Distance, LpDistance, Power, TripletMarginLossConfig};
 
     /// Serialises the tests that switch paths (the switch is process-wide).
@@ -447,9 +447,9 @@ mod tests {
                             let r = tensor(values(m * 5, 2), [m, 5]);
                             let triplet = TripletMarginLossConfig::new().with_margin(0.3).with_distance(distance).init().unwrap();
                             let out = match case {
-                                0 => triplet.forward(x.clone(), &labels, None).unwrap(),
-                                1 => triplet.forward_with_reference(x.clone(), &labels, ReferenceSet { embeddings: r.clone(), labels: &ref_labels }, None).unwrap(),
-                                _ => ContrastiveLossConfig::new().with_pos_margin(0.1).with_neg_margin(0.9).with_distance(distance).init().unwrap().forward_fused(x.clone(), &labels, None).unwrap(),
+                                0 => triplet.forward(Batch::labelled(x.clone(), &labels), Tuples::All).unwrap(),
+                                1 => triplet.forward(Batch::labelled(x.clone(), &labels).with_reference(ReferenceSet { embeddings: r.clone(), labels: &ref_labels }), Tuples::All).unwrap(),
+                                _ => ContrastiveLossConfig::new().with_pos_margin(0.1).with_neg_margin(0.9).with_distance(distance).init().unwrap().forward(Batch::labelled(x.clone(), &labels), Tuples::All).unwrap(),
                             };
                             let value = crate::to_host(&out.loss)[0];
                             let grads = out.loss.backward();
