@@ -164,7 +164,10 @@ fn margin_loss_errors_name_the_file_and_the_problem() {
     let e = run(&["--embeddings", "e.npy", "--labels", "short.npy", "--loss", "triplet"]);
     assert!(e.contains("3 labels") && e.contains("4 rows"), "{e}");
     let e = run(&["--embeddings", "junk.npy", "--labels", "short.npy", "--loss", "triplet"]);
-    assert!(e.contains("junk.npy") && e.contains("float32 or float64"), "{e}");
+    assert!(e.contains("junk.npy") && e.contains("not an .npy array"), "{e}");
+    // An integer array where embeddings belong is refused naming the dtype it found.
+    let e = run(&["--embeddings", "t.npy", "--labels", "short.npy", "--loss", "triplet"]);
+    assert!(e.contains("t.npy") && e.contains("float32 or float64"), "{e}");
     let e = run(&["--embeddings", "e.npy", "--labels", "e.npy", "--loss", "triplet"]);
     assert!(e.contains("e.npy") && e.contains("integers"), "{e}");
     let e = run(&["--embeddings", "e.npy", "--triplets", "t.npy", "--loss", "triplet"]);
