@@ -287,3 +287,30 @@ fn margin_loss_miner_flags() {
     let e = run(&["--loss", "triplet", "--distance", "cosine", "--miner", "batch-hard", "--miner-normalize", "false"]);
     assert!(e.contains("always normalises"), "{e}");
 }
+
+/// `--miner-table` takes the config file's `[train.miner]` table: the same miner as the
+/// flags (and as `margin train` would build), unknown fields refused by name.
+#[test]
+fn margin_loss_takes_the_config_files_miner_table() {
+    let dir = scratch("miner-table");
+    clustered_batch(&dir, 24, 6, 4);
+    let c = ["--loss", "contrastive", "--distance", "euclidean"];
+    for (flags, table) in [
+        (&["--miner", "multi-similarity", "--epsilon", "0.2"][..], r#"kind = "multi-similarity", epsilon = 0.2"#),
+        (&["--miner", "pair-margin", "--miner-pos-margin", "0.3", "--miner-neg-margin", "1.1"], r#"kind = "pair-margin", pos_margin = 0.3, neg_margin = 1.1"#),
+        (&["--miner", "multi-similarity", "--miner-distance", "cosine"], r#"kind = "multi-similarity", distance = "cosine""#),
+        (&["--miner", "batch-easy-hard", "--neg-strategy", "hard", "--allowed-neg-range", "0.9", "2"], r#"kind = "batch-easy-hard", neg_strategy = "hard", allowed_neg_range = { low = 0.9, high = 2.0 }"#),
+    ] {
+        let by_flags = mined(&dir, &[&c[..], flags].concat());
+        let by_table = mined(&dir, &[&c[..], &["--miner-table", table]].concat());
+        assert_eq!(by_flags, by_table, "{table}");
+    }
+    let out = margin()
+        .arg("loss")
+        .args(["--embeddings", "e.npy", "--labels", "l.npy", "--loss", "contrastive", "--miner-table", r#"kind = "multi-similarity", margin = 0.1"#])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unknown field `margin`") && err.contains("epsilon"), "{err}");
+}

@@ -197,6 +197,11 @@ pub struct LossArgs {
     /// of `margin train`'s [train.miner]).
     #[arg(long, value_enum, requires = "labels")]
     pub miner: Option<MinerKind>,
+    /// The miner as the config file's `[train.miner]` table, inline: e.g.
+    /// `--miner-table 'kind = "multi-similarity", epsilon = 0.1, distance = "cosine"'`
+    /// (every miner's every parameter; the loss's distance unless `distance` is given).
+    #[arg(long, value_name = "TOML", requires = "labels", conflicts_with = "miner")]
+    pub miner_table: Option<String>,
     /// The miner's own distance (default: the loss's --distance and --normalize, as in
     /// `margin train`; PML's multi-similarity miner uses cosine: --miner-distance cosine).
     #[arg(long, value_enum)]
@@ -317,6 +322,9 @@ fn select(x: &Tensor<2>, rows: impl Iterator<Item = usize>) -> Tensor<2> {
 /// unless --miner-distance / --miner-normalize give it its own (`MinerSpec::build`, the rule
 /// `margin train` follows).
 fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
+    if let Some(table) = &args.miner_table {
+        return miner_from_table(args, table);
+    }
     let Some(kind) = args.miner else {
         let stray = [
             ("--miner-distance", args.miner_distance.is_some()),
@@ -436,6 +444,37 @@ fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
     let spec = MinerSpec { miner: Some(cfg), distance: own };
     let built = spec.build(loss_distance).map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("--miner {name}"))?;
     Ok(built)
+}
+
+/// `--miner-table`: the `[train.miner]` table of a config file, parsed by the same
+/// `MinerSpec` and built by the same rule (`MinerSpec::build`). The per-miner flags belong to
+/// `--miner` and are refused here.
+fn miner_from_table(args: &LossArgs, table: &str) -> Result<Option<MinerConfig>> {
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        miner: MinerSpec,
+    }
+    let flags = [
+        ("--miner-distance", args.miner_distance.is_some()),
+        ("--miner-normalize", args.miner_normalize.is_some()),
+        ("--miner-margin", args.miner_margin.is_some()),
+        ("--miner-type", args.miner_type.is_some()),
+        ("--pos-strategy", args.pos_strategy.is_some()),
+        ("--neg-strategy", args.neg_strategy.is_some()),
+        ("--allowed-pos-range", args.allowed_pos_range.is_some()),
+        ("--allowed-neg-range", args.allowed_neg_range.is_some()),
+        ("--fallback", args.fallback.is_some()),
+        ("--miner-pos-margin", args.miner_pos_margin.is_some()),
+        ("--miner-neg-margin", args.miner_neg_margin.is_some()),
+        ("--epsilon", args.epsilon.is_some()),
+        ("--cutoff", args.cutoff.is_some()),
+        ("--nonzero-loss-cutoff", args.nonzero_loss_cutoff.is_some()),
+    ];
+    if let Some((flag, _)) = flags.iter().find(|f| f.1) {
+        bail!("{flag} is a --miner flag; with --miner-table write the parameter into the table");
+    }
+    let w: Wrapper = toml::from_str(&format!("miner = {{ {table} }}")).map_err(|e| anyhow::anyhow!("--miner-table {table:?}: {e}"))?;
+    w.miner.build(distance(args)?).map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("--miner-table {table:?}"))
 }
 
 fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin::Mined>)> {
