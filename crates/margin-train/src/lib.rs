@@ -8,10 +8,14 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+mod checkpoint;
 mod config;
+mod distance_form;
 mod job;
+mod miner_spec;
 mod trainer;
 
-pub use config::{AugmentConfig, BuiltLoss, LossSpec, MinerSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig};
+pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig};
+pub use miner_spec::MinerSpec;
 pub use job::{DEFAULT_CONFIG, Evaluation, JobObserver, JobOptions, JobOutcome, RunConfig, config_toml, omniglot_one_shot, parse_config, run_job};
 pub use trainer::{EpochRecord, Observer, Silent, StepRecord, TrainError, TrainOutcome, TrainState, Trainer, save_model};

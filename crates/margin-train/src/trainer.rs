@@ -6,19 +6,14 @@
 //! device seed. A run resumed from the checkpoint of epoch `k` therefore replays
 //! epochs `k+1…` exactly as the uninterrupted run does (same seed → same metrics on CPU).
 //!
-//! Checkpoint layout under the output folder:
-//! `checkpoints/epoch-NNNN/{model.bpk, optimizer.bpk, state.json}` (written to a
-//! temporary folder, synced, renamed) and `checkpoint.json`, an atomically replaced
-//! pointer to the latest complete one. A kill at any moment leaves either the
-//! previous checkpoint or the new one, never a half-written one.
+//! Checkpoints (written atomically every epoch, read by [`Trainer::resume`]): the
+//! `checkpoint` module.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
-use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +27,7 @@ use margin_data::{DataError, Dataset, ModelCard, write_atomic};
 use margin_models::{BuildEncoder, EmbeddingNet, ModelError, embed};
 
 use crate::augment;
+use crate::checkpoint::{self, ckpt_err};
 use crate::config::{BuiltLoss, OptimizerSpec, TrainConfig};
 
 /// Why training stopped.
@@ -77,9 +73,6 @@ pub enum TrainError {
     },
 }
 
-fn ckpt_err(path: &Path, reason: impl ToString) -> TrainError {
-    TrainError::Checkpoint { path: path.to_path_buf(), reason: reason.to_string() }
-}
 
 /// One training step, as logged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,12 +240,6 @@ pub struct Trainer {
     sample_shape: Vec<usize>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Pointer {
-    epoch: usize,
-    dir: String,
-}
-
 impl Trainer {
     /// A fresh run writing into `out` (created if needed).
     pub fn new(config: TrainConfig, sample_shape: &[usize], out: &Path, device: &Device) -> Result<Self, TrainError> {
@@ -272,37 +259,18 @@ impl Trainer {
     /// Continues the run in `out` from its latest complete checkpoint. `epochs`
     /// (when given) may extend the run; every other setting must equal the stored one.
     pub fn resume(out: &Path, sample_shape: &[usize], epochs: Option<usize>, device: &Device) -> Result<Self, TrainError> {
-        let ptr_path = out.join("checkpoint.json");
-        let ptr: Pointer = serde_json::from_slice(&std::fs::read(&ptr_path).map_err(|e| DataError::Io { path: ptr_path.clone(), source: e })?)
-            .map_err(|e| ckpt_err(&ptr_path, format!("corrupt checkpoint pointer: {e}")))?;
-        let dir = out.join(&ptr.dir);
+        let (dir, mut state) = checkpoint::latest(out)?;
         let state_path = dir.join("state.json");
-        let state: TrainState = serde_json::from_slice(&std::fs::read(&state_path).map_err(|e| DataError::Io { path: state_path.clone(), source: e })?)
-            .map_err(|e| ckpt_err(&state_path, format!("corrupt state: {e}")))?;
         let mut config = state.config.clone().ok_or_else(|| ckpt_err(&state_path, "no configuration stored"))?;
         if let Some(e) = epochs {
             config.epochs = e;
         }
         config.validate()?;
-        let model_path = dir.join("model.bpk");
-        let bytes = std::fs::read(&model_path).map_err(|e| DataError::Io { path: model_path.clone(), source: e })?;
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(&model_path, e))?;
-        let model = config.model.init(sample_shape, device)?.try_load_record(record).map_err(|e| ckpt_err(&model_path, e))?;
-        let opt_path = dir.join("optimizer.bpk");
-        let bytes = std::fs::read(&opt_path).map_err(|e| DataError::Io { path: opt_path.clone(), source: e })?;
-        let optim = build_optimizer(&config.optimizer).from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(&opt_path, e))?;
+        let model = checkpoint::load_model(&dir.join("model.bpk"), config.model.init(sample_shape, device)?)?;
+        let optim = checkpoint::load_optimizer(&dir.join("optimizer.bpk"), build_optimizer(&config.optimizer))?;
         let loss = config.loss.build()?;
         let miner = config.miner.build(config.loss.distance())?;
-        // Drop log lines of the epoch that was interrupted.
-        let log_path = out.join("train_log.jsonl");
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let kept: String = log
-            .lines()
-            .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["epoch"].as_u64()).is_some_and(|e| e as usize <= state.epoch))
-            .flat_map(|l| [l, "\n"])
-            .collect();
-        write_atomic(&log_path, kept.as_bytes())?;
-        let mut state = state;
+        checkpoint::truncate_log(out, state.epoch)?;
         state.config = Some(config.clone());
         Ok(Trainer { config, out: out.to_path_buf(), device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
     }
@@ -322,47 +290,19 @@ impl Trainer {
         &self.model
     }
 
-    fn write_checkpoint(&self, name: &str) -> Result<PathBuf, TrainError> {
-        let root = self.out.join("checkpoints");
-        let final_dir = root.join(name);
-        let tmp = root.join(format!(".{name}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| DataError::Io { path: tmp.clone(), source: e })?;
-        let model_bytes = self.model.clone().into_record().into_bytes().map_err(|e| ckpt_err(&tmp, e))?;
-        write_atomic(&tmp.join("model.bpk"), &model_bytes)?;
-        let opt_bytes = self.optim.into_bytes().map_err(|e| ckpt_err(&tmp, e))?;
-        write_atomic(&tmp.join("optimizer.bpk"), &opt_bytes)?;
-        write_atomic(&tmp.join("state.json"), &serde_json::to_vec_pretty(&self.state).expect("state serialises"))?;
-        let _ = std::fs::remove_dir_all(&final_dir);
-        std::fs::rename(&tmp, &final_dir).map_err(|e| DataError::Io { path: final_dir.clone(), source: e })?;
-        if let Ok(d) = std::fs::File::open(&root) {
-            let _ = d.sync_all();
-        }
-        Ok(final_dir)
-    }
-
     /// Runs the remaining epochs on `train`, validating on `val` (class-disjoint
     /// from `train`, checked) every `validate_every` epochs.
     pub fn fit(mut self, train: &Dataset, val: Option<&Dataset>, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
-        if train.sample_shape != self.sample_shape {
-            return Err(DataError::Split(format!("training data has sample shape {:?}, the model expects {:?}", train.sample_shape, self.sample_shape)).into());
-        }
-        if let Some(v) = val {
-            margin_data::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
-        }
-        let cfg = self.config.clone();
         let rotated;
-        let train = match cfg.augment {
-            Some(a) if a.rotated_classes => {
-                rotated = augment::with_rotated_classes(train, val.map_or(&[][..], |v| &v.labels[..]))?;
+        let train = match self.checked_training_set(train, val)? {
+            Some(r) => {
+                rotated = r;
                 &rotated
             }
-            _ => train,
+            None => train,
         };
+        let cfg = self.config.clone();
         let num_classes = margin_data::indices_by_class(&train.labels).len();
-        if num_classes < 2 {
-            return Err(DataError::Split(format!("{} has {} class(es); metric learning needs at least 2", train.name, num_classes)).into());
-        }
         // P is clamped to the number of classes (a small data set still trains).
         let sampler = PKSampler::new(
             &train.labels,
@@ -371,25 +311,11 @@ impl Trainer {
             SmallClassPolicy::WithReplacement,
             cfg.seed,
         )?;
-        let bs = sampler.batch_size();
-        let d = train.dim();
-        let image = train.sample_shape.len() == 3;
-        if cfg.augment.is_some() && !image {
-            return Err(MarginError::InvalidConfig {
-                field: "augment",
-                value: format!("{:?}", cfg.augment),
-                reason: "augmentation (shifts/rotations) applies to images only; these samples are feature vectors",
-            }
-            .into());
-        }
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.out.join("train_log.jsonl"))
-            .map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
-        let mut records = Vec::new();
+        let log_path = self.out.join("train_log.jsonl");
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| DataError::io(&log_path, e))?;
         obs.start(self.state.epoch + 1, cfg.epochs, cfg.sampler.batches_per_epoch.unwrap_or(sampler.batches_per_epoch()));
-        let mut x = vec![0f32; bs * d];
+        let mut x = vec![0f32; sampler.batch_size() * train.dim()];
+        let mut records = Vec::new();
         for epoch in self.state.epoch + 1..=cfg.epochs {
             let lr = cfg.schedule.lr(cfg.lr, epoch - 1, cfg.epochs);
             // The epoch's plan depends on (seed, epoch) only, so a resumed run replays it exactly;
@@ -397,170 +323,197 @@ impl Trainer {
             let batches = sampler.epoch_batches(epoch as u64);
             let steps = cfg.sampler.batches_per_epoch.unwrap_or(batches.len());
             let mut rng = epoch_rng(cfg.seed, epoch);
-            let (mut sum_loss, mut sum_act, mut ap, mut an, mut n_ap, mut secs) = (0.0, 0.0, 0.0, 0.0, 0usize, 0.0);
-            let mut min_spread = f64::INFINITY;
-            let mut warnings = Vec::new();
+            let mut totals = EpochTotals { min_spread: f64::INFINITY, ..Default::default() };
             for step in 0..steps {
                 let t = Instant::now();
-                let idx = &batches[step % batches.len()];
-                let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i]).collect();
-                for (row, &i) in idx.iter().enumerate() {
-                    let dst = &mut x[row * d..(row + 1) * d];
-                    match cfg.augment {
-                        Some(a) if image => {
-                            let s = &train.sample_shape;
-                            augment::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, &mut rng, dst)
-                        }
-                        _ => dst.copy_from_slice(train.sample(i)),
-                    }
-                }
-                let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [bs, d]), &self.device);
-                let emb = self.model.forward_flat(xt, &self.sample_shape);
-                let host = margin::to_host(&emb);
-                let spread = spread(&host, emb.dims()[1]);
-                min_spread = min_spread.min(spread);
-                // The loss's one entry point, the miner planned inside it: mined on the loss's
-                // own distance matrix, fused where it can be (the shipped default, contrastive
-                // + multi-similarity, never lists its pairs).
-                let loss: &dyn MetricLoss = match &self.loss {
-                    BuiltLoss::Triplet(l) => l,
-                    BuiltLoss::Contrastive(l) => l,
-                };
-                let tuples = match &self.miner {
-                    Some(m) => Tuples::mined(m, &mut rng),
-                    None => Tuples::All,
-                };
-                let out = loss.forward(Batch::labelled(emb, &labels), tuples)?;
-                let st = out.stats;
-                if !st.loss.is_finite() {
-                    return Err(TrainError::Diverged { epoch, step: self.state.step + 1, loss: st.loss });
-                }
-                let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+                let (grads, mut rec) = self.step(epoch, lr, train, &batches[step % batches.len()], &mut x, &mut rng)?;
+                // (The model moves through the optimizer, so it can update the weights in place.)
                 self.model = self.optim.step(lr, self.model, grads);
-                let dt = t.elapsed().as_secs_f64();
-                self.state.step += 1;
-                self.state.images_seen += bs;
-                secs += dt;
-                sum_loss += st.loss;
-                sum_act += st.active_fraction;
-                if let (Some(a), Some(b)) = (st.mean_ap_dist, st.mean_an_dist) {
-                    ap += a;
-                    an += b;
-                    n_ap += 1;
-                }
-                let rec = StepRecord {
-                    kind: "step".into(),
-                    epoch,
-                    step: self.state.step,
-                    loss: st.loss,
-                    active_fraction: st.active_fraction,
-                    num_tuples: st.num_tuples,
-                    mean_ap_dist: st.mean_ap_dist,
-                    mean_an_dist: st.mean_an_dist,
-                    embedding_spread: spread,
-                    lr,
-                    seconds: dt,
-                };
-                writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
+                rec.seconds = t.elapsed().as_secs_f64();
+                totals.add(&rec);
+                writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::io(&log_path, e))?;
                 obs.step(&rec);
             }
-            self.state.train_seconds += secs;
-            let mean_act = sum_act / steps as f64;
-            if mean_act < 0.01 {
-                self.state.low_active_epochs += 1;
-            } else {
-                self.state.low_active_epochs = 0;
-            }
-            if self.state.low_active_epochs >= 2 {
-                warnings.push(format!(
-                    "active fraction {:.4} for {} epochs in a row: almost no tuple violates the margin (margin too small or mining too easy); training has stalled",
-                    mean_act, self.state.low_active_epochs
-                ));
-            }
-            if min_spread < 1e-4 {
-                warnings.push(format!("embeddings collapsed: per-dimension spread {min_spread:.2e} in a batch (all samples map to nearly the same point); lower the learning rate or raise the margin"));
-            }
-            // Validation.
-            let (mut vmap, mut vp1, mut v1s) = (None, None, None);
-            let mut is_best = false;
-            if let Some(v) = val
-                && cfg.validate_every > 0
-                && (epoch % cfg.validate_every == 0 || epoch == cfg.epochs)
-            {
-                let e = embed(&self.model, v, cfg.eval_batch, true, &self.device);
-                let (m, p, o) = validate(&e, &v.labels, cfg.model.embedding_dim())?;
-                vmap = Some(m);
-                vp1 = Some(p);
-                v1s = o;
-                if self.state.best.is_none_or(|(b, _)| m > b) {
-                    self.state.best = Some((m, epoch));
-                    is_best = true;
-                }
-            }
-            for w in &warnings {
-                obs.warn(w);
-            }
-            let rec = EpochRecord {
-                kind: "epoch".into(),
-                epoch,
-                mean_loss: sum_loss / steps as f64,
-                mean_active_fraction: mean_act,
-                mean_ap_dist: (n_ap > 0).then(|| ap / n_ap as f64),
-                mean_an_dist: (n_ap > 0).then(|| an / n_ap as f64),
-                lr,
-                train_seconds: secs,
-                images_per_s: (steps * bs) as f64 / secs.max(1e-9),
-                val_map_at_r: vmap,
-                val_precision_at_1: vp1,
-                val_one_shot: v1s,
-                warnings,
-            };
-            writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
-            log.sync_data().map_err(|e| DataError::Io { path: self.out.join("train_log.jsonl"), source: e })?;
-            self.state.epoch = epoch;
-            let name = format!("epoch-{epoch:04}");
-            self.write_checkpoint(&name)?;
-            write_atomic(&self.out.join("checkpoint.json"), &serde_json::to_vec(&Pointer { epoch, dir: format!("checkpoints/{name}") }).expect("serialises"))?;
-            if is_best {
-                let b = self.out.join("checkpoints").join("best");
-                let _ = std::fs::remove_dir_all(&b);
-                copy_dir(&self.out.join("checkpoints").join(&name), &b)?;
-            }
-            // Keep only the latest epoch checkpoint (and best/).
-            if let Ok(rd) = std::fs::read_dir(self.out.join("checkpoints")) {
-                for ent in rd.flatten() {
-                    let n = ent.file_name().to_string_lossy().into_owned();
-                    if n.starts_with("epoch-") && n != name {
-                        let _ = std::fs::remove_dir_all(ent.path());
-                    }
-                }
-            }
+            let rec = self.close_epoch(epoch, lr, steps, sampler.batch_size(), &totals, val, obs)?;
+            writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::io(&log_path, e))?;
+            log.sync_data().map_err(|e| DataError::io(&log_path, e))?;
+            let is_best = self.state.best.is_some_and(|(_, e)| e == epoch);
+            checkpoint::commit_epoch(&self.out, &self.model, &self.optim, &self.state, is_best)?;
             obs.epoch(&rec);
             records.push(rec);
         }
         // The final model: best by validation when available.
         let model = match self.state.best {
-            Some((_, e)) if e != self.state.epoch => {
-                let p = self.out.join("checkpoints").join("best").join("model.bpk");
-                let bytes = std::fs::read(&p).map_err(|e| DataError::Io { path: p.clone(), source: e })?;
-                let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(&p, e))?;
-                self.model.clone().try_load_record(record).map_err(|e| ckpt_err(&p, e))?
-            }
+            Some((_, e)) if e != self.state.epoch => checkpoint::best_model(&self.out, self.model.clone())?,
             _ => self.model,
         };
         Ok(TrainOutcome { model, state: self.state, epochs: records })
     }
+
+    /// Checks `train` (and `val`) against the model and configuration; returns the
+    /// training set with rotated copies as new classes when the configuration asks for them.
+    fn checked_training_set(&self, train: &Dataset, val: Option<&Dataset>) -> Result<Option<Dataset>, TrainError> {
+        if train.sample_shape != self.sample_shape {
+            return Err(DataError::Split(format!("training data has sample shape {:?}, the model expects {:?}", train.sample_shape, self.sample_shape)).into());
+        }
+        if let Some(v) = val {
+            margin_data::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
+        }
+        let augment = self.config.augment;
+        if augment.is_some() && train.sample_shape.len() != 3 {
+            return Err(MarginError::InvalidConfig {
+                field: "augment",
+                value: format!("{augment:?}"),
+                reason: "augmentation (shifts/rotations) applies to images only; these samples are feature vectors",
+            }
+            .into());
+        }
+        let rotated = match augment {
+            Some(a) if a.rotated_classes => Some(augment::with_rotated_classes(train, val.map_or(&[][..], |v| &v.labels[..]))?),
+            _ => None,
+        };
+        let set = rotated.as_ref().unwrap_or(train);
+        let num_classes = margin_data::indices_by_class(&set.labels).len();
+        if num_classes < 2 {
+            return Err(DataError::Split(format!("{} has {} class(es); metric learning needs at least 2", set.name, num_classes)).into());
+        }
+        Ok(rotated)
+    }
+
+    /// One step on the samples `idx` of `train` (augmented with `rng`, which the miner then
+    /// draws from too): network → the loss's one entry point → backward; the gradients for
+    /// the optimizer and the step's record (its `seconds` are the caller's to set).
+    #[allow(clippy::too_many_arguments)]
+    fn step(&mut self, epoch: usize, lr: f64, train: &Dataset, idx: &[usize], x: &mut [f32], rng: &mut ChaCha8Rng) -> Result<(GradientsParams, StepRecord), TrainError> {
+        let d = train.dim();
+        let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i]).collect();
+        for (row, &i) in idx.iter().enumerate() {
+            let dst = &mut x[row * d..(row + 1) * d];
+            match self.config.augment {
+                Some(a) => {
+                    let s = &train.sample_shape;
+                    augment::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, rng, dst)
+                }
+                None => dst.copy_from_slice(train.sample(i)),
+            }
+        }
+        let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [idx.len(), d]), &self.device);
+        let emb = self.model.forward_flat(xt, &self.sample_shape);
+        let spread = spread(&margin::to_host(&emb), emb.dims()[1]);
+        // The loss's one entry point, the miner planned inside it: mined on the loss's own
+        // distance matrix, fused where it can be (the shipped default, contrastive +
+        // multi-similarity, never lists its pairs).
+        let loss: &dyn MetricLoss = match &self.loss {
+            BuiltLoss::Triplet(l) => l,
+            BuiltLoss::Contrastive(l) => l,
+        };
+        let tuples = match &self.miner {
+            Some(m) => Tuples::mined(m, rng),
+            None => Tuples::All,
+        };
+        let out = loss.forward(Batch::labelled(emb, &labels), tuples)?;
+        let st = out.stats;
+        if !st.loss.is_finite() {
+            return Err(TrainError::Diverged { epoch, step: self.state.step + 1, loss: st.loss });
+        }
+        let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+        self.state.step += 1;
+        self.state.images_seen += idx.len();
+        let rec = StepRecord {
+            kind: "step".into(),
+            epoch,
+            step: self.state.step,
+            loss: st.loss,
+            active_fraction: st.active_fraction,
+            num_tuples: st.num_tuples,
+            mean_ap_dist: st.mean_ap_dist,
+            mean_an_dist: st.mean_an_dist,
+            embedding_spread: spread,
+            lr,
+            seconds: 0.0,
+        };
+        Ok((grads, rec))
+    }
+
+    /// The end of an epoch: the stall and collapse warnings, validation (and the best
+    /// epoch), the epoch's record; `state.epoch` advances.
+    #[allow(clippy::too_many_arguments)]
+    fn close_epoch(&mut self, epoch: usize, lr: f64, steps: usize, batch: usize, t: &EpochTotals, val: Option<&Dataset>, obs: &mut dyn Observer) -> Result<EpochRecord, TrainError> {
+        let cfg = &self.config;
+        self.state.train_seconds += t.secs;
+        let mean_act = t.active / steps as f64;
+        self.state.low_active_epochs = if mean_act < 0.01 { self.state.low_active_epochs + 1 } else { 0 };
+        let mut warnings = Vec::new();
+        if self.state.low_active_epochs >= 2 {
+            warnings.push(format!(
+                "active fraction {:.4} for {} epochs in a row: almost no tuple violates the margin (margin too small or mining too easy); training has stalled",
+                mean_act, self.state.low_active_epochs
+            ));
+        }
+        if t.min_spread < 1e-4 {
+            warnings.push(format!(
+                "embeddings collapsed: per-dimension spread {:.2e} in a batch (all samples map to nearly the same point); lower the learning rate or raise the margin",
+                t.min_spread
+            ));
+        }
+        let (mut vmap, mut vp1, mut v1s) = (None, None, None);
+        if let Some(v) = val
+            && cfg.validate_every > 0
+            && (epoch % cfg.validate_every == 0 || epoch == cfg.epochs)
+        {
+            let e = embed(&self.model, v, cfg.eval_batch, true, &self.device);
+            let (m, p, o) = validate(&e, &v.labels, cfg.model.embedding_dim())?;
+            (vmap, vp1, v1s) = (Some(m), Some(p), o);
+            if self.state.best.is_none_or(|(b, _)| m > b) {
+                self.state.best = Some((m, epoch));
+            }
+        }
+        for w in &warnings {
+            obs.warn(w);
+        }
+        self.state.epoch = epoch;
+        Ok(EpochRecord {
+            kind: "epoch".into(),
+            epoch,
+            mean_loss: t.loss / steps as f64,
+            mean_active_fraction: mean_act,
+            mean_ap_dist: (t.n_ap > 0).then(|| t.ap / t.n_ap as f64),
+            mean_an_dist: (t.n_ap > 0).then(|| t.an / t.n_ap as f64),
+            lr,
+            train_seconds: t.secs,
+            images_per_s: (steps * batch) as f64 / t.secs.max(1e-9),
+            val_map_at_r: vmap,
+            val_precision_at_1: vp1,
+            val_one_shot: v1s,
+            warnings,
+        })
+    }
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), TrainError> {
-    let tmp = to.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| DataError::Io { path: tmp.clone(), source: e })?;
-    for ent in std::fs::read_dir(from).map_err(|e| DataError::Io { path: from.to_path_buf(), source: e })?.flatten() {
-        std::fs::copy(ent.path(), tmp.join(ent.file_name())).map_err(|e| DataError::Io { path: ent.path(), source: e })?;
+/// Sums over an epoch's steps (in step order: the same bits on every run).
+#[derive(Default)]
+struct EpochTotals {
+    loss: f64,
+    active: f64,
+    ap: f64,
+    an: f64,
+    n_ap: usize,
+    secs: f64,
+    min_spread: f64,
+}
+
+impl EpochTotals {
+    fn add(&mut self, s: &StepRecord) {
+        self.secs += s.seconds;
+        self.loss += s.loss;
+        self.active += s.active_fraction;
+        if let (Some(a), Some(b)) = (s.mean_ap_dist, s.mean_an_dist) {
+            self.ap += a;
+            self.an += b;
+            self.n_ap += 1;
+        }
+        self.min_spread = self.min_spread.min(s.embedding_spread);
     }
-    std::fs::rename(&tmp, to).map_err(|e| DataError::Io { path: to.to_path_buf(), source: e })?;
-    Ok(())
 }
 
 /// Mean over dimensions of the standard deviation across rows.

@@ -2,5 +2,6 @@
 
 pub mod eval;
 pub mod loss;
+mod loss_miner;
 pub mod embed;
 pub mod train;
