@@ -1,26 +1,26 @@
-//! Checkpoints of a run folder: `checkpoints/epoch-NNNN/{model.bpk, optimizer.bpk,
-//! state.json}` written to a temporary folder, synced, renamed; `checkpoint.json`, an
-//! atomically replaced pointer to the latest complete one; `checkpoints/best/` (a copy of
-//! the best epoch by validation MAP@R). A kill at any moment leaves either the previous
-//! checkpoint or the new one, never a half-written one.
-
-use std::path::{Path, PathBuf};
+//! Checkpoints of a run, through its [`RunSink`]: `checkpoints/epoch-NNNN/{model.bpk,
+//! optimizer.bpk, state.json}` published as one folder; `checkpoint.json`, an atomically
+//! replaced pointer to the latest complete one; `checkpoints/best/` (the best epoch by
+//! validation MAP@R). A kill at any moment leaves either the previous checkpoint or the
+//! new one, never a half-written one.
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
-use margin_data::{DataError, write_atomic};
 use margin_models::EmbeddingNet;
 use serde::{Deserialize, Serialize};
 
-use crate::{TrainError, TrainState};
+use crate::{RunSink, TrainError, TrainState};
 
-pub(crate) fn ckpt_err(path: &Path, reason: impl ToString) -> TrainError {
-    TrainError::Checkpoint { path: path.to_path_buf(), reason: reason.to_string() }
+/// The training log's name in the run.
+pub(crate) const LOG: &str = "train_log.jsonl";
+
+pub(crate) fn ckpt_err(sink: &dyn RunSink, name: &str, reason: impl ToString) -> TrainError {
+    TrainError::Checkpoint { path: sink.locate(name), reason: reason.to_string() }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |e| DataError::io(path, e).into()
+fn required(sink: &dyn RunSink, name: &str) -> Result<Vec<u8>, TrainError> {
+    sink.read(name)?.ok_or_else(|| ckpt_err(sink, name, "missing (is this a run folder of `margin train`?)"))
 }
 
 /// `checkpoint.json`: the latest complete checkpoint.
@@ -30,100 +30,64 @@ struct Pointer {
     dir: String,
 }
 
-/// The latest complete checkpoint of the run in `out`: its folder and state.
-pub(crate) fn latest(out: &Path) -> Result<(PathBuf, TrainState), TrainError> {
-    let ptr_path = out.join("checkpoint.json");
-    let ptr: Pointer = serde_json::from_slice(&std::fs::read(&ptr_path).map_err(io(&ptr_path))?)
-        .map_err(|e| ckpt_err(&ptr_path, format!("corrupt checkpoint pointer: {e}")))?;
-    let dir = out.join(&ptr.dir);
-    let state_path = dir.join("state.json");
-    let state: TrainState = serde_json::from_slice(&std::fs::read(&state_path).map_err(io(&state_path))?)
-        .map_err(|e| ckpt_err(&state_path, format!("corrupt state: {e}")))?;
-    Ok((dir, state))
+/// The latest complete checkpoint of the run: its folder's name and state.
+pub(crate) fn latest(sink: &dyn RunSink) -> Result<(String, TrainState), TrainError> {
+    let ptr: Pointer = serde_json::from_slice(&required(sink, "checkpoint.json")?)
+        .map_err(|e| ckpt_err(sink, "checkpoint.json", format!("corrupt checkpoint pointer: {e}")))?;
+    let state_name = format!("{}/state.json", ptr.dir);
+    let state: TrainState = serde_json::from_slice(&required(sink, &state_name)?)
+        .map_err(|e| ckpt_err(sink, &state_name, format!("corrupt state: {e}")))?;
+    Ok((ptr.dir, state))
 }
 
-/// `model` with the weights of `path` (a `model.bpk` of this architecture).
-pub(crate) fn load_model(path: &Path, model: EmbeddingNet) -> Result<EmbeddingNet, TrainError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(path, e))?;
-    model.try_load_record(record).map_err(|e| ckpt_err(path, e))
+/// `model` with the weights of `name` (a `model.bpk` of this architecture).
+pub(crate) fn load_model(sink: &dyn RunSink, name: &str, model: EmbeddingNet) -> Result<EmbeddingNet, TrainError> {
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(required(sink, name)?)).map_err(|e| ckpt_err(sink, name, e))?;
+    model.try_load_record(record).map_err(|e| ckpt_err(sink, name, e))
 }
 
-/// `optim` with the state of `path` (an `optimizer.bpk`).
-pub(crate) fn load_optimizer(path: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer, TrainError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| ckpt_err(path, e))
+/// `optim` with the state of `name` (an `optimizer.bpk`).
+pub(crate) fn load_optimizer(sink: &dyn RunSink, name: &str, optim: ModuleOptimizer) -> Result<ModuleOptimizer, TrainError> {
+    optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(required(sink, name)?)).map_err(|e| ckpt_err(sink, name, e))
 }
 
 /// Keeps the log lines of epochs up to `epoch` (a resumed run drops the interrupted one's).
-pub(crate) fn truncate_log(out: &Path, epoch: usize) -> Result<(), TrainError> {
-    let log_path = out.join("train_log.jsonl");
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+pub(crate) fn truncate_log(sink: &mut dyn RunSink, epoch: usize) -> Result<(), TrainError> {
+    let log = String::from_utf8_lossy(&sink.read(LOG)?.unwrap_or_default()).into_owned();
     let kept: String = log
         .lines()
         .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["epoch"].as_u64()).is_some_and(|e| e as usize <= epoch))
         .flat_map(|l| [l, "\n"])
         .collect();
-    write_atomic(&log_path, kept.as_bytes())?;
-    Ok(())
+    sink.write(LOG, kept.as_bytes())
 }
 
-/// Writes the checkpoint of `state.epoch` and points `checkpoint.json` at it; copies it to
-/// `best/` when `is_best`; removes the older epoch checkpoints.
-pub(crate) fn commit_epoch(out: &Path, model: &EmbeddingNet, optim: &ModuleOptimizer, state: &TrainState, is_best: bool) -> Result<(), TrainError> {
+/// Publishes the checkpoint of `state.epoch` and points `checkpoint.json` at it; copies it
+/// to `best/` when `is_best`; removes the older epoch checkpoints.
+pub(crate) fn commit_epoch(sink: &mut dyn RunSink, model: &EmbeddingNet, optim: &ModuleOptimizer, state: &TrainState, is_best: bool) -> Result<(), TrainError> {
     let epoch = state.epoch;
-    let root = out.join("checkpoints");
     let name = format!("epoch-{epoch:04}");
-    write_folder(&root, &name, model, optim, state)?;
-    let pointer = serde_json::to_vec(&Pointer { epoch, dir: format!("checkpoints/{name}") }).expect("a pointer serialises");
-    write_atomic(&out.join("checkpoint.json"), &pointer)?;
+    let dir = format!("checkpoints/{name}");
+    let model_bytes = model.clone().into_record().into_bytes().map_err(|e| ckpt_err(sink, &dir, e))?;
+    let opt_bytes = optim.into_bytes().map_err(|e| ckpt_err(sink, &dir, e))?;
+    let state_bytes = serde_json::to_vec_pretty(state).expect("state serialises");
+    let files: [(&str, &[u8]); 3] = [("model.bpk", &model_bytes), ("optimizer.bpk", &opt_bytes), ("state.json", &state_bytes)];
+    sink.publish(&dir, &files)?;
+    let pointer = serde_json::to_vec(&Pointer { epoch, dir }).expect("a pointer serialises");
+    sink.write("checkpoint.json", &pointer)?;
     if is_best {
-        let b = root.join("best");
-        let _ = std::fs::remove_dir_all(&b);
-        copy_dir(&root.join(&name), &b)?;
+        sink.publish("checkpoints/best", &files)?;
     }
     // Keep only the latest epoch checkpoint (and best/).
-    if let Ok(rd) = std::fs::read_dir(&root) {
-        for ent in rd.flatten() {
-            let n = ent.file_name().to_string_lossy().into_owned();
-            if n.starts_with("epoch-") && n != name {
-                let _ = std::fs::remove_dir_all(ent.path());
-            }
+    for old in sink.subdirs("checkpoints")? {
+        if old.starts_with("epoch-") && old != name {
+            sink.remove_dir(&format!("checkpoints/{old}"))?;
         }
     }
     Ok(())
 }
 
 /// The model of `checkpoints/best/` (loaded into `model`'s architecture).
-pub(crate) fn best_model(out: &Path, model: EmbeddingNet) -> Result<EmbeddingNet, TrainError> {
-    load_model(&out.join("checkpoints").join("best").join("model.bpk"), model)
-}
-
-fn write_folder(root: &Path, name: &str, model: &EmbeddingNet, optim: &ModuleOptimizer, state: &TrainState) -> Result<PathBuf, TrainError> {
-    let final_dir = root.join(name);
-    let tmp = root.join(format!(".{name}.tmp"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let model_bytes = model.clone().into_record().into_bytes().map_err(|e| ckpt_err(&tmp, e))?;
-    write_atomic(&tmp.join("model.bpk"), &model_bytes)?;
-    let opt_bytes = optim.into_bytes().map_err(|e| ckpt_err(&tmp, e))?;
-    write_atomic(&tmp.join("optimizer.bpk"), &opt_bytes)?;
-    write_atomic(&tmp.join("state.json"), &serde_json::to_vec_pretty(state).expect("state serialises"))?;
-    let _ = std::fs::remove_dir_all(&final_dir);
-    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
-    if let Ok(d) = std::fs::File::open(root) {
-        let _ = d.sync_all();
-    }
-    Ok(final_dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<(), TrainError> {
-    let tmp = to.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    for ent in std::fs::read_dir(from).map_err(io(from))?.flatten() {
-        std::fs::copy(ent.path(), tmp.join(ent.file_name())).map_err(|e| DataError::io(&ent.path(), e))?;
-    }
-    std::fs::rename(&tmp, to).map_err(io(to))?;
-    Ok(())
+pub(crate) fn best_model(sink: &dyn RunSink, model: EmbeddingNet) -> Result<EmbeddingNet, TrainError> {
+    load_model(sink, "checkpoints/best/model.bpk", model)
 }

@@ -9,7 +9,6 @@
 //! Checkpoints (written atomically every epoch, read by [`Trainer::resume`]): the
 //! `checkpoint` module.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,6 +27,7 @@ use margin_models::{BuildEncoder, EmbeddingNet, ModelError, embed};
 
 use crate::augment;
 use crate::checkpoint::{self, ckpt_err};
+use crate::sink::{FolderSink, RunSink};
 use crate::config::{BuiltLoss, OptimizerSpec, TrainConfig};
 
 /// Why training stopped.
@@ -179,6 +179,8 @@ pub struct TrainOutcome {
     pub state: TrainState,
     /// Epoch records of the epochs this call ran.
     pub epochs: Vec<EpochRecord>,
+    /// The run's storage (the folder, or the memory holding the log and checkpoints).
+    pub sink: Box<dyn RunSink>,
 }
 
 fn build_optimizer(spec: &OptimizerSpec) -> ModuleOptimizer {
@@ -230,7 +232,7 @@ pub fn save_model(model: &EmbeddingNet, card: &ModelCard, dir: &Path) -> Result<
 /// The trainer. Build with [`Trainer::new`] (fresh) or [`Trainer::resume`].
 pub struct Trainer {
     config: TrainConfig,
-    out: PathBuf,
+    sink: Box<dyn RunSink>,
     device: Device,
     model: EmbeddingNet,
     optim: ModuleOptimizer,
@@ -241,10 +243,14 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A fresh run writing into `out` (created if needed).
+    /// A fresh run writing into the folder `out` (created if needed).
     pub fn new(config: TrainConfig, sample_shape: &[usize], out: &Path, device: &Device) -> Result<Self, TrainError> {
+        Self::with_sink(config, sample_shape, Box::new(FolderSink::new(out)?), device)
+    }
+
+    /// A fresh run writing through `sink` (a folder, or memory: [`crate::MemorySink`]).
+    pub fn with_sink(config: TrainConfig, sample_shape: &[usize], mut sink: Box<dyn RunSink>, device: &Device) -> Result<Self, TrainError> {
         config.validate()?;
-        std::fs::create_dir_all(out).map_err(|e| DataError::Io { path: out.to_path_buf(), source: e })?;
         device.seed(config.seed);
         let model = config.model.init(sample_shape, device)?;
         let optim = build_optimizer(&config.optimizer);
@@ -252,27 +258,31 @@ impl Trainer {
         let miner = config.miner.build(config.loss.distance())?;
         let state = TrainState { config: Some(config.clone()), ..Default::default() };
         // A fresh run starts a fresh log.
-        write_atomic(&out.join("train_log.jsonl"), b"")?;
-        Ok(Trainer { config, out: out.to_path_buf(), device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
+        sink.write(checkpoint::LOG, b"")?;
+        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
     }
 
-    /// Continues the run in `out` from its latest complete checkpoint. `epochs`
+    /// Continues the run in the folder `out` from its latest complete checkpoint. `epochs`
     /// (when given) may extend the run; every other setting must equal the stored one.
     pub fn resume(out: &Path, sample_shape: &[usize], epochs: Option<usize>, device: &Device) -> Result<Self, TrainError> {
-        let (dir, mut state) = checkpoint::latest(out)?;
-        let state_path = dir.join("state.json");
-        let mut config = state.config.clone().ok_or_else(|| ckpt_err(&state_path, "no configuration stored"))?;
+        Self::resume_sink(Box::new(FolderSink::new(out)?), sample_shape, epochs, device)
+    }
+
+    /// [`Trainer::resume`] from the run held by `sink`.
+    pub fn resume_sink(mut sink: Box<dyn RunSink>, sample_shape: &[usize], epochs: Option<usize>, device: &Device) -> Result<Self, TrainError> {
+        let (dir, mut state) = checkpoint::latest(sink.as_ref())?;
+        let mut config = state.config.clone().ok_or_else(|| ckpt_err(sink.as_ref(), &format!("{dir}/state.json"), "no configuration stored"))?;
         if let Some(e) = epochs {
             config.epochs = e;
         }
         config.validate()?;
-        let model = checkpoint::load_model(&dir.join("model.bpk"), config.model.init(sample_shape, device)?)?;
-        let optim = checkpoint::load_optimizer(&dir.join("optimizer.bpk"), build_optimizer(&config.optimizer))?;
+        let model = checkpoint::load_model(sink.as_ref(), &format!("{dir}/model.bpk"), config.model.init(sample_shape, device)?)?;
+        let optim = checkpoint::load_optimizer(sink.as_ref(), &format!("{dir}/optimizer.bpk"), build_optimizer(&config.optimizer))?;
         let loss = config.loss.build()?;
         let miner = config.miner.build(config.loss.distance())?;
-        checkpoint::truncate_log(out, state.epoch)?;
+        checkpoint::truncate_log(sink.as_mut(), state.epoch)?;
         state.config = Some(config.clone());
-        Ok(Trainer { config, out: out.to_path_buf(), device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
+        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
     }
 
     /// The configuration in force.
@@ -311,8 +321,6 @@ impl Trainer {
             SmallClassPolicy::WithReplacement,
             cfg.seed,
         )?;
-        let log_path = self.out.join("train_log.jsonl");
-        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| DataError::io(&log_path, e))?;
         obs.start(self.state.epoch + 1, cfg.epochs, cfg.sampler.batches_per_epoch.unwrap_or(sampler.batches_per_epoch()));
         let mut x = vec![0f32; sampler.batch_size() * train.dim()];
         let mut records = Vec::new();
@@ -331,23 +339,23 @@ impl Trainer {
                 self.model = self.optim.step(lr, self.model, grads);
                 rec.seconds = t.elapsed().as_secs_f64();
                 totals.add(&rec);
-                writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::io(&log_path, e))?;
+                self.sink.append_line(checkpoint::LOG, &serde_json::to_string(&rec).expect("a record serialises"))?;
                 obs.step(&rec);
             }
             let rec = self.close_epoch(epoch, lr, steps, sampler.batch_size(), &totals, val, obs)?;
-            writeln!(log, "{}", serde_json::to_string(&rec).expect("serialises")).map_err(|e| DataError::io(&log_path, e))?;
-            log.sync_data().map_err(|e| DataError::io(&log_path, e))?;
+            self.sink.append_line(checkpoint::LOG, &serde_json::to_string(&rec).expect("a record serialises"))?;
+            self.sink.sync(checkpoint::LOG)?;
             let is_best = self.state.best.is_some_and(|(_, e)| e == epoch);
-            checkpoint::commit_epoch(&self.out, &self.model, &self.optim, &self.state, is_best)?;
+            checkpoint::commit_epoch(self.sink.as_mut(), &self.model, &self.optim, &self.state, is_best)?;
             obs.epoch(&rec);
             records.push(rec);
         }
         // The final model: best by validation when available.
         let model = match self.state.best {
-            Some((_, e)) if e != self.state.epoch => checkpoint::best_model(&self.out, self.model.clone())?,
+            Some((_, e)) if e != self.state.epoch => checkpoint::best_model(self.sink.as_ref(), self.model.clone())?,
             _ => self.model,
         };
-        Ok(TrainOutcome { model, state: self.state, epochs: records })
+        Ok(TrainOutcome { model, state: self.state, epochs: records, sink: self.sink })
     }
 
     /// Checks `train` (and `val`) against the model and configuration; returns the

@@ -1,0 +1,206 @@
+//! Where a run's files go: a folder ([`FolderSink`], what `margin train` uses) or memory
+//! ([`MemorySink`], for tests and bindings that train without touching the disk).
+//!
+//! The trainer writes only through [`RunSink`]: whole files (atomically), appended log
+//! lines, and checkpoints — a group of files made visible at once ([`RunSink::publish`]).
+//! Names are relative paths with `/` separators (`checkpoints/epoch-0003/model.bpk`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use margin_data::{DataError, write_atomic};
+
+use crate::TrainError;
+
+/// A run's storage.
+pub trait RunSink: Send + std::fmt::Debug {
+    /// Replaces `name` with `bytes`, atomically (the old content or the new, never a mix).
+    fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), TrainError>;
+    /// Appends `line` and a newline to `name` (created if needed).
+    fn append_line(&mut self, name: &str, line: &str) -> Result<(), TrainError>;
+    /// Makes the appended lines of `name` durable (a no-op in memory).
+    fn sync(&mut self, name: &str) -> Result<(), TrainError>;
+    /// The content of `name`, `None` when it does not exist.
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>, TrainError>;
+    /// Makes `files` (name → bytes, relative to `dir`) the content of the folder `dir`, all
+    /// at once: a reader sees the previous folder or the new one, never a partial one.
+    fn publish(&mut self, dir: &str, files: &[(&str, &[u8])]) -> Result<(), TrainError>;
+    /// Removes the folder `dir` and everything under it (nothing when absent).
+    fn remove_dir(&mut self, dir: &str) -> Result<(), TrainError>;
+    /// The names of the folders directly under `dir`.
+    fn subdirs(&self, dir: &str) -> Result<Vec<String>, TrainError>;
+    /// Where `name` lives, for messages (a folder sink's full path).
+    fn locate(&self, name: &str) -> PathBuf {
+        PathBuf::from(name)
+    }
+}
+
+/// A run folder on disk.
+#[derive(Debug, Clone)]
+pub struct FolderSink {
+    root: PathBuf,
+}
+
+impl FolderSink {
+    /// The folder `root` (created if needed).
+    pub fn new(root: &Path) -> Result<Self, TrainError> {
+        std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
+        Ok(FolderSink { root: root.to_path_buf() })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        name.split('/').fold(self.root.clone(), |p, part| p.join(part))
+    }
+}
+
+impl RunSink for FolderSink {
+    fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), TrainError> {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+        }
+        Ok(write_atomic(&p, bytes)?)
+    }
+
+    fn append_line(&mut self, name: &str, line: &str) -> Result<(), TrainError> {
+        let p = self.path(name);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| DataError::io(&p, e))?;
+        writeln!(f, "{line}").map_err(|e| DataError::io(&p, e))?;
+        Ok(())
+    }
+
+    fn sync(&mut self, name: &str) -> Result<(), TrainError> {
+        let p = self.path(name);
+        if let Ok(f) = std::fs::File::open(&p) {
+            f.sync_data().map_err(|e| DataError::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>, TrainError> {
+        let p = self.path(name);
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(DataError::io(&p, e).into()),
+        }
+    }
+
+    /// Written into a temporary sibling folder (each file atomically), then renamed over `dir`.
+    fn publish(&mut self, dir: &str, files: &[(&str, &[u8])]) -> Result<(), TrainError> {
+        let target = self.path(dir);
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = target.with_file_name(format!(".{name}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+        for (f, bytes) in files {
+            write_atomic(&tmp.join(f), bytes)?;
+        }
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&tmp, &target).map_err(|e| DataError::io(&target, e))?;
+        if let Some(parent) = target.parent()
+            && let Ok(d) = std::fs::File::open(parent)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&mut self, dir: &str) -> Result<(), TrainError> {
+        let p = self.path(dir);
+        match std::fs::remove_dir_all(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DataError::io(&p, e).into()),
+        }
+    }
+
+    fn locate(&self, name: &str) -> PathBuf {
+        self.path(name)
+    }
+
+    fn subdirs(&self, dir: &str) -> Result<Vec<String>, TrainError> {
+        let p = self.path(dir);
+        let Ok(rd) = std::fs::read_dir(&p) else { return Ok(Vec::new()) };
+        Ok(rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+    }
+}
+
+/// A run kept in memory: every file by name.
+#[derive(Clone, Default, PartialEq)]
+pub struct MemorySink {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl std::fmt::Debug for MemorySink {
+    /// The file names and sizes (not the bytes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.files.iter().map(|(k, v)| (k, v.len()))).finish()
+    }
+}
+
+impl MemorySink {
+    /// An empty run.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every file, by name.
+    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.files
+    }
+}
+
+impl RunSink for MemorySink {
+    fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), TrainError> {
+        self.files.insert(name.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    fn append_line(&mut self, name: &str, line: &str) -> Result<(), TrainError> {
+        let f = self.files.entry(name.to_string()).or_default();
+        f.extend_from_slice(line.as_bytes());
+        f.push(b'\n');
+        Ok(())
+    }
+
+    fn sync(&mut self, _name: &str) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>, TrainError> {
+        Ok(self.files.get(name).cloned())
+    }
+
+    fn publish(&mut self, dir: &str, files: &[(&str, &[u8])]) -> Result<(), TrainError> {
+        self.remove_dir(dir)?;
+        for (f, bytes) in files {
+            self.files.insert(format!("{dir}/{f}"), bytes.to_vec());
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&mut self, dir: &str) -> Result<(), TrainError> {
+        let prefix = format!("{dir}/");
+        self.files.retain(|k, _| !k.starts_with(&prefix));
+        Ok(())
+    }
+
+    fn subdirs(&self, dir: &str) -> Result<Vec<String>, TrainError> {
+        let prefix = format!("{dir}/");
+        let mut out: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split_once('/').map(|(d, _)| d.to_string()))
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+}
