@@ -2,8 +2,9 @@
 //!
 //! [`Trainer`]: P×K batches → encoder → the loss's single entry point (miner planned
 //! inside) → optimizer, per-step statistics, a JSONL log, an atomic checkpoint every
-//! epoch, exact resume. [`run_job`]: the whole run of a configuration, from files to
-//! `metrics.json` — what `margin train` calls, usable without the CLI.
+//! epoch, exact resume — all written through a [`RunSink`] ([`FolderSink`], or
+//! [`MemorySink`] for tests and bindings). [`run_job`]: the whole run of a configuration,
+//! from files to `metrics.json` — what `margin train` calls, usable without the CLI.
 
 #![warn(missing_docs)]
 
