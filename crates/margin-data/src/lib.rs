@@ -156,6 +156,20 @@ impl Dataset {
         self.sample_shape.iter().product()
     }
 
+    /// Divides every value by `scale` (the feature preprocessing of a CSV `scale` or a model
+    /// card; 1: nothing to do). `field` names the setting in the error for a `scale` that is
+    /// not finite and > 0 (it would turn every value into NaN or infinity).
+    pub fn divide_features(&mut self, scale: f64, field: &'static str) -> Result<(), DataError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(DataError::Config { field, value: scale.to_string(), reason: "must be finite and > 0" });
+        }
+        if scale != 1.0 {
+            let s = (1.0 / scale) as f32;
+            self.features.iter_mut().for_each(|v| *v *= s);
+        }
+        Ok(())
+    }
+
     /// Sample `i`.
     pub fn sample(&self, i: usize) -> &[f32] {
         let d = self.dim();

@@ -239,15 +239,9 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
         DataSpec::Csv { path, label_column, test, scale } => {
             let mut d = crate::load_csv(&resolve(path), *label_column)?;
             let mut t = test.as_ref().map(|t| crate::load_csv(&resolve(t), *label_column)).transpose()?;
-            if *scale != 1.0 {
-                if !(scale.is_finite() && *scale > 0.0) {
-                    return Err(DataError::Config { field: "data.scale", value: scale.to_string(), reason: "must be finite and > 0" });
-                }
-                let s = (1.0 / scale) as f32;
-                d.features.iter_mut().for_each(|v| *v *= s);
-                if let Some(t) = t.as_mut() {
-                    t.features.iter_mut().for_each(|v| *v *= s);
-                }
+            d.divide_features(*scale, "data.scale")?;
+            if let Some(t) = t.as_mut() {
+                t.divide_features(*scale, "data.scale")?;
             }
             (d, t, None)
         }

@@ -5,33 +5,20 @@
 //! `{ kind = "lp", power = "Euclidean" | "SquaredEuclidean", normalize = true }`, is read too.
 //! Written as the string when rows are normalised, else as the table.
 
-use margin::{CosineSimilarity, Distance, DotProductSimilarity, LpDistance, Power};
+use margin::{Distance, LpDistance, Power};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-/// `name` (one of [`NAMES`]) with `normalize`.
+/// `name` (one of [`Distance::NAMES`]) with `normalize`, refusals explained in the
+/// configuration file's terms.
 pub fn named(name: &str, normalize: bool) -> Result<Distance, String> {
-    let lp = |power| Distance::Lp(LpDistance { power, normalize });
-    Ok(match name {
-        "euclidean" => lp(Power::Euclidean),
-        "squared-euclidean" => lp(Power::SquaredEuclidean),
-        "cosine" if !normalize => {
-            return Err("cosine always normalises; for raw dot products write distance = { kind = \"dot\", normalize = false }".into());
+    Distance::from_name(name, normalize).ok_or_else(|| match name {
+        "cosine" => "cosine always normalises; for raw dot products write distance = { kind = \"dot\", normalize = false }".to_string(),
+        other => {
+            let names: Vec<String> = Distance::NAMES.iter().map(|n| format!("`{n}`")).collect();
+            format!("unknown distance `{other}`, expected one of {}", names.join(", "))
         }
-        "cosine" => Distance::Cosine(CosineSimilarity),
-        "dot" => Distance::Dot(DotProductSimilarity { normalize }),
-        other => return Err(format!("unknown distance `{other}`, expected one of `euclidean`, `squared-euclidean`, `cosine`, `dot`")),
     })
-}
-
-/// The name and normalisation of `d`.
-pub fn name_of(d: &Distance) -> (&'static str, bool) {
-    match *d {
-        Distance::Lp(LpDistance { power: Power::Euclidean, normalize }) => ("euclidean", normalize),
-        Distance::Lp(LpDistance { power: Power::SquaredEuclidean, normalize }) => ("squared-euclidean", normalize),
-        Distance::Cosine(_) => ("cosine", true),
-        Distance::Dot(DotProductSimilarity { normalize }) => ("dot", normalize),
-    }
 }
 
 /// Reads either form (and the earlier one) from a generic value.
@@ -66,7 +53,7 @@ pub fn from_value(v: &Value) -> Result<Distance, String> {
 
 /// The value written for `d`.
 pub fn to_value(d: &Distance) -> Value {
-    match name_of(d) {
+    match (d.name(), d.normalizes()) {
         (name, true) => Value::String(name.into()),
         (name, false) => serde_json::json!({ "kind": name, "normalize": false }),
     }

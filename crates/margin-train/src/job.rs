@@ -146,9 +146,8 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     let mut evaluation = None;
     if opts.evaluate && let Some(test) = &loaded.test {
         let t_eval = Instant::now();
-        let e = evaluate_test(&outcome.model, test, cfg, device)?;
+        let mut e = evaluate_test(&outcome.model, test, cfg, device)?;
         metrics["test"] = serde_json::to_value(&e.report).expect("a report serialises");
-        let mut e = e;
         if let Some(p) = &loaded.one_shot {
             let r = omniglot_one_shot(&outcome.model, p, &shape, device)?;
             metrics["omniglot_one_shot"] = serde_json::to_value(&r).expect("a report serialises");

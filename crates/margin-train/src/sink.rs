@@ -37,16 +37,18 @@ pub trait RunSink: Send + std::fmt::Debug {
 }
 
 /// A run folder on disk.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FolderSink {
     root: PathBuf,
+    /// The file lines were last appended to, kept open (the log gets a line every step).
+    appending: Option<(PathBuf, std::fs::File)>,
 }
 
 impl FolderSink {
     /// The folder `root` (created if needed).
     pub fn new(root: &Path) -> Result<Self, TrainError> {
         std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
-        Ok(FolderSink { root: root.to_path_buf() })
+        Ok(FolderSink { root: root.to_path_buf(), appending: None })
     }
 
     /// The folder.
@@ -57,11 +59,20 @@ impl FolderSink {
     fn path(&self, name: &str) -> PathBuf {
         name.split('/').fold(self.root.clone(), |p, part| p.join(part))
     }
+
+    /// Closes the kept append handle when `p` is (or is under) its file: it is about to be
+    /// replaced, and a handle on the old file would append where nobody reads.
+    fn release(&mut self, p: &Path) {
+        if self.appending.as_ref().is_some_and(|(open, _)| open.starts_with(p)) {
+            self.appending = None;
+        }
+    }
 }
 
 impl RunSink for FolderSink {
     fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), TrainError> {
         let p = self.path(name);
+        self.release(&p);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
         }
@@ -70,15 +81,24 @@ impl RunSink for FolderSink {
 
     fn append_line(&mut self, name: &str, line: &str) -> Result<(), TrainError> {
         let p = self.path(name);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| DataError::io(&p, e))?;
+        if self.appending.as_ref().is_none_or(|(open, _)| *open != p) {
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| DataError::io(&p, e))?;
+            self.appending = Some((p.clone(), f));
+        }
+        let (_, f) = self.appending.as_mut().expect("opened above");
         writeln!(f, "{line}").map_err(|e| DataError::io(&p, e))?;
         Ok(())
     }
 
     fn sync(&mut self, name: &str) -> Result<(), TrainError> {
         let p = self.path(name);
-        if let Ok(f) = std::fs::File::open(&p) {
-            f.sync_data().map_err(|e| DataError::io(&p, e))?;
+        match &self.appending {
+            Some((open, f)) if *open == p => f.sync_data().map_err(|e| DataError::io(&p, e))?,
+            _ => {
+                if let Ok(f) = std::fs::File::open(&p) {
+                    f.sync_data().map_err(|e| DataError::io(&p, e))?;
+                }
+            }
         }
         Ok(())
     }
@@ -95,6 +115,7 @@ impl RunSink for FolderSink {
     /// Written into a temporary sibling folder (each file atomically), then renamed over `dir`.
     fn publish(&mut self, dir: &str, files: &[(&str, &[u8])]) -> Result<(), TrainError> {
         let target = self.path(dir);
+        self.release(&target);
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = target.with_file_name(format!(".{name}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -114,6 +135,7 @@ impl RunSink for FolderSink {
 
     fn remove_dir(&mut self, dir: &str) -> Result<(), TrainError> {
         let p = self.path(dir);
+        self.release(&p);
         match std::fs::remove_dir_all(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -3,6 +3,8 @@
 //! and the earlier spelling (`name` / `margin` / `type_of_triplets`) still read, from TOML
 //! (`config.toml`) and JSON (`state.json`) alike.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use margin::miner::{
@@ -296,24 +298,8 @@ fn an_earlier_state_json_configuration_reads_the_same() {
     assert!(matches!(back.loss, LossSpec::Contrastive { .. }));
 }
 
-/// 6 classes × 6 feature vectors of 8 values (a fixed LCG: no data files).
 fn dataset() -> Dataset {
-    let (classes, per_class, d) = (6, 6, 8);
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    for c in 0..classes {
-        let centre: Vec<f32> = (0..d).map(|_| next()).collect();
-        for _ in 0..per_class {
-            features.extend(centre.iter().map(|v| v + 0.5 * next()));
-            labels.push(c as i64);
-        }
-    }
-    Dataset::new("synthetic", features, vec![d], labels).unwrap()
+    common::blobs(6, 6, 8, 0x2545_f491_4f6c_dd1d)
 }
 
 fn step_losses(run: &Path) -> Vec<f64> {

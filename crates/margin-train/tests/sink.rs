@@ -2,28 +2,14 @@
 //! layout as a run folder, and resumes from memory exactly (the same model bits as an
 //! uninterrupted run); the folder sink and the memory sink train the same model.
 
+mod common;
+
 use burn::tensor::Device;
 use margin_data::{Dataset, ModelConfig};
 use margin_train::{MemorySink, SamplerConfig, Schedule, Silent, TrainConfig, Trainer};
 
-/// 6 classes × 6 feature vectors of 8 values (a fixed LCG: no data files).
 fn dataset() -> Dataset {
-    let (classes, per_class, d) = (6, 6, 8);
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    for c in 0..classes {
-        let centre: Vec<f32> = (0..d).map(|_| next()).collect();
-        for _ in 0..per_class {
-            features.extend(centre.iter().map(|v| v + 0.5 * next()));
-            labels.push(c as i64);
-        }
-    }
-    Dataset::new("synthetic", features, vec![d], labels).unwrap()
+    common::blobs(6, 6, 8, 0x9e37_79b9_7f4a_7c15)
 }
 
 fn config(epochs: usize) -> TrainConfig {

@@ -11,6 +11,8 @@
 //! the first batch of the P×K plan for `(seed, epoch 1)`, which the trainer documents as
 //! depending on nothing else.
 
+mod common;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use margin::sampler::{PKSampler, SmallClassPolicy};
 use margin::{Batch, MetricLoss, Tuples};
@@ -18,24 +20,8 @@ use margin_data::{Dataset, ModelConfig};
 use margin_train::{BuiltLoss, LossSpec, MinerSpec, Observer, SamplerConfig, StepRecord, TrainConfig, Trainer};
 use rand::SeedableRng;
 
-/// 6 classes × 5 feature vectors of 8 values (a fixed LCG: no data files).
 fn dataset() -> Dataset {
-    let (classes, per_class, d) = (6, 5, 8);
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    for c in 0..classes {
-        let centre: Vec<f32> = (0..d).map(|_| next()).collect();
-        for _ in 0..per_class {
-            features.extend(centre.iter().map(|v| v + 0.5 * next()));
-            labels.push(c as i64);
-        }
-    }
-    Dataset::new("synthetic", features, vec![d], labels).unwrap()
+    common::blobs(6, 5, 8, 0x2545_f491_4f6c_dd1d)
 }
 
 /// The shipped default configuration, on a small MLP, one step of one epoch, no augmentation.

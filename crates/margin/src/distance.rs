@@ -182,6 +182,35 @@ fn safe_sqrt<const D: usize>(squared: Tensor<D>) -> Tensor<D> {
 }
 
 impl Distance {
+    /// The conventions' names of the distances (ARCHITECTURE.md), used by every command and
+    /// file: [`Distance::name`] and [`Distance::from_name`] map between them.
+    pub const NAMES: [&'static str; 4] = ["euclidean", "squared-euclidean", "cosine", "dot"];
+
+    /// The distance called `name` (one of [`Distance::NAMES`]), on L2-normalised rows when
+    /// `normalize`; `None` for another name, and for `cosine` without normalisation (cosine
+    /// always normalises: unnormalised, it is `dot`).
+    pub fn from_name(name: &str, normalize: bool) -> Option<Self> {
+        let lp = |power| Distance::Lp(LpDistance { power, normalize });
+        Some(match name {
+            "euclidean" => lp(Power::Euclidean),
+            "squared-euclidean" => lp(Power::SquaredEuclidean),
+            "cosine" if normalize => Distance::Cosine(CosineSimilarity),
+            "dot" => Distance::Dot(DotProductSimilarity { normalize }),
+            _ => return None,
+        })
+    }
+
+    /// This distance's name in [`Distance::NAMES`] (whether rows are normalised is
+    /// [`Distance::normalizes`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Distance::Lp(LpDistance { power: Power::Euclidean, .. }) => "euclidean",
+            Distance::Lp(LpDistance { power: Power::SquaredEuclidean, .. }) => "squared-euclidean",
+            Distance::Cosine(_) => "cosine",
+            Distance::Dot(_) => "dot",
+        }
+    }
+
     /// Euclidean distance on L2-normalised rows (PML's default).
     pub fn euclidean_normalized() -> Self {
         Distance::Lp(LpDistance { power: Power::Euclidean, normalize: true })

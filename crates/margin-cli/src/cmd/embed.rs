@@ -83,22 +83,19 @@ fn preprocessing(a: &EmbedArgs, card: &ModelCard) -> anyhow::Result<Preprocessin
     Ok(p)
 }
 
-/// An `.npy` input prepared as the model's samples: feature rows divided by the scale, or
-/// images (`N × H × W` or `N × 1 × H × W`, grey in `[0, 1]`, or 0–255 for integer arrays)
-/// inverted when the card says so and area-resized to the model's input.
+/// An `.npy` input prepared as the model's samples: feature rows as they are (the caller
+/// divides them by the scale, as for every feature input), or images (`N × H × W` or
+/// `N × 1 × H × W`, grey in `[0, 1]`, or 0–255 for integer arrays) inverted when the card
+/// says so and area-resized to the model's input.
 fn npy_samples(p: &std::path::Path, prep: Preprocessing) -> anyhow::Result<(Vec<f32>, usize)> {
     let arr = npy::read_npy(p)?;
     let s = arr.header.shape.clone();
     let n = *s.first().unwrap_or(&0);
     let mut values = arr.to_f32();
     match prep {
-        Preprocessing::Features { dim, scale } => {
+        Preprocessing::Features { dim, .. } => {
             if s.len() != 2 || s[1] != dim {
                 bail!("{}: shape {s:?}, but the model takes rows of {dim} features", p.display());
-            }
-            if scale != 1.0 {
-                let r = (1.0 / scale) as f32;
-                values.iter_mut().for_each(|v| *v *= r);
             }
             Ok((values, n))
         }
@@ -134,14 +131,11 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let shape = card.sample_shape.clone();
     let p = &a.input;
     let name = p.to_string_lossy().to_lowercase();
-    let scale_features = |mut ds: Dataset| {
-        if let Preprocessing::Features { scale, .. } = prep
-            && scale != 1.0
-        {
-            let r = (1.0 / scale) as f32;
-            ds.features.iter_mut().for_each(|v| *v *= r);
+    let scale_features = |mut ds: Dataset| -> anyhow::Result<Dataset> {
+        if let Preprocessing::Features { scale, .. } = prep {
+            ds.divide_features(scale, "--scale (or the model card's scale)")?;
         }
-        ds
+        Ok(ds)
     };
     // (dataset, whether its labels are real: an .npy input has none)
     let (ds, has_labels): (Dataset, bool) = if p.is_dir() || name.ends_with(".zip") {
@@ -150,13 +144,13 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
         };
         (data::load_image_folder(p, size, invert)?.0, true)
     } else if name.ends_with(".csv") || name.ends_with(".csv.gz") {
-        (scale_features(data::load_csv(p, a.label_column)?), true)
+        (scale_features(data::load_csv(p, a.label_column)?)?, true)
     } else if name.ends_with(".npz") {
-        (scale_features(data::load_features(p, None)?), true)
+        (scale_features(data::load_features(p, None)?)?, true)
     } else if name.ends_with(".npy") {
         let (feats, n) = npy_samples(p, prep)?;
         // Placeholder labels for the Dataset type only: never written (see --labels-out).
-        (Dataset::new(p.display().to_string(), feats, shape.clone(), vec![0; n])?, false)
+        (scale_features(Dataset::new(p.display().to_string(), feats, shape.clone(), vec![0; n])?)?, false)
     } else {
         bail!("{}: unknown input type (expected .npy, .npz, .csv, .csv.gz, a .zip or a folder)", p.display());
     };

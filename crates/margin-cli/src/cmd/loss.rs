@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use margin::burn::tensor::{DType, Device, Tensor, TensorData};
 use clap::{Args, ValueEnum};
 use margin::{
-    ContrastiveForm, MinerStats, ContrastiveLossConfig, CosineSimilarity, Distance, DotProductSimilarity,
-    KindPooling, LossOutput, LossStats, LpDistance, PairPolarity, Power, Reducer,
+    ContrastiveForm, MinerStats, ContrastiveLossConfig, Distance,
+    KindPooling, LossOutput, LossStats, PairPolarity, Reducer,
     TripletMarginLossConfig, Triplets,
 };
 use ndarray::Array2;
@@ -284,16 +284,13 @@ pub(super) fn distance(args: &LossArgs) -> Result<Distance> {
 }
 
 pub(super) fn distance_of(kind: DistanceKind, normalize: bool) -> Result<Distance> {
-    let lp = |power| Distance::Lp(LpDistance { power, normalize });
-    Ok(match kind {
-        DistanceKind::Euclidean => lp(Power::Euclidean),
-        DistanceKind::SquaredEuclidean => lp(Power::SquaredEuclidean),
-        DistanceKind::Cosine if !normalize => {
-            bail!("--distance cosine always normalises; use --distance dot --normalize false for raw dot products")
-        }
-        DistanceKind::Cosine => Distance::Cosine(CosineSimilarity),
-        DistanceKind::Dot => Distance::Dot(DotProductSimilarity { normalize }),
-    })
+    // The clap value names are the conventions' names (`Distance::NAMES`): the only refusal
+    // left is cosine without normalisation.
+    let name = kind.to_possible_value().expect("no skipped variants");
+    match Distance::from_name(name.get_name(), normalize) {
+        Some(d) => Ok(d),
+        None => bail!("--distance cosine always normalises; use --distance dot --normalize false for raw dot products"),
+    }
 }
 
 fn reducer(args: &LossArgs) -> Result<Reducer> {

@@ -19,23 +19,7 @@ pub(super) fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
         return miner_from_table(args, table);
     }
     let Some(kind) = args.miner else {
-        let stray = [
-            ("--miner-distance", args.miner_distance.is_some()),
-            ("--miner-normalize", args.miner_normalize.is_some()),
-            ("--miner-margin", args.miner_margin.is_some()),
-            ("--miner-type", args.miner_type.is_some()),
-            ("--pos-strategy", args.pos_strategy.is_some()),
-            ("--neg-strategy", args.neg_strategy.is_some()),
-            ("--allowed-pos-range", args.allowed_pos_range.is_some()),
-            ("--allowed-neg-range", args.allowed_neg_range.is_some()),
-            ("--fallback", args.fallback.is_some()),
-            ("--miner-pos-margin", args.miner_pos_margin.is_some()),
-            ("--miner-neg-margin", args.miner_neg_margin.is_some()),
-            ("--epsilon", args.epsilon.is_some()),
-            ("--cutoff", args.cutoff.is_some()),
-            ("--nonzero-loss-cutoff", args.nonzero_loss_cutoff.is_some()),
-        ];
-        if let Some((flag, _)) = stray.iter().find(|f| f.1) {
+        if let Some(flag) = given_miner_flag(args) {
             bail!("{flag} configures a miner; add --miner NAME");
         }
         return Ok(None);
@@ -139,14 +123,8 @@ pub(super) fn miner(args: &LossArgs) -> Result<Option<MinerConfig>> {
     Ok(built)
 }
 
-/// `--miner-table`: the `[train.miner]` table of a config file, parsed by the same
-/// `MinerSpec` and built by the same rule (`MinerSpec::build`). The per-miner flags belong to
-/// `--miner` and are refused here.
-fn miner_from_table(args: &LossArgs, table: &str) -> Result<Option<MinerConfig>> {
-    #[derive(serde::Deserialize)]
-    struct Wrapper {
-        miner: MinerSpec,
-    }
+/// The first per-miner flag given, if any (they belong to `--miner NAME`).
+fn given_miner_flag(args: &LossArgs) -> Option<&'static str> {
     let flags = [
         ("--miner-distance", args.miner_distance.is_some()),
         ("--miner-normalize", args.miner_normalize.is_some()),
@@ -163,7 +141,18 @@ fn miner_from_table(args: &LossArgs, table: &str) -> Result<Option<MinerConfig>>
         ("--cutoff", args.cutoff.is_some()),
         ("--nonzero-loss-cutoff", args.nonzero_loss_cutoff.is_some()),
     ];
-    if let Some((flag, _)) = flags.iter().find(|f| f.1) {
+    flags.iter().find(|f| f.1).map(|f| f.0)
+}
+
+/// `--miner-table`: the `[train.miner]` table of a config file, parsed by the same
+/// `MinerSpec` and built by the same rule (`MinerSpec::build`). The per-miner flags belong to
+/// `--miner` and are refused here.
+fn miner_from_table(args: &LossArgs, table: &str) -> Result<Option<MinerConfig>> {
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        miner: MinerSpec,
+    }
+    if let Some(flag) = given_miner_flag(args) {
         bail!("{flag} is a --miner flag; with --miner-table write the parameter into the table");
     }
     let w: Wrapper = toml::from_str(&format!("miner = {{ {table} }}")).map_err(|e| anyhow::anyhow!("--miner-table {table:?}: {e}"))?;
