@@ -5,3 +5,4 @@ pub mod loss;
 mod loss_miner;
 pub mod embed;
 pub mod train;
+mod progress;

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use margin_train::{DEFAULT_CONFIG, EpochRecord, JobObserver, JobOptions, Observer, RunConfig, StepRecord, parse_config, run_job};
+use margin_train::{DEFAULT_CONFIG, JobOptions, RunConfig, parse_config, run_job};
+
+use super::progress::Progress;
 
 /// Arguments of `margin train`.
 #[derive(clap::Args, Debug)]
@@ -46,69 +47,6 @@ pub struct TrainArgs {
     /// Only print errors and the final summary.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-struct Progress {
-    bar: Option<ProgressBar>,
-    steps: usize,
-    quiet: bool,
-}
-
-impl Observer for Progress {
-    fn start(&mut self, first: usize, epochs: usize, steps: usize) {
-        self.steps = steps;
-        if !self.quiet {
-            let total = (epochs + 1 - first.min(epochs + 1)) * steps;
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({eta} left) {msg}")
-                    .expect("valid template"),
-            );
-            self.bar = Some(bar);
-        }
-    }
-    fn step(&mut self, s: &StepRecord) {
-        if let Some(b) = &self.bar {
-            b.inc(1);
-            if s.step % 5 == 0 {
-                b.set_message(format!("epoch {} loss {:.4} active {:.3}", s.epoch, s.loss, s.active_fraction));
-            }
-        }
-    }
-    fn epoch(&mut self, e: &EpochRecord) {
-        let mut val = e.val_map_at_r.map(|m| format!("  val MAP@R {m:.4}")).unwrap_or_default();
-        if let Some(o) = e.val_one_shot {
-            val.push_str(&format!("  one-shot {:.1}%", 100.0 * o));
-        }
-        let line = format!(
-            "epoch {:>3}: loss {:.4}  active {:.3}  d_ap {:.3}  d_an {:.3}  {:.0} img/s{val}",
-            e.epoch,
-            e.mean_loss,
-            e.mean_active_fraction,
-            e.mean_ap_dist.unwrap_or(f64::NAN),
-            e.mean_an_dist.unwrap_or(f64::NAN),
-            e.images_per_s
-        );
-        match &self.bar {
-            Some(b) => b.println(line),
-            None if !self.quiet => eprintln!("{line}"),
-            None => {}
-        }
-    }
-    fn warn(&mut self, msg: &str) {
-        match &self.bar {
-            Some(b) => b.println(format!("warning: {msg}")),
-            None => eprintln!("warning: {msg}"),
-        }
-    }
-}
-
-impl JobObserver for Progress {
-    fn info(&mut self, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
-        }
-    }
 }
 
 fn new_run_dir(root: &Path) -> anyhow::Result<PathBuf> {
@@ -177,11 +115,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let (cfg, out, resume) = configure(&args)?;
     let device = margin::burn::tensor::Device::flex().autodiff();
     let opts = JobOptions { out: out.clone(), resume, epochs: args.epochs, evaluate: !args.no_eval };
-    let mut progress = Progress { bar: None, steps: 0, quiet: args.quiet };
+    let mut progress = Progress::new(args.quiet);
     let job = run_job(&cfg, &opts, &device, &mut progress).with_context(|| format!("training in {}", out.display()));
-    if let Some(b) = &progress.bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     let job = job?;
     let metrics = &job.metrics;
     match &job.evaluation {
