@@ -18,7 +18,9 @@ fn validation_keeps_the_checkpoint_with_the_best_map_at_r() {
         .unwrap()
         .replace("../shared/data/sklearn_digits/digits.csv.gz", &csv.display().to_string())
         .replace("validate_every = 0", "validate_every = 1")
-        .replace("train_classes = [0, 1, 2, 3, 4]", "train_classes = [0, 1, 2]\nval_classes = [3, 4]");
+        .replace("train_classes = [0, 1, 2, 3, 4]", "train_classes = [0, 1, 2]\nval_classes = [3, 4]")
+        // Three training classes remain: a batch of five classes is refused (no silent clamp).
+        .replace("classes_per_batch = 5", "classes_per_batch = 3");
     let cfg = dir.join("digits.toml");
     std::fs::write(&cfg, text).unwrap();
     let run = dir.join("run");

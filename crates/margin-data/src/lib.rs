@@ -25,6 +25,7 @@ use thiserror::Error;
 
 pub mod card;
 pub mod images;
+pub mod memory;
 pub mod npy;
 pub mod omniglot;
 mod samples;

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use crate::error::{EvalError, Result};
-use margin_linalg::{Real, dot};
+use margin_linalg::Real;
+use margin_linalg::rows::RowFault;
 
 /// A validated, borrowed `rows × dim` row-major matrix of embeddings.
 #[derive(Debug, Clone)]
@@ -52,21 +53,12 @@ impl<'a, T: Real> Embeddings<'a, T> {
             });
         }
         let rows = data.len() / dim;
-        for (r, row) in data.chunks_exact(dim).enumerate() {
-            if let Some(c) = row.iter().position(|v| !v.is_finite()) {
-                return Err(EvalError::NonFinite {
-                    input: name,
-                    row: r,
-                    column: c,
-                    value: row[c].to_f64(),
-                });
+        match margin_linalg::rows::first_bad_row(&data, dim) {
+            Some(RowFault::NonFinite { row, col, value }) => {
+                return Err(EvalError::NonFinite { input: name, row, column: col, value });
             }
-            if !dot(row, row).is_finite() {
-                return Err(EvalError::Overflow {
-                    input: name,
-                    row: r,
-                });
-            }
+            Some(RowFault::Overflow { row, .. }) => return Err(EvalError::Overflow { input: name, row }),
+            None => {}
         }
         Ok(Self {
             name,

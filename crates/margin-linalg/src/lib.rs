@@ -13,6 +13,7 @@
 //!   its bounds and the jobs' disjoint parts checked in debug builds;
 //! - [`simd`]: `avx2_dispatch!`, a hot loop compiled a second time with AVX2 + FMA and
 //!   chosen at run time;
+//! - [`rows`]: the one rule for usable embedding rows (finite values, representable squared norms);
 //! - [`ordered`]: parallel float sums in a fixed order (the same bits on any number of
 //!   threads).
 //!
@@ -28,6 +29,7 @@ pub mod buffer;
 pub mod gemm;
 pub mod ordered;
 mod real;
+pub mod rows;
 pub mod shared;
 pub mod simd;
 pub mod topk;

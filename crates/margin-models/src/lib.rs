@@ -13,10 +13,12 @@
 
 mod embed;
 mod encoder;
+mod finite;
 pub mod kernels;
 pub mod weights;
 
 pub use embed::{embed, l2_normalize_rows};
+pub use finite::{BadParameter, first_non_finite_parameter};
 pub use encoder::{BuildEncoder, ConvBlock, ConvNet4, EmbeddingNet, Mlp};
 
 /// Why a model could not be built, saved or loaded.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::distance_form;
 use crate::miner_spec::MinerSpec;
+use margin::check;
 use margin::{ContrastiveLoss, ContrastiveLossConfig, Distance, MarginError, Reducer, TripletMarginLoss, TripletMarginLossConfig};
 use margin_data::ModelConfig;
 
@@ -310,59 +311,114 @@ impl TrainConfig {
         }
     }
 
-    /// Checks every field, naming the first bad one.
+    /// Checks every field, naming the first bad one (as the TOML spells it: `train.lr`),
+    /// with margin's one validator per concept ([`margin::check`]).
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 {
-            return Err(invalid("epochs", self.epochs, "must be >= 1"));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(invalid("lr", self.lr, "must be finite and > 0"));
-        }
-        if self.sampler.classes_per_batch < 2 {
-            return Err(invalid("sampler.classes_per_batch", self.sampler.classes_per_batch, "need at least 2 classes per batch for negatives"));
-        }
-        if self.sampler.samples_per_class < 2 {
-            return Err(invalid("sampler.samples_per_class", self.sampler.samples_per_class, "need at least 2 samples per class for positives"));
-        }
-        if self.sampler.batches_per_epoch == Some(0) {
-            return Err(invalid("sampler.batches_per_epoch", 0, "must be >= 1"));
-        }
-        if self.eval_batch == 0 {
-            return Err(invalid("eval_batch", 0, "must be >= 1"));
-        }
+        check::count("train.epochs", self.epochs, 1)?;
+        check::positive("train.lr", self.lr)?;
+        self.validate_sizes()?;
+        check::count("train.eval_batch", self.eval_batch, 1)?;
         match self.schedule {
             Schedule::Step { step_epochs, gamma } => {
-                if step_epochs == 0 {
-                    return Err(invalid("schedule.step_epochs", step_epochs, "must be >= 1"));
-                }
-                if !(gamma.is_finite() && gamma > 0.0) {
-                    return Err(invalid("schedule.gamma", gamma, "must be finite and > 0"));
-                }
+                check::count("train.schedule.step_epochs", step_epochs, 1)?;
+                check::positive("train.schedule.gamma", gamma)?;
             }
             Schedule::Cosine { min_lr } if !(min_lr.is_finite() && min_lr >= 0.0 && min_lr <= self.lr) => {
-                return Err(invalid("schedule.min_lr", min_lr, "must be in [0, lr]"));
+                return Err(invalid("train.schedule.min_lr", min_lr, "must be in [0, train.lr]"));
             }
             _ => {}
         }
         let wd = match self.optimizer {
             OptimizerSpec::Adam { weight_decay } | OptimizerSpec::Adamw { weight_decay } => weight_decay,
             OptimizerSpec::Sgd { momentum, weight_decay, .. } => {
-                if !(0.0..1.0).contains(&momentum) {
-                    return Err(invalid("optimizer.momentum", momentum, "must be in [0, 1)"));
-                }
+                check::fraction("train.optimizer.momentum", momentum)?;
                 weight_decay
             }
         };
-        if !(wd.is_finite() && wd >= 0.0) {
-            return Err(invalid("optimizer.weight_decay", wd, "must be finite and >= 0"));
+        check::non_negative("train.optimizer.weight_decay", wd)?;
+        if let Some(a) = self.augment {
+            check::non_negative("train.augment.max_shift", a.max_shift)?;
+            check::non_negative("train.augment.max_rotation_deg", a.max_rotation_deg)?;
         }
-        if let Some(a) = self.augment
-            && !(a.max_shift.is_finite() && a.max_shift >= 0.0 && a.max_rotation_deg.is_finite() && a.max_rotation_deg >= 0.0)
-        {
-            return Err(invalid("augment", format!("{a:?}"), "max_shift and max_rotation_deg must be finite and >= 0"));
-        }
-        self.loss.build()?;
+        self.validate_loss()?;
         self.miner.build(self.loss.distance())?;
         Ok(())
     }
+
+    /// Sizes: the sampler's and the model's, each against a sanity bound (a typo such as
+    /// `embedding_dim = 1e11` is refused before anything is allocated) and the batch
+    /// `P × K` against [`check::MAX_BATCH`].
+    fn validate_sizes(&self) -> Result<()> {
+        let s = &self.sampler;
+        if s.classes_per_batch < 2 {
+            return Err(invalid("train.sampler.classes_per_batch", s.classes_per_batch, "need at least 2 classes per batch for negatives"));
+        }
+        if s.samples_per_class < 2 {
+            return Err(invalid("train.sampler.samples_per_class", s.samples_per_class, "need at least 2 samples per class for positives"));
+        }
+        check::size("train.sampler.classes_per_batch", s.classes_per_batch, check::MAX_BATCH)?;
+        check::size("train.sampler.samples_per_class", s.samples_per_class, check::MAX_BATCH)?;
+        let batch = s.classes_per_batch.checked_mul(s.samples_per_class).unwrap_or(usize::MAX);
+        if batch > check::MAX_BATCH {
+            return Err(MarginError::InvalidConfig {
+                field: "train.sampler (classes_per_batch × samples_per_class)",
+                value: format!("{} × {} (the largest batch accepted is {})", s.classes_per_batch, s.samples_per_class, check::MAX_BATCH),
+                reason: "is too large",
+            });
+        }
+        if let Some(b) = s.batches_per_epoch {
+            check::count("train.sampler.batches_per_epoch", b, 1)?;
+        }
+        check::size("train.eval_batch", self.eval_batch, check::MAX_BATCH)?;
+        match &self.model {
+            ModelConfig::Mlp { hidden, embedding_dim, .. } => {
+                check::size("train.model.embedding_dim", *embedding_dim, check::MAX_DIM)?;
+                for &h in hidden {
+                    check::size("train.model.hidden", h, check::MAX_DIM)?;
+                }
+            }
+            ModelConfig::Convnet4 { width, embedding_dim, .. } => {
+                check::size("train.model.embedding_dim", *embedding_dim, check::MAX_DIM)?;
+                check::size("train.model.width", *width, check::MAX_CHANNELS)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The loss's parameters, and its margins against the range of its distance
+    /// ([`check::margin`], [`check::threshold`]: a margin past what normalised embeddings
+    /// can reach keeps every tuple active forever).
+    fn validate_loss(&self) -> Result<()> {
+        match &self.loss {
+            LossSpec::Triplet { margin, smooth, distance, .. } => {
+                if !smooth {
+                    check::margin("train.loss.margin", *margin, distance)?;
+                }
+            }
+            LossSpec::Contrastive { pos_margin, neg_margin, distance, .. } => {
+                check::threshold("train.loss.pos_margin", *pos_margin, distance)?;
+                check::threshold("train.loss.neg_margin", *neg_margin, distance)?;
+            }
+        }
+        self.loss.build()?;
+        Ok(())
+    }
+}
+
+/// Checks the sections of a whole run configuration that are not the trainer's, before
+/// anything runs (a bad `eval.max_pairs` used to surface only after training).
+pub fn validate_run(cfg: &margin_data::RunConfig<TrainConfig>) -> Result<()> {
+    cfg.train.validate()?;
+    check::count("eval.max_pairs", cfg.eval.max_pairs, 1)?;
+    let sp = &cfg.split;
+    check::fraction("split.val_fraction", sp.val_fraction)?;
+    check::fraction("split.test_fraction", sp.test_fraction)?;
+    if sp.val_fraction + sp.test_fraction >= 1.0 {
+        return Err(MarginError::InvalidConfig {
+            field: "split.val_fraction + split.test_fraction",
+            value: format!("{} + {}", sp.val_fraction, sp.test_fraction),
+            reason: "must be < 1: no class would be left to train on",
+        });
+    }
+    Ok(())
 }

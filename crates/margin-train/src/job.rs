@@ -78,12 +78,13 @@ pub trait JobObserver: Observer {
 /// Runs the job of `cfg` in `opts.out`.
 pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dyn JobObserver) -> Result<JobOutcome, TrainError> {
     let started = Instant::now();
-    cfg.train.validate()?;
+    crate::config::validate_run(cfg)?;
     let t_load = Instant::now();
     let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
     obs.info(&describe(&loaded, load_seconds));
     let shape = loaded.train.sample_shape.clone();
+    crate::budget::check_training(&cfg.train, &shape)?;
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
     let trainer = if opts.resume {

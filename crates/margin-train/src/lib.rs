@@ -10,6 +10,7 @@
 
 pub mod augment;
 mod checkpoint;
+mod budget;
 mod config;
 mod distance_form;
 mod job;
@@ -17,7 +18,7 @@ mod miner_spec;
 mod sink;
 mod trainer;
 
-pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig};
+pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig, validate_run};
 pub use miner_spec::MinerSpec;
 pub use sink::{FolderSink, MemorySink, RunSink};
 pub use job::{DEFAULT_CONFIG, Evaluation, JobObserver, JobOptions, JobOutcome, RunConfig, config_toml, omniglot_one_shot, parse_config, run_job};

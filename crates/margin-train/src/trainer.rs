@@ -61,15 +61,20 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
-    /// Training diverged (non-finite loss).
-    #[error("training diverged at epoch {epoch}, step {step}: the loss is {loss}; lower the learning rate")]
+    /// The run needs more memory than the machine has.
+    #[error(transparent)]
+    Memory(#[from] margin_data::memory::MemoryError),
+    /// Training diverged: the embeddings or the loss of a step are not finite.
+    #[error("training diverged at epoch {epoch}, step {step} (learning rate {lr:e}): {what}")]
     Diverged {
         /// Epoch (1-based).
         epoch: usize,
         /// Global step.
         step: usize,
-        /// The loss value.
-        loss: f64,
+        /// The step's learning rate.
+        lr: f64,
+        /// What was non-finite, and the likely cause.
+        what: String,
     },
 }
 
@@ -313,10 +318,17 @@ impl Trainer {
         };
         let cfg = self.config.clone();
         let num_classes = margin_data::indices_by_class(&train.labels).len();
-        // P is clamped to the number of classes (a small data set still trains).
+        if cfg.sampler.classes_per_batch > num_classes {
+            return Err(MarginError::InvalidConfig {
+                field: "train.sampler.classes_per_batch",
+                value: format!("{} (the training set {} has {num_classes} classes after the split)", cfg.sampler.classes_per_batch, train.name),
+                reason: "is more classes per batch than there are; lower it to at most the number of training classes",
+            }
+            .into());
+        }
         let sampler = PKSampler::new(
             &train.labels,
-            cfg.sampler.classes_per_batch.min(num_classes),
+            cfg.sampler.classes_per_batch,
             cfg.sampler.samples_per_class,
             SmallClassPolicy::WithReplacement,
             cfg.seed,
@@ -407,7 +419,11 @@ impl Trainer {
         }
         let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [idx.len(), d]), &self.device);
         let emb = self.model.forward_flat(xt, &self.sample_shape);
-        let spread = spread(&margin::to_host(&emb), emb.dims()[1]);
+        let host = margin::to_host(&emb);
+        if let Some(i) = host.iter().position(|v| !v.is_finite()) {
+            return Err(self.diverged(epoch, lr, format!("embedding row {} holds {}", i / emb.dims()[1], host[i])));
+        }
+        let spread = spread(&host, emb.dims()[1]);
         // The loss's one entry point, the miner planned inside it: mined on the loss's own
         // distance matrix, fused where it can be (the shipped default, contrastive +
         // multi-similarity, never lists its pairs).
@@ -422,7 +438,7 @@ impl Trainer {
         let out = loss.forward(Batch::labelled(emb, &labels), tuples)?;
         let st = out.stats;
         if !st.loss.is_finite() {
-            return Err(TrainError::Diverged { epoch, step: self.state.step + 1, loss: st.loss });
+            return Err(self.diverged(epoch, lr, format!("the loss is {} (the embeddings are finite: the distances overflowed)", st.loss)));
         }
         let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
         self.state.step += 1;
@@ -441,6 +457,17 @@ impl Trainer {
             seconds: 0.0,
         };
         Ok((grads, rec))
+    }
+
+    /// The error for a non-finite step, with the likely cause: before any update, the data
+    /// or the initial weights; after updates, the learning rate.
+    fn diverged(&self, epoch: usize, lr: f64, what: String) -> TrainError {
+        let cause = if self.state.step == 0 {
+            "at the first step, before any update: the input data (check its scale) or the initial weights hold extreme values"
+        } else {
+            "the updates blew the weights up: lower train.lr"
+        };
+        TrainError::Diverged { epoch, step: self.state.step + 1, lr, what: format!("{what}; {cause}") }
     }
 
     /// The end of an epoch: the stall and collapse warnings, validation (and the best

@@ -23,6 +23,21 @@ pub enum MarginError {
         /// Shape of the input.
         shape: Vec<usize>,
     },
+    /// Every value of a row is finite but its squared norm overflows the element type,
+    /// so its distances would be inf or NaN.
+    #[error("{input}: row {row} is too large for {dtype} (values up to {max_abs:e}; its squared norm overflows, so every distance of it would be inf or NaN; shape {shape:?}): scale the embeddings down, or compute in f64")]
+    Overflow {
+        /// Which input.
+        input: &'static str,
+        /// The row.
+        row: usize,
+        /// Its largest absolute value.
+        max_abs: f64,
+        /// The element type (`f32`, `f64`).
+        dtype: String,
+        /// Shape of the input.
+        shape: Vec<usize>,
+    },
     /// The number of labels differs from the number of embedding rows.
     #[error("{labels_input} has {labels} labels but {input} has {rows} rows (shape {shape:?})")]
     LabelCount {

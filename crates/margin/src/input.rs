@@ -28,6 +28,15 @@ pub fn check_embeddings(input: &'static str, x: &Tensor<2>) -> Result<()> {
         return Err(MarginError::Empty { input, shape: vec![rows, cols], what });
     }
     let data = x.to_data();
+    // Finite values whose squared norm overflows (a row of 1e30 in f32): every distance of
+    // that row would be inf or NaN. The same rule as margin-eval's (margin_linalg::rows).
+    // (Checked after the finite scan below reports nothing.)
+    let dtype = data.dtype();
+    let overflow = match dtype {
+        DType::F32 => data.as_slice::<f32>().ok().map(|v| margin_linalg::rows::first_bad_row(v, cols)),
+        DType::F64 => data.as_slice::<f64>().ok().map(|v| margin_linalg::rows::first_bad_row(v, cols)),
+        _ => None,
+    };
     let first_non_finite = match data.dtype() {
         DType::F32 => data.as_slice::<f32>().ok().map(|v| first_non_finite(v, |x| x.is_finite()).map(|i| (i, v[i] as f64))),
         DType::F64 => data.as_slice::<f64>().ok().map(|v| first_non_finite(v, |x| x.is_finite()).map(|i| (i, v[i]))),
@@ -42,6 +51,9 @@ pub fn check_embeddings(input: &'static str, x: &Tensor<2>) -> Result<()> {
     };
     if let Some((i, value)) = first_non_finite {
         return Err(MarginError::NonFinite { input, row: i / cols, col: i % cols, value, shape: vec![rows, cols] });
+    }
+    if let Some(Some(margin_linalg::rows::RowFault::Overflow { row, max_abs })) = overflow {
+        return Err(MarginError::Overflow { input, row, max_abs, dtype: format!("{dtype:?}").to_lowercase(), shape: vec![rows, cols] });
     }
     Ok(())
 }
@@ -113,11 +125,7 @@ pub fn check_same_dim(
 
 /// Checks that a configuration number is finite.
 pub fn check_finite_config(field: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(MarginError::InvalidConfig { field, value: value.to_string(), reason: "must be finite" })
-    }
+    crate::check::finite(field, value).map(|_| ())
 }
 
 /// A `[1]` zero attached to `x`'s autodiff graph (its gradient is 0, never NaN,

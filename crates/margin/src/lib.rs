@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod check;
 mod direction;
 mod distance;
 mod error;

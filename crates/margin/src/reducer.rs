@@ -74,6 +74,16 @@ pub enum Reducer {
 }
 
 impl Reducer {
+    /// Checks the reducer's parameters: a `Threshold` interval must be non-empty with
+    /// finite bounds (`low < high`): an empty one keeps no element, so the loss would be 0
+    /// and nothing would train, silently.
+    pub fn validate(&self) -> crate::Result<()> {
+        match *self {
+            Reducer::Threshold { low, high } => crate::check::interval("reducer (threshold low, high)", low, high),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether this reducer keeps element value `v` (averages or sums over it): the one
     /// statement of the rule, used by every loss path (gathering, weighted, fused).
     #[inline(always)]

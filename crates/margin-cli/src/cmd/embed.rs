@@ -28,7 +28,7 @@ pub struct EmbedArgs {
     /// Divide feature values by this. Only for models whose card records no preprocessing
     /// (run folders of earlier releases); otherwise the card's scale is applied, and a
     /// different value is refused.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::positive)]
     pub scale: Option<f64>,
     /// Invert grey levels of images (ink = 1 − grey). Only for models whose card records no
     /// preprocessing; otherwise the card decides, and a contradicting flag is refused.
@@ -38,7 +38,7 @@ pub struct EmbedArgs {
     #[arg(long)]
     pub raw: bool,
     /// Samples per forward pass.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = crate::flags::batch)]
     pub batch: usize,
 }
 
@@ -120,6 +120,34 @@ fn npy_samples(p: &std::path::Path, prep: Preprocessing) -> anyhow::Result<(Vec<
     }
 }
 
+/// Refuses embeddings that are not usable (a NaN or infinity, or a row whose squared
+/// norm overflows), naming the cause: the model's weights, the input sample, or an
+/// overflow inside the network. Nothing is written then.
+fn check_finite(emb: &[f32], dim: usize, ds: &Dataset, model: &margin_models::EmbeddingNet, weights: &std::path::Path) -> anyhow::Result<()> {
+    let Some(fault) = margin_linalg::rows::first_bad_row(emb, dim) else { return Ok(()) };
+    let row = match fault {
+        margin_linalg::rows::RowFault::NonFinite { row, .. } | margin_linalg::rows::RowFault::Overflow { row, .. } => row,
+    };
+    if let Some(p) = margin_models::first_non_finite_parameter(model) {
+        bail!(
+            "{}: the model's parameter {} holds {} (at index {}), so its embeddings are not finite; \
+             the run that wrote it diverged or the file is damaged: retrain, or use a checkpoint from before",
+            weights.display(),
+            p.path,
+            p.value,
+            p.index
+        );
+    }
+    if let Some(c) = ds.sample(row).iter().position(|v| !v.is_finite()) {
+        bail!("{}: sample {row} has the non-finite value {} at position {c}; nothing written", ds.name, ds.sample(row)[c]);
+    }
+    bail!(
+        "{}: the embedding of sample {row} is not finite ({fault:?}) although its input and the model's weights are: \
+         the values overflow inside the network; check the input's scale against the model card's; nothing written",
+        ds.name
+    )
+}
+
 /// Runs `margin embed`.
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let card_path = a.model.join("model.json");
@@ -160,8 +188,9 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     if ds.sample_shape != shape {
         bail!("{}: samples have shape {:?} but the model takes {shape:?}", p.display(), ds.sample_shape);
     }
-    let emb = margin_models::embed(&model, &ds, a.batch.max(1), !a.raw, &device);
+    let emb = margin_models::embed(&model, &ds, a.batch, !a.raw, &device);
     let dim = card.model.embedding_dim();
+    check_finite(&emb, dim, &ds, &model, &weights)?;
     npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
     if let Some(l) = &a.labels_out {
         npy::write_npy_i64(l, &[ds.labels.len()], &ds.labels).with_context(|| format!("writing {}", l.display()))?;

@@ -36,18 +36,18 @@ pub struct EvalArgs {
     /// Neighbours for P@k, R-Precision and MAP@R; default: the largest
     /// number of same-label references of any query (the largest class
     /// size, minus one for the query itself without a separate reference).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::count)]
     pub k: Option<usize>,
     /// Verification pairs: all pairs when there are at most this many,
     /// else a seeded sample of this size (half genuine when possible).
-    #[arg(long, value_name = "MAX", default_value_t = 1_000_000)]
+    #[arg(long, value_name = "MAX", default_value_t = 1_000_000, value_parser = crate::flags::count)]
     pub pairs: usize,
     /// Few-shot episodes as N-way,K-shot,count (e.g. 5,1,1000); default
     /// 5,1,1000, skipped with a note when the data has too few classes.
     #[arg(long, value_name = "N,K,COUNT", value_parser = parse_episodes)]
     pub episodes: Option<(usize, usize, usize)>,
     /// Query examples per class in each few-shot episode.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = crate::flags::count)]
     pub episode_queries: usize,
     /// Seed of k-means++, the pair sample and the episodes.
     #[arg(long, default_value_t = 0)]
@@ -56,7 +56,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub no_clustering: bool,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::count)]
     pub threads: Option<usize>,
     /// Print the full report as JSON (including ROC points and histograms).
     #[arg(long)]

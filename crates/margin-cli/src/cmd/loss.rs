@@ -155,13 +155,13 @@ pub struct LossArgs {
     #[arg(long, value_enum)]
     pub loss: LossKind,
     /// Triplet margin (in the distance's units).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub margin: f64,
     /// Contrastive: similar pairs are penalised beyond this.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub pos_margin: f64,
     /// Contrastive: dissimilar pairs are penalised within this.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub neg_margin: f64,
     /// Contrastive penalty shape.
     #[arg(long, value_enum, default_value_t = FormKind::Linear)]
@@ -179,10 +179,10 @@ pub struct LossArgs {
     #[arg(long, value_enum, default_value_t = ReducerKind::AvgNonZero)]
     pub reducer: ReducerKind,
     /// Threshold reducer: exclusive lower bound.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub threshold_low: Option<f64>,
     /// Threshold reducer: exclusive upper bound.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub threshold_high: Option<f64>,
     /// Triplet: distance swap (Balntas 2016).
     #[arg(long)]
@@ -209,7 +209,7 @@ pub struct LossArgs {
     #[arg(long, action = clap::ArgAction::Set)]
     pub miner_normalize: Option<bool>,
     /// triplet-margin: the miner's margin (independent of the loss's --margin; default 0.2).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub miner_margin: Option<f64>,
     /// triplet-margin: which triplets to keep (default all).
     #[arg(long, value_enum)]
@@ -232,19 +232,19 @@ pub struct LossArgs {
     #[arg(long, value_enum)]
     pub fallback: Option<FallbackArg>,
     /// pair-margin: positive pairs farther than this are kept (default 0.2).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub miner_pos_margin: Option<f64>,
     /// pair-margin: negative pairs closer than this are kept (default 0.8).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub miner_neg_margin: Option<f64>,
     /// multi-similarity: slack ε (default 0.1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub epsilon: Option<f64>,
     /// distance-weighted: distances below this are clamped (default 0.5).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub cutoff: Option<f64>,
     /// distance-weighted: negatives at or beyond this are never drawn (default 1.4).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub nonzero_loss_cutoff: Option<f64>,
     /// Seed of the miner's random draw (distance-weighted).
     #[arg(long, default_value_t = 0)]
@@ -421,8 +421,27 @@ pub fn run(args: LossArgs) -> Result<()> {
         eprintln!("note: {} holds float64; computing in f32 (--dtype f64 keeps full precision)", args.embeddings.display());
     }
     let flat: Vec<f64> = m.iter().copied().collect();
+    if dtype == DType::F32
+        && let Some(i) = flat.iter().position(|v| v.is_finite() && v.abs() > f32::MAX as f64)
+    {
+        bail!(
+            "{}: row {}, column {} is {:e}, beyond the range of f32 (the computation's --dtype); use --dtype f64",
+            args.embeddings.display(),
+            i / dim.max(1),
+            i % dim.max(1),
+            flat[i]
+        );
+    }
     let x = Tensor::<2>::from_data(TensorData::new(flat, [rows, dim]), (&device, dtype)).require_grad();
     let (out, mined) = compute(&args, &x).with_context(|| format!("computing the loss on {}", args.embeddings.display()))?;
+    if !out.stats.loss.is_finite() {
+        bail!(
+            "the loss on {} is {} although every embedding is finite: its distances overflow {:?}; scale the embeddings down or use --dtype f64",
+            args.embeddings.display(),
+            out.stats.loss,
+            dtype
+        );
+    }
     if let (Some(path), Some(m)) = (&args.mined_out, &mined) {
         let rows = m.to_rows();
         let width = if matches!(m, margin::Mined::Pairs(_)) { 4 } else { 3 };
@@ -432,6 +451,9 @@ pub fn run(args: LossArgs) -> Result<()> {
     if let Some(path) = &args.grad_out {
         let g = x.grad(&out.loss.backward()).context("the embeddings received no gradient")?;
         let g = margin::to_host(&g);
+        if let Some(i) = g.iter().position(|v| !v.is_finite()) {
+            bail!("the gradient of row {} is {} (not written to {}): the embeddings are too large for {:?}; use --dtype f64", i / dim.max(1), g[i], path.display(), dtype);
+        }
         match args.dtype {
             DtypeKind::F32 => write_matrix(path, &Array2::from_shape_vec((rows, dim), g.iter().map(|&v| v as f32).collect())?)?,
             DtypeKind::F64 => write_matrix(path, &Array2::from_shape_vec((rows, dim), g)?)?,

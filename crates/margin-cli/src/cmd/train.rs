@@ -103,7 +103,7 @@ fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
     if let Some(v) = args.val_fraction {
         cfg.split.val_fraction = v;
     }
-    cfg.train.validate().context("invalid configuration")?;
+    margin_train::validate_run(&cfg).context("invalid configuration")?;
     Ok((cfg, out, resume))
 }
 

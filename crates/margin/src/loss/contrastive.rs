@@ -67,6 +67,7 @@ impl ContrastiveLossConfig {
     pub fn init(&self) -> MarginResult<ContrastiveLoss> {
         check_finite_config("pos_margin", self.pos_margin)?;
         check_finite_config("neg_margin", self.neg_margin)?;
+        self.reducer.validate()?;
         Ok(ContrastiveLoss {
             form: self.form,
             pos_margin: self.pos_margin,

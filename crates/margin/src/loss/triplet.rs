@@ -37,6 +37,7 @@ impl TripletMarginLossConfig {
     /// Validates the configuration and builds the loss.
     pub fn init(&self) -> MarginResult<TripletMarginLoss> {
         check_finite_config("margin", self.margin)?;
+        self.reducer.validate()?;
         Ok(TripletMarginLoss {
             margin: self.margin,
             distance: self.distance,

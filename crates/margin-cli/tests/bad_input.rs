@@ -1,0 +1,182 @@
+//! The bad-input suite: every command, fed what a careful user and a hostile file would
+//! feed it, must fail with a clear message naming the input and the rule — never a panic,
+//! an abort, a silent NaN or a made-up result. Table-driven (tests/bad_input/harness.rs):
+//! add a case where a new bad input is found.
+
+#[path = "bad_input/harness.rs"]
+mod harness;
+
+use harness::{Case, digits_config, f32s, f64s, i64s, npy, run_all};
+
+/// Flags refused by the command line itself (one validator per concept, margin::check).
+#[test]
+fn numeric_flags_are_refused_by_their_rule() {
+    let embed = |flag: &str, v: &str| vec!["embed", "--model", "{dir}/m", "--input", "{dir}/x.npy", "--out", "{dir}/e.npy", flag, v].into_iter().map(String::from).collect::<Vec<_>>();
+    let mut cases = vec![
+        Case { args: embed("--scale", "-16"), ..Case::new("embed-scale-negative", &[], &["--scale", "> 0"]).usage() },
+        Case { args: embed("--scale", "nan"), ..Case::new("embed-scale-nan", &[], &["--scale", "finite"]).usage() },
+        Case { args: embed("--scale", "0"), ..Case::new("embed-scale-zero", &[], &["--scale", "> 0"]).usage() },
+        Case { args: embed("--batch", "0"), ..Case::new("embed-batch-zero", &[], &["--batch", ">= 1"]).usage() },
+        Case { args: embed("--batch", "100000000000"), ..Case::new("embed-batch-huge", &[], &["--batch", "largest accepted"]).usage() },
+    ];
+    let eval = |flag: &str, v: &str| vec!["eval", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy", flag, v].into_iter().map(String::from).collect::<Vec<_>>();
+    for (name, flag, v) in [
+        ("eval-episode-queries-zero", "--episode-queries", "0"),
+        ("eval-pairs-zero", "--pairs", "0"),
+        ("eval-threads-zero", "--threads", "0"),
+        ("eval-k-zero", "--k", "0"),
+    ] {
+        cases.push(Case { args: eval(flag, v), ..Case::new(name, &[], &[flag, ">= 1"]).usage() });
+    }
+    let loss = |extra: &[&str]| {
+        let mut a: Vec<String> = ["loss", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy", "--loss", "triplet"].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    cases.push(Case { args: loss(&["--margin", "nan"]), ..Case::new("loss-margin-nan", &[], &["--margin", "finite"]).usage() });
+    cases.push(Case { args: loss(&["--margin", "0.1x"]), ..Case::new("loss-margin-garbage", &[], &["--margin", "not a number"]).usage() });
+    run_all(&cases);
+}
+
+fn embeddings_f32(rows: usize, dim: usize, value: f32) -> Vec<u8> {
+    npy("<f4", &[rows, dim], &f32s(&vec![value; rows * dim]))
+}
+
+/// `margin loss` and `margin eval` on embeddings no distance can be computed on.
+#[test]
+fn losses_and_evaluation_refuse_unusable_embeddings() {
+    let labels = npy("<i8", &[4], &i64s(&[0, 0, 1, 1]));
+    let mut spread = vec![1e30f32; 8];
+    spread[1] = 2e30;
+    let huge = npy("<f4", &[4, 2], &f32s(&spread));
+    let ok = npy("<f4", &[4, 2], &f32s(&[0.1, 0.2, 0.3, 0.1, -0.2, 0.5, 0.9, -0.4]));
+    let beyond_f32 = npy("<f8", &[4, 2], &f64s(&[1e300, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]));
+    let loss = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["loss", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy"].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let cases = vec![
+        // The squared norms of 1e30 overflow f32: every distance would be inf/NaN.
+        Case { args: loss(&["--loss", "triplet", "--normalize", "false"]), ..Case::new("loss-huge-unnormalised", &[], &["row 0", "too large for f32", "f64"]) }
+            .file("e.npy", huge.clone())
+            .file("l.npy", labels.clone()),
+        // Normalising such a row divides by an infinite norm: refused the same way.
+        Case { args: loss(&["--loss", "contrastive"]), ..Case::new("loss-huge-normalised", &[], &["too large for f32"]) }
+            .file("e.npy", huge.clone())
+            .file("l.npy", labels.clone()),
+        Case { args: loss(&["--loss", "triplet", "--dtype", "f32"]), ..Case::new("loss-beyond-f32", &[], &["e.npy", "row 0", "beyond the range of f32", "--dtype f64"]) }
+            .file("e.npy", beyond_f32)
+            .file("l.npy", labels.clone()),
+        // An empty interval keeps nothing: the loss would be 0, silently.
+        Case {
+            args: loss(&["--loss", "triplet", "--reducer", "threshold", "--threshold-low", "0.5", "--threshold-high", "0.1"]),
+            ..Case::new("loss-threshold-empty", &[], &["threshold", "low must be < high"])
+        }
+        .file("e.npy", ok.clone())
+        .file("l.npy", labels.clone()),
+        Case::new("eval-huge", &["eval", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy"], &["e.npy", "row 0", "too large"])
+            .file("e.npy", huge)
+            .file("l.npy", labels.clone()),
+        Case::new("eval-nan", &["eval", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy"], &["row 0", "NaN"])
+            .file("e.npy", embeddings_f32(4, 2, f32::NAN))
+            .file("l.npy", labels),
+    ];
+    run_all(&cases);
+}
+
+/// Training configurations refused before anything is allocated or trained.
+#[test]
+fn training_configurations_are_refused_up_front() {
+    let train = |name: &'static str, edits: &[(&str, &str)], says: &[&'static str]| {
+        Case::new(name, &["train", "--config", "{dir}/c.toml", "--out", "{dir}/run", "-q"], says).file("c.toml", digits_config(edits))
+    };
+    let cases = vec![
+        train("embedding-dim-1e11", &[("embedding_dim = 32", "embedding_dim = 100000000000")], &["train.model.embedding_dim", "largest accepted"]),
+        train("samples-per-class-1e9", &[("samples_per_class = 16", "samples_per_class = 1000000000")], &["train.sampler.samples_per_class", "largest accepted"]),
+        // Within the sanity bounds, beyond the memory: the budget names the figures.
+        train("batch-beyond-memory", &[("samples_per_class = 16", "samples_per_class = 200000")], &["training needs about", "a batch of 1000000 samples", "MARGIN_MEMORY_LIMIT"])
+            .env("MARGIN_MEMORY_LIMIT", "4G"),
+        train("hidden-width-huge", &[("hidden = [64, 64]", "hidden = [64, 10000000]")], &["train.model.hidden", "largest accepted"]),
+        train("margin-1e300", &[("margin = 0.2", "margin = 1e300")], &["train.loss.margin", "exceeds 2", "margin too large"]),
+        train("margin-nan", &[("margin = 0.2", "margin = nan")], &["train.loss.margin", "finite"]),
+        train("lr-negative", &[("lr = 3e-4", "lr = -1.0")], &["train.lr", "> 0"]),
+        train("max-pairs-zero", &[("max_pairs = 200000", "max_pairs = 0")], &["eval.max_pairs", ">= 1"]).writes_nothing_to("run/train_log.jsonl"),
+        train("threshold-reducer-empty", &[("margin = 0.2", "margin = 0.2\nreducer = { kind = \"threshold\", low = 0.5, high = 0.1 }")], &["low must be < high"]),
+        train("classes-per-batch-beyond-classes", &[("classes_per_batch = 5", "classes_per_batch = 50")], &["train.sampler.classes_per_batch", "5 classes"]),
+        train("val-fraction-one", &[("[split]", "[split]\nval_fraction = 1.0")], &["split.val_fraction", "[0, 1)"]),
+    ];
+    run_all(&cases);
+}
+
+/// A learning rate that blows the weights up: the error says so, at the step it happened.
+#[test]
+fn divergence_is_reported_with_its_cause() {
+    let cases = vec![Case::new(
+        "lr-1e30",
+        &["train", "--config", "{dir}/c.toml", "--out", "{dir}/run", "-q", "--no-eval"],
+        &["training diverged", "learning rate 1e30", "lower train.lr"],
+    )
+    .file("c.toml", digits_config(&[("lr = 3e-4", "lr = 1e30")]))];
+    run_all(&cases);
+}
+
+/// Overwrites the first tensor of a safetensors file with NaN (its header is a u64 length
+/// and JSON naming each tensor's byte range in the data that follows).
+fn poison_first_tensor(path: &std::path::Path) -> String {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let (name, t) = header.as_object().unwrap().iter().find(|(k, v)| *k != "__metadata__" && v["dtype"] == "F32").unwrap();
+    let (a, b) = (t["data_offsets"][0].as_u64().unwrap() as usize, t["data_offsets"][1].as_u64().unwrap() as usize);
+    for chunk in bytes[8 + n + a..8 + n + b].chunks_exact_mut(4) {
+        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+    name.clone()
+}
+
+/// `margin embed` with a model whose weights are NaN, and inputs that do not fit the model.
+#[test]
+fn embed_refuses_what_would_give_meaningless_embeddings() {
+    let dir = harness::scratch("embed-model");
+    std::fs::write(dir.join("c.toml"), digits_config(&[("epochs = 3", "epochs = 1")])).unwrap();
+    let run = dir.join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_margin"))
+        .args(["train", "--config", dir.join("c.toml").to_str().unwrap(), "--out", run.to_str().unwrap(), "-q", "--no-eval", "--batches-per-epoch", "2"])
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nan_run = dir.join("nan-run");
+    std::fs::create_dir_all(&nan_run).unwrap();
+    for f in ["model.json", "model.safetensors"] {
+        std::fs::copy(run.join(f), nan_run.join(f)).unwrap();
+    }
+    let tensor = poison_first_tensor(&nan_run.join("model.safetensors"));
+    let rows = npy("<f4", &[3, 64], &f32s(&[0.5; 192]));
+    let embed = |model: &std::path::Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec!["embed".into(), "--model".into(), model.display().to_string(), "--input".into(), "{dir}/x.npy".into(), "--out".into(), "{dir}/e.npy".into()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    // The error names the parameter by its path, as the weights file does.
+    let tensor: &'static str = Box::leak(tensor.into_boxed_str());
+    let cases = vec![
+        Case { args: embed(&nan_run, &[]), ..Case::new("embed-nan-weights", &[], &["model.safetensors", tensor, "holds NaN", "diverged"]) }
+            .file("x.npy", rows.clone())
+            .writes_nothing_to("e.npy"),
+        Case { args: embed(&run, &[]), ..Case::new("embed-nan-input", &[], &["x.npy", "sample 1", "non-finite"]) }
+            .file("x.npy", npy("<f4", &[3, 64], &f32s(&(0..192).map(|i| if i == 70 { f32::NAN } else { 0.5 }).collect::<Vec<_>>())))
+            .writes_nothing_to("e.npy"),
+        Case { args: embed(&run, &[]), ..Case::new("embed-4-channel-images-into-features", &[], &["x.npy", "[5, 4, 8, 8]", "64 features"]) }
+            .file("x.npy", npy("<f4", &[5, 4, 8, 8], &f32s(&[0.5; 5 * 4 * 64])))
+            .writes_nothing_to("e.npy"),
+        Case { args: embed(&run, &["--labels-out", "{dir}/l.npy"]), ..Case::new("embed-labels-from-npy", &[], &["--labels-out", "no labels"]) }
+            .file("x.npy", rows.clone())
+            .writes_nothing_to("l.npy"),
+        Case { args: embed(&run, &["--scale", "3"]), ..Case::new("embed-scale-contradicts-card", &[], &["--scale 3", "scale 16"]) }.file("x.npy", rows),
+    ];
+    run_all(&cases);
+    let _ = std::fs::remove_dir_all(&dir);
+}

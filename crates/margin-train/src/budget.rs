@@ -1,0 +1,112 @@
+//! The memory the training still needs once the data is loaded: the model, its gradients
+//! and optimizer state, one batch's activations for the backward pass, the loss's pair
+//! matrices, and an evaluation batch — checked against what the machine has
+//! ([`margin_data::memory`]) before the model is built, so that a `samples_per_class`
+//! of 500,000 is an error naming the figures instead of an allocator abort.
+//!
+//! The estimate is deliberately simple and on the high side (it counts every activation
+//! the backward pass may keep, twice for their gradients): it must catch impossible
+//! runs, not predict the peak to the megabyte. The data set is not counted: it is already
+//! in memory when this runs, so the available figure already excludes it.
+
+use margin_data::ModelConfig;
+use margin_data::memory::{Budget, MemoryError};
+
+use crate::TrainConfig;
+
+const F32: u64 = 4;
+
+/// Parameters of the model of `cfg` on samples of `shape`, counted without building it.
+pub fn parameter_count(cfg: &ModelConfig, shape: &[usize]) -> u64 {
+    let s = |v: usize| v as u64;
+    match cfg {
+        ModelConfig::Mlp { hidden, embedding_dim, .. } => {
+            let mut d = shape.iter().map(|&v| s(v)).fold(1u64, u64::saturating_mul);
+            let mut n = 0u64;
+            for &h in hidden.iter().chain(std::iter::once(embedding_dim)) {
+                n = n.saturating_add(d.saturating_mul(s(h)).saturating_add(s(h)));
+                d = s(h);
+            }
+            n
+        }
+        ModelConfig::Convnet4 { width, embedding_dim, .. } => {
+            let (c, h, w) = (s(shape.first().copied().unwrap_or(1)), s(shape.get(1).copied().unwrap_or(1)), s(shape.get(2).copied().unwrap_or(1)));
+            let w_ = s(*width);
+            let convs = (c.saturating_mul(w_).saturating_mul(9) + w_).saturating_add(3u64.saturating_mul(w_.saturating_mul(w_).saturating_mul(9) + w_));
+            let bns = 4 * 4 * w_;
+            let fc = w_.saturating_mul(h / 16).saturating_mul(w / 16).saturating_mul(s(*embedding_dim)) + s(*embedding_dim);
+            convs.saturating_add(bns).saturating_add(fc)
+        }
+    }
+}
+
+/// Floats of activations one sample keeps for the backward pass (and their gradients).
+fn activations_per_sample(cfg: &ModelConfig, shape: &[usize]) -> u64 {
+    let s = |v: usize| v as u64;
+    match cfg {
+        ModelConfig::Mlp { hidden, embedding_dim, .. } => {
+            let input: u64 = shape.iter().map(|&v| s(v)).fold(1u64, u64::saturating_mul);
+            let layers = hidden.iter().map(|&h| s(h)).fold(s(*embedding_dim), u64::saturating_add);
+            input.saturating_add(layers.saturating_mul(3)).saturating_mul(2)
+        }
+        ModelConfig::Convnet4 { width, .. } => {
+            let pixels = shape.iter().map(|&v| s(v)).skip(1).fold(1u64, u64::saturating_mul);
+            let input = s(shape.first().copied().unwrap_or(1)).saturating_mul(pixels);
+            // Conv, BatchNorm, ReLU outputs and the pool's, at 1, 1/4, 1/16, 1/64 of the pixels.
+            let maps = s(*width).saturating_mul(pixels).saturating_mul(4).saturating_mul(4) / 3;
+            input.saturating_add(maps).saturating_mul(2)
+        }
+    }
+}
+
+/// The budget of training `cfg` on samples of `shape`.
+pub fn training_budget(cfg: &TrainConfig, shape: &[usize]) -> Budget {
+    let params = parameter_count(&cfg.model, shape);
+    let batch = (cfg.sampler.classes_per_batch as u64).saturating_mul(cfg.sampler.samples_per_class as u64);
+    let mut b = Budget::new();
+    b.add(format!("the model ({params} parameters) with its gradients and optimizer state"), params, 4 * F32);
+    b.add(format!("a batch of {batch} samples"), batch, activations_per_sample(&cfg.model, shape).saturating_mul(F32));
+    b.add("the loss's pair matrices", batch.saturating_mul(batch), 4 * 8);
+    b.add(
+        format!("an evaluation batch of {}", cfg.eval_batch),
+        cfg.eval_batch as u64,
+        (activations_per_sample(&cfg.model, shape) / 2).saturating_mul(F32),
+    );
+    b
+}
+
+/// Checks that training `cfg` on samples of `shape` fits in the memory left.
+pub fn check_training(cfg: &TrainConfig, shape: &[usize]) -> Result<(), MemoryError> {
+    training_budget(cfg, shape).check(
+        "training",
+        "lower train.sampler.classes_per_batch × samples_per_class, train.eval_batch or the model's size (or set MARGIN_MEMORY_LIMIT if the machine's figure is wrong)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn convnet4_parameters_match_the_built_model() {
+        // ConvNet-4 width 64 on 1×28×28, 64-d: 4 conv blocks + BN + fc 64·1·1 → 64.
+        let cfg = ModelConfig::Convnet4 { width: 64, embedding_dim: 64, normalize: false };
+        let convs = (9 * 64 + 64) + 3 * (9 * 64 * 64 + 64);
+        assert_eq!(parameter_count(&cfg, &[1, 28, 28]), (convs + 16 * 64 + 64 * 64 + 64) as u64);
+        let mlp = ModelConfig::Mlp { hidden: vec![128], embedding_dim: 32, normalize: false };
+        assert_eq!(parameter_count(&mlp, &[64]), (64 * 128 + 128 + 128 * 32 + 32) as u64);
+    }
+
+    #[test]
+    fn the_default_run_fits_and_a_huge_batch_does_not() {
+        let cfg = TrainConfig::omniglot_default();
+        let b = training_budget(&cfg, &[1, 28, 28]);
+        assert!(b.total() < 2 << 30, "the default run's estimate {} stays below 2 GiB", b.total());
+        assert!(b.check_against("training", "", 8 << 30, "").is_ok());
+        let mut big = cfg.clone();
+        big.sampler.samples_per_class = 500_000;
+        big.sampler.classes_per_batch = 2;
+        let e = training_budget(&big, &[1, 28, 28]).check_against("training", "lower it", 8 << 30, "").unwrap_err().to_string();
+        assert!(e.contains("a batch of 1000000 samples"), "{e}");
+    }
+}
