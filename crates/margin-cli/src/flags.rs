@@ -1,18 +1,15 @@
 //! Value parsers for numeric flags: each wraps one of margin's validators
-//! ([`margin::check`]), so a flag and the configuration field of the same concept get the
-//! same verdict, and a bad value is refused by clap before anything runs, with clap's
-//! "invalid value 'V' for '--flag': RULE" message. Flags that take negative values are
+//! (`margin_linalg::check`, which `margin::check` wraps for the configuration), so a
+//! flag and the configuration field of the same concept get the same verdict, and a bad
+//! value is refused by clap before anything runs, with clap's "invalid value 'V' for
+//! '--flag': RULE" message. Flags that take negative values are
 //! declared with `allow_negative_numbers`, so `--scale -16` is refused by the rule instead
 //! of being read as a flag `-1`.
 
-use margin::MarginError;
+use margin_linalg::check::{self as rule, Invalid};
 
-fn reason(e: MarginError) -> String {
-    match e {
-        MarginError::InvalidConfig { value, reason, .. } if value.contains('(') => format!("{value} {reason}"),
-        MarginError::InvalidConfig { reason, .. } => reason.to_string(),
-        other => other.to_string(),
-    }
+fn reason(e: Invalid) -> String {
+    if e.value.contains('(') { format!("{} {}", e.value, e.reason) } else { e.reason.to_string() }
 }
 
 fn number(s: &str) -> Result<f64, String> {
@@ -25,27 +22,32 @@ fn integer(s: &str) -> Result<usize, String> {
 
 /// A finite number > 0 (`--scale`, `--lr`).
 pub fn positive(s: &str) -> Result<f64, String> {
-    margin::check::positive("value", number(s)?).map_err(reason)
+    rule::positive(number(s)?).map_err(reason)
 }
 
 /// A finite number, any sign (`--margin`, thresholds).
 pub fn finite(s: &str) -> Result<f64, String> {
-    margin::check::finite("value", number(s)?).map_err(reason)
+    rule::finite(number(s)?).map_err(reason)
 }
 
 /// A fraction in [0, 1) (`--val-fraction`).
 pub fn fraction(s: &str) -> Result<f64, String> {
-    margin::check::fraction("value", number(s)?).map_err(reason)
+    rule::fraction(number(s)?).map_err(reason)
 }
 
 /// A count >= 1 (`--epochs`, `--episode-queries`, `--pairs`, `--threads`).
 pub fn count(s: &str) -> Result<usize, String> {
-    margin::check::count("value", integer(s)?, 1).map_err(reason)
+    rule::count(integer(s)?, 1).map_err(reason)
+}
+
+/// A number of verification pairs >= 2 (one genuine and one impostor at least).
+pub fn pairs(s: &str) -> Result<usize, String> {
+    rule::count(integer(s)?, 2).map_err(reason)
 }
 
 /// A batch size in [1, MAX_BATCH] (`--batch`).
 pub fn batch(s: &str) -> Result<usize, String> {
-    margin::check::size("value", integer(s)?, margin::check::MAX_BATCH).map_err(reason)
+    rule::size(integer(s)?, rule::MAX_BATCH).map_err(reason)
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ fn numeric_flags_are_refused_by_their_rule() {
     let eval = |flag: &str, v: &str| vec!["eval", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy", flag, v].into_iter().map(String::from).collect::<Vec<_>>();
     for (name, flag, v) in [
         ("eval-episode-queries-zero", "--episode-queries", "0"),
-        ("eval-pairs-zero", "--pairs", "0"),
         ("eval-threads-zero", "--threads", "0"),
         ("eval-k-zero", "--k", "0"),
     ] {
@@ -33,6 +32,7 @@ fn numeric_flags_are_refused_by_their_rule() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
+    cases.push(Case { args: eval("--pairs", "1"), ..Case::new("eval-pairs-one", &[], &["--pairs", "smallest accepted is 2"]).usage() });
     cases.push(Case { args: loss(&["--margin", "nan"]), ..Case::new("loss-margin-nan", &[], &["--margin", "finite"]).usage() });
     cases.push(Case { args: loss(&["--margin", "0.1x"]), ..Case::new("loss-margin-garbage", &[], &["--margin", "not a number"]).usage() });
     run_all(&cases);
@@ -101,7 +101,7 @@ fn training_configurations_are_refused_up_front() {
         train("margin-1e300", &[("margin = 0.2", "margin = 1e300")], &["train.loss.margin", "exceeds 2", "margin too large"]),
         train("margin-nan", &[("margin = 0.2", "margin = nan")], &["train.loss.margin", "finite"]),
         train("lr-negative", &[("lr = 3e-4", "lr = -1.0")], &["train.lr", "> 0"]),
-        train("max-pairs-zero", &[("max_pairs = 200000", "max_pairs = 0")], &["eval.max_pairs", ">= 1"]).writes_nothing_to("run/train_log.jsonl"),
+        train("max-pairs-zero", &[("max_pairs = 200000", "max_pairs = 0")], &["eval.max_pairs", "smallest accepted is 2"]).writes_nothing_to("run/train_log.jsonl"),
         train("threshold-reducer-empty", &[("margin = 0.2", "margin = 0.2\nreducer = { kind = \"threshold\", low = 0.5, high = 0.1 }")], &["low must be < high"]),
         train("classes-per-batch-beyond-classes", &[("classes_per_batch = 5", "classes_per_batch = 50")], &["train.sampler.classes_per_batch", "5 classes"]),
         train("val-fraction-one", &[("[split]", "[split]\nval_fraction = 1.0")], &["split.val_fraction", "[0, 1)"]),

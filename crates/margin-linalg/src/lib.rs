@@ -13,6 +13,7 @@
 //!   its bounds and the jobs' disjoint parts checked in debug builds;
 //! - [`simd`]: `avx2_dispatch!`, a hot loop compiled a second time with AVX2 + FMA and
 //!   chosen at run time;
+//! - [`check`]: the rules of numeric options (one validator per concept, for every crate);
 //! - [`rows`]: the one rule for usable embedding rows (finite values, representable squared norms);
 //! - [`ordered`]: parallel float sums in a fixed order (the same bits on any number of
 //!   threads).
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod buffer;
+pub mod check;
 pub mod gemm;
 pub mod ordered;
 mod real;

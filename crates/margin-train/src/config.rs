@@ -409,7 +409,8 @@ impl TrainConfig {
 /// anything runs (a bad `eval.max_pairs` used to surface only after training).
 pub fn validate_run(cfg: &margin_data::RunConfig<TrainConfig>) -> Result<()> {
     cfg.train.validate()?;
-    check::count("eval.max_pairs", cfg.eval.max_pairs, 1)?;
+    // margin-eval samples at least one genuine and one impostor pair.
+    check::count("eval.max_pairs", cfg.eval.max_pairs, 2)?;
     let sp = &cfg.split;
     check::fraction("split.val_fraction", sp.val_fraction)?;
     check::fraction("split.test_fraction", sp.test_fraction)?;

@@ -7,83 +7,56 @@
 //! (`"train.lr"`, `"--scale"`), the value, and the rule. The CLI turns them into clap
 //! value parsers, so a bad flag is refused before anything runs.
 //!
-//! The bounds on sizes ([`MAX_DIM`], [`MAX_BATCH`]) are sanity bounds, not memory
-//! budgets: a value past them is a typo (`1e11`) whatever the machine; the run's memory
-//! budget is checked separately, once the data is known.
+//! The rules themselves live in `margin_linalg::check` (Burn-free, so margin-data and
+//! margin-eval use the same ones); this module names the field for [`MarginError`] and
+//! adds the rules that need a [`Distance`] (margins against its range). The bounds on
+//! sizes ([`MAX_DIM`], [`MAX_BATCH`]) are sanity bounds, not memory budgets; the run's
+//! memory budget is checked separately (`margin_data::memory`).
 
 use crate::{Distance, MarginError, Result};
+use margin_linalg::check as rule;
 
-/// The largest embedding dimension, network width or feature dimension accepted: far
-/// beyond any published embedding (4,096 for the largest text encoders), small enough
-/// that `rows × dim` of a batch never overflows.
-pub const MAX_DIM: usize = 1 << 16;
+pub use margin_linalg::check::{MAX_BATCH, MAX_CHANNELS, MAX_DIM};
 
-/// The largest number of channels of a convolutional layer (ResNet-152's widest is 2,048).
-pub const MAX_CHANNELS: usize = 1 << 12;
-
-/// The largest batch (samples per step, `classes_per_batch × samples_per_class`, or per
-/// forward pass when embedding).
-pub const MAX_BATCH: usize = 1 << 20;
-
-fn invalid(field: &'static str, value: impl ToString, reason: &'static str) -> MarginError {
-    MarginError::InvalidConfig { field, value: value.to_string(), reason }
+fn named(field: &'static str) -> impl FnOnce(rule::Invalid) -> MarginError {
+    move |e| MarginError::InvalidConfig { field, value: e.value, reason: e.reason }
 }
 
 /// A finite number (any sign).
 pub fn finite(field: &'static str, v: f64) -> Result<f64> {
-    if v.is_finite() { Ok(v) } else { Err(invalid(field, v, "must be a finite number")) }
+    rule::finite(v).map_err(named(field))
 }
 
 /// A finite number `> 0` (learning rate, scale, temperature).
 pub fn positive(field: &'static str, v: f64) -> Result<f64> {
-    if v.is_finite() && v > 0.0 { Ok(v) } else { Err(invalid(field, v, "must be a finite number > 0")) }
+    rule::positive(v).map_err(named(field))
 }
 
 /// A finite number `>= 0` (weight decay, shifts).
 pub fn non_negative(field: &'static str, v: f64) -> Result<f64> {
-    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(invalid(field, v, "must be a finite number >= 0")) }
+    rule::non_negative(v).map_err(named(field))
 }
 
 /// A fraction in `[0, 1)` (a held-out share, momentum).
 pub fn fraction(field: &'static str, v: f64) -> Result<f64> {
-    if (0.0..1.0).contains(&v) { Ok(v) } else { Err(invalid(field, v, "must be in [0, 1)")) }
+    rule::fraction(v).map_err(named(field))
 }
 
 /// A count `>= min` (epochs, batches, queries).
 pub fn count(field: &'static str, n: usize, min: usize) -> Result<usize> {
-    if n >= min {
-        Ok(n)
-    } else {
-        Err(MarginError::InvalidConfig { field, value: n.to_string(), reason: if min <= 1 { "must be >= 1" } else { "is below its minimum" } })
-    }
+    rule::count(n, min).map_err(named(field))
 }
 
 /// A size in `[1, max]` (a dimension, a batch): a value past `max` is refused before
 /// anything is allocated.
 pub fn size(field: &'static str, n: usize, max: usize) -> Result<usize> {
-    if n == 0 {
-        Err(invalid(field, n, "must be >= 1"))
-    } else if n > max {
-        Err(MarginError::InvalidConfig { field, value: format!("{n} (the largest accepted is {max})"), reason: "is too large" })
-    } else {
-        Ok(n)
-    }
+    rule::size(n, max).map_err(named(field))
 }
 
 /// An interval `low < high` of optional finite bounds (the threshold reducer's): an empty
 /// interval would keep nothing, so the loss would be 0 and nothing would train.
 pub fn interval(field: &'static str, low: Option<f64>, high: Option<f64>) -> Result<()> {
-    for b in [low, high].into_iter().flatten() {
-        if !b.is_finite() {
-            return Err(invalid(field, format!("({low:?}, {high:?})"), "bounds must be finite numbers"));
-        }
-    }
-    if let (Some(l), Some(h)) = (low, high)
-        && l >= h
-    {
-        return Err(invalid(field, format!("low {l}, high {h}"), "low must be < high: an empty interval keeps no element, so the loss is 0 and nothing trains"));
-    }
-    Ok(())
+    rule::interval(low, high).map_err(named(field))
 }
 
 /// The range of values `distance` takes between L2-normalised rows, `(closest, farthest)`

@@ -40,7 +40,7 @@ pub struct EvalArgs {
     pub k: Option<usize>,
     /// Verification pairs: all pairs when there are at most this many,
     /// else a seeded sample of this size (half genuine when possible).
-    #[arg(long, value_name = "MAX", default_value_t = 1_000_000, value_parser = crate::flags::count)]
+    #[arg(long, value_name = "MAX", default_value_t = 1_000_000, value_parser = crate::flags::pairs)]
     pub pairs: usize,
     /// Few-shot episodes as N-way,K-shot,count (e.g. 5,1,1000); default
     /// 5,1,1000, skipped with a note when the data has too few classes.
