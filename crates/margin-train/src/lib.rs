@@ -12,13 +12,16 @@ pub mod augment;
 mod checkpoint;
 mod config;
 mod distance_form;
+pub mod fault;
 mod job;
+pub mod manifest;
 mod miner_spec;
 mod sink;
 mod trainer;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig};
 pub use miner_spec::MinerSpec;
+pub use checkpoint::{Pointer, PointerError, parse_pointer};
 pub use sink::{FolderSink, MemorySink, RunSink};
 pub use job::{DEFAULT_CONFIG, Evaluation, JobObserver, JobOptions, JobOutcome, RunConfig, config_toml, omniglot_one_shot, parse_config, run_job};
 pub use trainer::{EpochRecord, Observer, Silent, StepRecord, TrainError, TrainOutcome, TrainState, Trainer, save_model};
