@@ -58,8 +58,8 @@ pub enum PointerError {
         /// The pointer's `dir`.
         dir: String,
     },
-    /// `dir` names another epoch than `epoch`.
-    #[error("corrupt checkpoint pointer: dir {dir:?} is not the folder of epoch {epoch}")]
+    /// `dir` names another epoch than `epoch` (or epoch 0, which no checkpoint has).
+    #[error("corrupt checkpoint pointer: dir {dir:?} is not the checkpoint folder of epoch {epoch}")]
     EpochMismatch {
         /// The pointer's `dir`.
         dir: String,
@@ -80,7 +80,7 @@ pub fn parse_pointer(bytes: &[u8]) -> Result<Pointer, PointerError> {
     let Some(epoch) = ptr.dir.strip_prefix("checkpoints/").and_then(epoch_of) else {
         return Err(PointerError::OutsideRun { dir: ptr.dir });
     };
-    if epoch != ptr.epoch || format!("checkpoints/epoch-{epoch:04}") != ptr.dir {
+    if epoch == 0 || epoch != ptr.epoch || format!("checkpoints/epoch-{epoch:04}") != ptr.dir {
         return Err(PointerError::EpochMismatch { dir: ptr.dir, epoch: ptr.epoch });
     }
     Ok(ptr)
