@@ -5,6 +5,9 @@
 //! epoch, exact resume — all written through a [`RunSink`] ([`FolderSink`], or
 //! [`MemorySink`] for tests and bindings). [`run_job`]: the whole run of a configuration,
 //! from files to `metrics.json` — what `margin train` calls, usable without the CLI.
+//! A resume continues exactly the run the folder holds: the run manifest ([`manifest`])
+//! refuses an edited configuration or other data, the checkpoint pointer is validated
+//! ([`parse_pointer`]), and [`fault`] is the test-only hook of the kill test.
 
 #![warn(missing_docs)]
 
