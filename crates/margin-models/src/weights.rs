@@ -36,12 +36,16 @@ pub fn card_hash(card: &ModelCard) -> String {
     Sha256::digest(card_bytes(card)).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The safetensors bytes of `model`, carrying the hash of `card` (the card it is saved with).
+/// The safetensors bytes of `model`, carrying the hash of `card` (the card it is saved
+/// with); refused when `card` does not describe `model` (checked by loading the bytes into
+/// the card's architecture, on the host: the error names the tensor).
 pub fn safetensors_bytes(model: &EmbeddingNet, card: &ModelCard, path: &Path) -> Result<Vec<u8>, ModelError> {
     use burn::store::{ModuleSnapshot, SafetensorsStore};
     let mut store = SafetensorsStore::from_bytes(None).metadata(CARD_HASH_KEY, card_hash(card));
     model.save_into(&mut store).map_err(|e| weights_err(path, e))?;
-    store.get_bytes().map_err(|e| weights_err(path, e))
+    let bytes = store.get_bytes().map_err(|e| weights_err(path, e))?;
+    load_bytes(card, bytes.clone(), path, &Device::flex())?;
+    Ok(bytes)
 }
 
 /// Saves `model` as safetensors at `path` atomically, bound to `card` (see the module docs).
@@ -79,8 +83,13 @@ fn header_metadata(bytes: &[u8], path: &Path) -> Result<serde_json::Map<String, 
 /// Loads a model saved by [`save_safetensors`] with the architecture in `card`, refusing
 /// weights saved with another card and weights whose tensors do not fit the card's model.
 pub fn load_safetensors(card: &ModelCard, path: &Path, device: &Device) -> Result<EmbeddingNet, ModelError> {
-    use burn::store::{ApplyError, ModuleSnapshot, SafetensorsStore};
     let bytes = std::fs::read(path).map_err(|e| margin_data::DataError::io(path, e))?;
+    load_bytes(card, bytes, path, device)
+}
+
+/// [`load_safetensors`] of the bytes of `path`.
+fn load_bytes(card: &ModelCard, bytes: Vec<u8>, path: &Path, device: &Device) -> Result<EmbeddingNet, ModelError> {
+    use burn::store::{ApplyError, ModuleSnapshot, SafetensorsStore};
     let card_file = path.with_file_name("model.json");
     if let Some(stored) = header_metadata(&bytes, path)?.get(CARD_HASH_KEY).and_then(|v| v.as_str()) {
         let expected = card_hash(card);

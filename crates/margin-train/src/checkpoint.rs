@@ -138,7 +138,7 @@ pub(crate) fn restore(
             Err(e) => skipped.push(e.to_string()),
         }
     }
-    let run = match sink.locate(".").parent() {
+    let run = match sink.locate("checkpoints").parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("(the run)"),
     };

@@ -119,6 +119,7 @@ fn without_a_pointer_the_newest_complete_checkpoint_resumes() {
     std::fs::write(dir.join("checkpoints/epoch-0001/model.bpk"), b"garbage").unwrap();
     let e = resume_err(&dir, None);
     assert!(e.contains("no complete checkpoint") && e.contains("margin train --config") && e.contains("config.toml --out NEWDIR"), "{e}");
+    assert!(e.starts_with(&format!("cannot resume {}:", dir.display())), "the run folder is named: {e}");
     assert!(e.contains("epoch-0001"), "the incomplete folder is named: {e}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -179,6 +180,10 @@ fn the_model_card_is_checked_against_the_weights() {
     w[at..at + 6].copy_from_slice(b"xxxxxx");
     std::fs::write(dir.join("model.safetensors"), &w).unwrap();
     let e = margin_models::weights::load_model(&dir, &Device::flex()).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("tensor") && e.contains("[16, 8]") && e.contains("[16, 4]"), "{e}");
+    // Saving refuses a card that does not describe the model.
+    let wrong = ModelCard::new(ModelConfig::Mlp { hidden: vec![16], embedding_dim: 4, normalize: false }, card.preprocessing.clone().unwrap(), true);
+    let e = margin_train::save_model(&model, &wrong, &dir.join("run")).unwrap_err().to_string();
     assert!(e.contains("model.safetensors") && e.contains("tensor") && e.contains("[16, 8]") && e.contains("[16, 4]"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
