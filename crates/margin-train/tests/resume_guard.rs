@@ -180,10 +180,10 @@ fn the_model_card_is_checked_against_the_weights() {
     w[at..at + 6].copy_from_slice(b"xxxxxx");
     std::fs::write(dir.join("model.safetensors"), &w).unwrap();
     let e = margin_models::weights::load_model(&dir, &Device::flex()).unwrap_err().to_string();
-    assert!(e.contains("model.safetensors") && e.contains("tensor") && e.contains("[16, 8]") && e.contains("[16, 4]"), "{e}");
+    assert!(e.contains("model.safetensors") && e.contains("tensor `mlp.layers.1.weight` has shape [16, 8]") && e.contains("expects [16, 4]"), "{e}");
     // Saving refuses a card that does not describe the model.
     let wrong = ModelCard::new(ModelConfig::Mlp { hidden: vec![16], embedding_dim: 4, normalize: false }, card.preprocessing.clone().unwrap(), true);
     let e = margin_train::save_model(&model, &wrong, &dir.join("run")).unwrap_err().to_string();
-    assert!(e.contains("model.safetensors") && e.contains("tensor") && e.contains("[16, 8]") && e.contains("[16, 4]"), "{e}");
+    assert!(e.contains("model.safetensors") && e.contains("tensor `mlp.layers.1.weight` has shape [16, 8]") && e.contains("expects [16, 4]"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
