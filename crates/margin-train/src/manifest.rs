@@ -222,11 +222,11 @@ impl RunManifest {
             return Err(resume_err(run, format!("{} has version {}, newer than this margin reads ({MANIFEST_VERSION}); upgrade margin", run.join(MANIFEST).display(), self.version)));
         }
         let now = canonical(cfg);
-        if hex(Sha256::digest(now.as_bytes())) != self.config_sha256 {
-            let mut fields = differing_keys(&self.config, &now);
-            if fields.is_empty() {
-                fields.push("the configuration's fingerprint".into());
-            }
+        // The hash is the fast path; the stored text decides, value by value, so that a
+        // change in how a later margin formats the same configuration is not an edit.
+        let fields = if hex(Sha256::digest(now.as_bytes())) == self.config_sha256 { Vec::new() } else { differing_keys(&self.config, &now) };
+        if !fields.is_empty() {
+            let fields: Vec<String> = fields.into_iter().map(|f| if f.is_empty() { "the whole configuration".to_string() } else { f }).collect();
             return Err(resume_err(
                 run,
                 format!(
@@ -261,11 +261,57 @@ impl RunManifest {
                         &sha[..12],
                         old.path.display(),
                         old.bytes,
-                        &old.sha256[..old.sha256.len().min(12)]
+                        old.sha256.chars().take(12).collect::<String>()
                     ),
                 ));
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> RunConfig {
+        crate::parse_config(crate::DEFAULT_CONFIG, "the bundled default").unwrap()
+    }
+
+    #[test]
+    fn the_canonical_form_leaves_out_paths_and_epochs_only() {
+        let a = cfg();
+        let mut b = a.clone();
+        b.train.epochs += 5;
+        b.output_root = "elsewhere".into();
+        if let DataSpec::Omniglot { dir, .. } = &mut b.data {
+            *dir = "/moved/omniglot".into();
+        }
+        assert_eq!(canonical(&a), canonical(&b));
+        b.train.lr *= 2.0;
+        b.split.val_fraction = 0.25;
+        assert_eq!(differing_keys(&canonical(&a), &canonical(&b)), vec!["split.val_fraction".to_string(), "train.lr".to_string()]);
+    }
+
+    #[test]
+    fn a_reformatted_or_tampered_manifest_is_judged_by_value() {
+        let run = std::env::temp_dir().join(format!("margin-manifest-{}", std::process::id()));
+        let c = cfg();
+        let m = RunManifest::of(&c).unwrap();
+        assert!(!m.data.is_empty(), "the bundled Omniglot files are fingerprinted");
+        // The same values, formatted differently (another hash): not an edit.
+        let reformatted = RunManifest { config_sha256: "0".repeat(64), config: m.config.replace(" = ", "="), ..m.clone() };
+        let check = |m: &RunManifest| m.check(&c, &run).map_err(|e| e.to_string());
+        check(&m).unwrap();
+        check(&reformatted).unwrap();
+        // Garbage where the configuration should be: refused, not a panic.
+        let garbage = RunManifest { config: "é\u{0}[[".into(), ..reformatted.clone() };
+        let e = check(&garbage).unwrap_err();
+        assert!(e.contains("the whole configuration"), "{e}");
+        // A fingerprint that is not hex: refused, naming the file, not a panic.
+        let mut tampered = m.clone();
+        tampered.data[0].sha256 = "ééééééééééééé".into();
+        let e = check(&tampered).unwrap_err();
+        assert!(e.contains(&m.data[0].field) && e.contains("not the data the run was trained on"), "{e}");
     }
 }

@@ -57,13 +57,14 @@ impl FolderSink {
     /// interrupted run left in it and in its `checkpoints/`.
     pub fn new(root: &Path) -> Result<Self, TrainError> {
         std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
-        for dir in [root.to_path_buf(), root.join("checkpoints")] {
+        let checkpoints = root.join("checkpoints");
+        for dir in [root.to_path_buf(), checkpoints.clone()] {
             let Ok(rd) = std::fs::read_dir(&dir) else { continue };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let p = e.path();
                 // A folder moved aside by an interrupted publish: back if its replacement never arrived.
-                if let Some(orig) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".old")).filter(|n| !n.is_empty()) {
+                if let Some(orig) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".old")).filter(|n| !n.is_empty() && dir == checkpoints) {
                     let back = dir.join(orig);
                     let r = if back.exists() { std::fs::remove_dir_all(&p) } else { std::fs::rename(&p, &back) };
                     r.map_err(|err| DataError::io(&p, err))?;
