@@ -139,5 +139,16 @@ fn killed_at_every_write_step_then_resumed_equals_the_uninterrupted_run() {
     assert_eq!(tensors(&run), tensors(&full));
     assert_eq!(untimed_log(&run), untimed_log(&full));
     assert_eq!(temporaries(&run), Vec::<PathBuf>::new());
+    // Killed before its configuration was written: the folder is named as no run yet.
+    let run = dir.join("earliest");
+    let o = train(&run, Some("config.toml:partial"));
+    assert!(!o.status.success());
+    let o = margin(&["train", "--resume", run.to_str().unwrap(), "-q"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("has no config.toml") && err.contains("--out"), "{err}");
+    let o = train(&run, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(tensors(&run), tensors(&full));
+    assert_eq!(temporaries(&run), Vec::<PathBuf>::new());
     let _ = std::fs::remove_dir_all(dir);
 }

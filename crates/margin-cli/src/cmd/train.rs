@@ -102,6 +102,13 @@ fn changed_overrides(args: &TrainArgs, cfg: &RunConfig) -> Vec<String> {
 fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
     let (mut cfg, out, resume) = match &args.resume {
         Some(dir) => {
+            if !dir.join("config.toml").is_file() {
+                bail!(
+                    "cannot resume {}: it has no config.toml — it is not a run folder of `margin train`, or its run was stopped before it started; start the run again: `margin train --config CONFIG --out {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            }
             let cfg = read_config(&dir.join("config.toml"), &format!("the configuration of run folder {}:", dir.display()))?;
             let changed = changed_overrides(args, &cfg);
             if !changed.is_empty() {
