@@ -298,7 +298,7 @@ impl Trainer {
             if e < state.epoch {
                 let run = sink.locate(&dir);
                 return Err(TrainError::Resume {
-                    run: run.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or(run),
+                    run: run.parent().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("(the run)"), Path::to_path_buf),
                     reason: format!(
                         "epochs = {e} is fewer than the {} epochs the run has completed ({dir}); a resumed run can only be extended (epochs {} or more) — for a shorter run start a new one",
                         state.epoch, state.epoch
