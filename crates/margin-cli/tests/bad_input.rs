@@ -19,6 +19,17 @@ fn numeric_flags_are_refused_by_their_rule() {
         Case { args: embed("--batch", "0"), ..Case::new("embed-batch-zero", &[], &["--batch", ">= 1"]).usage() },
         Case { args: embed("--batch", "100000000000"), ..Case::new("embed-batch-huge", &[], &["--batch", "largest accepted"]).usage() },
     ];
+    let train = |flag: &str, v: &str| vec!["train", flag, v].into_iter().map(String::from).collect::<Vec<_>>();
+    for (name, flag, v, says) in [
+        ("train-threads-zero", "--threads", "0", ">= 1"),
+        ("train-epochs-zero", "--epochs", "0", ">= 1"),
+        ("train-lr-negative", "--lr", "-0.001", "> 0"),
+        ("train-lr-nan", "--lr", "nan", "> 0"),
+        ("train-batches-zero", "--batches-per-epoch", "0", ">= 1"),
+        ("train-val-fraction-one", "--val-fraction", "1", "[0, 1)"),
+    ] {
+        cases.push(Case { args: train(flag, v), ..Case::new(name, &[], &[flag, says]).usage() });
+    }
     let eval = |flag: &str, v: &str| vec!["eval", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy", flag, v].into_iter().map(String::from).collect::<Vec<_>>();
     for (name, flag, v) in [
         ("eval-episode-queries-zero", "--episode-queries", "0"),

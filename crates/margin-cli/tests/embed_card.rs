@@ -89,6 +89,12 @@ fn embed_applies_the_card_and_refuses_contradictions() {
     old.as_object_mut().unwrap().remove("version");
     old.as_object_mut().unwrap().remove("preprocessing");
     std::fs::write(run.join("model.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+    // …beside weights as that margin wrote them: without the card's hash (margin-models'
+    // weights.rs), which a newer save binds to its own card.
+    let mut w = std::fs::read(run.join("model.safetensors")).unwrap();
+    let at = w.windows(24).position(|x| x == b"margin.model_card_sha256").expect("the card's hash is in the weights");
+    w[at..at + 6].copy_from_slice(b"xxxxxx");
+    std::fs::write(run.join("model.safetensors"), &w).unwrap();
     let out = margin(&["embed", "--model", model, "--input", input, "--scale", "16", "--out", &e("f.npy")]);
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("records no preprocessing"));

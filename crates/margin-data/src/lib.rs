@@ -23,6 +23,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use thiserror::Error;
 
+pub mod atomic;
 pub mod card;
 pub mod images;
 pub mod memory;
@@ -31,6 +32,7 @@ pub mod omniglot;
 mod samples;
 pub mod spec;
 
+pub use atomic::write_atomic;
 pub use card::{ModelCard, ModelConfig};
 pub use images::{area_resize, load_image_folder};
 pub use samples::Samples;
@@ -95,18 +97,6 @@ impl DataError {
     pub fn format(path: &Path, reason: impl Into<String>) -> Self {
         DataError::Format { path: path.display().to_string(), reason: reason.into() }
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// `fsync`, then `rename` over the target. A crash leaves the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-    npy::write_all(&mut f, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
 }
 
 /// Labelled samples held on the host.

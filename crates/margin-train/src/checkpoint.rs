@@ -3,6 +3,16 @@
 //! replaced pointer to the latest complete one; `checkpoints/best/` (the best epoch by
 //! validation MAP@R). A kill at any moment leaves either the previous checkpoint or the
 //! new one, never a half-written one.
+//!
+//! Reading a run ([`restore`]) trusts nothing it reads. The pointer is parsed by
+//! [`parse_pointer`] (bytes in, so it can be fuzzed and replayed): its `dir` must be the
+//! plain name `checkpoints/epoch-NNNN` of its own `epoch` — no `..`, no absolute path, no
+//! other folder, so a pointer cannot hand the run another run's model — and the state it
+//! leads to must be of that epoch. A run without a pointer (killed after its first
+//! checkpoint folder was published but before the pointer was written, or with the
+//! pointer deleted) resumes from its newest complete `checkpoints/epoch-*` (complete: all
+//! three files present and loadable, the state's epoch the folder's); with none, the
+//! error says the run has no complete checkpoint and how to start it again.
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
@@ -15,6 +25,9 @@ use crate::{RunSink, TrainError, TrainState};
 /// The training log's name in the run.
 pub(crate) const LOG: &str = "train_log.jsonl";
 
+/// The pointer's name in the run.
+pub(crate) const POINTER: &str = "checkpoint.json";
+
 pub(crate) fn ckpt_err(sink: &dyn RunSink, name: &str, reason: impl ToString) -> TrainError {
     TrainError::Checkpoint { path: sink.locate(name), reason: reason.to_string() }
 }
@@ -24,20 +37,120 @@ fn required(sink: &dyn RunSink, name: &str) -> Result<Vec<u8>, TrainError> {
 }
 
 /// `checkpoint.json`: the latest complete checkpoint.
-#[derive(Serialize, Deserialize)]
-struct Pointer {
-    epoch: usize,
-    dir: String,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pointer {
+    /// The epoch of the checkpoint.
+    pub epoch: usize,
+    /// Its folder, `checkpoints/epoch-NNNN`.
+    pub dir: String,
 }
 
-/// The latest complete checkpoint of the run: its folder's name and state.
-pub(crate) fn latest(sink: &dyn RunSink) -> Result<(String, TrainState), TrainError> {
-    let ptr: Pointer = serde_json::from_slice(&required(sink, "checkpoint.json")?)
-        .map_err(|e| ckpt_err(sink, "checkpoint.json", format!("corrupt checkpoint pointer: {e}")))?;
-    let state_name = format!("{}/state.json", ptr.dir);
-    let state: TrainState = serde_json::from_slice(&required(sink, &state_name)?)
-        .map_err(|e| ckpt_err(sink, &state_name, format!("corrupt state: {e}")))?;
-    Ok((ptr.dir, state))
+/// Why a checkpoint pointer is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PointerError {
+    /// Not the pointer's JSON.
+    #[error("corrupt checkpoint pointer: {0}")]
+    Json(String),
+    /// `dir` is not a checkpoint folder of this run.
+    #[error("corrupt checkpoint pointer: dir {dir:?} is not a checkpoint folder of this run (expected checkpoints/epoch-NNNN, inside the run folder)")]
+    OutsideRun {
+        /// The pointer's `dir`.
+        dir: String,
+    },
+    /// `dir` names another epoch than `epoch` (or epoch 0, which no checkpoint has).
+    #[error("corrupt checkpoint pointer: dir {dir:?} is not the checkpoint folder of epoch {epoch}")]
+    EpochMismatch {
+        /// The pointer's `dir`.
+        dir: String,
+        /// The pointer's `epoch`.
+        epoch: usize,
+    },
+}
+
+/// The epoch of a checkpoint folder's name `epoch-NNNN` (at least four digits).
+fn epoch_of(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("epoch-")?;
+    (digits.len() >= 4 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+}
+
+/// Parses and validates `checkpoint.json`'s bytes (see the module docs).
+pub fn parse_pointer(bytes: &[u8]) -> Result<Pointer, PointerError> {
+    let ptr: Pointer = serde_json::from_slice(bytes).map_err(|e| PointerError::Json(e.to_string()))?;
+    let Some(epoch) = ptr.dir.strip_prefix("checkpoints/").and_then(epoch_of) else {
+        return Err(PointerError::OutsideRun { dir: ptr.dir });
+    };
+    if epoch == 0 || epoch != ptr.epoch || format!("checkpoints/epoch-{epoch:04}") != ptr.dir {
+        return Err(PointerError::EpochMismatch { dir: ptr.dir, epoch: ptr.epoch });
+    }
+    Ok(ptr)
+}
+
+/// A checkpoint read back: its folder, state, model and optimizer.
+pub(crate) struct Restored {
+    pub dir: String,
+    pub state: TrainState,
+    pub model: EmbeddingNet,
+    pub optim: ModuleOptimizer,
+}
+
+/// The state of the checkpoint folder `dir`, checked to be of `epoch`.
+fn read_state(sink: &dyn RunSink, dir: &str, epoch: usize) -> Result<TrainState, TrainError> {
+    let name = format!("{dir}/state.json");
+    let state: TrainState = serde_json::from_slice(&required(sink, &name)?).map_err(|e| ckpt_err(sink, &name, format!("corrupt state: {e}")))?;
+    if state.epoch != epoch {
+        return Err(ckpt_err(sink, &name, format!("holds epoch {}, but belongs to epoch {epoch} ({dir})", state.epoch)));
+    }
+    Ok(state)
+}
+
+/// The checkpoint folder `dir` of `epoch`, loaded: `init` builds the model and optimizer
+/// (of the stored configuration) to load the tensors into.
+fn load_dir(
+    sink: &dyn RunSink,
+    dir: &str,
+    epoch: usize,
+    init: &mut dyn FnMut(&TrainState) -> Result<(EmbeddingNet, ModuleOptimizer), TrainError>,
+) -> Result<Restored, TrainError> {
+    let state = read_state(sink, dir, epoch)?;
+    let (model, optim) = init(&state)?;
+    let model = load_model(sink, &format!("{dir}/model.bpk"), model)?;
+    let optim = load_optimizer(sink, &format!("{dir}/optimizer.bpk"), optim)?;
+    Ok(Restored { dir: dir.to_string(), state, model, optim })
+}
+
+/// The latest complete checkpoint of the run: the pointer's, or without a pointer the
+/// newest complete epoch folder (see the module docs).
+pub(crate) fn restore(
+    sink: &dyn RunSink,
+    init: &mut dyn FnMut(&TrainState) -> Result<(EmbeddingNet, ModuleOptimizer), TrainError>,
+) -> Result<Restored, TrainError> {
+    if let Some(bytes) = sink.read(POINTER)? {
+        let ptr = parse_pointer(&bytes).map_err(|e| ckpt_err(sink, POINTER, e))?;
+        return load_dir(sink, &ptr.dir, ptr.epoch, init);
+    }
+    let mut epochs: Vec<(usize, String)> = sink.subdirs("checkpoints")?.into_iter().filter_map(|d| epoch_of(&d).map(|e| (e, d))).collect();
+    epochs.sort();
+    let mut skipped = Vec::new();
+    for (epoch, d) in epochs.into_iter().rev() {
+        match load_dir(sink, &format!("checkpoints/{d}"), epoch, init) {
+            Ok(r) => return Ok(r),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    let run = match sink.locate("checkpoints").parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("(the run)"),
+    };
+    let why = if skipped.is_empty() { String::new() } else { format!(" (incomplete: {})", skipped.join("; ")) };
+    Err(TrainError::Resume {
+        run,
+        reason: format!(
+            "the run has no complete checkpoint: {} is missing and no checkpoints/epoch-* folder is complete{why}; it stopped before its first epoch was saved — start it again: `margin train --config {} --out NEWDIR`",
+            POINTER,
+            sink.locate("config.toml").display()
+        ),
+    })
 }
 
 /// `model` with the weights of `name` (a `model.bpk` of this architecture).
@@ -74,7 +187,7 @@ pub(crate) fn commit_epoch(sink: &mut dyn RunSink, model: &EmbeddingNet, optim: 
     let files: [(&str, &[u8]); 3] = [("model.bpk", &model_bytes), ("optimizer.bpk", &opt_bytes), ("state.json", &state_bytes)];
     sink.publish(&dir, &files)?;
     let pointer = serde_json::to_vec(&Pointer { epoch, dir }).expect("a pointer serialises");
-    sink.write("checkpoint.json", &pointer)?;
+    sink.write(POINTER, &pointer)?;
     if is_best {
         sink.publish("checkpoints/best", &files)?;
     }

@@ -2,6 +2,11 @@
 //! per-epoch checkpoints → evaluation on unseen classes → `metrics.json`, the model and
 //! its card in the run folder. `margin train` is this plus a progress bar and the HTML
 //! report; a library user or a binding calls [`run_job`] directly.
+//!
+//! Resuming continues the run the folder holds and nothing else: before any data is
+//! loaded the configuration and data are checked against the run's manifest `run.json`
+//! (the `manifest` module), and the `[train]` section against the configuration the
+//! checkpoint stored (also for run folders older than the manifest).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,7 +16,8 @@ use margin_data::{Dataset, Loaded, ModelCard, write_atomic};
 use margin_eval::{Distance, Embeddings, EvalConfig, EvalReport, Labelled, OneShotReport};
 use margin_models::{BuildEncoder, EmbeddingNet, embed};
 
-use crate::{Observer, TrainConfig, TrainError, Trainer, save_model};
+use crate::manifest::RunManifest;
+use crate::{Observer, TrainConfig, TrainError, Trainer, fault, save_model};
 
 /// The whole run's configuration (`config.toml`): data, split, training, evaluation.
 pub type RunConfig = margin_data::RunConfig<TrainConfig>;
@@ -79,22 +85,34 @@ pub trait JobObserver: Observer {
 pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dyn JobObserver) -> Result<JobOutcome, TrainError> {
     let started = Instant::now();
     crate::config::validate_run(cfg)?;
+    let out = &opts.out;
+    let manifest = if opts.resume { RunManifest::read(out)? } else { None };
+    if let Some(m) = &manifest {
+        m.check(cfg, out)?;
+    }
     let t_load = Instant::now();
     let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
     obs.info(&describe(&loaded, load_seconds));
     let shape = loaded.train.sample_shape.clone();
     crate::budget::check_training(&cfg.train, &shape)?;
-    let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
     let trainer = if opts.resume {
-        Trainer::resume(out, &shape, opts.epochs, device)?
+        let t = Trainer::resume(out, &shape, opts.epochs, device)?;
+        check_stored_train(cfg, t.config(), out)?;
+        t
     } else {
         Trainer::new(cfg.train.clone(), &shape, out, device)?
     };
-    write_atomic(&out.join("config.toml"), config_toml(cfg).as_bytes())?;
+    let config_path = out.join("config.toml");
+    let text = config_toml(cfg);
+    fault::step("config.toml", &config_path, text.as_bytes(), || write_atomic(&config_path, text.as_bytes()))?;
+    if manifest.is_none() {
+        // A fresh run, or a run folder from before manifests: from now on it has one.
+        RunManifest::of(cfg)?.write(out)?;
+    }
     if opts.resume {
-        obs.info(&format!("resuming {} after epoch {} of {}", out.display(), trainer.state().epoch, cfg.train.epochs));
+        obs.info(&format!("resuming {} after epoch {} of {}", out.display(), trainer.state().epoch, trainer.config().epochs));
     } else {
         obs.info(&format!("run folder: {}", out.display()));
     }
@@ -159,8 +177,32 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     }
     metrics["total_seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
     let bytes = serde_json::to_vec_pretty(&metrics).expect("metrics serialise");
-    write_atomic(&out.join("metrics.json"), &bytes)?;
+    let metrics_path = out.join("metrics.json");
+    fault::step("metrics.json", &metrics_path, &bytes, || write_atomic(&metrics_path, &bytes))?;
     Ok(JobOutcome { metrics, evaluation })
+}
+
+/// Refuses a `config.toml` whose `[train]` section is not the one the checkpoint stored
+/// (`epochs` aside: a resume may extend the run).
+fn check_stored_train(cfg: &RunConfig, stored: &TrainConfig, out: &Path) -> Result<(), TrainError> {
+    let mut a = stored.clone();
+    let mut b = cfg.train.clone();
+    (a.epochs, b.epochs) = (0, 0);
+    if a == b {
+        return Ok(());
+    }
+    let text = |t: &TrainConfig| toml::to_string(t).unwrap_or_default();
+    let fields: Vec<String> = crate::manifest::differing_keys(&text(&a), &text(&b)).into_iter().map(|k| format!("train.{k}")).collect();
+    let file = out.join("config.toml");
+    Err(TrainError::Resume {
+        run: out.to_path_buf(),
+        reason: format!(
+            "{} does not match the configuration stored with the run's checkpoint ({} changed): it was edited after the run started — to train with the edited file, start a new run: `margin train --config {} --out NEWDIR`",
+            file.display(),
+            if fields.is_empty() { "[train]".to_string() } else { fields.join(", ") },
+            file.display()
+        ),
+    })
 }
 
 fn describe(loaded: &Loaded, load_seconds: f64) -> String {

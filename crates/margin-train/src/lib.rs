@@ -5,6 +5,9 @@
 //! epoch, exact resume — all written through a [`RunSink`] ([`FolderSink`], or
 //! [`MemorySink`] for tests and bindings). [`run_job`]: the whole run of a configuration,
 //! from files to `metrics.json` — what `margin train` calls, usable without the CLI.
+//! A resume continues exactly the run the folder holds: the run manifest ([`manifest`])
+//! refuses an edited configuration or other data, the checkpoint pointer is validated
+//! ([`parse_pointer`]), and [`fault`] is the test-only hook of the kill test.
 
 #![warn(missing_docs)]
 
@@ -13,13 +16,16 @@ mod checkpoint;
 mod budget;
 mod config;
 mod distance_form;
+pub mod fault;
 mod job;
+pub mod manifest;
 mod miner_spec;
 mod sink;
 mod trainer;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig, validate_run};
 pub use miner_spec::MinerSpec;
+pub use checkpoint::{Pointer, PointerError, parse_pointer};
 pub use sink::{FolderSink, MemorySink, RunSink};
 pub use job::{DEFAULT_CONFIG, Evaluation, JobObserver, JobOptions, JobOutcome, RunConfig, config_toml, omniglot_one_shot, parse_config, run_job};
 pub use trainer::{EpochRecord, Observer, Silent, StepRecord, TrainError, TrainOutcome, TrainState, Trainer, save_model};

@@ -4,14 +4,22 @@
 //! The trainer writes only through [`RunSink`]: whole files (atomically), appended log
 //! lines, and checkpoints — a group of files made visible at once ([`RunSink::publish`]).
 //! Names are relative paths with `/` separators (`checkpoints/epoch-0003/model.bpk`).
+//!
+//! Temporary files never outlive a run: `write_atomic` removes its own on error, a failed
+//! [`RunSink::publish`] removes its temporary folder, and what a kill leaves (`.NAME.tmp<pid>`
+//! files, `.epoch-NNNN.tmp` folders, in the run folder and in `checkpoints/`) is swept by
+//! [`FolderSink::new`], i.e. when the run is resumed or started again. Every write is a
+//! fault step of the `fault` module (named by the file; checkpoint files
+//! `checkpoint/<file>`, the folder's rename `checkpoint/publish`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use margin_data::atomic::is_temporary_name;
 use margin_data::{DataError, write_atomic};
 
-use crate::TrainError;
+use crate::{TrainError, fault};
 
 /// A run's storage.
 pub trait RunSink: Send + std::fmt::Debug {
@@ -45,9 +53,30 @@ pub struct FolderSink {
 }
 
 impl FolderSink {
-    /// The folder `root` (created if needed).
+    /// The folder `root` (created if needed), swept of the temporary files and folders an
+    /// interrupted run left in it and in its `checkpoints/`.
     pub fn new(root: &Path) -> Result<Self, TrainError> {
         std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
+        let checkpoints = root.join("checkpoints");
+        for dir in [root.to_path_buf(), checkpoints.clone()] {
+            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let p = e.path();
+                // A folder moved aside by an interrupted publish: back if its replacement never arrived.
+                if let Some(orig) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".old")).filter(|n| !n.is_empty() && dir == checkpoints) {
+                    let back = dir.join(orig);
+                    let r = if back.exists() { std::fs::remove_dir_all(&p) } else { std::fs::rename(&p, &back) };
+                    r.map_err(|err| DataError::io(&p, err))?;
+                    continue;
+                }
+                if !is_temporary_name(&name) {
+                    continue;
+                }
+                let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                r.map_err(|err| DataError::io(&p, err))?;
+            }
+        }
         Ok(FolderSink { root: root.to_path_buf(), appending: None })
     }
 
@@ -76,7 +105,7 @@ impl RunSink for FolderSink {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
         }
-        Ok(write_atomic(&p, bytes)?)
+        Ok(fault::step(name, &p, bytes, || write_atomic(&p, bytes))?)
     }
 
     fn append_line(&mut self, name: &str, line: &str) -> Result<(), TrainError> {
@@ -118,13 +147,34 @@ impl RunSink for FolderSink {
         self.release(&target);
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = target.with_file_name(format!(".{name}.tmp"));
+        let old = target.with_file_name(format!(".{name}.old"));
+        let tag = if name == "best" { "best" } else { "checkpoint" };
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-        for (f, bytes) in files {
-            write_atomic(&tmp.join(f), bytes)?;
+        let written = (|| -> Result<(), DataError> {
+            std::fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+            for (f, bytes) in files {
+                let p = tmp.join(f);
+                fault::step(&format!("{tag}/{f}"), &p, bytes, || write_atomic(&p, bytes))?;
+            }
+            fault::point(&format!("{tag}/publish:before"));
+            // An existing folder (best/) is moved aside, not deleted, until the new one is
+            // in place: a kill in between leaves `.NAME.old`, which `new` puts back.
+            let _ = std::fs::remove_dir_all(&old);
+            if target.exists() {
+                std::fs::rename(&target, &old).map_err(|e| DataError::io(&target, e))?;
+            }
+            std::fs::rename(&tmp, &target).map_err(|e| DataError::io(&target, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !target.exists() {
+                let _ = std::fs::rename(&old, &target);
+            }
+            return Err(e.into());
         }
-        let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&tmp, &target).map_err(|e| DataError::io(&target, e))?;
+        fault::point(&format!("{tag}/publish:after"));
         if let Some(parent) = target.parent()
             && let Ok(d) = std::fs::File::open(parent)
         {

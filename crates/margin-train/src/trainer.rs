@@ -26,6 +26,7 @@ use margin_data::{DataError, Dataset, ModelCard, write_atomic};
 use margin_models::{BuildEncoder, EmbeddingNet, ModelError, embed};
 
 use crate::augment;
+use crate::fault;
 use crate::checkpoint::{self, ckpt_err};
 use crate::sink::{FolderSink, RunSink};
 use crate::config::{BuiltLoss, OptimizerSpec, TrainConfig};
@@ -64,6 +65,15 @@ pub enum TrainError {
     /// The run needs more memory than the machine has.
     #[error(transparent)]
     Memory(#[from] margin_data::memory::MemoryError),
+    /// A run that cannot be continued as asked (what was trained would change, or there is
+    /// nothing to continue).
+    #[error("cannot resume {run}: {reason}")]
+    Resume {
+        /// The run folder.
+        run: PathBuf,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// Training diverged: the embeddings or the loss of a step are not finite.
     #[error("training diverged at epoch {epoch}, step {step} (learning rate {lr:e}): {what}")]
     Diverged {
@@ -226,11 +236,17 @@ fn validate(emb: &[f32], labels: &[i64], dim: usize) -> Result<(f64, f64, Option
     Ok((r.map_at_r, r.precision_at_1, one_shot))
 }
 
-/// Saves a model's weights (`model.safetensors`) and its card (`model.json`) atomically.
+/// Saves a model's weights (`model.safetensors`) and then its card (`model.json`), each
+/// atomically; the weights carry the card's hash, so a reader never accepts a card and
+/// weights of different saves (`margin_models::weights`). Fault steps `model.safetensors`,
+/// `model.json` (the `fault` module).
 pub fn save_model(model: &EmbeddingNet, card: &ModelCard, dir: &Path) -> Result<(), TrainError> {
-    margin_models::weights::save_safetensors(model, &dir.join("model.safetensors"))?;
-    let bytes = serde_json::to_vec_pretty(card).expect("a model card serialises");
-    write_atomic(&dir.join("model.json"), &bytes)?;
+    let weights = dir.join("model.safetensors");
+    let bytes = margin_models::weights::safetensors_bytes(model, card, &weights)?;
+    fault::step("model.safetensors", &weights, &bytes, || write_atomic(&weights, &bytes))?;
+    let card_path = dir.join("model.json");
+    let bytes = margin_models::weights::card_bytes(card);
+    fault::step("model.json", &card_path, &bytes, || write_atomic(&card_path, &bytes))?;
     Ok(())
 }
 
@@ -267,22 +283,36 @@ impl Trainer {
         Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
     }
 
-    /// Continues the run in the folder `out` from its latest complete checkpoint. `epochs`
-    /// (when given) may extend the run; every other setting must equal the stored one.
+    /// Continues the run in the folder `out` from its latest complete checkpoint (the
+    /// pointer's, else the newest complete epoch folder). `epochs` (when given) may extend
+    /// the run, never shorten it below the epochs completed; every other setting is the
+    /// stored one.
     pub fn resume(out: &Path, sample_shape: &[usize], epochs: Option<usize>, device: &Device) -> Result<Self, TrainError> {
         Self::resume_sink(Box::new(FolderSink::new(out)?), sample_shape, epochs, device)
     }
 
     /// [`Trainer::resume`] from the run held by `sink`.
     pub fn resume_sink(mut sink: Box<dyn RunSink>, sample_shape: &[usize], epochs: Option<usize>, device: &Device) -> Result<Self, TrainError> {
-        let (dir, mut state) = checkpoint::latest(sink.as_ref())?;
-        let mut config = state.config.clone().ok_or_else(|| ckpt_err(sink.as_ref(), &format!("{dir}/state.json"), "no configuration stored"))?;
+        let restored = checkpoint::restore(sink.as_ref(), &mut |state| {
+            let config = state.config.as_ref().ok_or_else(|| ckpt_err(sink.as_ref(), &format!("checkpoints/epoch-{:04}/state.json", state.epoch), "no configuration stored"))?;
+            Ok((config.model.init(sample_shape, device)?, build_optimizer(&config.optimizer)))
+        })?;
+        let checkpoint::Restored { dir, mut state, model, optim } = restored;
+        let mut config = state.config.clone().expect("checked by the restore's init");
         if let Some(e) = epochs {
+            if e < state.epoch {
+                let run = sink.locate(&dir);
+                return Err(TrainError::Resume {
+                    run: run.parent().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("(the run)"), Path::to_path_buf),
+                    reason: format!(
+                        "epochs = {e} is fewer than the {} epochs the run has completed ({dir}); a resumed run can only be extended (epochs {} or more) — for a shorter run start a new one",
+                        state.epoch, state.epoch
+                    ),
+                });
+            }
             config.epochs = e;
         }
         config.validate()?;
-        let model = checkpoint::load_model(sink.as_ref(), &format!("{dir}/model.bpk"), config.model.init(sample_shape, device)?)?;
-        let optim = checkpoint::load_optimizer(sink.as_ref(), &format!("{dir}/optimizer.bpk"), build_optimizer(&config.optimizer))?;
         let loss = config.loss.build()?;
         let miner = config.miner.build(config.loss.distance())?;
         checkpoint::truncate_log(sink.as_mut(), state.epoch)?;

@@ -20,26 +20,27 @@ pub struct TrainArgs {
     /// Output folder (default: a new folder under the config's `output_root`, `runs/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Continue the run in DIR from its latest complete checkpoint.
+    /// Continue the run in DIR from its latest complete checkpoint, with its stored
+    /// configuration (only --epochs may extend it; --threads is free).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
     pub resume: Option<PathBuf>,
     /// Override `train.epochs` (with --resume: extend the run).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::count)]
     pub epochs: Option<usize>,
     /// Override `train.seed`.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Override `train.lr`.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::positive)]
     pub lr: Option<f64>,
     /// Override `train.sampler.batches_per_epoch`.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::count)]
     pub batches_per_epoch: Option<usize>,
     /// Override `split.val_fraction` (validation classes held out of training).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::fraction)]
     pub val_fraction: Option<f64>,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::count)]
     pub threads: Option<usize>,
     /// Skip the final evaluation and report.
     #[arg(long)]
@@ -65,10 +66,61 @@ fn read_config(path: &Path, what: &str) -> anyhow::Result<RunConfig> {
     Ok(parse_config(&text, &path.display().to_string())?)
 }
 
+/// Whether `dir` holds a run that a new run would overwrite: a checkpoint pointer or a
+/// published epoch checkpoint.
+fn holds_run(dir: &Path) -> bool {
+    dir.join("checkpoint.json").exists()
+        || std::fs::read_dir(dir.join("checkpoints")).is_ok_and(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("epoch-")))
+}
+
+/// The overrides of `args` that would change what the run in `dir` (configuration `cfg`)
+/// was trained with: `--flag value (stored: field = value)` for each that differs.
+fn changed_overrides(args: &TrainArgs, cfg: &RunConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |flag: &str, given: Option<String>, field: &str, stored: String| {
+        if let Some(g) = given
+            && g != stored
+        {
+            out.push(format!("{flag} {g} (the run has {field} = {stored})"));
+        }
+    };
+    check("--lr", args.lr.map(|v| v.to_string()), "train.lr", cfg.train.lr.to_string());
+    check("--seed", args.seed.map(|v| v.to_string()), "train.seed", cfg.train.seed.to_string());
+    let stored_b = cfg.train.sampler.batches_per_epoch.map_or("unset".to_string(), |b| b.to_string());
+    check("--batches-per-epoch", args.batches_per_epoch.map(|v| v.to_string()), "train.sampler.batches_per_epoch", stored_b);
+    check("--val-fraction", args.val_fraction.map(|v| v.to_string()), "split.val_fraction", cfg.split.val_fraction.to_string());
+    out
+}
+
 /// The configuration, run folder and whether it resumes, from the arguments.
+///
+/// With `--resume` the run folder's `config.toml` is the run's truth: an override that
+/// would change what is trained (`--lr`, `--seed`, `--batches-per-epoch`,
+/// `--val-fraction` with a value other than the stored one) is refused, naming it;
+/// `--epochs` may extend the run (fewer than completed is refused by the trainer, which
+/// knows the count); `--threads` changes nothing of the result and is free.
 fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
     let (mut cfg, out, resume) = match &args.resume {
-        Some(dir) => (read_config(&dir.join("config.toml"), &format!("the configuration of run folder {}:", dir.display()))?, dir.clone(), true),
+        Some(dir) => {
+            if !dir.join("config.toml").is_file() {
+                bail!(
+                    "cannot resume {}: it has no config.toml — it is not a run folder of `margin train`, or its run was stopped before it started; start the run again: `margin train --config CONFIG --out {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            let cfg = read_config(&dir.join("config.toml"), &format!("the configuration of run folder {}:", dir.display()))?;
+            let changed = changed_overrides(args, &cfg);
+            if !changed.is_empty() {
+                bail!(
+                    "cannot resume {}: {} would change what the run was trained with; --resume continues a run unchanged (only --epochs may extend it, --threads is free) — to train with other settings start a new run: `margin train --config {} --out NEWDIR` with the flags",
+                    dir.display(),
+                    changed.join(", "),
+                    dir.join("config.toml").display()
+                );
+            }
+            (cfg, dir.clone(), true)
+        }
         None => {
             let cfg = match &args.config {
                 Some(p) => read_config(p, "configuration")?,
@@ -78,9 +130,9 @@ fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
                 Some(o) => o.clone(),
                 None => new_run_dir(&cfg.output_root)?,
             };
-            if out.join("checkpoint.json").exists() {
+            if holds_run(&out) {
                 bail!(
-                    "{} already holds a run (checkpoint.json); continue it with `margin train --resume {}` or choose another --out",
+                    "{} already holds a run (checkpoint.json or checkpoints/epoch-*); continue it with `margin train --resume {}` or choose another --out",
                     out.display(),
                     out.display()
                 );
@@ -91,17 +143,19 @@ fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;
     }
-    if let Some(s) = args.seed {
-        cfg.train.seed = s;
-    }
-    if let Some(l) = args.lr {
-        cfg.train.lr = l;
-    }
-    if let Some(b) = args.batches_per_epoch {
-        cfg.train.sampler.batches_per_epoch = Some(b);
-    }
-    if let Some(v) = args.val_fraction {
-        cfg.split.val_fraction = v;
+    if !resume {
+        if let Some(s) = args.seed {
+            cfg.train.seed = s;
+        }
+        if let Some(l) = args.lr {
+            cfg.train.lr = l;
+        }
+        if let Some(b) = args.batches_per_epoch {
+            cfg.train.sampler.batches_per_epoch = Some(b);
+        }
+        if let Some(v) = args.val_fraction {
+            cfg.split.val_fraction = v;
+        }
     }
     margin_train::validate_run(&cfg).context("invalid configuration")?;
     Ok((cfg, out, resume))
@@ -136,7 +190,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 map_classes: cfg.eval.map_classes,
                 seed: cfg.train.seed,
             });
-            margin_data::write_atomic(&out.join("report.html"), html.as_bytes())?;
+            let report = out.join("report.html");
+            margin_train::fault::step("report.html", &report, html.as_bytes(), || margin_data::write_atomic(&report, html.as_bytes()))?;
             print_summary(&out, metrics);
         }
         None => {
