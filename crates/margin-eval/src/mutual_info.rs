@@ -19,24 +19,28 @@
 //! `E[MI]` is computed exactly with a table of `ln n!`, summing over the
 //! *distinct* row and column sums (weighted by how often each occurs), which
 //! makes it cheap for balanced classes.
+//!
+//! Every table is a `BTreeMap`, so every sum runs in the same order on every run: a
+//! `HashMap`'s iteration order is seeded per process, which made NMI/AMI differ in their
+//! last digits between two identical runs (same seed → same bits is a project rule).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Contingency table of two labellings: cell counts and both marginals.
 struct Table {
     n: f64,
-    a: HashMap<u32, u64>,
-    b: HashMap<u32, u64>,
-    cells: HashMap<(u32, u32), u64>,
+    a: BTreeMap<u32, u64>,
+    b: BTreeMap<u32, u64>,
+    cells: BTreeMap<(u32, u32), u64>,
 }
 
 impl Table {
     fn new(u: &[u32], v: &[u32]) -> Self {
         let mut t = Table {
             n: u.len() as f64,
-            a: HashMap::new(),
-            b: HashMap::new(),
-            cells: HashMap::new(),
+            a: BTreeMap::new(),
+            b: BTreeMap::new(),
+            cells: BTreeMap::new(),
         };
         for (&x, &y) in u.iter().zip(v) {
             *t.cells.entry((x, y)).or_default() += 1;
@@ -62,7 +66,7 @@ impl Table {
 
     /// Arithmetic mean of the two entropies.
     fn mean_entropy(&self) -> f64 {
-        let h = |m: &HashMap<u32, u64>| -> f64 {
+        let h = |m: &BTreeMap<u32, u64>| -> f64 {
             -m.values()
                 .map(|&c| c as f64 / self.n)
                 .map(|p| p * p.ln())
@@ -121,7 +125,7 @@ pub fn expected_mutual_info(a: &[u64], b: &[u64], n: u64) -> f64 {
         lf[k] = lf[k - 1] + (k as f64).ln();
     }
     let group = |xs: &[u64]| {
-        let mut m: HashMap<u64, u64> = HashMap::new();
+        let mut m: BTreeMap<u64, u64> = BTreeMap::new();
         for &x in xs {
             *m.entry(x).or_default() += 1;
         }
@@ -157,6 +161,18 @@ pub fn expected_mutual_info(a: &[u64], b: &[u64], n: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_same_labellings_give_the_same_bits_every_time() {
+        // Many classes, so a per-instance hash order would change the summation order.
+        let u: Vec<u32> = (0..3000u32).map(|i| (i * 7919) % 317).collect();
+        let v: Vec<u32> = (0..3000u32).map(|i| (i * 104_729 + i / 3) % 311).collect();
+        let (nmi, ami) = (normalized_mutual_info(&u, &v), adjusted_mutual_info(&u, &v));
+        for _ in 0..20 {
+            assert_eq!(normalized_mutual_info(&u, &v).to_bits(), nmi.to_bits());
+            assert_eq!(adjusted_mutual_info(&u, &v).to_bits(), ami.to_bits());
+        }
+    }
+
     use super::*;
 
     #[test]
