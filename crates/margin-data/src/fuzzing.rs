@@ -61,8 +61,20 @@ fn broken(what: &str, reason: String) -> DataError {
 }
 
 /// Feeds `data` to `target`'s entry point: `Ok` or the reader's error. A panic here is a
-/// bug (the fuzzers report it as a crash).
+/// bug (the fuzzers report it as a crash): while it runs, [`crate::limits::guarded`] lets
+/// panics through instead of turning them into errors, so none is hidden.
 pub fn run(target: Target, data: &[u8]) -> Result<(), DataError> {
+    struct Strict(bool);
+    impl Drop for Strict {
+        fn drop(&mut self) {
+            crate::limits::STRICT.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Strict(crate::limits::STRICT.with(|s| s.replace(true)));
+    dispatch(target, data)
+}
+
+fn dispatch(target: Target, data: &[u8]) -> Result<(), DataError> {
     match target {
         Target::Npy => {
             let a = npy::from_bytes(data, "fuzz.npy")?;

@@ -74,11 +74,18 @@ pub fn check_target_size(size: usize, field: &'static str) -> Result<(), DataErr
     }
 }
 
+thread_local! {
+    /// Set while [`crate::fuzzing::run`] runs: [`guarded`] then lets panics through, so the
+    /// fuzzers and the replay test see every panic, ours and the decoders', as a failure.
+    pub(crate) static STRICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs `f`, turning a panic inside it (a bug in a third-party decoder) into a
 /// [`DataError::Format`] naming `what`.
 pub fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DataError>) -> Result<T, DataError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
+        Err(p) if STRICT.with(|s| s.get()) => std::panic::resume_unwind(p),
         Err(p) => {
             let msg = p
                 .downcast_ref::<&str>()

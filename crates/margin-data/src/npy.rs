@@ -44,6 +44,16 @@ impl DType {
         }
     }
 
+    /// NumPy's name of the type (`float64`, `uint8`, `bool`).
+    pub fn name(self) -> String {
+        match self {
+            DType::Bool => "bool".into(),
+            DType::U(n) => format!("uint{}", 8 * n),
+            DType::I(n) => format!("int{}", 8 * n),
+            DType::F(n) => format!("float{}", 8 * n),
+        }
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
@@ -144,8 +154,9 @@ impl NpyHeader {
             return Err(DataError::Format {
                 path: what.to_string(),
                 reason: format!(
-                    "truncated data: the header declares shape {:?} of {:?} ({need} bytes) but only {available} bytes follow it",
-                    self.shape, self.dtype
+                    "truncated data: the header declares shape {:?} of {} ({need} bytes) but only {available} bytes follow it",
+                    self.shape,
+                    self.dtype.name()
                 ),
             });
         }

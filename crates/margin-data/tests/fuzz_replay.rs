@@ -161,7 +161,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 
 /// Mutated inputs per target: a few thousand, under 20 s for all targets in the checked
 /// profile on two cores.
-const MUTATIONS: usize = 3000;
+const MUTATIONS: usize = 5000;
 
 fn replay_and_search(t: Target) {
     let files = corpus(t);
