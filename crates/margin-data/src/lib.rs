@@ -140,11 +140,11 @@ impl Dataset {
     /// Builds a dataset, checking sizes and finiteness.
     pub fn new(name: impl Into<String>, features: Vec<f32>, sample_shape: Vec<usize>, labels: Vec<i64>) -> Result<Self, DataError> {
         let name = name.into();
-        let dim: usize = sample_shape.iter().product();
+        let dim = sample_shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(0);
         if dim == 0 {
-            return Err(DataError::Format { path: name, reason: format!("sample shape {sample_shape:?} is empty") });
+            return Err(DataError::Format { path: name, reason: format!("sample shape {sample_shape:?} is empty or too large") });
         }
-        if features.len() != dim * labels.len() {
+        if Some(features.len()) != dim.checked_mul(labels.len()) {
             return Err(DataError::Format {
                 path: name,
                 reason: format!("{} values for {} labels of sample shape {sample_shape:?}", features.len(), labels.len()),
