@@ -50,8 +50,35 @@ pub fn decode_grey(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize),
     }
 }
 
+/// Refuses palettes the `png` crate (0.18.1) panics on instead of reporting: a `PLTE`
+/// chunk whose length is not a multiple of 3 (found by the `image` fuzz target,
+/// `fuzz/corpus/image/png_palette_4_bytes.png`), and a `tRNS` chunk with more entries than
+/// the palette. Walks the chunks up to the first `IDAT` (both must precede it).
+fn check_png_palette(bytes: &[u8], what: &str) -> Result<(), DataError> {
+    let mut at = 8;
+    let mut entries = None;
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        match kind {
+            b"IDAT" => break,
+            b"PLTE" if len % 3 != 0 || !(3..=768).contains(&len) => {
+                return Err(DataError::Format { path: what.to_string(), reason: format!("corrupt PNG: a PLTE chunk of {len} bytes (3 to 768, a multiple of 3)") });
+            }
+            b"PLTE" => entries = Some(len / 3),
+            b"tRNS" if entries.is_some_and(|n| len > n) => {
+                return Err(DataError::Format { path: what.to_string(), reason: format!("corrupt PNG: tRNS has {len} entries for a palette of {}", entries.unwrap_or(0)) });
+            }
+            _ => {}
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    Ok(())
+}
+
 fn decode_png(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize), DataError> {
     let bad = |reason: String| DataError::Format { path: what.to_string(), reason };
+    check_png_palette(bytes, what)?;
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     let (w, h, bits) = {
         let info = dec.read_header_info().map_err(|e| bad(format!("corrupt PNG: {e}")))?;

@@ -234,3 +234,48 @@ fn the_allocation_bound_catches_a_claimed_size() {
     let largest = LARGEST.with(Cell::get);
     assert!(largest <= bound(10).0, "allocated {largest} bytes");
 }
+
+/// The `image` fuzz target's first crash (`corpus/image/png_palette_4_bytes.png`): png
+/// 0.18.1 panics ("range end index 3 out of range") on a PLTE chunk of 4 bytes when
+/// expanding the palette. Refused before the decoder sees it; under `fuzzing::run` (which
+/// lets guarded panics through) it is an error, not a panic.
+#[test]
+fn fuzz_image_png_short_palette() {
+    let data = std::fs::read(corpus_dir(Target::Image).join("png_palette_4_bytes.png")).unwrap();
+    let e = run(Target::Image, &data).unwrap_err().to_string();
+    assert!(e.contains("PLTE chunk of 4 bytes"), "{e}");
+    // The same guard for a tRNS chunk longer than the palette (the slice below the
+    // palette's length in the same function would start past its end).
+    let e = margin_data::images::decode_grey(&palette_png(3, 2), "t.png").unwrap_err().to_string();
+    assert!(e.contains("tRNS has 2 entries for a palette of 1"), "{e}");
+    assert!(margin_data::images::decode_grey(&palette_png(6, 2), "ok.png").is_ok());
+}
+
+/// A 1×1 indexed PNG with a PLTE of `plte` bytes and a tRNS of `trns` bytes.
+fn palette_png(plte: usize, trns: usize) -> Vec<u8> {
+    fn crc(data: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc(&body).to_be_bytes());
+    };
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut v, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 3, 0, 0, 0]);
+    chunk(&mut v, b"PLTE", &vec![0x80; plte]);
+    chunk(&mut v, b"tRNS", &vec![0xff; trns]);
+    // zlib stream of the one row: filter 0, index 0.
+    chunk(&mut v, b"IDAT", &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]);
+    chunk(&mut v, b"IEND", &[]);
+    v
+}
