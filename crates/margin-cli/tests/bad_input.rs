@@ -191,3 +191,25 @@ fn embed_refuses_what_would_give_meaningless_embeddings() {
     run_all(&cases);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A data set whose decoded images cannot fit in memory: refused before decoding, with
+/// the figures (the budget of margin_data::memory), instead of an allocator abort.
+#[test]
+fn an_image_set_beyond_memory_is_refused_before_decoding() {
+    let pgm = b"P5 2 2 255\n\x00\x40\x80\xff".to_vec();
+    let config = "[data]\nkind = \"image_folder\"\npath = \"{dir}/imgs\"\nimage_size = 8192\n\n[split]\ntest_fraction = 0.5\n\n\
+                  [train]\nepochs = 1\nlr = 1e-3\n\n[train.model]\nkind = \"convnet4\"\n\n[train.sampler]\nclasses_per_batch = 2\nsamples_per_class = 2\n";
+    let mut case = Case::new(
+        "image-set-beyond-memory",
+        &["train", "--config", "{dir}/c.toml", "--out", "{dir}/run", "-q"],
+        &["imgs", "loading the images needs about", "8192×8192", "data.image_size"],
+    )
+    .env("MARGIN_MEMORY_LIMIT", "64M")
+    .file("c.toml", config);
+    for class in ["a", "b", "c", "d"] {
+        for i in 0..2 {
+            case = case.file(Box::leak(format!("imgs/{class}/{i}.pgm").into_boxed_str()), pgm.clone());
+        }
+    }
+    run_all(&[case]);
+}

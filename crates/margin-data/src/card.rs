@@ -153,12 +153,15 @@ impl ModelCard {
     /// Reads `model.json`, refusing a newer format.
     pub fn read(path: &std::path::Path) -> Result<Self, DataError> {
         let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        let card: ModelCard = serde_json::from_slice(&bytes).map_err(|e| DataError::format(path, format!("not a model card: {e}")))?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a model card's JSON (`what` names it in errors), refusing a newer format.
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Self, DataError> {
+        let bad = |reason: String| DataError::Format { path: what.to_string(), reason };
+        let card: ModelCard = serde_json::from_slice(bytes).map_err(|e| bad(format!("not a model card: {e}")))?;
         if card.version > MODEL_CARD_VERSION {
-            return Err(DataError::format(
-                path,
-                format!("model card version {} is newer than this margin reads ({MODEL_CARD_VERSION}); upgrade margin", card.version),
-            ));
+            return Err(bad(format!("model card version {} is newer than this margin reads ({MODEL_CARD_VERSION}); upgrade margin", card.version)));
         }
         Ok(card)
     }

@@ -1,17 +1,28 @@
-//! Image inputs: area resampling and `root/<class>/*.png|pgm` folders (or a zip of that layout).
+//! Image decoding and resampling: PNG and PGM (binary `P5`, ASCII `P2`) to grey levels in
+//! `[0, 1]`, and area resizing. Folders and zips of images are [`crate::image_folder`].
+//!
+//! Every size comes from a header and is checked before a buffer is sized by it
+//! ([`crate::limits`]): the image caps ([`MAX_IMAGE_SIDE`] a side, [`MAX_IMAGE_PIXELS`](crate::limits::MAX_IMAGE_PIXELS) in
+//! all), and the data present — a PGM's samples must all be in the file, a PNG's pixels
+//! must be producible from its bytes by deflate ([`DEFLATE_MAX_RATIO`]). A PGM's `maxval`
+//! must be 1..=65535 (the format's range; 0 would divide by zero) and every sample at most
+//! `maxval`. The PNG decoder runs inside [`guarded`].
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Component, Path};
-
-use super::{DataError, Dataset};
+use super::DataError;
+use crate::limits::{DEFLATE_MAX_RATIO, MAX_IMAGE_SIDE, check_image_size, guarded};
 
 /// Area (box-average) resampling, identical to PyTorch's
 /// `F.interpolate(mode="area")` = adaptive average pooling: output pixel `i`
 /// averages input rows `floor(i·h/oh) .. ceil((i+1)·h/oh) − 1`.
+///
+/// Contract (the caller's, checked): `src.len() == h·w`, `dst.len() == oh·ow`, all sides
+/// ≥ 1 and at most [`MAX_IMAGE_SIDE`] (the decoders and [`crate::limits::check_target_size`]
+/// guarantee it for user data).
 pub fn area_resize(src: &[f32], h: usize, w: usize, dst: &mut [f32], oh: usize, ow: usize) {
-    assert_eq!(src.len(), h * w);
-    assert_eq!(dst.len(), oh * ow);
+    assert!(h > 0 && w > 0 && oh > 0 && ow > 0, "area_resize: empty image {h}×{w} → {oh}×{ow}");
+    assert!(h.max(w).max(oh).max(ow) <= MAX_IMAGE_SIDE, "area_resize: side above MAX_IMAGE_SIDE");
+    assert_eq!(Some(src.len()), h.checked_mul(w));
+    assert_eq!(Some(dst.len()), oh.checked_mul(ow));
     for i in 0..oh {
         let (r0, r1) = (i * h / oh, ((i + 1) * h).div_ceil(oh));
         for j in 0..ow {
@@ -25,156 +36,167 @@ pub fn area_resize(src: &[f32], h: usize, w: usize, dst: &mut [f32], oh: usize, 
     }
 }
 
-/// Decodes a PNG or binary/ASCII PGM to grey levels in `[0, 1]` (`(pixels, h, w)`).
+/// Decodes a PNG or binary/ASCII PGM to grey levels in `[0, 1]` (`(pixels, h, w)`);
+/// `what` names the file in errors.
 pub fn decode_grey(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize), DataError> {
-    let bad = |reason: String| DataError::Format { path: what.to_string(), reason };
     if bytes.starts_with(b"\x89PNG") {
-        let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-        dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-        let mut reader = dec.read_info().map_err(|e| bad(format!("corrupt PNG: {e}")))?;
-        let mut buf = vec![0; reader.output_buffer_size().ok_or_else(|| bad("PNG too large".into()))?];
-        let info = reader.next_frame(&mut buf).map_err(|e| bad(format!("corrupt PNG: {e}")))?;
-        let (w, h) = (info.width as usize, info.height as usize);
-        let ch = info.color_type.samples();
-        let px = &buf[..info.buffer_size()];
-        let grey: Vec<f32> = px
-            .chunks_exact(ch)
-            .map(|c| match ch {
-                1 | 2 => c[0] as f32 / 255.0,
-                _ => (0.299 * c[0] as f32 + 0.587 * c[1] as f32 + 0.114 * c[2] as f32) / 255.0,
+        guarded(what, || decode_png(bytes, what))
+    } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
+        decode_pgm(bytes, what)
+    } else if bytes.starts_with(&[0xff, 0xd8]) {
+        Err(DataError::Format { path: what.to_string(), reason: "JPEG images are not supported yet; convert to PNG or PGM".into() })
+    } else {
+        Err(DataError::Format { path: what.to_string(), reason: "not a PNG or PGM image".into() })
+    }
+}
+
+/// Refuses palettes the `png` crate (0.18.1) panics on instead of reporting: a `PLTE`
+/// chunk whose length is not a multiple of 3 (found by the `image` fuzz target,
+/// `fuzz/corpus/image/png_palette_4_bytes.png`), and a `tRNS` chunk with more entries than
+/// the palette. Walks the chunks up to the first `IDAT` (both must precede it).
+fn check_png_palette(bytes: &[u8], what: &str) -> Result<(), DataError> {
+    let mut at = 8;
+    let mut entries = None;
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        match kind {
+            b"IDAT" => break,
+            b"PLTE" if len % 3 != 0 || !(3..=768).contains(&len) => {
+                return Err(DataError::Format { path: what.to_string(), reason: format!("corrupt PNG: a PLTE chunk of {len} bytes (3 to 768, a multiple of 3)") });
+            }
+            b"PLTE" => entries = Some(len / 3),
+            b"tRNS" if entries.is_some_and(|n| len > n) => {
+                return Err(DataError::Format { path: what.to_string(), reason: format!("corrupt PNG: tRNS has {len} entries for a palette of {}", entries.unwrap_or(0)) });
+            }
+            _ => {}
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    Ok(())
+}
+
+fn decode_png(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize), DataError> {
+    let bad = |reason: String| DataError::Format { path: what.to_string(), reason };
+    check_png_palette(bytes, what)?;
+    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    let (w, h, bits) = {
+        let info = dec.read_header_info().map_err(|e| bad(format!("corrupt PNG: {e}")))?;
+        (info.width as usize, info.height as usize, info.bits_per_pixel())
+    };
+    let pixels = check_image_size(w, h, what)?;
+    // After EXPAND and STRIP_16 a pixel is at most 4 bytes (RGBA 8-bit).
+    let out_bytes = pixels * 4;
+    // The compressed pixel rows (a filter byte each) cannot be more than deflate makes
+    // from the whole file.
+    let raw = (h as u64) * (1 + (w as u64 * bits as u64).div_ceil(8));
+    let producible = (bytes.len() as u64).saturating_mul(DEFLATE_MAX_RATIO);
+    if raw > producible {
+        return Err(bad(format!("PNG header says {w}×{h} pixels, more than its {} bytes can hold", bytes.len())));
+    }
+    dec.set_limits(png::Limits { bytes: out_bytes.saturating_mul(2) + (1 << 20) });
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info().map_err(|e| bad(format!("corrupt PNG: {e}")))?;
+    let size = reader.output_buffer_size().ok_or_else(|| bad("PNG too large".into()))?;
+    if size > out_bytes {
+        return Err(bad(format!("PNG of {w}×{h} needs a {size}-byte buffer")));
+    }
+    let mut buf = vec![0; size];
+    let info = reader.next_frame(&mut buf).map_err(|e| bad(format!("corrupt PNG: {e}")))?;
+    let (fw, fh) = (info.width as usize, info.height as usize);
+    let ch = info.color_type.samples();
+    let px = buf.get(..info.buffer_size()).ok_or_else(|| bad("PNG frame larger than its buffer".into()))?;
+    if !(1..=4).contains(&ch) || px.len() != fw * fh * ch || (fw, fh) != (w, h) {
+        return Err(bad(format!("PNG frame of {fw}×{fh}×{ch} does not match its {w}×{h} header")));
+    }
+    let grey: Vec<f32> = px
+        .chunks_exact(ch)
+        .map(|c| match ch {
+            1 | 2 => c[0] as f32 / 255.0,
+            _ => (0.299 * c[0] as f32 + 0.587 * c[1] as f32 + 0.114 * c[2] as f32) / 255.0,
+        })
+        .collect();
+    Ok((grey, h, w))
+}
+
+/// The PGM header: magic, width, height, maxval separated by whitespace (comments with
+/// `#` up to the end of the line); returns the fields and the offset after the last one.
+fn pgm_header(bytes: &[u8], what: &str) -> Result<([u64; 3], usize), DataError> {
+    let mut fields = [0u64; 3];
+    let mut i = 2;
+    for (k, name) in ["width", "height", "maxval"].iter().enumerate() {
+        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'#') {
+            if bytes[i] == b'#' {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            i += 1;
+        }
+        let s = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let text = std::str::from_utf8(&bytes[s.min(bytes.len())..i.min(bytes.len())]).unwrap_or("");
+        fields[k] = text.parse().map_err(|_| DataError::Format {
+            path: what.to_string(),
+            reason: format!("corrupt PGM header: {name} {text:?} is not a number below 2^64"),
+        })?;
+    }
+    Ok((fields, i))
+}
+
+fn decode_pgm(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize), DataError> {
+    let bad = |reason: String| DataError::Format { path: what.to_string(), reason };
+    let ([w, h, maxv], i) = pgm_header(bytes, what)?;
+    if maxv == 0 || maxv > 65535 {
+        return Err(bad(format!("PGM maxval {maxv} is outside 1..=65535")));
+    }
+    let side = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let (w, h) = (side(w), side(h));
+    let n = check_image_size(w, h, what)?;
+    let scale = 1.0 / maxv as f32;
+    let sample = |v: u32, k: usize| {
+        if u64::from(v) > maxv {
+            Err(bad(format!("PGM pixel {k} (row {}, column {}) is {v}, above maxval {maxv}", k / w, k % w)))
+        } else {
+            Ok(v as f32 * scale)
+        }
+    };
+    if bytes.starts_with(b"P5") {
+        // One whitespace byte separates the header from the samples.
+        let data = bytes.get(i + 1..).unwrap_or(&[]);
+        let bpp = if maxv > 255 { 2 } else { 1 };
+        if data.len() < n * bpp {
+            return Err(bad(format!("truncated PGM: {} bytes for {w}×{h} pixels of {bpp} byte(s)", data.len())));
+        }
+        let grey = (0..n)
+            .map(|k| {
+                let v = if bpp == 1 { u32::from(data[k]) } else { u32::from(data[2 * k]) << 8 | u32::from(data[2 * k + 1]) };
+                sample(v, k)
             })
-            .collect();
-        if grey.len() != w * h {
-            return Err(bad(format!("PNG has {} pixels for {w}×{h}", grey.len())));
+            .collect::<Result<Vec<f32>, _>>()?;
+        Ok((grey, h, w))
+    } else {
+        let text = std::str::from_utf8(&bytes[i..]).map_err(|_| bad("ASCII PGM is not text".into()))?;
+        // Every sample takes at least two bytes (a digit and a separator): refuse before
+        // allocating for a header that claims more than the text can hold.
+        if n > text.len().div_ceil(2) + 1 {
+            return Err(bad(format!("truncated PGM: {} bytes of text for {w}×{h} pixels", text.len())));
+        }
+        let mut grey = Vec::with_capacity(n);
+        for (k, t) in text.split_ascii_whitespace().enumerate() {
+            if k >= n {
+                return Err(bad(format!("PGM has more than the {n} samples of {w}×{h}")));
+            }
+            let v: u32 = t.parse().map_err(|_| bad(format!("PGM pixel {k}: {t:.20?} is not a non-negative integer")))?;
+            grey.push(sample(v, k)?);
+        }
+        if grey.len() != n {
+            return Err(bad(format!("truncated PGM: {} values for {w}×{h}", grey.len())));
         }
         Ok((grey, h, w))
-    } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
-        // Header: magic, width, height, maxval separated by whitespace (comments with #).
-        let mut fields = Vec::new();
-        let mut i = 2;
-        while fields.len() < 3 {
-            while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'#') {
-                if bytes[i] == b'#' {
-                    while i < bytes.len() && bytes[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                i += 1;
-            }
-            let s = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            let v: usize = std::str::from_utf8(&bytes[s..i]).ok().and_then(|t| t.parse().ok()).ok_or_else(|| bad("corrupt PGM header".into()))?;
-            fields.push(v);
-        }
-        let (w, h, maxv) = (fields[0], fields[1], fields[2].max(1));
-        if w == 0 || h == 0 || w * h > 1 << 26 {
-            return Err(bad(format!("PGM size {w}×{h} is not plausible")));
-        }
-        if bytes.starts_with(b"P5") {
-            let data = &bytes[(i + 1).min(bytes.len())..];
-            let bpp = if maxv > 255 { 2 } else { 1 };
-            if data.len() < w * h * bpp {
-                return Err(bad(format!("truncated PGM: {} bytes for {w}×{h}", data.len())));
-            }
-            let grey = (0..w * h)
-                .map(|k| {
-                    let v = if bpp == 1 { data[k] as usize } else { (data[2 * k] as usize) << 8 | data[2 * k + 1] as usize };
-                    v as f32 / maxv as f32
-                })
-                .collect();
-            Ok((grey, h, w))
-        } else {
-            let text = std::str::from_utf8(&bytes[i..]).map_err(|_| bad("corrupt ASCII PGM".into()))?;
-            let grey: Vec<f32> = text.split_ascii_whitespace().map(|t| t.parse::<f32>().map(|v| v / maxv as f32)).collect::<Result<_, _>>().map_err(|_| bad("corrupt ASCII PGM".into()))?;
-            if grey.len() != w * h {
-                return Err(bad(format!("truncated PGM: {} values for {w}×{h}", grey.len())));
-            }
-            Ok((grey, h, w))
-        }
-    } else if bytes.starts_with(&[0xff, 0xd8]) {
-        Err(bad("JPEG images are not supported yet; convert to PNG or PGM".into()))
-    } else {
-        Err(bad("not a PNG or PGM image".into()))
     }
-}
-
-fn is_image(name: &str) -> bool {
-    let l = name.to_ascii_lowercase();
-    [".png", ".pgm", ".jpg", ".jpeg"].iter().any(|e| l.ends_with(e))
-}
-
-/// Loads `root/<class>/<image>` (a folder, or a `.zip` with that layout, optionally
-/// under one top folder), converted to grey, optionally inverted (`ink = 1 − grey`,
-/// for dark-on-light drawings) and area-resized to `size × size`.
-/// Classes are numbered in sorted order of their folder names; returns the names too.
-/// Zip entries with absolute paths or `..` are refused (path traversal).
-pub fn load_image_folder(root: &Path, size: usize, invert: bool) -> Result<(Dataset, Vec<String>), DataError> {
-    let mut files: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-    if root.is_file() {
-        let f = std::fs::File::open(root).map_err(|e| DataError::io(root, e))?;
-        let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f))
-            .map_err(|e| DataError::format(root, format!("not a readable zip archive: {e}")))?;
-        for k in 0..zip.len() {
-            let mut e = zip.by_index(k).map_err(|e| DataError::format(root, format!("entry {k}: {e}")))?;
-            let name = e.name().to_string();
-            let p = Path::new(&name);
-            if p.is_absolute() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
-                return Err(DataError::format(root, format!("unsafe entry path {name:?} (absolute or with ..)")));
-            }
-            if e.is_dir() || !is_image(&name) {
-                continue;
-            }
-            let parts: Vec<String> = p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-            if parts.len() < 2 {
-                continue;
-            }
-            // The class is the whole parent path, so nested layouts such as
-            // `<alphabet>/<character>/x.png` keep `character01` of two alphabets apart.
-            let class = parts[..parts.len() - 1].join("/");
-            let mut bytes = Vec::new();
-            e.read_to_end(&mut bytes).map_err(|err| DataError::format(root, format!("{name}: {err}")))?;
-            files.entry(class).or_default().push((format!("{}:{name}", root.display()), bytes));
-        }
-    } else {
-        let rd = std::fs::read_dir(root).map_err(|e| DataError::io(root, e))?;
-        for ent in rd {
-            let ent = ent.map_err(|e| DataError::io(root, e))?;
-            if !ent.path().is_dir() {
-                continue;
-            }
-            let class = ent.file_name().to_string_lossy().into_owned();
-            let mut names: Vec<_> = std::fs::read_dir(ent.path()).map_err(|e| DataError::io(&ent.path(), e))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-            names.sort();
-            for p in names {
-                if p.is_file() && is_image(&p.to_string_lossy()) {
-                    let bytes = std::fs::read(&p).map_err(|e| DataError::io(&p, e))?;
-                    files.entry(class.clone()).or_default().push((p.display().to_string(), bytes));
-                }
-            }
-        }
-    }
-    if files.is_empty() {
-        return Err(DataError::format(root, "no <class>/<image>.png|pgm files found"));
-    }
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    let mut dst = vec![0f32; size * size];
-    let names: Vec<String> = files.keys().cloned().collect();
-    for (c, (_, mut list)) in files.into_iter().enumerate() {
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        for (what, bytes) in list {
-            let (mut g, h, w) = decode_grey(&bytes, &what)?;
-            if invert {
-                g.iter_mut().for_each(|v| *v = crate::omniglot::ink(*v));
-            }
-            area_resize(&g, h, w, &mut dst, size, size);
-            features.extend_from_slice(&dst);
-            labels.push(c as i64);
-        }
-    }
-    Ok((Dataset::new(root.display().to_string(), features, vec![1, size, size], labels)?, names))
 }
 
 #[cfg(test)]
@@ -194,8 +216,78 @@ mod tests {
         let mut b = b"P5\n2 1\n255\n".to_vec();
         b.extend_from_slice(&[0, 255]);
         assert_eq!(decode_grey(&b, "x.pgm").unwrap(), (vec![0.0, 1.0], 1, 2));
+        assert_eq!(decode_grey(b"P2\n2 1\n# c\n4\n0 4\n", "x.pgm").unwrap(), (vec![0.0, 1.0], 1, 2));
         let e = decode_grey(&b"P5\n4 4\n255\n\x00"[..], "x.pgm").unwrap_err().to_string();
         assert!(e.contains("x.pgm") && e.contains("truncated"), "{e}");
         assert!(decode_grey(b"\x89PNG\r\n\x1a\nxx", "bad.png").unwrap_err().to_string().contains("bad.png"));
+    }
+
+    /// Issue 11: `w · h` wrapped on 64 bits, passed the size check, and `area_resize`
+    /// panicked; now refused by the image cap.
+    #[test]
+    fn pgm_header_overflow_is_refused() {
+        let e = decode_grey(b"P5 4294967296 4294967296 255\n\x00", "big.pgm").unwrap_err().to_string();
+        assert!(e.contains("big.pgm") && e.contains("4294967296×4294967296") && e.contains("limit"), "{e}");
+        let e = decode_grey(b"P5 99999999999999999999999 1 255\n\x00", "big.pgm").unwrap_err().to_string();
+        assert!(e.contains("width") && e.contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn pgm_maxval_and_samples_are_checked() {
+        for m in ["0", "65536", "18446744073709551615"] {
+            let e = decode_grey(format!("P5 1 1 {m}\n\x00\x00").as_bytes(), "m.pgm").unwrap_err().to_string();
+            assert!(e.contains("m.pgm") && e.contains(&format!("maxval {m}")), "{e}");
+        }
+        let e = decode_grey(b"P2 2 1 4 1 5", "s.pgm").unwrap_err().to_string();
+        assert!(e.contains("pixel 1") && e.contains("above maxval 4"), "{e}");
+        let e = decode_grey(b"P2 2 1 4 1 nan", "s.pgm").unwrap_err().to_string();
+        assert!(e.contains("pixel 1") && e.contains("not a non-negative integer"), "{e}");
+        // 16-bit samples, big-endian.
+        assert_eq!(decode_grey(b"P5 1 1 65535\n\xff\xff", "x.pgm").unwrap().0, vec![1.0]);
+    }
+
+    /// Issue 11: a PNG whose header says 100000×100000 aborted with "memory allocation
+    /// failed"; a header within the caps but beyond what the file's bytes can hold is
+    /// refused before the buffer is allocated.
+    #[test]
+    fn png_header_sizes_are_checked_before_allocating() {
+        for (w, h, want) in [(100_000u32, 100_000u32, "pixels a side"), (8000, 8000, "more than its")] {
+            let e = decode_grey(&png_header(w, h), "huge.png").unwrap_err().to_string();
+            assert!(e.contains("huge.png") && e.contains(want), "{e}");
+        }
+        let ok = tiny_png();
+        assert_eq!(decode_grey(&ok, "ok.png").unwrap(), (vec![0.0, 1.0], 1, 2));
+    }
+
+    /// A PNG with only its signature and IHDR chunk (grey, 8 bits).
+    fn png_header(w: u32, h: u32) -> Vec<u8> {
+        let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        v.extend_from_slice(&13u32.to_be_bytes());
+        v.extend_from_slice(&ihdr);
+        v.extend_from_slice(&crc(&ihdr).to_be_bytes());
+        v
+    }
+
+    pub(crate) fn tiny_png() -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, 2, 1);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.write_header().unwrap().write_image_data(&[0, 255]).unwrap();
+        out
+    }
+
+    fn crc(data: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            }
+        }
+        !c
     }
 }

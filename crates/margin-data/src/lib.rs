@@ -7,9 +7,17 @@
 //! read margin's files.
 //!
 //! Why these dependencies: `zip` + `flate2` (pure-Rust deflate) read image-folder zips,
-//! `.npz` archives and Omniglot's `all_runs.zip`; `png` decodes PNG; `serde` +
-//! `serde_json` are the configuration and card formats; `margin-eval` supplies the
-//! one-shot run type its scorer takes.
+//! `.npz` archives and Omniglot's `all_runs.zip`; `png` decodes PNG; `csv` (BurntSushi's,
+//! the Rust ecosystem's standard RFC 4180 reader, fuzzed upstream) parses CSV/TSV with
+//! quoting and escapes instead of hand-written splitting; `serde` + `serde_json` are the
+//! card format and `toml` (the same crate margin-train and the CLI use) the run
+//! configuration's, so Burn-free readers parse `config.toml` too; `margin-eval` supplies
+//! the one-shot run type its scorer takes.
+//!
+//! Untrusted input: every reader checks sizes from headers before allocating
+//! ([`limits`]), runs third-party decoders behind `catch_unwind` ([`limits::guarded`]),
+//! and has an entry point taking bytes, which the fuzz targets (`fuzz/` at the
+//! repository root) and the stable replay test call through [`fuzzing`].
 //!
 //! A [`Dataset`] is a host-side matrix of `f32` samples (each of shape
 //! [`Dataset::sample_shape`], e.g. `[1, 28, 28]` for images or `[64]` for feature
@@ -24,9 +32,14 @@ use rand::SeedableRng;
 use thiserror::Error;
 
 pub mod atomic;
+pub mod archive;
 pub mod card;
+pub mod delimited;
+pub mod fuzzing;
+pub mod image_folder;
 pub mod images;
 pub mod memory;
+pub mod limits;
 pub mod npy;
 pub mod omniglot;
 mod samples;
@@ -34,7 +47,9 @@ pub mod spec;
 
 pub use atomic::write_atomic;
 pub use card::{ModelCard, ModelConfig};
-pub use images::{area_resize, load_image_folder};
+pub use delimited::{CsvHeader, CsvOptions, load_csv, load_csv_with};
+pub use image_folder::load_image_folder;
+pub use images::area_resize;
 pub use samples::Samples;
 pub use spec::{DataSpec, EvalSpec, Loaded, RunConfig, SplitSpec, load_data};
 
@@ -116,11 +131,11 @@ impl Dataset {
     /// Builds a dataset, checking sizes and finiteness.
     pub fn new(name: impl Into<String>, features: Vec<f32>, sample_shape: Vec<usize>, labels: Vec<i64>) -> Result<Self, DataError> {
         let name = name.into();
-        let dim: usize = sample_shape.iter().product();
+        let dim = sample_shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(0);
         if dim == 0 {
-            return Err(DataError::Format { path: name, reason: format!("sample shape {sample_shape:?} is empty") });
+            return Err(DataError::Format { path: name, reason: format!("sample shape {sample_shape:?} is empty or too large") });
         }
-        if features.len() != dim * labels.len() {
+        if Some(features.len()) != dim.checked_mul(labels.len()) {
             return Err(DataError::Format {
                 path: name,
                 reason: format!("{} values for {} labels of sample shape {sample_shape:?}", features.len(), labels.len()),
@@ -286,6 +301,7 @@ pub struct Omniglot {
 /// converting to ink ([`omniglot::ink`]) and area-downsampling to `size × size`.
 /// Labels are `label_offset + c`.
 pub fn load_omniglot_npz(path: &Path, size: usize, label_offset: i64) -> Result<Dataset, DataError> {
+    limits::check_target_size(size, "image size")?;
     let mut npz = npy::Npz::open(path)?;
     let mut features = Vec::new();
     let mut src = vec![0f32; 105 * 105];
@@ -342,6 +358,9 @@ pub fn load_features(path: &Path, labels_path: Option<&Path>) -> Result<Dataset,
     if x.header.shape.len() != 2 {
         return Err(DataError::format(path, format!("features must be 2-D (rows, dim), got shape {:?}", x.header.shape)));
     }
+    if x.header.shape[0] == 0 {
+        return Err(DataError::format(path, format!("no data rows (features of shape {:?})", x.header.shape)));
+    }
     let labels = match (y.header.shape.len(), y.ints()) {
         (1, Ok(l)) => l.to_vec(),
         _ => return Err(DataError::Format { path: yname, reason: format!("labels must be a 1-D integer array, got {:?} {:?}", y.header.dtype, y.header.shape) }),
@@ -350,54 +369,6 @@ pub fn load_features(path: &Path, labels_path: Option<&Path>) -> Result<Dataset,
         return Err(DataError::Format { path: yname, reason: format!("{} labels for {} feature rows", labels.len(), x.header.shape[0]) });
     }
     Dataset::new(path.display().to_string(), x.to_f32(), vec![x.header.shape[1]], labels)
-}
-
-/// Loads a CSV (optionally `.gz`) of numeric rows: one integer label column
-/// (`label_column`, negative counts from the end; default −1 = last) plus features.
-/// A first row that does not parse as numbers is taken as a header.
-pub fn load_csv(path: &Path, label_column: i64) -> Result<Dataset, DataError> {
-    use std::io::Read;
-    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let text = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut s = String::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_string(&mut s)
-            .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
-        s
-    } else {
-        String::from_utf8(raw).map_err(|e| DataError::format(path, format!("not UTF-8 text: {e}")))?
-    };
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    let mut width = None;
-    for (ln, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let parsed: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
-        let vals = match parsed {
-            Ok(v) => v,
-            Err(_) if width.is_none() && labels.is_empty() => continue, // header
-            Err(e) => return Err(DataError::format(path, format!("line {}: not a number ({e}): {line:.80}", ln + 1))),
-        };
-        let w = *width.get_or_insert(vals.len());
-        if vals.len() != w || w < 2 {
-            return Err(DataError::format(path, format!("line {}: {} columns, expected {w} (≥ 2)", ln + 1, vals.len())));
-        }
-        let lc = if label_column < 0 { w as i64 + label_column } else { label_column };
-        if lc < 0 || lc >= w as i64 {
-            return Err(DataError::format(path, format!("label column {label_column} is outside the {w} columns")));
-        }
-        let lv = vals[lc as usize];
-        if lv.fract() != 0.0 {
-            return Err(DataError::format(path, format!("line {}: label {lv} is not an integer", ln + 1)));
-        }
-        labels.push(lv as i64);
-        features.extend(vals.iter().enumerate().filter(|&(i, _)| i != lc as usize).map(|(_, &v)| v as f32));
-    }
-    let w = width.ok_or_else(|| DataError::format(path, "no data rows"))?;
-    Dataset::new(path.display().to_string(), features, vec![w - 1], labels)
 }
 
 /// Groups sample indices by label (labels sorted).

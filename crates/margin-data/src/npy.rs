@@ -5,11 +5,17 @@
 //!
 //! Supported element types: `|b1`, `|u1`, `|i1`, `<i2`, `<u2`, `<i4`, `<u4`, `<i8`, `<u8`,
 //! `<f4`, `<f8`. Every failure is a [`DataError`] naming the file (and the `.npz` entry).
+//!
+//! Sizes: the header's shape × element size is computed with checked arithmetic and
+//! compared with the bytes that actually follow the header (the file's length, or the
+//! `.npz` member's declared size, itself checked by [`crate::archive`]) before anything
+//! is allocated, so a 200-byte file claiming `(10¹², 8)` is refused with both numbers.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
 use super::DataError;
+use crate::archive::{Archive, Which};
 
 /// Element type of an `.npy` array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,16 +32,25 @@ pub enum DType {
 
 impl DType {
     fn parse(descr: &str) -> Option<Self> {
-        let (endian, rest) = descr.split_at(1);
-        if endian == ">" {
-            return None;
-        }
+        // `<` little-endian, `|` not applicable, `=` native (little on every platform
+        // margin builds for); `>` big-endian is not supported.
+        let rest = descr.strip_prefix(['<', '|', '='])?;
         match rest {
             "b1" => Some(DType::Bool),
             "u1" | "u2" | "u4" | "u8" => Some(DType::U(rest[1..].parse().ok()?)),
             "i1" | "i2" | "i4" | "i8" => Some(DType::I(rest[1..].parse().ok()?)),
             "f4" | "f8" => Some(DType::F(rest[1..].parse().ok()?)),
             _ => None,
+        }
+    }
+
+    /// NumPy's name of the type (`float64`, `uint8`, `bool`).
+    pub fn name(self) -> String {
+        match self {
+            DType::Bool => "bool".into(),
+            DType::U(n) => format!("uint{}", 8 * n),
+            DType::I(n) => format!("int{}", 8 * n),
+            DType::F(n) => format!("float{}", 8 * n),
         }
     }
 
@@ -70,23 +85,24 @@ impl NpyHeader {
 }
 
 /// Reads and validates an `.npy` header from `r`; `what` names the file/entry in errors.
-pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader, DataError> {
+/// Returns the header and its length in bytes (magic and length field included).
+pub fn read_header(r: &mut (impl Read + ?Sized), what: &str) -> Result<(NpyHeader, u64), DataError> {
     let bad = |reason: String| DataError::Format { path: what.to_string(), reason };
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic).map_err(|e| bad(format!("truncated .npy header: {e}")))?;
     if &magic[..6] != b"\x93NUMPY" {
         return Err(bad("not an .npy array (bad magic)".into()));
     }
-    let header_len = match magic[6] {
+    let (header_len, field_len) = match magic[6] {
         1 => {
             let mut b = [0u8; 2];
             r.read_exact(&mut b).map_err(|e| bad(format!("truncated .npy header: {e}")))?;
-            u16::from_le_bytes(b) as usize
+            (u16::from_le_bytes(b) as usize, 2)
         }
         2 | 3 => {
             let mut b = [0u8; 4];
             r.read_exact(&mut b).map_err(|e| bad(format!("truncated .npy header: {e}")))?;
-            u32::from_le_bytes(b) as usize
+            (u32::from_le_bytes(b) as usize, 4)
         }
         v => return Err(bad(format!("unsupported .npy version {v}"))),
     };
@@ -98,7 +114,7 @@ pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader, DataError
     let h = String::from_utf8_lossy(&h);
     let field = |key: &str| -> Option<&str> {
         let i = h.find(&format!("'{key}'"))?;
-        let rest = &h[i + key.len() + 2..];
+        let rest = h.get(i + key.len() + 2..)?;
         Some(rest[rest.find(':')? + 1..].trim_start())
     };
     let descr = field("descr").and_then(|s| s.strip_prefix('\'')).and_then(|s| s.split('\'').next());
@@ -122,7 +138,30 @@ pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader, DataError
     if elements.and_then(|n| n.checked_mul(dtype.size())).is_none() {
         return Err(bad(format!("shape {shape:?} has more elements than this machine can address")));
     }
-    Ok(NpyHeader { dtype, shape })
+    Ok((NpyHeader { dtype, shape }, (8 + field_len + header_len) as u64))
+}
+
+impl NpyHeader {
+    /// Bytes of data this header declares (checked when the header was read).
+    pub fn data_bytes(&self) -> u64 {
+        (self.len() as u64).saturating_mul(self.dtype.size() as u64)
+    }
+
+    /// Refuses a header that declares more data than the `available` bytes after it.
+    fn check_available(&self, available: u64, what: &str) -> Result<(), DataError> {
+        let need = self.data_bytes();
+        if need > available {
+            return Err(DataError::Format {
+                path: what.to_string(),
+                reason: format!(
+                    "truncated data: the header declares shape {:?} of {} ({need} bytes) but only {available} bytes follow it",
+                    self.shape,
+                    self.dtype.name()
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The values of an array, in the widest type of its kind.
@@ -185,7 +224,7 @@ impl NpyArray {
 const MAX_RESERVE: usize = 1 << 24;
 
 /// Reads the elements of `header` from `r`, calling `f` with each one as stored.
-fn read_elements(r: &mut impl Read, header: &NpyHeader, what: &str, mut f: impl FnMut(Element)) -> Result<(), DataError> {
+fn read_elements(r: &mut (impl Read + ?Sized), header: &NpyHeader, what: &str, mut f: impl FnMut(Element)) -> Result<(), DataError> {
     let size = header.dtype.size();
     let total = header.len();
     let mut buf = vec![0u8; 1 << 16];
@@ -232,9 +271,11 @@ enum Element {
     Int(i64),
 }
 
-/// Reads a whole `.npy` array from a reader.
-pub fn read_array(r: &mut impl Read, what: &str) -> Result<NpyArray, DataError> {
-    let header = read_header(r, what)?;
+/// Reads a whole `.npy` array from a reader holding `len` bytes in all (header included):
+/// the declared data are checked against `len` before anything is allocated.
+pub fn read_array(r: &mut (impl Read + ?Sized), len: u64, what: &str) -> Result<NpyArray, DataError> {
+    let (header, header_len) = read_header(r, what)?;
+    header.check_available(len.saturating_sub(header_len), what)?;
     let reserve = header.len().min(MAX_RESERVE);
     let mut data = match header.dtype {
         DType::F(4) => NpyData::F32(Vec::with_capacity(reserve)),
@@ -253,42 +294,42 @@ pub fn read_array(r: &mut impl Read, what: &str) -> Result<NpyArray, DataError> 
 /// Reads an `.npy` file.
 pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
     let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    read_array(&mut std::io::BufReader::new(f), &path.display().to_string())
+    let len = f.metadata().map_err(|e| DataError::io(path, e))?.len();
+    read_array(&mut std::io::BufReader::new(f), len, &path.display().to_string())
+}
+
+/// Reads an `.npy` array held in memory (`what` names it in errors): the same reader as
+/// [`read_npy`], for data that do not come from a file (and the fuzz targets).
+pub fn from_bytes(bytes: &[u8], what: &str) -> Result<NpyArray, DataError> {
+    read_array(&mut &bytes[..], bytes.len() as u64, what)
 }
 
 /// An open `.npz` archive.
 pub struct Npz {
-    path: String,
-    zip: zip::ZipArchive<std::io::BufReader<std::fs::File>>,
+    zip: Archive,
 }
 
 impl Npz {
     /// Opens an `.npz` file.
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-        let zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| DataError::Format {
-            path: path.display().to_string(),
-            reason: format!("not a readable .npz (zip) archive: {e}"),
-        })?;
-        Ok(Npz { path: path.display().to_string(), zip })
+        Ok(Npz { zip: Archive::open(path)? })
+    }
+
+    /// Reads an `.npz` archive held in memory (`what` names it in errors).
+    pub fn from_bytes(bytes: Vec<u8>, what: &str) -> Result<Self, DataError> {
+        Ok(Npz { zip: Archive::from_bytes(bytes, what)? })
     }
 
     /// Entry names without the `.npy` suffix.
     pub fn names(&self) -> Vec<String> {
-        self.zip.file_names().map(|n| n.trim_end_matches(".npy").to_string()).collect()
-    }
-
-    fn entry(&mut self, name: &str) -> Result<zip::read::ZipFile<'_, std::io::BufReader<std::fs::File>>, DataError> {
-        let file = format!("{name}.npy");
-        let path = self.path.clone();
-        self.zip.by_name(&file).map_err(|e| DataError::Format { path, reason: format!("entry {file}: {e}") })
+        self.zip.names().into_iter().map(|n| n.trim_end_matches(".npy").to_string()).collect()
     }
 
     /// Reads a whole entry.
     pub fn read(&mut self, name: &str) -> Result<NpyArray, DataError> {
-        let what = format!("{}:{name}.npy", self.path);
-        let mut e = self.entry(name)?;
-        read_array(&mut e, &what)
+        let what = format!("{}:{name}.npy", self.zip.what());
+        let file = format!("{name}.npy");
+        self.zip.with_member(Which::Name(&file), |m| read_array(m.reader, m.size, &what))
     }
 
     /// Streams a `|b1`/`|u1` entry in chunks of `chunk` elements: `f(chunk_index, bytes)`.
@@ -298,25 +339,29 @@ impl Npz {
         chunk: usize,
         mut f: impl FnMut(usize, &[u8]),
     ) -> Result<NpyHeader, DataError> {
-        let what = format!("{}:{name}.npy", self.path);
-        let mut e = self.entry(name)?;
-        let header = read_header(&mut e, &what)?;
-        if header.dtype.size() != 1 {
-            return Err(DataError::Format { path: what, reason: format!("expected a bool/uint8 array, got {:?}", header.dtype) });
-        }
-        let total = header.len();
-        if chunk == 0 || total % chunk != 0 {
-            return Err(DataError::Format { path: what, reason: format!("shape {:?} is not a whole number of {chunk}-pixel images", header.shape) });
-        }
-        let mut buf = vec![0u8; chunk];
-        for i in 0..total / chunk {
-            e.read_exact(&mut buf).map_err(|err| DataError::Format {
-                path: what.clone(),
-                reason: format!("truncated data: image {i} of {} of shape {:?}: {err}", total / chunk, header.shape),
-            })?;
-            f(i, &buf);
-        }
-        Ok(header)
+        let what = format!("{}:{name}.npy", self.zip.what());
+        let file = format!("{name}.npy");
+        self.zip.with_member(Which::Name(&file), |m| {
+            let e = m.reader;
+            let (header, header_len) = read_header(e, &what)?;
+            if header.dtype.size() != 1 {
+                return Err(DataError::Format { path: what, reason: format!("expected a bool/uint8 array, got {:?}", header.dtype) });
+            }
+            header.check_available(m.size.saturating_sub(header_len), &what)?;
+            let total = header.len();
+            if chunk == 0 || total % chunk != 0 {
+                return Err(DataError::Format { path: what, reason: format!("shape {:?} is not a whole number of {chunk}-pixel images", header.shape) });
+            }
+            let mut buf = vec![0u8; chunk];
+            for i in 0..total / chunk {
+                e.read_exact(&mut buf).map_err(|err| DataError::Format {
+                    path: what.clone(),
+                    reason: format!("truncated data: image {i} of {} of shape {:?}: {err}", total / chunk, header.shape),
+                })?;
+                f(i, &buf);
+            }
+            Ok(header)
+        })
     }
 }
 

@@ -24,12 +24,12 @@
 //! images sorted by file name, then the test images sorted by file name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use margin_eval::OneShotRun;
 
 use crate::DataError;
+use crate::archive::{Archive, Which};
 
 type Result<T> = std::result::Result<T, DataError>;
 
@@ -77,18 +77,16 @@ impl OmniglotOneShot {
     /// images and answers do not match.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|source| DataError::io(path, source))?;
-        let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-            .map_err(|e| format_err(path, format!("not a readable zip archive: {e}")))?;
-        // run name → (training names, test names, labels file present)
+        let mut zip = Archive::open(path)?;
+        // run name → (training names, test names)
         let mut runs: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-        for name in zip.file_names() {
+        for name in zip.names() {
             let parts: Vec<&str> = name.split('/').collect();
             if parts.len() == 3 && parts[2].ends_with(".png") {
                 let entry = runs.entry(parts[0].to_string()).or_default();
                 match parts[1] {
-                    "training" => entry.0.insert(name.to_string()),
-                    "test" => entry.1.insert(name.to_string()),
+                    "training" => entry.0.insert(name.clone()),
+                    "test" => entry.1.insert(name.clone()),
                     _ => false,
                 };
             }
@@ -173,15 +171,6 @@ impl OmniglotOneShot {
     }
 }
 
-fn read_entry<R: Read + std::io::Seek>(
-    zip: &mut zip::ZipArchive<R>,
-    path: &Path,
-    name: &str,
-) -> Result<Vec<u8>> {
-    let mut f = zip
-        .by_name(name)
-        .map_err(|e| format_err(path, format!("{name}: {e}")))?;
-    let mut buf = Vec::with_capacity(f.size() as usize);
-    f.read_to_end(&mut buf).map_err(|e| DataError::io(&PathBuf::from(path).join(name), e))?;
-    Ok(buf)
+fn read_entry(zip: &mut Archive, _path: &Path, name: &str) -> Result<Vec<u8>> {
+    Ok(zip.read(Which::Name(name))?.1)
 }

@@ -49,13 +49,23 @@ pub enum DataSpec {
         #[serde(default)]
         test_labels: Option<PathBuf>,
     },
-    /// CSV (or .csv.gz): one label column plus numeric features.
+    /// CSV/TSV (or .gz of one): one label column plus numeric features; the reading
+    /// rules are [`crate::delimited`]'s.
     Csv {
         /// The file.
         path: PathBuf,
         /// Label column (negative: from the end).
         #[serde(default = "default_label_column")]
         label_column: i64,
+        /// Cell separator, one ASCII character (default `","`; `"\t"` for TSV).
+        #[serde(default = "default_delimiter")]
+        delimiter: String,
+        /// Whether `"` quotes cells (default true; false for STS-B-like TSV).
+        #[serde(default = "yes")]
+        quoting: bool,
+        /// Header rule: `"auto"` (default), `true` or `false`.
+        #[serde(default)]
+        header: crate::CsvHeader,
         /// Separate test CSV.
         #[serde(default)]
         test: Option<PathBuf>,
@@ -77,10 +87,45 @@ impl DataSpec {
             DataSpec::Csv { scale, .. } => Preprocessing::Features { dim: sample_shape.iter().product(), scale: *scale },
         }
     }
+
+    /// Checks the fields that need more than their type: `data.image_size` within the
+    /// image caps ([`crate::limits`]), `data.delimiter` one ASCII character, `data.scale`
+    /// finite and > 0. [`load_data`] calls it first.
+    pub fn validate(&self) -> Result<(), DataError> {
+        match self {
+            DataSpec::Omniglot { image_size, .. } | DataSpec::ImageFolder { image_size, .. } => {
+                crate::limits::check_target_size(*image_size, "data.image_size")
+            }
+            DataSpec::Features { .. } => Ok(()),
+            DataSpec::Csv { delimiter, scale, .. } => {
+                crate::delimited::parse_delimiter(delimiter, "data.delimiter")?;
+                if !(scale.is_finite() && *scale > 0.0) {
+                    return Err(DataError::Config { field: "data.scale", value: scale.to_string(), reason: "must be finite and > 0" });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The CSV reading options of a `csv` source (`None` for other kinds).
+    pub fn csv_options(&self) -> Result<Option<crate::CsvOptions>, DataError> {
+        match self {
+            DataSpec::Csv { label_column, delimiter, quoting, header, .. } => Ok(Some(crate::CsvOptions {
+                label_column: *label_column,
+                delimiter: crate::delimited::parse_delimiter(delimiter, "data.delimiter")?,
+                quoting: *quoting,
+                header: *header,
+            })),
+            _ => Ok(None),
+        }
+    }
 }
 
 fn default_size() -> usize {
     28
+}
+fn default_delimiter() -> String {
+    ",".into()
 }
 fn default_label_column() -> i64 {
     -1
@@ -181,6 +226,18 @@ fn default_root() -> PathBuf {
     PathBuf::from("runs")
 }
 
+impl<T: serde::de::DeserializeOwned> RunConfig<T> {
+    /// Parses a run configuration (`config.toml`) from TOML text, refuses a newer version
+    /// and validates the data section; `source` names the file in errors. Burn-free
+    /// readers take `T = toml::Table`.
+    pub fn from_toml(text: &str, source: &str) -> Result<Self, DataError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| DataError::Format { path: source.to_string(), reason: format!("not a run configuration: {e}") })?;
+        cfg.check_version(source)?;
+        cfg.data.validate()?;
+        Ok(cfg)
+    }
+}
+
 impl<T> RunConfig<T> {
     /// Refuses a configuration written by a newer margin.
     pub fn check_version(&self, source: &str) -> Result<(), DataError> {
@@ -219,6 +276,7 @@ pub struct Loaded {
 /// Loads and splits the data (`seed`: the class shuffle's seed when `split.seed` is unset,
 /// usually the training seed), enforcing class-disjointness.
 pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, DataError> {
+    data.validate()?;
     let seed = sp.seed.unwrap_or(seed);
     let (pool, test, one_shot) = match data {
         DataSpec::Omniglot { dir, image_size } => {
@@ -236,9 +294,10 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
             let t = test.as_ref().map(|t| crate::load_features(&resolve(t), test_labels.as_deref().map(resolve).as_deref())).transpose()?;
             (d, t, None)
         }
-        DataSpec::Csv { path, label_column, test, scale } => {
-            let mut d = crate::load_csv(&resolve(path), *label_column)?;
-            let mut t = test.as_ref().map(|t| crate::load_csv(&resolve(t), *label_column)).transpose()?;
+        DataSpec::Csv { path, test, scale, .. } => {
+            let o = data.csv_options()?.expect("a csv source has csv options");
+            let mut d = crate::load_csv_with(&resolve(path), &o)?;
+            let mut t = test.as_ref().map(|t| crate::load_csv_with(&resolve(t), &o)).transpose()?;
             d.divide_features(*scale, "data.scale")?;
             if let Some(t) = t.as_mut() {
                 t.divide_features(*scale, "data.scale")?;
@@ -246,6 +305,14 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
             (d, t, None)
         }
     };
+    if let Some(t) = &test
+        && t.sample_shape != pool.sample_shape
+    {
+        return Err(DataError::Split(format!(
+            "the test set {} has samples of shape {:?} but the training set {} has {:?}: both must have the same shape",
+            t.name, t.sample_shape, pool.name, pool.sample_shape
+        )));
+    }
     let classes = pool.classes();
     let split = if sp.train_classes.is_some() || sp.test_classes.is_some() || sp.val_classes.is_some() {
         if sp.val_fraction > 0.0 || sp.test_fraction > 0.0 {

@@ -114,3 +114,16 @@ fn missing_or_broken_files_are_typed_errors() {
     std::fs::remove_file(&tmp).ok();
     assert!(matches!(r, Err(DataError::Format { .. })));
 }
+
+/// The bundled `data/omniglot` halves load through the size-checked `.npz` reader (each
+/// member is ~212 MB of `bool`s from ~3 MB: within deflate's ratio and the member cap).
+#[test]
+fn bundled_npz_halves_load() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/omniglot");
+    let o = margin_data::load_omniglot(&dir, 28).unwrap();
+    assert_eq!((o.background.len(), o.background.classes().len()), (964 * 20, 964));
+    assert_eq!((o.evaluation.len(), o.evaluation.classes().len()), (659 * 20, 659));
+    assert_eq!(o.background.sample_shape, vec![1, 28, 28]);
+    let e = margin_data::load_omniglot(&dir, 100_000).unwrap_err().to_string();
+    assert!(e.contains("image size = 100000"), "{e}");
+}

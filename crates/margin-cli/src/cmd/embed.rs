@@ -104,6 +104,7 @@ fn npy_samples(p: &std::path::Path, prep: Preprocessing) -> anyhow::Result<(Vec<
                 [_, h, w] | [_, 1, h, w] => (*h, *w),
                 _ => bail!("{}: shape {s:?} is not N × H × W or N × 1 × H × W grey images", p.display()),
             };
+            data::limits::check_image_size(w, h, &p.display().to_string())?;
             if matches!(arr.data, npy::NpyData::Int(_)) {
                 values.iter_mut().for_each(|v| *v /= 255.0);
             }

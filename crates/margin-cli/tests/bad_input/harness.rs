@@ -10,7 +10,8 @@ use std::process::Command;
 pub struct Case {
     /// Its name (also its scratch folder's).
     pub name: &'static str,
-    /// Files to write first: (name relative to the scratch folder, content).
+    /// Files to write first: (name relative to the scratch folder, content; `{dir}` in a
+    /// UTF-8 file is replaced as in the arguments).
     pub files: Vec<(&'static str, Vec<u8>)>,
     /// The arguments of `margin`; `{dir}` is replaced by the scratch folder,
     /// `{repo}` by the repository root.
@@ -72,12 +73,16 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Runs `case`; the description of what went wrong, if anything did.
 pub fn run(case: &Case) -> Option<String> {
     let dir = scratch(case.name);
+    let subst = |s: &str| s.replace("{dir}", dir.to_str().unwrap()).replace("{repo}", repo().to_str().unwrap());
     for (f, content) in &case.files {
         let p = dir.join(f);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
+        // Text files (configurations) may name the scratch folder too.
+        match std::str::from_utf8(content) {
+            Ok(text) if text.contains("{dir}") => std::fs::write(p, subst(text)).unwrap(),
+            _ => std::fs::write(p, content).unwrap(),
+        }
     }
-    let subst = |s: &str| s.replace("{dir}", dir.to_str().unwrap()).replace("{repo}", repo().to_str().unwrap());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_margin"));
     cmd.args(case.args.iter().map(|a| subst(a))).env("RAYON_NUM_THREADS", "2").env_remove("RUST_BACKTRACE");
     for (k, v) in &case.env {
