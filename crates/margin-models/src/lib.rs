@@ -4,7 +4,8 @@
 //! feature vectors), built from their architecture as data ([`margin_data::ModelConfig`],
 //! via [`BuildEncoder`]); the fused CPU kernels ConvNet-4 runs on Burn's `flex` backend
 //! ([`kernels`]); saving and loading weights ([`weights`]); embedding a dataset
-//! ([`embed()`]).
+//! ([`embed()`]); pretrained sentence encoders (sentence-transformers folders, BERT) in
+//! [`text`].
 //!
 //! Adding an encoder: a variant of `ModelConfig` (margin-data, `card.rs`), its module
 //! here (one file), and its arm in [`BuildEncoder::init`] and [`EmbeddingNet::forward_flat`].
@@ -15,6 +16,7 @@ mod embed;
 mod encoder;
 mod finite;
 pub mod kernels;
+pub mod text;
 pub mod weights;
 
 pub use embed::{embed, l2_normalize_rows};
@@ -27,6 +29,9 @@ pub enum ModelError {
     /// A configuration or file error from margin-data.
     #[error(transparent)]
     Data(#[from] margin_data::DataError),
+    /// A sentence encoder that cannot be loaded or run.
+    #[error(transparent)]
+    Text(#[from] text::TextError),
     /// A weight file that cannot be used.
     #[error("{path}: {reason}")]
     Weights {
