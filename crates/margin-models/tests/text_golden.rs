@@ -58,7 +58,7 @@ fn embeddings_agree_with_sentence_transformers() {
         }
         max_abs = a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).fold(max_abs, f64::max);
     }
-    eprintln!("embeddings: min cosine {min_cos:.8} (string {worst}), max abs diff {max_abs:.3e}");
+    eprintln!("embeddings: min cosine {min_cos:.10} (1 - cos = {:.2e}, string {worst}), max abs diff {max_abs:.3e}", 1.0 - min_cos);
     assert!(min_cos >= 0.99999, "string {worst} {:?}: cosine {min_cos}", texts[worst]);
     assert!(max_abs < 1e-4, "max abs diff {max_abs}");
 

@@ -9,7 +9,6 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::attention::{SelfAttention, SelfAttentionConfig, mask_bias};
@@ -65,7 +64,8 @@ impl BertLayer {
     /// - output: `[B·L, H]`
     pub fn forward(&self, x: Tensor<2>, mask_bias: Tensor<4>) -> Tensor<2> {
         let a = self.attention.forward(x, mask_bias);
-        let h = gelu(self.intermediate.forward(a.clone()));
+        // Exact GELU; one vectorised pass on flex (`kernels::gelu`).
+        let h = crate::kernels::gelu(self.intermediate.forward(a.clone()));
         self.layer_norm.forward(self.output.forward(h) + a)
     }
 }
