@@ -7,6 +7,16 @@
 //! ([`embed()`]); pretrained sentence encoders (sentence-transformers folders, BERT) in
 //! [`text`].
 //!
+//! Dependencies, and why: Burn (the networks; `store` reads safetensors and, with `pytorch`,
+//! PyTorch `.bin` checkpoints by tensor name, so no converter is needed); `gemm` (the same
+//! GEMM Burn's flex uses, for the 3×3 convolution kernel); `tokenizers` (Hugging Face's own
+//! tokenizer library: it reads `tokenizer.json` exactly as sentence-transformers does, where a
+//! hand-written WordPiece would drift on accents, CJK, control characters and special-token
+//! text; built without default features, with the pure-Rust `fancy-regex` engine it requires,
+//! so no C library (oniguruma) or C++ (esaxx) is compiled and nothing is fetched at run
+//! time); `serde_json` (the model folder's JSON files, read field by field to name fields in
+//! errors); `thiserror` (the error enums).
+//!
 //! Adding an encoder: a variant of `ModelConfig` (margin-data, `card.rs`), its module
 //! here (one file), and its arm in [`BuildEncoder::init`] and [`EmbeddingNet::forward_flat`].
 
