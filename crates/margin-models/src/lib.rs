@@ -4,7 +4,18 @@
 //! feature vectors), built from their architecture as data ([`margin_data::ModelConfig`],
 //! via [`BuildEncoder`]); the fused CPU kernels ConvNet-4 runs on Burn's `flex` backend
 //! ([`kernels`]); saving and loading weights ([`weights`]); embedding a dataset
-//! ([`embed()`]).
+//! ([`embed()`]); pretrained sentence encoders (sentence-transformers folders, BERT) in
+//! [`text`].
+//!
+//! Dependencies, and why: Burn (the networks; `store` reads safetensors and, with `pytorch`,
+//! PyTorch `.bin` checkpoints by tensor name, so no converter is needed); `gemm` (the same
+//! GEMM Burn's flex uses, for the 3×3 convolution kernel); `tokenizers` (Hugging Face's own
+//! tokenizer library: it reads `tokenizer.json` exactly as sentence-transformers does, where a
+//! hand-written WordPiece would drift on accents, CJK, control characters and special-token
+//! text; built without default features, with the pure-Rust `fancy-regex` engine it requires,
+//! so no C library (oniguruma) or C++ (esaxx) is compiled and nothing is fetched at run
+//! time); `serde_json` (the model folder's JSON files, read field by field to name fields in
+//! errors); `thiserror` (the error enums).
 //!
 //! Adding an encoder: a variant of `ModelConfig` (margin-data, `card.rs`), its module
 //! here (one file), and its arm in [`BuildEncoder::init`] and [`EmbeddingNet::forward_flat`].
@@ -15,6 +26,7 @@ mod embed;
 mod encoder;
 mod finite;
 pub mod kernels;
+pub mod text;
 pub mod weights;
 
 pub use embed::{embed, l2_normalize_rows};
@@ -27,6 +39,9 @@ pub enum ModelError {
     /// A configuration or file error from margin-data.
     #[error(transparent)]
     Data(#[from] margin_data::DataError),
+    /// A sentence encoder that cannot be loaded or run.
+    #[error(transparent)]
+    Text(#[from] text::TextError),
     /// A weight file that cannot be used.
     #[error("{path}: {reason}")]
     Weights {

@@ -2,15 +2,18 @@
 //!
 //! [`batch_norm_relu_max_pool`] fuses the post-convolution part of a ConvNet-4 block —
 //! BatchNorm2d (training mode) → ReLU → MaxPool 2×2 stride 2 — into two passes forward and two
-//! passes backward over the activation, on the Flex backend (`f32`/`f64`). Every other device or
+//! passes backward over the activation, on the Flex backend (`f32`/`f64`). [`gelu`] is BERT's
+//! exact GELU in one vectorised pass (inference, f32). Every other device or
 //! dtype takes the unfused Burn composition, so the functions never panic for lack of a kernel.
 
 mod bn_relu_pool;
 mod conv3x3;
+mod gelu;
 
 
 pub use bn_relu_pool::{BnReluPool, BnReluPoolBackend};
 pub use conv3x3::{Conv3x3Backend, conv3x3_options};
+pub use gelu::{GeluBackend, erf_f32, gelu_f32};
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::conv::Conv2d;
@@ -135,4 +138,18 @@ pub fn conv3x3(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
     };
     let out = <Dispatch as Conv3x3Backend>::conv3x3(x.into_dispatch(), conv.weight.val().into_dispatch(), bias.val().into_dispatch());
     Tensor::from_dispatch(out)
+}
+
+/// Drop-in replacement for `burn::tensor::activation::gelu` (exact, erf form): one vectorised
+/// pass on Flex for f32 without autodiff (`kernels::gelu`'s erf is within 5·10⁻⁷ of exact),
+/// Burn's composition everywhere else.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let flex = !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_));
+    if !flex || x.dtype() != burn::tensor::DType::F32 {
+        return burn::tensor::activation::gelu(x);
+    }
+    let shape = x.shape();
+    let flat = x.reshape([shape.num_elements()]);
+    Tensor::<1>::from_dispatch(<Dispatch as GeluBackend>::gelu_erf(flat.into_dispatch())).reshape(shape)
 }

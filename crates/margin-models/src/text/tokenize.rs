@@ -1,0 +1,144 @@
+//! Tokenisation with Hugging Face's `tokenizers` (the library sentence-transformers' fast
+//! tokenizers are), configured as sentence-transformers calls it: `[CLS] … [SEP]`, truncation
+//! to the model's `max_seq_length` (longest-first, special tokens counted), no padding from
+//! the library (tokenizer.json often asks for fixed-length padding; batches here are padded
+//! to their own longest sequence instead). Inputs are stripped of surrounding whitespace and,
+//! when `do_lower_case` is set, lower-cased first, as sentence-transformers' `Transformer` does.
+//!
+//! Batches are formed from the sequences sorted by length ([`length_sorted_batches`]), so a
+//! batch's padding is at most the spread of lengths within it; callers put the outputs back
+//! in input order.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use super::error::TextError;
+
+/// A tokenizer from `tokenizer.json`, set up as sentence-transformers uses it.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    path: PathBuf,
+    max_length: usize,
+    lowercase: bool,
+    pad_id: u32,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer").field("path", &self.path).field("max_length", &self.max_length).field("lowercase", &self.lowercase).finish()
+    }
+}
+
+impl TextTokenizer {
+    /// Reads `tokenizer.json`; sequences are truncated to `max_length` tokens including
+    /// `[CLS]` and `[SEP]`; `lowercase` lower-cases inputs first (`do_lower_case`).
+    pub fn from_file(path: &Path, max_length: usize, lowercase: bool) -> Result<Self, TextError> {
+        let err = |reason: String| TextError::Tokenizer { path: path.to_path_buf(), reason };
+        if !path.is_file() {
+            return Err(err("no such file".into()));
+        }
+        let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        let pad_id = inner.get_padding().map(|p| p.pad_id).or_else(|| inner.token_to_id("[PAD]")).unwrap_or(0);
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+            }))
+            .map_err(|e| err(format!("cannot truncate to {max_length} tokens: {e}")))?;
+        Ok(TextTokenizer { inner, path: path.to_path_buf(), max_length, lowercase, pad_id })
+    }
+
+    /// Tokens in the vocabulary, added tokens included (every id is below it).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The longest sequence produced, special tokens included.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// The id padding positions get (masked out, so any valid id would do).
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// The token ids of each text, `[CLS] … [SEP]`, truncated to [`Self::max_length`].
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>, TextError> {
+        let prepared: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                let t = t.as_ref().trim();
+                if self.lowercase { t.to_lowercase() } else { t.to_string() }
+            })
+            .collect();
+        match self.inner.encode_batch_fast(prepared.iter().map(|s| s.as_str()).collect::<Vec<_>>(), true) {
+            Ok(enc) => Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect()),
+            // Find which input failed, to name it.
+            Err(batch_err) => {
+                for (index, s) in prepared.iter().enumerate() {
+                    if let Err(e) = self.inner.encode_fast(s.as_str(), true) {
+                        return Err(TextError::Input { index, reason: format!("tokenizer ({}): {e}", self.path.display()) });
+                    }
+                }
+                Err(TextError::Tokenizer { path: self.path.clone(), reason: batch_err.to_string() })
+            }
+        }
+    }
+}
+
+/// Batches of at most `batch` indices into `lengths`, longest sequences first, so that each
+/// batch pads to a length close to all of its members'. Every index appears exactly once.
+pub fn length_sorted_batches(lengths: &[usize], batch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    order.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
+}
+
+/// A batch of token sequences padded to its longest: row-major `[batch, len]` ids and mask.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaddedBatch {
+    /// Token ids, padding positions holding the pad id.
+    pub ids: Vec<i64>,
+    /// 1 for a real token, 0 for padding.
+    pub mask: Vec<f32>,
+    /// Sequences.
+    pub batch: usize,
+    /// Positions per sequence (the longest's length).
+    pub len: usize,
+}
+
+/// Pads `seqs` to their longest with `pad_id`.
+pub fn pad_batch(seqs: &[&[u32]], pad_id: u32) -> PaddedBatch {
+    let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut ids = vec![pad_id as i64; seqs.len() * len];
+    let mut mask = vec![0f32; seqs.len() * len];
+    for (r, s) in seqs.iter().enumerate() {
+        for (j, &t) in s.iter().enumerate() {
+            ids[r * len + j] = t as i64;
+            mask[r * len + j] = 1.0;
+        }
+    }
+    PaddedBatch { ids, mask, batch: seqs.len(), len }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_every_index_longest_first() {
+        let lengths = [3, 9, 1, 9, 4, 2, 7];
+        let b = length_sorted_batches(&lengths, 3);
+        assert_eq!(b, vec![vec![1, 3, 6], vec![4, 0, 5], vec![2]]);
+        let p = pad_batch(&[&[101, 7, 102], &[101, 102]], 0);
+        assert_eq!((p.batch, p.len), (2, 3));
+        assert_eq!(p.ids, vec![101, 7, 102, 101, 102, 0]);
+        assert_eq!(p.mask, vec![1.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+    }
+}
