@@ -29,10 +29,17 @@ impl Tags {
 }
 
 /// Ids, removals and tags of every slot.
+///
+/// Memory is what matters at a million items: the ids are one concatenated string with an
+/// end offset per slot, and lookup by id is a binary search over the live slots sorted by id
+/// (4 bytes a slot) — about 20 MB for 1M short ids, where a `Vec<String>` plus a
+/// `HashMap<String, u32>` costs ~100 MB. Adding a batch merges its sorted slots in (O(n + b log b)).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub(crate) struct Catalog {
-    pub ids: Vec<String>,
-    pub live: HashMap<String, u32>,
+    text: String,
+    ends: Vec<u64>,
+    /// Live slots, ordered by their id's bytes.
+    sorted: Vec<u32>,
     pub removed: Vec<bool>,
     pub tags: Option<Tags>,
 }
@@ -62,18 +69,61 @@ impl Catalog {
         Self { tags: tagged.then(Tags::default), ..Self::default() }
     }
 
+    /// A catalog read from a file; `Err(slot)` names a live id that repeats an earlier one.
+    pub fn from_loaded(ids: &[String], removed: Vec<bool>, tags: Option<Tags>) -> Result<Self, usize> {
+        let mut c = Self { removed, tags, ..Self::default() };
+        for id in ids {
+            c.text.push_str(id);
+            c.ends.push(c.text.len() as u64);
+        }
+        c.sorted = (0..ids.len() as u32).filter(|&s| !c.removed[s as usize]).collect();
+        c.sort();
+        if let Some(w) = c.sorted.windows(2).find(|w| c.id(w[0]) == c.id(w[1])) {
+            return Err(w[0].max(w[1]) as usize);
+        }
+        Ok(c)
+    }
+
+    fn sort(&mut self) {
+        let mut sorted = std::mem::take(&mut self.sorted);
+        sorted.sort_unstable_by(|&a, &b| self.id(a).cmp(self.id(b)).then(a.cmp(&b)));
+        self.sorted = sorted;
+    }
+
     pub fn slots(&self) -> usize {
-        self.ids.len()
+        self.ends.len()
     }
 
     pub fn live_count(&self) -> usize {
-        self.live.len()
+        self.sorted.len()
+    }
+
+    /// The id of `slot` (live or removed).
+    pub fn id(&self, slot: u32) -> &str {
+        let s = slot as usize;
+        let a = if s == 0 { 0 } else { self.ends[s - 1] as usize };
+        &self.text[a..self.ends[s] as usize]
+    }
+
+    /// The slot of a live id.
+    pub fn find(&self, id: &str) -> Option<u32> {
+        self.sorted.binary_search_by(|&s| self.id(s).cmp(id)).ok().map(|i| self.sorted[i])
+    }
+
+    /// Every id in slot order (for saving).
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        (0..self.slots() as u32).map(|s| self.id(s))
+    }
+
+    /// Bytes of the ids (text), their offsets, the lookup order, removals and tags.
+    pub fn bytes(&self) -> usize {
+        self.text.len() + self.ends.len() * 8 + self.sorted.len() * 4 + self.removed.len() + self.tags.as_ref().map_or(0, |t| t.of_slot.len() * 4)
     }
 
     /// Checks a batch of ids (and tags) against the live items, without changing anything.
     pub fn check_add(&self, input: &str, ids: &[String], tags: Option<&[String]>) -> Result<()> {
         for (row, id) in ids.iter().enumerate() {
-            if self.live.contains_key(id) {
+            if self.find(id).is_some() {
                 return Err(SearchError::DuplicateId { input: input.into(), id: id.clone(), row });
             }
         }
@@ -91,12 +141,29 @@ impl Catalog {
 
     /// Appends the batch checked by [`Catalog::check_add`].
     pub fn commit_add(&mut self, ids: Vec<String>, tags: Option<&[String]>) {
-        let start = self.ids.len();
-        for (i, id) in ids.into_iter().enumerate() {
-            self.live.insert(id.clone(), (start + i) as u32);
-            self.ids.push(id);
+        let start = self.slots() as u32;
+        for id in &ids {
+            self.text.push_str(id);
+            self.ends.push(self.text.len() as u64);
             self.removed.push(false);
         }
+        let mut new: Vec<u32> = (start..self.slots() as u32).collect();
+        new.sort_unstable_by(|&a, &b| self.id(a).cmp(self.id(b)));
+        let old = std::mem::take(&mut self.sorted);
+        let mut merged = Vec::with_capacity(old.len() + new.len());
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() && j < new.len() {
+            if self.id(old[i]) <= self.id(new[j]) {
+                merged.push(old[i]);
+                i += 1;
+            } else {
+                merged.push(new[j]);
+                j += 1;
+            }
+        }
+        merged.extend_from_slice(&old[i..]);
+        merged.extend_from_slice(&new[j..]);
+        self.sorted = merged;
         if let (Some(t), Some(given)) = (&mut self.tags, tags) {
             for name in given {
                 let i = t.intern(name);
@@ -109,17 +176,18 @@ impl Catalog {
     pub fn remove(&mut self, ids: &[&str]) -> Result<Vec<u32>> {
         let mut slots = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.live.get(*id) {
-                Some(&s) => slots.push(s),
+            match self.find(id) {
+                Some(s) => slots.push(s),
                 None => return Err(SearchError::UnknownId { id: id.to_string() }),
             }
         }
-        for (id, &s) in ids.iter().zip(&slots) {
-            self.live.remove(*id);
-            self.removed[s as usize] = true;
-        }
         slots.sort_unstable();
         slots.dedup();
+        for &s in &slots {
+            self.removed[s as usize] = true;
+        }
+        let removed = &self.removed;
+        self.sorted.retain(|&s| !removed[s as usize]);
         Ok(slots)
     }
 
@@ -138,11 +206,11 @@ impl Catalog {
                 Some((ok, &t.of_slot[..]))
             }
         };
-        Ok(Allow { removed: &self.removed, any_removed: self.live.len() < self.ids.len(), tag_ok })
+        Ok(Allow { removed: &self.removed, any_removed: self.sorted.len() < self.ends.len(), tag_ok })
     }
 
     /// How many slots `allow` admits.
     pub fn count(&self, allow: &Allow) -> usize {
-        if allow.all() { self.ids.len() } else { (0..self.ids.len() as u32).filter(|&s| allow.ok(s)).count() }
+        if allow.all() { self.slots() } else { (0..self.slots() as u32).filter(|&s| allow.ok(s)).count() }
     }
 }

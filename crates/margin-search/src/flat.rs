@@ -87,10 +87,10 @@ impl Index for FlatIndex {
         self.core.cat.slots()
     }
     fn id(&self, slot: u32) -> &str {
-        &self.core.cat.ids[slot as usize]
+        self.core.cat.id(slot)
     }
     fn slot_of(&self, id: &str) -> Option<u32> {
-        self.core.cat.live.get(id).copied()
+        self.core.cat.find(id)
     }
     fn tag(&self, slot: u32) -> Option<&str> {
         self.core.tag(slot)

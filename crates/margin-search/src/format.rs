@@ -127,7 +127,13 @@ pub(crate) fn write_index(w: &mut dyn Write, core: &Core, hnsw: Option<(&HnswPar
     h.extend_from_slice(&crc.to_le_bytes());
     w.write_all(&h)?;
 
-    section(w, b"IDS ", strings_len(&cat.ids), |w| put_strings(w, &cat.ids))?;
+    section(w, b"IDS ", cat.ids().map(|s| 4 + s.len() as u64).sum(), |w| {
+        for s in cat.ids() {
+            w.write_all(&(s.len() as u32).to_le_bytes())?;
+            w.write_all(s.as_bytes())?;
+        }
+        Ok(())
+    })?;
     let mut bits = vec![0u8; slots.div_ceil(8)];
     for (s, _) in cat.removed.iter().enumerate().filter(|(_, r)| **r) {
         bits[s / 8] |= 1 << (s % 8);
@@ -335,12 +341,6 @@ pub(crate) fn open(path: &Path, expect: &Expect) -> Result<AnyIndex> {
     if slots % 8 != 0 && bits.last().is_some_and(|b| b >> (slots % 8) != 0) {
         return Err(corrupt("section DEL marks slots beyond the item count".into()));
     }
-    let mut live = std::collections::HashMap::with_capacity(slots);
-    for (s, id) in ids.iter().enumerate() {
-        if !removed[s] && live.insert(id.clone(), s as u32).is_some() {
-            return Err(corrupt(format!("section IDS: id {id:?} is live twice (slot {s})")));
-        }
-    }
     let tags = if flags & 1 == 1 {
         let at = inp.offset;
         let head = inp.bytes(12, "the header of section TAGS")?;
@@ -406,7 +406,9 @@ pub(crate) fn open(path: &Path, expect: &Expect) -> Result<AnyIndex> {
     };
     let mut store = Store { metric, dim, codes, norms: Vec::new() };
     store.rebuild_norms();
-    let core = Core { fingerprint, store, cat: Catalog { ids, live, removed, tags } };
+    let cat = Catalog::from_loaded(&ids, removed, tags).map_err(|s| corrupt(format!("section IDS: id {:?} is live twice (slot {s})", ids[s])))?;
+    drop(ids);
+    let core = Core { fingerprint, store, cat };
 
     let index = if kind == 0 {
         AnyIndex::Flat(FlatIndex::from_core(core))

@@ -116,9 +116,9 @@ impl HnswIndex {
         self.params
     }
 
-    /// Bytes held by the vectors and the graph.
+    /// Bytes held by the vectors, the graph and the catalog (ids, removals, tags).
     pub fn memory_bytes(&self) -> usize {
-        self.core.store.bytes() + self.graph.bytes()
+        self.core.store.bytes() + self.graph.bytes() + self.core.cat.bytes()
     }
 
     /// Sets the threads used by later `add` calls (1: deterministic).
@@ -187,10 +187,10 @@ impl Index for HnswIndex {
         self.core.cat.slots()
     }
     fn id(&self, slot: u32) -> &str {
-        &self.core.cat.ids[slot as usize]
+        self.core.cat.id(slot)
     }
     fn slot_of(&self, id: &str) -> Option<u32> {
-        self.core.cat.live.get(id).copied()
+        self.core.cat.find(id)
     }
     fn tag(&self, slot: u32) -> Option<&str> {
         self.core.tag(slot)
