@@ -439,6 +439,18 @@ pub(crate) fn open(path: &Path, expect: &Expect) -> Result<AnyIndex> {
         };
         check_lists(&links0, w0, 2 * m, "LNK0")?;
         check_lists(&upper, 1 + m, m, "LNKU")?;
+        // An upper list may only link items that exist on its level (the walk reads the
+        // neighbour's list at that level).
+        let mut at = 0;
+        for (s, &l) in levels.iter().enumerate() {
+            for level in 1..=usize::from(l) {
+                let list = &upper[at..at + 1 + m];
+                if let Some(&v) = list[1..=list[0] as usize].iter().find(|&&v| usize::from(levels[v as usize]) < level) {
+                    return Err(corrupt(format!("section LNKU: item {s} links at level {level} to item {v}, which has level {}", levels[v as usize])));
+                }
+                at += 1 + m;
+            }
+        }
         let entry = if slots == 0 {
             None
         } else {

@@ -149,6 +149,18 @@ fn write_corpus() {
     body(&mut b, b"TAGS")[0..4].copy_from_slice(&1u32.to_le_bytes());
     fix_checksums(&mut b);
     cases.push(("tag_table_short.mgi", b, "section TAGS"));
+    let mut b = good.clone();
+    {
+        // The first upper list's first link, pointed at an item of level 0.
+        let (_, secs) = sections(&b);
+        let levl = secs.iter().find(|s| &s.0 == b"LEVL").unwrap();
+        let low = b[levl.1..levl.1 + levl.2].iter().position(|&l| l == 0).unwrap() as u32;
+        let up = body(&mut b, b"LNKU");
+        up[0..4].copy_from_slice(&1u32.to_le_bytes());
+        up[4..8].copy_from_slice(&low.to_le_bytes());
+    }
+    fix_checksums(&mut b);
+    cases.push(("upper_link_to_lower_level.mgi", b, "which has level 0"));
     let mut manifest = String::from("# file\texpected words of the error (the replay test asserts each)\n");
     for (name, bytes, words) in &cases {
         std::fs::write(dir.join(name), bytes).unwrap();
@@ -187,7 +199,7 @@ fn corpus_replay() {
         }
         n += 1;
     }
-    assert!(n >= 19, "the corpus has {n} cases");
+    assert!(n >= 20, "the corpus has {n} cases");
 }
 
 /// 1,500 seeded damages of three index files and 500 of an ids file: no panic, and whatever

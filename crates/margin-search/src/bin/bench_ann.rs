@@ -22,7 +22,9 @@ fn text(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
-/// `(VmRSS, VmHWM)` in MiB.
+/// `(VmRSS, VmHWM)` in MiB. The index's growth is measured on VmRSS (resident after the
+/// build minus before it): the peak (ann_anchor.py's `ru_maxrss`) would hide the build's
+/// memory behind the exact index dropped just before it.
 fn rss_mb() -> (f64, f64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |k: &str| {
@@ -94,13 +96,13 @@ fn main() -> Result<(), String> {
     drop(flat);
 
     for p in precisions {
-        let (_, hwm0) = rss_mb();
+        let (rss0, _) = rss_mb();
         let params = HnswParams { m, ef_construction: efc, seed, threads: if args.iter().any(|a| a == "--build-threads-1") { 1 } else { 0 } };
         let spec = Spec { precision: p, ..spec.clone() };
         let t = Instant::now();
         let index = HnswIndex::build(&spec, params, Items::rows(Rows::new("base", &base, dim))).map_err(|e| e.to_string())?;
         let build = t.elapsed().as_secs_f64();
-        let (_, hwm1) = rss_mb();
+        let (rss1, _) = rss_mb();
         let mut res = Vec::new();
         for &ef in &efs {
             let t = Instant::now();
@@ -111,7 +113,7 @@ fn main() -> Result<(), String> {
         println!(
             "{}",
             serde_json::json!({"lib": format!("margin hnsw {}", p.name()), "N": n, "M": m, "efConstruction": efc, "build_s": (build * 10.0).round() / 10.0,
-                "rss_growth_mb": (hwm1 - hwm0).round(), "index_mb": (index.memory_bytes() as f64 / 1048576.0).round(), "search": res})
+                "rss_growth_mb": (rss1 - rss0).round(), "index_mb": (index.memory_bytes() as f64 / 1048576.0).round(), "search": res})
         );
     }
     Ok(())
