@@ -247,6 +247,20 @@ impl Store {
         out.sq = kernels::dot(&out.v, &out.v);
     }
 
+    /// The key between stored f32 rows `a` and `b` without preparing either (`None` for
+    /// quantised storage, which prepares one row as a query instead).
+    #[inline]
+    pub fn pair_key_f32(&self, a: usize, b: usize) -> Option<f32> {
+        let d = self.dim;
+        let Codes::F32(v) = &self.codes else { return None };
+        let (ra, rb) = (&v[a * d..(a + 1) * d], &v[b * d..(b + 1) * d]);
+        Some(match self.metric {
+            Metric::Euclidean | Metric::SquaredEuclidean => kernels::l2sq(ra, rb),
+            Metric::Cosine => 1.0 - kernels::dot(ra, rb),
+            Metric::Dot => -kernels::dot(ra, rb),
+        })
+    }
+
     /// The key (smaller is closer) of `q` against row `j`.
     #[inline]
     pub fn key(&self, q: &Query, j: usize) -> f32 {

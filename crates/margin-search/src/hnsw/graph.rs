@@ -199,8 +199,15 @@ impl Graph {
                 break;
             }
             let c = sc.sorted[i];
-            store.prepare_row(c.slot as usize, &mut sc.other);
-            let good = sc.picked.iter().all(|p| store.key(&sc.other, p.slot as usize) >= c.key);
+            let direct = store.f32_rows().is_some();
+            if !direct {
+                store.prepare_row(c.slot as usize, &mut sc.other);
+            }
+            let other = &sc.other;
+            let good = sc.picked.iter().all(|p| {
+                let key = store.pair_key_f32(c.slot as usize, p.slot as usize).unwrap_or_else(|| store.key(other, p.slot as usize));
+                key >= c.key
+            });
             if good {
                 sc.picked.push(c);
             }
