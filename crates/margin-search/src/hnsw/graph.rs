@@ -160,17 +160,15 @@ impl Graph {
                 break;
             }
             self.neighbours(c.slot, level, &mut sc.links);
-            if let Some(&first) = sc.links.first() {
-                store.prefetch(first as usize);
+            // Unvisited neighbours first, all their rows prefetched, then the keys: the
+            // rows' cache misses overlap instead of being paid one after another.
+            let visited = &mut sc.visited;
+            sc.links.retain(|&e| visited.insert(e));
+            for &e in &sc.links {
+                store.prefetch(e as usize);
             }
             for i in 0..sc.links.len() {
                 let e = sc.links[i];
-                if let Some(&next) = sc.links.get(i + 1) {
-                    store.prefetch(next as usize);
-                }
-                if !sc.visited.insert(e) {
-                    continue;
-                }
                 let cand = Cand { key: store.key(&sc.query, e as usize), slot: e };
                 let full = sc.results.len() >= ef;
                 if !full || sc.results.peek().is_some_and(|w| cand < *w) {
