@@ -159,13 +159,17 @@ impl Graph {
             if sc.results.len() >= ef && sc.results.peek().is_some_and(|w| c.key > w.key) {
                 break;
             }
-            self.neighbours(c.slot, level, &mut sc.links);
             // Unvisited neighbours first, all their rows prefetched, then the keys: the
             // rows' cache misses overlap instead of being paid one after another.
-            let visited = &mut sc.visited;
-            sc.links.retain(|&e| visited.insert(e));
-            for &e in &sc.links {
-                store.prefetch(e as usize);
+            let list = self.list(c.slot, level);
+            let n = (list[0].load(Acquire) as usize).min(list.len() - 1);
+            sc.links.clear();
+            for a in &list[1..=n] {
+                let e = a.load(Relaxed);
+                if sc.visited.insert(e) {
+                    store.prefetch(e as usize);
+                    sc.links.push(e);
+                }
             }
             for i in 0..sc.links.len() {
                 let e = sc.links[i];
