@@ -13,6 +13,10 @@
 //!
 //! Search: greedy descent through the upper levels, then a beam of width `max(ef, k)` at
 //! level 0; removed slots and filtered-out tags are walked through but never returned.
+//! For `dot` (whose `−q·r` is not a metric) the heuristic can prune every in-link of an
+//! item, which the walk then never reaches (a known limit of HNSW for inner products; a
+//! full-width beam finds ≥ 97 % in the tests, 100 % for the metrics): use the exact index,
+//! or normalised rows with `cosine`, when every item must be findable.
 
 mod graph;
 mod visited;
