@@ -379,7 +379,9 @@ pub(crate) fn open(path: &Path, expect: &Expect) -> Result<AnyIndex> {
     let vecs = inp.section(b"VECS", (values * precision.value_bytes()) as u64)?;
     let codes = match precision {
         Precision::F32 => {
-            let v: Vec<f32> = vecs.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            let mut v: Vec<f32> = Vec::new();
+            crate::hugepages::reserve(&mut v, values);
+            v.extend(vecs.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))));
             if slots > 0
                 && let Some(f) = margin_linalg::rows::first_bad_row(&v, dim)
             {
@@ -388,14 +390,18 @@ pub(crate) fn open(path: &Path, expect: &Expect) -> Result<AnyIndex> {
             Codes::F32(v)
         }
         Precision::F16 => {
-            let v: Vec<half::f16> = vecs.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().expect("2 bytes"))).collect();
+            let mut v: Vec<half::f16> = Vec::new();
+            crate::hugepages::reserve(&mut v, values);
+            v.extend(vecs.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().expect("2 bytes"))));
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                 return Err(corrupt(format!("section VECS: item {} holds a non-finite value", i / dim)));
             }
             Codes::F16(v)
         }
         Precision::I8 => {
-            let codes: Vec<i8> = vecs.iter().map(|&b| b as i8).collect();
+            let mut codes: Vec<i8> = Vec::new();
+            crate::hugepages::reserve(&mut codes, values);
+            codes.extend(vecs.iter().map(|&b| b as i8));
             let sc = inp.section(b"SCAL", 4 * slots as u64)?;
             let scales: Vec<f32> = sc.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
             if let Some(s) = scales.iter().position(|x| !(x.is_finite() && *x >= 0.0 && *x < 1e36)) {

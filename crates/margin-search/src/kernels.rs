@@ -247,6 +247,7 @@ pub fn prefetch<T>(row: &[T]) {
         let bytes = std::mem::size_of_val(row);
         let mut off = 0;
         while off < bytes.min(512) {
+            debug_assert!(off < bytes, "prefetch: offset {off} outside a row of {bytes} bytes");
             // SAFETY: a prefetch never faults and reads nothing architecturally; the address
             // lies inside `row` (off < its byte length). SSE is part of the x86-64 baseline.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };

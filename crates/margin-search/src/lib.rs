@@ -46,6 +46,7 @@ pub mod catalog;
 mod core;
 pub mod error;
 mod flat;
+mod hugepages;
 pub mod format;
 pub mod hnsw;
 pub mod ids;

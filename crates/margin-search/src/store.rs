@@ -178,9 +178,16 @@ impl Store {
         let keep_norms = self.keeps_norms();
         let start = self.len();
         match &mut self.codes {
-            Codes::F32(v) => v.extend_from_slice(&rows),
-            Codes::F16(v) => v.extend(rows.iter().map(|&x| half::f16::from_f32(x))),
+            Codes::F32(v) => {
+                crate::hugepages::reserve(v, rows.len());
+                v.extend_from_slice(&rows)
+            }
+            Codes::F16(v) => {
+                crate::hugepages::reserve(v, rows.len());
+                v.extend(rows.iter().map(|&x| half::f16::from_f32(x)))
+            }
             Codes::I8 { codes, scales } => {
+                crate::hugepages::reserve(codes, rows.len());
                 for row in rows.chunks_exact(dim) {
                     let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
                     let scale = max_abs / 127.0;

@@ -86,7 +86,10 @@ impl Graph {
             self.upper.extend((0..usize::from(l) * (1 + self.m)).map(|_| AtomicU32::new(0)));
             self.locks.push(Mutex::new(()));
         }
-        self.links0.resize_with(self.levels.len() * (1 + self.m0()), || AtomicU32::new(0));
+        let words = self.levels.len() * (1 + self.m0());
+        let extra = words - self.links0.len();
+        crate::hugepages::reserve(&mut self.links0, extra);
+        self.links0.resize_with(words, || AtomicU32::new(0));
     }
 
     /// Slot `s`'s list at `level` (count word first).
@@ -176,6 +179,8 @@ impl Graph {
                 let cand = Cand { key: store.key(&sc.query, e as usize), slot: e };
                 let full = sc.results.len() >= ef;
                 if !full || sc.results.peek().is_some_and(|w| cand < *w) {
+                    // Its links are read when it is expanded: start loading them now.
+                    crate::kernels::prefetch(&self.list(e, level)[..self.list(e, level).len().min(32)]);
                     sc.frontier.push(std::cmp::Reverse(cand));
                     if allow(e) {
                         sc.results.push(cand);
@@ -305,10 +310,14 @@ impl Graph {
             at += usize::from(l) * (1 + m);
         }
         let locks = levels.iter().map(|_| Mutex::new(())).collect();
+        let mut atomics: Vec<AtomicU32> = Vec::new();
+        crate::hugepages::reserve(&mut atomics, links0.len());
+        atomics.extend(links0.into_iter().map(AtomicU32::new));
+        let links0 = atomics;
         Self {
             m,
             levels,
-            links0: links0.into_iter().map(AtomicU32::new).collect(),
+            links0,
             upper_at,
             upper: upper.into_iter().map(AtomicU32::new).collect(),
             entry: Mutex::new(entry),
