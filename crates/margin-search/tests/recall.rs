@@ -132,14 +132,16 @@ fn tag_filter_on_both_backends() {
 
 /// With a beam as wide as the gallery the walk visits every reachable item, so HNSW must give
 /// the exact index's answer (slots equal, distances equal up to rounding): the graph search
-/// against its slow reference.
+/// against its slow reference. One insertion thread (a fixed graph): a graph can leave an item
+/// without in-links (seen once with a 2-thread build of this data under Euclidean), and then
+/// no beam finds it.
 #[test]
 fn full_width_beam_equals_exact_search() {
     let c = common::data(400, 30, 16, 12);
     for metric in Metric::ALL {
         let spec = Spec::new(metric, 16, "m");
         let flat = FlatIndex::build(&spec, Items::rows(Rows::new("base", &c.base, 16))).unwrap();
-        let hnsw = HnswIndex::build(&spec, HnswParams { m: 6, ef_construction: 20, seed: 8, threads: 2 }, Items::rows(Rows::new("base", &c.base, 16))).unwrap();
+        let hnsw = HnswIndex::build(&spec, HnswParams { m: 6, ef_construction: 20, seed: 8, threads: 1 }, Items::rows(Rows::new("base", &c.base, 16))).unwrap();
         let q = Rows::new("q", &c.queries, 16);
         let want = flat.search(q, 10, &SearchParams::default()).unwrap();
         let got = hnsw.search(q, 10, &SearchParams { ef: 400, tags: None }).unwrap();
