@@ -31,14 +31,17 @@ pub enum RowFault {
 /// The first row of `data` (row-major, `dim` columns; `dim > 0`) that breaks the rule.
 pub fn first_bad_row<T: Real>(data: &[T], dim: usize) -> Option<RowFault> {
     debug_assert!(dim > 0 && data.len().is_multiple_of(dim), "first_bad_row: {} values are not rows of {dim}", data.len());
+    // One vectorised pass per row: the squared norm is finite exactly when every value is
+    // finite and it does not overflow, so only a row that fails it is searched again.
     for (r, row) in data.chunks_exact(dim.max(1)).enumerate() {
+        if dot(row, row).is_finite() {
+            continue;
+        }
         if let Some(c) = row.iter().position(|v| !v.is_finite()) {
             return Some(RowFault::NonFinite { row: r, col: c, value: row[c].to_f64() });
         }
-        if !dot(row, row).is_finite() {
-            let max_abs = row.iter().map(|v| v.to_f64().abs()).fold(0.0, f64::max);
-            return Some(RowFault::Overflow { row: r, max_abs });
-        }
+        let max_abs = row.iter().map(|v| v.to_f64().abs()).fold(0.0, f64::max);
+        return Some(RowFault::Overflow { row: r, max_abs });
     }
     None
 }

@@ -3,6 +3,7 @@
 use burn::tensor::{DType, Tensor};
 
 use crate::error::{MarginError, Result};
+use margin_linalg::rows::{RowFault, first_bad_row};
 
 /// `x` as a constant: out of the autodiff graph and not tracked.
 ///
@@ -28,43 +29,30 @@ pub fn check_embeddings(input: &'static str, x: &Tensor<2>) -> Result<()> {
         return Err(MarginError::Empty { input, shape: vec![rows, cols], what });
     }
     let data = x.to_data();
-    // Finite values whose squared norm overflows (a row of 1e30 in f32): every distance of
-    // that row would be inf or NaN. The same rule as margin-eval's (margin_linalg::rows).
-    // (Checked after the finite scan below reports nothing.)
+    // One pass in the tensor's own float type (no f64 copy for an f32 tensor): the first
+    // non-finite value, else the first finite row whose squared norm overflows (a row of
+    // 1e30 in f32: every distance of it would be inf or NaN) — the rule margin-eval
+    // applies too (margin_linalg::rows).
     let dtype = data.dtype();
-    let overflow = match dtype {
-        DType::F32 => data.as_slice::<f32>().ok().map(|v| margin_linalg::rows::first_bad_row(v, cols)),
-        DType::F64 => data.as_slice::<f64>().ok().map(|v| margin_linalg::rows::first_bad_row(v, cols)),
+    let fault = match dtype {
+        DType::F32 => data.as_slice::<f32>().ok().map(|v| first_bad_row(v, cols)),
+        DType::F64 => data.as_slice::<f64>().ok().map(|v| first_bad_row(v, cols)),
         _ => None,
     };
-    let first_non_finite = match data.dtype() {
-        DType::F32 => data.as_slice::<f32>().ok().map(|v| first_non_finite(v, |x| x.is_finite()).map(|i| (i, v[i] as f64))),
-        DType::F64 => data.as_slice::<f64>().ok().map(|v| first_non_finite(v, |x| x.is_finite()).map(|i| (i, v[i]))),
-        _ => None,
-    };
-    let first_non_finite = match first_non_finite {
+    let fault = match fault {
         Some(found) => found,
         None => {
             let host = data.convert::<f64>().try_into_vec::<f64>().expect("converted to f64 above");
-            host.iter().position(|v| !v.is_finite()).map(|i| (i, host[i]))
+            first_bad_row(&host, cols)
         }
     };
-    if let Some((i, value)) = first_non_finite {
-        return Err(MarginError::NonFinite { input, row: i / cols, col: i % cols, value, shape: vec![rows, cols] });
+    match fault {
+        Some(RowFault::NonFinite { row, col, value }) => Err(MarginError::NonFinite { input, row, col, value, shape: vec![rows, cols] }),
+        Some(RowFault::Overflow { row, max_abs }) => {
+            Err(MarginError::Overflow { input, row, max_abs, dtype: format!("{dtype:?}").to_lowercase(), shape: vec![rows, cols] })
+        }
+        None => Ok(()),
     }
-    if let Some(Some(margin_linalg::rows::RowFault::Overflow { row, max_abs })) = overflow {
-        return Err(MarginError::Overflow { input, row, max_abs, dtype: format!("{dtype:?}").to_lowercase(), shape: vec![rows, cols] });
-    }
-    Ok(())
-}
-
-/// Position of the first value that is not finite: blocks scanned branch-free (it
-/// vectorises), the block that has one searched element by element.
-fn first_non_finite<T: Copy>(v: &[T], finite: impl Fn(T) -> bool) -> Option<usize> {
-    const BLOCK: usize = 256;
-    v.chunks(BLOCK)
-        .position(|c| !c.iter().fold(true, |ok, &x| ok & finite(x)))
-        .and_then(|b| v[b * BLOCK..].iter().position(|&x| !finite(x)).map(|i| b * BLOCK + i))
 }
 
 /// Checks that there is one label per row.
