@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use margin_eval::{Embeddings, Real};
-use margin_search::{AnyIndex, Expect, FlatIndex, HnswIndex, HnswParams, Ids, Index, Items, Precision, Rows, SearchParams, Spec};
+use margin_search::{AnyIndex, Expect, FlatIndex, HnswIndex, HnswParams, Ids, Items, Precision, Rows, SearchParams, Spec};
 use numpy::IntoPyArray;
 use numpy::ndarray::Array2;
 use pyo3::exceptions::PyValueError;
@@ -64,7 +64,7 @@ pub struct PyIndex {
 }
 
 /// Rows as f32 (margin-search stores f32; f64 input is narrowed, a copy).
-fn rows_f32(m: &Matrix<'_>) -> std::borrow::Cow<'_, [f32]> {
+fn rows_f32<'a>(m: &'a Matrix<'_>) -> std::borrow::Cow<'a, [f32]> {
     match m {
         Matrix::F32(a) => std::borrow::Cow::Borrowed(slice(a)),
         Matrix::F64(a) => std::borrow::Cow::Owned(slice(a).iter().map(|&v| v as f32).collect()),
