@@ -35,6 +35,40 @@ def same(a, b, tol):
     return abs(a - b) <= tol
 
 
+def near_tie_only(call, k, rel=1e-5):
+    """Whether faiss's and margin's float32 neighbour lists differ only where two references'
+    exact (float64) distances to the query agree to `rel`: a float32 rounding near-tie, which
+    either side may order either way (faiss is exactly as often the one that is wrong)."""
+    import faiss
+
+    q = call["query"]
+    r = call.get("reference", q)
+    ql = call["query_labels"]
+    rl = call.get("reference_labels", ql)
+    index = faiss.IndexFlatL2(q.shape[1])
+    index.add(r)
+    _, fi = index.search(q, k + 1)
+    mi, _ = margin.knn(q, r, k + 1, distance="squared-euclidean")
+    for i in range(len(q)):
+        for j in np.flatnonzero(fi[i] != mi[i]):
+            a, b = fi[i][j], mi[i][j]
+            if rl[a] == rl[b]:
+                continue  # same label: the metrics cannot see the swap
+            da = ((q[i].astype(np.float64) - r[a]) ** 2).sum()
+            db = ((q[i].astype(np.float64) - r[b]) ** 2).sum()
+            if abs(da - db) > rel * max(da, db):
+                return False
+    return True
+
+
+def diff(a, b):
+    if isinstance(a, list):
+        return max((diff(x, y) for x, y in zip(a, b)), default=0.0)
+    if math.isnan(a) or math.isnan(b):
+        return 0.0
+    return abs(a - b)
+
+
 def case(seed):
     rng = np.random.default_rng(seed)
     n_classes = int(rng.integers(2, 12))
@@ -68,7 +102,7 @@ def main():
     args = ap.parse_args()
     logging.getLogger("PML").setLevel(logging.ERROR)
     logging.getLogger("margin").setLevel(logging.ERROR)
-    bad = compared = skipped = 0
+    bad = compared = skipped = ties = 0
     worst = 0.0
     for seed in range(args.cases):
         kw, call, info = case(seed)
@@ -96,15 +130,23 @@ def main():
                 skipped += 1
             continue
         got = ours.get_accuracy(**call)
+        differing = [m for m in KNN if not same(got[m], want[m], args.tol)]
+        compared += len(KNN)
+        if differing:
+            nref = len(call.get("reference", call["query"]))
+            k_used = nref - 1 if kw["k"] is None else (kw["k"] if isinstance(kw["k"], int) else 60)
+            if near_tie_only(call, min(k_used, nref - 1)):
+                ties += 1
+                print(f"near-tie (float32 rounding) in {info}: {differing} differ by up to {max(diff(got[m], want[m]) for m in differing):.3g}")
+            else:
+                bad += len(differing)
+                for m in differing:
+                    print(f"MISMATCH {m}: margin {got[m]} PML {want[m]} in {info}")
         for m in KNN:
-            compared += 1
-            a, b = got[m], want[m]
-            if not same(a, b, args.tol):
-                bad += 1
-                print(f"MISMATCH {m}: margin {a} PML {b} in {info}")
-            elif not isinstance(a, list) and not math.isnan(a):
-                worst = max(worst, abs(a - b))
-    print(f"{args.cases} cases, {compared} metric values compared, {bad} mismatches, {skipped} cases skipped (k beyond the reference), max |diff| {worst:.3g}")
+            if m not in differing:
+                worst = max(worst, diff(got[m], want[m]))
+    print(f"{args.cases} cases, {compared} metric values compared: {bad} mismatches, {ties} cases differing only by float32 near-ties, "
+          f"{skipped} cases skipped (k beyond the reference); max |diff| elsewhere {worst:.3g}")
     sys.exit(1 if bad else 0)
 
 
