@@ -145,6 +145,7 @@ struct Computed {
 }
 
 fn compute(loss: &dyn MetricLoss, miner: Option<&MinerConfig>, data: TensorData, dtype: DType, labels: &[i64], seed: u64) -> PyResult<Computed> {
+    let start = std::time::Instant::now();
     let device = Device::flex().autodiff();
     let x = Tensor::<2>::from_data(data, (&device, dtype)).require_grad();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -169,8 +170,12 @@ fn compute(loss: &dyn MetricLoss, miner: Option<&MinerConfig>, data: TensorData,
         #[serde(flatten)]
         loss: &'a margin::LossStats,
         miner_stats: Option<margin::MinerStats>,
+        /// Wall time of the Rust side (tensor in, forward, backward, gradient out), so a
+        /// caller can see what the binding adds around it.
+        seconds: f64,
     }
-    let stats = serde_json::to_string(&Stats { loss: &out.stats, miner_stats: out.mined.as_ref().map(|m| *m.stats()) })
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = serde_json::to_string(&Stats { loss: &out.stats, miner_stats: out.mined.as_ref().map(|m| *m.stats()), seconds })
         .map_err(|e| value_err(e.to_string()))?;
     Ok(Computed { value: out.stats.loss, grad, stats })
 }

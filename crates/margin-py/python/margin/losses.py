@@ -4,7 +4,7 @@
 valid triplet / pair of the batch is used, or the tuples a miner picks. The value is the
 reduced loss (a float), the gradient ``d value / d embeddings`` (same shape and dtype), and
 ``stats`` margin's step statistics (tuples, active tuples and fraction, mean d(a,p) and
-d(a,n), the miner's). The planner takes the fused O(B²) path (no tuple list) wherever the
+d(a,n), the miner's, and ``seconds``: the Rust side's wall time of the call). The planner takes the fused O(B²) path (no tuple list) wherever the
 loss/miner pair allows, as in training and ``margin loss``.
 
 Defaults are pytorch-metric-learning's (``TripletMarginLoss(margin=0.05)``,
