@@ -164,8 +164,9 @@ pub fn pml_retrieval<'py>(
     Ok(d)
 }
 
-/// k-means (k-means++ seeded, Lloyd) cluster assignments NMI/AMI of the query set, with as
-/// many clusters as distinct labels (PML: faiss k-means, 20 iterations): `(nmi, ami)`.
+/// k-means (k-means++ seeded, Lloyd) cluster assignments' NMI/AMI against the query
+/// labels, with as many clusters as distinct labels (PML: faiss k-means, 20 iterations,
+/// unseeded): `(nmi, ami)`.
 #[pyfunction]
 #[pyo3(signature = (query, query_labels, seed=0))]
 pub fn nmi_ami(py: Python<'_>, query: &Bound<'_, PyAny>, query_labels: &Bound<'_, PyAny>, seed: u64) -> PyResult<(f64, f64)> {
@@ -174,23 +175,21 @@ pub fn nmi_ami(py: Python<'_>, query: &Bound<'_, PyAny>, query_labels: &Bound<'_
     let qls = label_slice(&ql);
     let dim = q.shape().1;
     let config = margin_eval::ClusteringConfig { seed, ..Default::default() };
-    let run = |v: &[f64]| -> margin_eval::Result<(f64, f64)> {
-        let set = margin_eval::Labelled::new(Embeddings::new("query", v, dim)?, "query_labels", qls)?;
-        let c = margin_eval::clustering(&set, Distance::Euclidean, &config)?;
-        Ok((c.nmi, c.ami))
-    };
-    let res = match &q {
+    match &q {
         Matrix::F32(a) => {
             let s = slice(a);
-            py.detach(|| {
-                let set = margin_eval::Labelled::new(Embeddings::new("query", s, dim)?, "query_labels", qls)?;
-                margin_eval::clustering(&set, Distance::Euclidean, &config).map(|c| (c.nmi, c.ami))
-            })
+            py.detach(|| clusters(s, dim, qls, &config))
         }
         Matrix::F64(a) => {
             let s = slice(a);
-            py.detach(|| run(s))
+            py.detach(|| clusters(s, dim, qls, &config))
         }
-    };
-    res.map_err(errors::eval)
+    }
+    .map_err(errors::eval)
+}
+
+fn clusters<T: Real>(v: &[T], dim: usize, labels: &[i64], config: &margin_eval::ClusteringConfig) -> margin_eval::Result<(f64, f64)> {
+    let set = margin_eval::Labelled::new(Embeddings::new("query", v, dim)?, "query_labels", labels)?;
+    let c = margin_eval::clustering(&set, Distance::Euclidean, config)?;
+    Ok((c.nmi, c.ami))
 }
