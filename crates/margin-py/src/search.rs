@@ -96,7 +96,8 @@ impl PyIndex {
     #[new]
     #[pyo3(signature = (dim, metric="euclidean", kind="flat", precision="f32", m=16, ef_construction=100, seed=0, threads=0, fingerprint="", tagged=false))]
     #[allow(clippy::too_many_arguments)]
-    fn new(dim: usize, metric: &str, kind: &str, precision: &str, m: usize, ef_construction: usize, seed: u64, threads: usize, fingerprint: &str, tagged: bool) -> PyResult<Self> {
+    fn new(dim: i64, metric: &str, kind: &str, precision: &str, m: usize, ef_construction: usize, seed: u64, threads: usize, fingerprint: &str, tagged: bool) -> PyResult<Self> {
+        let dim = usize::try_from(dim).map_err(|_| PyValueError::new_err(format!("invalid dimension: {dim} (must be 1..=65536)")))?;
         let spec = Spec {
             metric: margin_search::parse_metric(metric).map_err(errors::search)?,
             dim,
@@ -119,7 +120,7 @@ impl PyIndex {
     #[allow(clippy::too_many_arguments)]
     fn build(py: Python<'_>, vectors: &Bound<'_, PyAny>, ids: Option<Vec<String>>, tags: Option<Vec<String>>, metric: &str, kind: &str, precision: &str, m: usize, ef_construction: usize, seed: u64, threads: usize, fingerprint: &str, tagged: bool) -> PyResult<Self> {
         let dim = matrix(vectors, "vectors")?.shape().1;
-        let mut index = Self::new(dim, metric, kind, precision, m, ef_construction, seed, threads, fingerprint, tagged || tags.is_some())?;
+        let mut index = Self::new(dim as i64, metric, kind, precision, m, ef_construction, seed, threads, fingerprint, tagged || tags.is_some())?;
         index.add(py, vectors, ids, tags)?;
         Ok(index)
     }

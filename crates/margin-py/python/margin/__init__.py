@@ -59,9 +59,14 @@ def evaluate(
         r = _arrays.matrix(reference, "reference")
         rl = _arrays.labels(reference_labels, "reference_labels")
     if episodes is not None:
-        episodes = tuple(int(v) for v in episodes)
+        episodes = tuple(episodes)
         if len(episodes) != 3:
             raise ValueError(f"episodes: expected (n_way, k_shot, count), got {episodes}")
+        episodes = tuple(_arrays.count(v, f"episodes ({w})") for v, w in zip(episodes, ("N-way", "K-shot", "count")))
+    k = None if k is None else _arrays.count(k, "k")
+    pairs = _arrays.count(pairs, "pairs")
+    episode_queries = _arrays.count(episode_queries, "episode_queries")
+    seed = _arrays.count(seed, "seed", 0)
     text = _margin.evaluate_json(e, lab, r, rl, distance, k, pairs, episodes, episode_queries, seed, clustering)
     return _json.loads(text)
 
@@ -72,8 +77,7 @@ def knn(queries, references, k: int, distance: str = "euclidean"):
     Nearest first, ties by the smaller index; distances are smaller-is-closer
     (``dot`` gives ``-q·r``). Memory is the tiles plus the result, never ``n × m``.
     """
-    if int(k) < 1:
-        raise ValueError(f"invalid k: {k} (must be at least 1)")
+    k = _arrays.count(k, "k")
     q = _arrays.matrix(queries, "queries")
     r = _arrays.matrix(references, "references")
-    return _margin.knn(q, r, int(k), distance)
+    return _margin.knn(q, r, k, distance)

@@ -44,4 +44,18 @@ def labels(x, name: str) -> np.ndarray:
             raise ValueError(f"{name}: row {row} is {a[row]} (labels must be whole numbers)")
     elif a.dtype.kind not in "iub":
         raise TypeError(f"{name}: expected integer labels, got dtype {a.dtype}")
+    if a.size and a.dtype.kind in "uf":
+        big = (a > np.iinfo(np.int64).max) | (a < np.iinfo(np.int64).min)
+        if np.any(big):
+            row = int(np.flatnonzero(big)[0])
+            raise ValueError(f"{name}: row {row} is {a[row]}, outside the int64 range of labels")
     return np.ascontiguousarray(a.astype(np.int64, copy=False))
+
+
+def count(value, name: str, minimum: int = 1) -> int:
+    """An integer parameter of at least ``minimum`` (ValueError/TypeError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"invalid {name}: expected an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"invalid {name}: {value} (must be at least {minimum})")
+    return int(value)
