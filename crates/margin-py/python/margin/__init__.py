@@ -39,7 +39,8 @@ def evaluate(
     seed: int = 0,
     clustering: bool = True,
 ) -> dict:
-    """Every metric of ``margin eval`` on arrays: the report as a dict (``metrics.json``'s keys).
+    """Every metric of ``margin eval`` on arrays: the report as a dict — the document
+    ``margin eval --json`` prints, and the ``test`` section of a run's ``metrics.json``.
 
     Without ``reference`` the embeddings are searched against themselves, each row's own
     index excluded. ``distance``: ``euclidean``, ``squared-euclidean``, ``cosine`` or ``dot``.
