@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The Python package's CI step (called by .ci/test after the cargo tests):
+#   1. builds the wheel with maturin in the workspace's `checked` profile — after
+#      `cargo test --profile checked --workspace` this compiles margin-py and pyo3 only;
+#      the step fails if maturin compiles any Burn crate (CI builds Burn once);
+#   2. installs it into a fresh virtual environment under the CI cache
+#      (../.cache/margin-ci/py-test-venv, with numpy and pytest from pip);
+#   3. runs the Python tests with pytest (against the `margin` binary the cargo tests built).
+# maturin and pytest live in a tools venv in the same cache, installed once.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CACHE="${MARGIN_CI_CACHE:-$(cd .. && pwd)/.cache/margin-ci}"
+PY="${PYTHON:-python3}"
+export PIP_CACHE_DIR="$CACHE/pip-cache" PIP_DISABLE_PIP_VERSION_CHECK=1
+TOOLS="$CACHE/py-tools"
+if [ ! -x "$TOOLS/bin/maturin" ] || [ ! -x "$TOOLS/bin/pytest" ]; then
+    echo "installing maturin and pytest into $TOOLS"
+    "$PY" -m venv "$TOOLS"
+    "$TOOLS/bin/pip" install --quiet "maturin>=1.9,<2" pytest numpy
+fi
+WHEELS="$CACHE/wheels"
+rm -rf "$WHEELS"
+LOG="$CACHE/maturin-build.log"
+# Enforced when the cargo tests already built Burn in `checked` (as in .ci/test); a first
+# build on a bare machine compiles it here instead.
+BURN_BUILT=0
+if compgen -G "target/checked/deps/libburn_core-*.rlib" >/dev/null; then BURN_BUILT=1; fi
+CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" "$TOOLS/bin/maturin" build --profile checked \
+    -m crates/margin-py/Cargo.toml -i "$PY" -o "$WHEELS" 2>&1 | tee "$LOG"
+if [ "$BURN_BUILT" -eq 1 ] && grep -E '^\s*Compiling (burn|cubecl)' "$LOG"; then
+    echo "error: the wheel build recompiled Burn (above): its features differ from the workspace's; see the feature pins in crates/margin-py/Cargo.toml" >&2
+    exit 1
+fi
+echo "wheel build: $(grep -cE '^\s*Compiling' "$LOG" || true) crates compiled, $(grep -cE '^\s*Compiling (burn|cubecl)' "$LOG" || true) of them Burn's"
+VENV="$CACHE/py-test-venv"
+rm -rf "$VENV"
+"$PY" -m venv "$VENV"
+"$VENV/bin/pip" install --quiet numpy pytest
+"$VENV/bin/pip" install --quiet --no-deps --no-index "$WHEELS"/margin-*.whl
+# Run from the tests folder so `import margin` is the installed wheel, not the source tree.
+cd crates/margin-py/tests
+MARGIN_BIN="${MARGIN_BIN:-$OLDPWD/target/checked/margin}" MARGIN_SHARED="${MARGIN_SHARED:-$(cd "$OLDPWD/.." && pwd)/shared}" \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider .
