@@ -8,8 +8,8 @@
 //! zip is read as the folder it was made from: `NAME.zip` whose entries all lie under
 //! `NAME/` (what `zip -r NAME.zip NAME` makes) has `NAME/` as its root, any other zip its
 //! top level. Images directly in the root have no class and are refused, naming the file.
-//! Skipped, by rule, not by accident: files that are not `.png`/`.pgm`/`.jpg`/`.jpeg`
-//! (JPEG is refused when decoded, naming the file), and any path with a component starting
+//! Skipped, by rule, not by accident: files whose extension is not an image format
+//! [`crate::decode`] reads ([`IMAGE_EXTENSIONS`]), and any path with a component starting
 //! with `.` or named `__MACOSX` (hidden files, macOS resource forks). A folder walk does not
 //! follow symbolic links to folders (no cycles) and stops at [`MAX_DEPTH`] levels.
 //!
@@ -36,9 +36,13 @@ enum Source {
 /// The images found, by class name, each with its relative path and source.
 type Listing = BTreeMap<String, Vec<(String, Source)>>;
 
-fn is_image(name: &str) -> bool {
+/// The file extensions an image folder lists (case-insensitive); the format itself is
+/// recognised from the bytes ([`crate::decode`]).
+pub const IMAGE_EXTENSIONS: [&str; 13] = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "pgm", "ppm", "pbm", "pnm", "jfif", "jpe"];
+
+pub(crate) fn is_image(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
-    [".png", ".pgm", ".jpg", ".jpeg"].iter().any(|e| l.ends_with(e))
+    l.rsplit_once('.').is_some_and(|(_, e)| IMAGE_EXTENSIONS.contains(&e))
 }
 
 fn skipped_component(c: &str) -> bool {
@@ -132,7 +136,7 @@ pub fn load_image_zip_bytes(bytes: Vec<u8>, what: &str, size: usize, invert: boo
 
 fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, size: usize, invert: bool) -> Result<(Dataset, Vec<String>), DataError> {
     if list.is_empty() {
-        return Err(DataError::Format { path: name, reason: "no <class>/<image>.png|pgm files found".into() });
+        return Err(DataError::Format { path: name, reason: "no <class>/<image> files found (extensions: png, jpg, jpeg, webp, bmp, tif(f), pgm, ppm, pbm, pnm)".into() });
     }
     // The decoded set lives in memory as f32: refuse up front what cannot fit
     // (margin_data::memory), rather than abort half-way through the decoding.

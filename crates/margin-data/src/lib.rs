@@ -7,7 +7,13 @@
 //! read margin's files.
 //!
 //! Why these dependencies: `zip` + `flate2` (pure-Rust deflate) read image-folder zips,
-//! `.npz` archives and Omniglot's `all_runs.zip`; `png` decodes PNG; `csv` (BurntSushi's,
+//! `.npz` archives and Omniglot's `all_runs.zip`; `image` (the Rust ecosystem's maintained
+//! decoder collection, pure Rust, fuzzed upstream) decodes photos — only the features for
+//! the formats photos and scans come in: `jpeg` (zune-jpeg: baseline, progressive, grey,
+//! CMYK), `png`, `webp`, `bmp`, `tiff`, `pnm` (PGM/PPM, what the earlier hand-written
+//! reader took); no GIF/AVIF/EXR/ICO/TGA (animation, HDR and icon formats are not training
+//! photos, and AVIF would pull in a C/asm codec), no `rayon` feature (margin decodes many
+//! images on its own threads rather than one image on many); `csv` (BurntSushi's,
 //! the Rust ecosystem's standard RFC 4180 reader, fuzzed upstream) parses CSV/TSV with
 //! quoting and escapes instead of hand-written splitting; `serde` + `serde_json` are the
 //! card format and `toml` (the same crate margin-train and the CLI use) the run
@@ -34,6 +40,7 @@ use thiserror::Error;
 pub mod atomic;
 pub mod archive;
 pub mod card;
+pub mod decode;
 pub mod delimited;
 pub mod fuzzing;
 pub mod image_folder;
