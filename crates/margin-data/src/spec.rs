@@ -21,7 +21,7 @@ pub enum DataSpec {
         #[serde(default = "default_size")]
         image_size: usize,
     },
-    /// `root/<class>/*.png|pgm` folder or zip.
+    /// `root/<class>/<image>` folder or zip (any format `margin_data::decode` reads).
     ImageFolder {
         /// Training pool.
         path: PathBuf,
