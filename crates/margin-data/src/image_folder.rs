@@ -13,8 +13,8 @@
 //! with `.` or named `__MACOSX` (hidden files, macOS resource forks). A folder walk does not
 //! follow symbolic links to folders (no cycles) and stops at [`MAX_DEPTH`] levels.
 //!
-//! Classes are numbered in sorted order of their names, images within a class sorted by
-//! path, so a folder and its zip give the same [`Dataset`] (tested).
+//! Classes are their folder paths (the dataset's class table, in sorted order), images
+//! within a class sorted by path, so a folder and its zip give the same [`Dataset`] (tested).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
@@ -170,5 +170,5 @@ fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, size: 
             labels.push(c as i64);
         }
     }
-    Ok((Dataset::new(name, features, vec![1, size, size], labels)?, names))
+    Ok((Dataset::with_names(name, features, vec![1, size, size], labels, names.clone())?, names))
 }

@@ -147,15 +147,38 @@ pub struct SplitSpec {
     /// Seed of the class shuffle (default: `train.seed`).
     #[serde(default)]
     pub seed: Option<u64>,
-    /// Explicit training classes (with `test_classes`), instead of fractions.
+    /// Explicit training classes (with `test_classes`), instead of fractions, by name
+    /// (a folder's class path, a manifest label; an integer label of a `.npy`/CSV file is
+    /// named by its decimal form, so `[0, 1]` still means labels 0 and 1).
     #[serde(default)]
-    pub train_classes: Option<Vec<i64>>,
+    pub train_classes: Option<Vec<ClassRef>>,
     /// Explicit validation classes.
     #[serde(default)]
-    pub val_classes: Option<Vec<i64>>,
+    pub val_classes: Option<Vec<ClassRef>>,
     /// Explicit test classes.
     #[serde(default)]
-    pub test_classes: Option<Vec<i64>>,
+    pub test_classes: Option<Vec<ClassRef>>,
+}
+
+/// A class named in a configuration: its name, or an integer label (which names the class
+/// by its decimal form). Written back as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassRef {
+    /// An integer label (`.npy`/CSV label columns).
+    Number(i64),
+    /// A class name.
+    Name(String),
+}
+
+impl ClassRef {
+    /// The class's name.
+    pub fn name(&self) -> String {
+        match self {
+            ClassRef::Number(n) => n.to_string(),
+            ClassRef::Name(s) => s.clone(),
+        }
+    }
 }
 
 /// Final evaluation settings.
@@ -322,17 +345,26 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
                     .into(),
             ));
         }
-        let given: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
-        for (name, list) in [("split.train_classes", &sp.train_classes), ("split.val_classes", &sp.val_classes), ("split.test_classes", &sp.test_classes)] {
-            if let Some(l) = list
-                && let Some(c) = l.iter().find(|c| !given.contains(c))
-            {
-                return Err(DataError::Split(format!("{name} names class {c}, which is not in {}", pool.name)));
-            }
-        }
-        let val = sp.val_classes.clone().unwrap_or_default();
-        let test = sp.test_classes.clone().unwrap_or_default();
-        let train = sp.train_classes.clone().unwrap_or_else(|| classes.iter().copied().filter(|c| !val.contains(c) && !test.contains(c)).collect());
+        let present: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
+        let resolve = |field: &str, list: &Option<Vec<ClassRef>>| -> Result<Option<Vec<i64>>, DataError> {
+            let Some(list) = list else { return Ok(None) };
+            list.iter()
+                .map(|c| {
+                    let name = c.name();
+                    pool.classes
+                        .iter()
+                        .position(|n| *n == name)
+                        .map(|k| k as i64)
+                        .filter(|k| present.contains(k))
+                        .ok_or_else(|| DataError::Split(format!("{field} names class {name:?}, which is not in {}", pool.name)))
+                })
+                .collect::<Result<Vec<i64>, _>>()
+                .map(Some)
+        };
+        let val = resolve("split.val_classes", &sp.val_classes)?.unwrap_or_default();
+        let test = resolve("split.test_classes", &sp.test_classes)?.unwrap_or_default();
+        let train = resolve("split.train_classes", &sp.train_classes)?
+            .unwrap_or_else(|| classes.iter().copied().filter(|c| !val.contains(c) && !test.contains(c)).collect());
         ClassSplit { train, val, test }
     } else {
         ClassSplit::random(&classes, sp.val_fraction, sp.test_fraction, seed)?
@@ -350,11 +382,15 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
     if train.is_empty() {
         return Err(DataError::Split("no training samples left after the split".into()));
     }
+    // By name: a separate test set has its own class table.
     if let Some(t) = &test_set {
-        crate::check_no_leakage("train", &train.labels, "test", &t.labels)?;
+        crate::check_no_leakage("train", &train, "test", t)?;
     }
     if let Some(v) = &val {
-        crate::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
+        crate::check_no_leakage("train", &train, "validation", v)?;
+        if let Some(t) = &test_set {
+            crate::check_no_leakage("validation", v, "test", t)?;
+        }
     }
     Ok(Loaded { train, val, test: test_set, one_shot })
 }

@@ -407,7 +407,7 @@ impl Trainer {
             return Err(DataError::Split(format!("training data has sample shape {:?}, the model expects {:?}", train.sample_shape, self.sample_shape)).into());
         }
         if let Some(v) = val {
-            margin_data::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
+            margin_data::check_no_leakage("train", train, "validation", v)?;
         }
         let augment = self.config.augment;
         if augment.is_some() && train.sample_shape.len() != 3 {
@@ -419,7 +419,7 @@ impl Trainer {
             .into());
         }
         let rotated = match augment {
-            Some(a) if a.rotated_classes => Some(augment::with_rotated_classes(train, val.map_or(&[][..], |v| &v.labels[..]))?),
+            Some(a) if a.rotated_classes => Some(augment::with_rotated_classes(train)?),
             _ => None,
         };
         let set = rotated.as_ref().unwrap_or(train);
