@@ -49,11 +49,15 @@ pub mod decode;
 pub mod delimited;
 pub mod fuzzing;
 pub mod image_folder;
+pub mod label_file;
+pub mod lazy;
+pub mod manifest;
 pub mod images;
 pub mod memory;
 pub mod limits;
 pub mod npy;
 pub mod omniglot;
+pub mod preprocess;
 mod samples;
 pub mod spec;
 

@@ -34,6 +34,26 @@ pub enum DataSpec {
         /// Ink = 1 − grey (dark drawings on light paper).
         #[serde(default)]
         invert: bool,
+        /// Photo preprocessing (`[data.preprocess]`: channels, resize, normalisation —
+        /// [`crate::preprocess`]); when given it replaces `image_size`/`invert`'s grey
+        /// area-resize.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preprocess: Option<crate::preprocess::ImagePreprocess>,
+    },
+    /// A manifest (`.csv` or `.jsonl`: path, label, optional split — [`crate::manifest`]);
+    /// rows with `split = test` are the separate test set.
+    Manifest {
+        /// The manifest file (image paths are relative to its folder).
+        path: PathBuf,
+        /// Side of the resized images (grey area-resize, when `preprocess` is not given).
+        #[serde(default = "default_size")]
+        image_size: usize,
+        /// Ink = 1 − grey.
+        #[serde(default)]
+        invert: bool,
+        /// Photo preprocessing, as for `image_folder`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preprocess: Option<crate::preprocess::ImagePreprocess>,
     },
     /// Feature matrix in .npz (x/y entries) or .npy (+ labels .npy).
     Features {
@@ -82,7 +102,10 @@ impl DataSpec {
         use crate::card::Preprocessing;
         match self {
             DataSpec::Omniglot { image_size, .. } => Preprocessing::GreyImage { size: *image_size, invert: true },
-            DataSpec::ImageFolder { image_size, invert, .. } => Preprocessing::GreyImage { size: *image_size, invert: *invert },
+            DataSpec::ImageFolder { preprocess: Some(p), .. } | DataSpec::Manifest { preprocess: Some(p), .. } => Preprocessing::Image(*p),
+            DataSpec::ImageFolder { image_size, invert, .. } | DataSpec::Manifest { image_size, invert, .. } => {
+                Preprocessing::GreyImage { size: *image_size, invert: *invert }
+            }
             DataSpec::Features { .. } => Preprocessing::Features { dim: sample_shape.iter().product(), scale: 1.0 },
             DataSpec::Csv { scale, .. } => Preprocessing::Features { dim: sample_shape.iter().product(), scale: *scale },
         }
@@ -93,7 +116,8 @@ impl DataSpec {
     /// finite and > 0. [`load_data`] calls it first.
     pub fn validate(&self) -> Result<(), DataError> {
         match self {
-            DataSpec::Omniglot { image_size, .. } | DataSpec::ImageFolder { image_size, .. } => {
+            DataSpec::ImageFolder { preprocess: Some(p), .. } | DataSpec::Manifest { preprocess: Some(p), .. } => p.validate("data.preprocess"),
+            DataSpec::Omniglot { image_size, .. } | DataSpec::ImageFolder { image_size, .. } | DataSpec::Manifest { image_size, .. } => {
                 crate::limits::check_target_size(*image_size, "data.image_size")
             }
             DataSpec::Features { .. } => Ok(()),
@@ -307,9 +331,15 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
             let o = crate::load_omniglot(&dir, *image_size)?;
             (o.background, Some(o.evaluation), Some(dir.join("all_runs.zip")))
         }
-        DataSpec::ImageFolder { path, test, image_size, invert } => {
-            let (d, _) = crate::load_image_folder(&resolve(path), *image_size, *invert)?;
-            let t = test.as_ref().map(|t| crate::load_image_folder(&resolve(t), *image_size, *invert)).transpose()?.map(|x| x.0);
+        DataSpec::ImageFolder { path, test, image_size, invert, preprocess } => {
+            let prep = crate::image_folder::Prep::of(*image_size, *invert, preprocess.as_ref());
+            let d = crate::image_folder::load_images(&resolve(path), &prep)?;
+            let t = test.as_ref().map(|t| crate::image_folder::load_images(&resolve(t), &prep)).transpose()?;
+            (d, t, None)
+        }
+        DataSpec::Manifest { path, image_size, invert, preprocess } => {
+            let prep = crate::image_folder::Prep::of(*image_size, *invert, preprocess.as_ref());
+            let (d, t) = crate::image_folder::load_manifest(&resolve(path), &prep)?;
             (d, t, None)
         }
         DataSpec::Features { path, labels, test, test_labels } => {

@@ -62,8 +62,10 @@ pub struct Evaluation {
     pub embeddings: Vec<f32>,
     /// Their dimension.
     pub dim: usize,
-    /// The test labels.
+    /// The test labels (indices into `class_names`).
     pub labels: Vec<i64>,
+    /// The test set's class-name table (what outputs show for a label).
+    pub class_names: Vec<String>,
 }
 
 /// What a finished job returns.
@@ -97,13 +99,16 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     let shape = loaded.train.sample_shape.clone();
     crate::budget::check_training(&cfg.train, &shape)?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
-    let trainer = if opts.resume {
+    let mut trainer = if opts.resume {
         let t = Trainer::resume(out, &shape, opts.epochs, device)?;
         check_stored_train(cfg, t.config(), out)?;
         t
     } else {
         Trainer::new(cfg.train.clone(), &shape, out, device)?
     };
+    if let margin_data::card::Preprocessing::Image(p) = cfg.data.preprocessing(&shape) {
+        trainer.set_pixel_map(pixel_map(&p));
+    }
     let config_path = out.join("config.toml");
     let text = config_toml(cfg);
     fault::step("config.toml", &config_path, text.as_bytes(), || write_atomic(&config_path, text.as_bytes()))?;
@@ -233,7 +238,7 @@ fn evaluate_test(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: 
         f.seed = cfg.train.seed;
     }
     let report = margin_eval::evaluate(&l, None, &ec)?;
-    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone() })
+    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone(), class_names: test.classes.clone() })
 }
 
 fn baseline(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<serde_json::Value, TrainError> {
@@ -257,4 +262,16 @@ pub fn omniglot_one_shot(model: &EmbeddingNet, path: &Path, shape: &[usize], dev
     let emb = embed(model, &ds, 1024, true, device);
     let e = Embeddings::new("one-shot embeddings", &emb, emb.len() / ds.len().max(1))?;
     Ok(margin_eval::one_shot_accuracy(&bench.runs, &e, Distance::Euclidean)?)
+}
+
+/// How a picture spec's values map back to levels in `[0, 1]` (the photo jitter's units).
+fn pixel_map(p: &margin_data::preprocess::ImagePreprocess) -> crate::photo_augment::PixelMap {
+    use margin_data::preprocess::{IMAGENET_MEAN, IMAGENET_STD, Normalize, Scaling};
+    let scale = if p.scaling == Scaling::Byte { 255.0 } else { 1.0 };
+    let (mean, std) = match p.normalize {
+        Normalize::None => ([0.0; 3], [1.0; 3]),
+        Normalize::Imagenet => (IMAGENET_MEAN, IMAGENET_STD),
+        Normalize::MeanStd { mean, std } => (mean, std),
+    };
+    crate::photo_augment::PixelMap { mean: mean.map(|m| m / scale), std: std.map(|s| s / scale) }
 }
