@@ -143,7 +143,14 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<Decoded, DataError> {
 const SUPPORTED: [ImageFormat; 6] = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Pnm];
 
 fn decode_format(bytes: &[u8], format: ImageFormat, what: &str) -> Result<Decoded, DataError> {
-    let name = format.extensions_str().first().copied().unwrap_or("image").to_ascii_uppercase();
+    let name = match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::WebP => "WebP",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        _ => "PNM (PBM/PGM/PPM)",
+    };
     let corrupt = |e: image::ImageError| bad(what, format!("corrupt or unsupported {name}: {e}"));
     // margin's own caps are checked on the header below, with messages naming them; the
     // `image` limit is the second fence, on what the decoder allocates: the most a capped picture needs (16-bit RGBA) plus the decoders' working space.
