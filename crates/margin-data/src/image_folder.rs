@@ -181,15 +181,24 @@ pub(crate) fn list_folder(root: &Path) -> Result<Listing, DataError> {
 
 /// [`load_image_folder`] with any [`Prep`].
 pub fn load_images(root: &Path, prep: &Prep) -> Result<Dataset, DataError> {
+    load_images_skipping(root, prep, false).map(|(d, _)| d)
+}
+
+/// An image left out under `skip_bad`: the file and the error naming it.
+pub type Skipped = (String, String);
+
+/// [`load_images`]; with `skip_bad`, an image that cannot be read or decoded is left out
+/// and returned with its error instead of stopping the load (off by default everywhere).
+pub fn load_images_skipping(root: &Path, prep: &Prep, skip_bad: bool) -> Result<(Dataset, Vec<Skipped>), DataError> {
     prep.check()?;
     if root.is_file() {
         let mut zip = Archive::open(root)?;
         let list = list_zip(&zip)?;
-        decode_all(root.display().to_string(), list, Some(&mut zip), prep)
+        decode_all(root.display().to_string(), list, Some(&mut zip), prep, skip_bad)
     } else {
         let mut list = Listing::new();
         walk(root, "", 0, &mut list, root)?;
-        decode_all(root.display().to_string(), list, None, prep)
+        decode_all(root.display().to_string(), list, None, prep, skip_bad)
     }
 }
 
@@ -199,7 +208,7 @@ pub fn load_image_zip_bytes(bytes: Vec<u8>, what: &str, size: usize, invert: boo
     check_target_size(size, "image size")?;
     let mut zip = Archive::from_bytes(bytes, what)?;
     let list = list_zip(&zip)?;
-    let d = decode_all(what.to_string(), list, Some(&mut zip), &Prep::Grey { size, invert })?;
+    let (d, _) = decode_all(what.to_string(), list, Some(&mut zip), &Prep::Grey { size, invert }, false)?;
     let names = d.classes.clone();
     Ok((d, names))
 }
@@ -207,6 +216,11 @@ pub fn load_image_zip_bytes(bytes: Vec<u8>, what: &str, size: usize, invert: boo
 /// Loads the images a manifest lists ([`crate::manifest`]): the training pool and, when
 /// rows are marked `test`, the separate test set.
 pub fn load_manifest(path: &Path, prep: &Prep) -> Result<(Dataset, Option<Dataset>), DataError> {
+    load_manifest_skipping(path, prep, false).map(|(d, t, _)| (d, t))
+}
+
+/// [`load_manifest`] with `skip_bad` (as [`load_images_skipping`]).
+pub fn load_manifest_skipping(path: &Path, prep: &Prep, skip_bad: bool) -> Result<(Dataset, Option<Dataset>, Vec<Skipped>), DataError> {
     prep.check()?;
     let entries = crate::manifest::read_manifest(path)?;
     let (mut train, mut test) = (Listing::new(), Listing::new());
@@ -218,11 +232,16 @@ pub fn load_manifest(path: &Path, prep: &Prep) -> Result<(Dataset, Option<Datase
     if train.is_empty() {
         return Err(DataError::format(path, "the manifest lists no training image (every row has split = test)"));
     }
-    let test = (!test.is_empty()).then(|| decode_all(format!("{name} [test rows]"), test, None, prep)).transpose()?;
-    Ok((decode_all(name, train, None, prep)?, test))
+    let test = (!test.is_empty()).then(|| decode_all(format!("{name} [test rows]"), test, None, prep, skip_bad)).transpose()?;
+    let (d, mut skipped) = decode_all(name, train, None, prep, skip_bad)?;
+    let test = test.map(|(t, s)| {
+        skipped.extend(s);
+        t
+    });
+    Ok((d, test, skipped))
 }
 
-fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, prep: &Prep) -> Result<Dataset, DataError> {
+fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, prep: &Prep, skip_bad: bool) -> Result<(Dataset, Vec<Skipped>), DataError> {
     if list.is_empty() {
         return Err(DataError::Format { path: name, reason: "no <class>/<image> files found (extensions: png, jpg, jpeg, webp, bmp, tif(f), pgm, ppm, pbm, pnm)".into() });
     }
@@ -239,22 +258,30 @@ fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, prep: 
     let mut features = vec![0f32; count * dim];
     let mut labels = Vec::with_capacity(count);
     let names: Vec<String> = list.keys().cloned().collect();
+    let mut skipped = Vec::new();
     let mut at = 0;
     for (c, (_, mut images)) in list.into_iter().enumerate() {
         images.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, src) in images {
-            let (what, bytes) = match (src, zip.as_deref_mut()) {
-                (Source::File(p), _) => (p.display().to_string(), std::fs::read(&p).map_err(|e| DataError::io(&p, e))?),
-                (Source::Member(k), Some(z)) => {
-                    let (n, b) = z.read(Which::Index(k))?;
-                    (format!("{}:{n}", z.what()), b)
-                }
+        for (rel, src) in images {
+            let read = match (src, zip.as_deref_mut()) {
+                (Source::File(p), _) => std::fs::read(&p).map(|b| (p.display().to_string(), b)).map_err(|e| DataError::io(&p, e)),
+                (Source::Member(k), Some(z)) => z.read(Which::Index(k)).map(|(n, b)| (format!("{}:{n}", z.what()), b)),
                 (Source::Member(_), None) => unreachable!("zip members are listed from a zip"),
             };
-            prep.prepare(&bytes, &what, &mut features[at * dim..(at + 1) * dim])?;
-            labels.push(c as i64);
-            at += 1;
+            let done = read.and_then(|(what, bytes)| prep.prepare(&bytes, &what, &mut features[at * dim..(at + 1) * dim]));
+            match done {
+                Ok(()) => {
+                    labels.push(c as i64);
+                    at += 1;
+                }
+                Err(e) if skip_bad => skipped.push((rel, e.to_string())),
+                Err(e) => return Err(e),
+            }
         }
     }
-    Dataset::with_names(name, features, shape, labels, names)
+    features.truncate(at * dim);
+    if at == 0 {
+        return Err(DataError::Format { path: name, reason: format!("every one of its {count} images was bad (skip_bad left none)") });
+    }
+    Ok((Dataset::with_names(name, features, shape, labels, names)?, skipped))
 }

@@ -39,6 +39,10 @@ pub enum DataSpec {
         /// area-resize.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         preprocess: Option<crate::preprocess::ImagePreprocess>,
+        /// Leave out images that cannot be read or decoded, and report them (off: a bad
+        /// image stops the run, naming the file).
+        #[serde(default, skip_serializing_if = "is_false")]
+        skip_bad: bool,
     },
     /// A manifest (`.csv` or `.jsonl`: path, label, optional split — [`crate::manifest`]);
     /// rows with `split = test` are the separate test set.
@@ -54,6 +58,10 @@ pub enum DataSpec {
         /// Photo preprocessing, as for `image_folder`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         preprocess: Option<crate::preprocess::ImagePreprocess>,
+        /// Leave out images that cannot be read or decoded, and report them (off: a bad
+        /// image stops the run, naming the file).
+        #[serde(default, skip_serializing_if = "is_false")]
+        skip_bad: bool,
     },
     /// Feature matrix in .npz (x/y entries) or .npy (+ labels .npy).
     Features {
@@ -143,6 +151,10 @@ impl DataSpec {
             _ => Ok(None),
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_size() -> usize {
@@ -318,6 +330,8 @@ pub struct Loaded {
     pub test: Option<Dataset>,
     /// Omniglot one-shot benchmark file, when the data are Omniglot.
     pub one_shot: Option<PathBuf>,
+    /// Images left out under `data.skip_bad`, with the error naming each.
+    pub skipped: Vec<crate::image_folder::Skipped>,
 }
 
 /// Loads and splits the data (`seed`: the class shuffle's seed when `split.seed` is unset,
@@ -325,21 +339,31 @@ pub struct Loaded {
 pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, DataError> {
     data.validate()?;
     let seed = sp.seed.unwrap_or(seed);
+    let mut skipped = Vec::new();
     let (pool, test, one_shot) = match data {
         DataSpec::Omniglot { dir, image_size } => {
             let dir = resolve(dir);
             let o = crate::load_omniglot(&dir, *image_size)?;
             (o.background, Some(o.evaluation), Some(dir.join("all_runs.zip")))
         }
-        DataSpec::ImageFolder { path, test, image_size, invert, preprocess } => {
+        DataSpec::ImageFolder { path, test, image_size, invert, preprocess, skip_bad } => {
             let prep = crate::image_folder::Prep::of(*image_size, *invert, preprocess.as_ref());
-            let d = crate::image_folder::load_images(&resolve(path), &prep)?;
-            let t = test.as_ref().map(|t| crate::image_folder::load_images(&resolve(t), &prep)).transpose()?;
+            let (d, s) = crate::image_folder::load_images_skipping(&resolve(path), &prep, *skip_bad)?;
+            skipped.extend(s);
+            let t = match test {
+                Some(t) => {
+                    let (t, s) = crate::image_folder::load_images_skipping(&resolve(t), &prep, *skip_bad)?;
+                    skipped.extend(s);
+                    Some(t)
+                }
+                None => None,
+            };
             (d, t, None)
         }
-        DataSpec::Manifest { path, image_size, invert, preprocess } => {
+        DataSpec::Manifest { path, image_size, invert, preprocess, skip_bad } => {
             let prep = crate::image_folder::Prep::of(*image_size, *invert, preprocess.as_ref());
-            let (d, t) = crate::image_folder::load_manifest(&resolve(path), &prep)?;
+            let (d, t, s) = crate::image_folder::load_manifest_skipping(&resolve(path), &prep, *skip_bad)?;
+            skipped.extend(s);
             (d, t, None)
         }
         DataSpec::Features { path, labels, test, test_labels } => {
@@ -422,6 +446,6 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
             crate::check_no_leakage("validation", v, "test", t)?;
         }
     }
-    Ok(Loaded { train, val, test: test_set, one_shot })
+    Ok(Loaded { train, val, test: test_set, one_shot, skipped })
 }
 

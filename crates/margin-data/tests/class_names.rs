@@ -26,7 +26,7 @@ fn folder(root: &Path, classes: &[&str]) {
 }
 
 fn spec(train: &Path, test: &Path) -> DataSpec {
-    DataSpec::ImageFolder { path: train.into(), test: Some(test.into()), image_size: 16, invert: false, preprocess: None }
+    DataSpec::ImageFolder { path: train.into(), test: Some(test.into()), image_size: 16, invert: false, preprocess: None, skip_bad: false }
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn a_class_in_both_folders_is_refused_by_name() {
 fn explicit_split_lists_name_classes() {
     let d = tmp("split");
     folder(&d.join("train"), &["ann", "bob", "cy", "dee"]);
-    let data = DataSpec::ImageFolder { path: d.join("train"), test: None, image_size: 16, invert: false, preprocess: None };
+    let data = DataSpec::ImageFolder { path: d.join("train"), test: None, image_size: 16, invert: false, preprocess: None, skip_bad: false };
     let names = |v: &[&str]| Some(v.iter().map(|s| ClassRef::Name(s.to_string())).collect());
     let sp = SplitSpec { train_classes: names(&["ann", "bob"]), test_classes: names(&["dee"]), ..Default::default() };
     let l = load_data(&data, &sp, 0).unwrap();
@@ -69,4 +69,21 @@ fn explicit_split_lists_name_classes() {
     let sp = SplitSpec { train_classes: Some(vec![ClassRef::Number(0)]), ..Default::default() };
     let e = load_data(&data, &sp, 0).err().expect("no class 0").to_string();
     assert!(e.contains("\"0\""), "{e}");
+}
+
+/// `skip_bad` (off by default): a broken image stops the load naming the file; with it on,
+/// the image is left out and reported with the same error.
+#[test]
+fn skip_bad_leaves_out_and_reports_broken_images() {
+    let d = tmp("skip");
+    folder(&d.join("train"), &["ann", "bob", "cy"]);
+    std::fs::write(d.join("train/bob/broken.jpg"), b"\xff\xd8\xff\xe0 cut short").unwrap();
+    let spec = |skip_bad| DataSpec::ImageFolder { path: d.join("train"), test: None, image_size: 16, invert: false, preprocess: None, skip_bad };
+    let sp = SplitSpec { test_fraction: 0.34, ..Default::default() };
+    let e = load_data(&spec(false), &sp, 0).err().expect("a bad image").to_string();
+    assert!(e.contains("broken.jpg"), "{e}");
+    let l = load_data(&spec(true), &sp, 0).unwrap();
+    assert_eq!(l.skipped.len(), 1);
+    assert!(l.skipped[0].0.ends_with("bob/broken.jpg") && l.skipped[0].1.contains("broken.jpg"), "{:?}", l.skipped);
+    assert_eq!(l.train.len() + l.test.map_or(0, |t| t.len()), 6);
 }

@@ -2,8 +2,10 @@
 //! `ToTensor` → `Normalize(ImageNet)`, on Pillow's picture) against
 //! `ImagePreprocess::imagenet_eval` on `../shared/golden/images`: close, not equal —
 //! Pillow resamples in 8-bit fixed point and rounds between its two passes, margin in
-//! floats. Measured bound: mean |diff| ≤ 0.02 and max ≤ 0.15 after normalisation (one
-//! grey level is 1/255/0.225 ≈ 0.017).
+//! floats. After normalisation one 8-bit level is 1/255/0.224 ≈ 0.0176: on lossless files
+//! every value is within one level (Pillow's rounding; measured max 0.0164), on JPEG mean
+//! |diff| ≤ 0.01 and max ≤ 0.06 (the decoders' own differences on top; measured mean
+//! ≤ 0.0061, max 0.053).
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +35,8 @@ fn imagenet_eval_preprocessing_agrees_with_torchvision() {
         let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
         let max = diffs.iter().copied().fold(0f32, f32::max);
         eprintln!("{file}: mean |diff| {mean:.4}, max {max:.4}");
-        assert!(mean <= 0.02 && max <= 0.15, "{file}: mean |diff| {mean}, max {max} against torchvision");
+        let ok = if file.ends_with(".jpg") { mean <= 0.01 && max <= 0.06 } else { max <= 1.0 / 255.0 / 0.224 };
+        assert!(ok, "{file}: mean |diff| {mean}, max {max} against torchvision");
         checked += 1;
     }
     assert_eq!(checked, 16);

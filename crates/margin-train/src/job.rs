@@ -96,6 +96,9 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
     obs.info(&describe(&loaded, load_seconds));
+    for (file, why) in &loaded.skipped {
+        obs.warn(&format!("skipped a bad image (data.skip_bad): {file}: {why}"));
+    }
     let shape = loaded.train.sample_shape.clone();
     crate::budget::check_training(&cfg.train, &shape)?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
@@ -156,6 +159,7 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
             "best_validation": st.best.map(|(m, e)| serde_json::json!({"map_at_r": m, "epoch": e})),
             "classes": loaded.train.classes().len(),
             "samples": loaded.train.len(),
+            "skipped_images": loaded.skipped.iter().map(|(f, why)| serde_json::json!({"file": f, "error": why})).collect::<Vec<_>>(),
         },
         "reference": {
             "what": "PyTorch 2 + pytorch-metric-learning, same ConvNet-4, 35 epochs, 2 CPU cores (from issue 5)",
