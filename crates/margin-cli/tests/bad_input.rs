@@ -6,7 +6,7 @@
 #[path = "bad_input/harness.rs"]
 mod harness;
 
-use harness::{Case, digits_config, f32s, f64s, i64s, npy, run_all};
+use harness::{Case, digits_config, f32s, f64s, i64s, npy, repo, run_all};
 
 /// Flags refused by the command line itself (one validator per concept, margin::check).
 #[test]
@@ -212,4 +212,41 @@ fn an_image_set_beyond_memory_is_refused_before_decoding() {
         }
     }
     run_all(&[case]);
+}
+
+/// Broken pictures and manifests (issue 12): a truncated JPEG, an empty file, text named
+/// `.jpg`, a manifest naming a missing file — each an error naming the file (and, for the
+/// manifest, its line).
+#[test]
+fn broken_pictures_and_manifests_name_the_file() {
+    let golden = repo().join("../shared/golden/images/files");
+    let ok = std::fs::read(golden.join("rgb_q90_420.jpg")).unwrap();
+    let config = |data: &str| {
+        format!(
+            "{data}\n[data.preprocess]\nchannels = \"rgb\"\nsize = 32\n\n[split]\ntest_fraction = 0.5\n\n\
+             [train]\nepochs = 1\nlr = 1e-3\n\n[train.model]\nkind = \"convnet4\"\n\n[train.sampler]\nclasses_per_batch = 2\nsamples_per_class = 2\n"
+        )
+    };
+    let folder = config("[data]\nkind = \"image_folder\"\npath = \"{dir}/imgs\"\n");
+    let args = ["train", "--config", "{dir}/c.toml", "--out", "{dir}/run", "-q"];
+    let mut cases = Vec::new();
+    for (name, file, content, says) in [
+        ("image-truncated-jpeg", "truncated.jpg", std::fs::read(golden.join("truncated.jpg")).unwrap(), "truncated JPEG"),
+        ("image-empty-file", "empty.png", Vec::new(), "empty file"),
+        ("image-text-named-jpg", "not_an_image.jpg", b"this is text\n".to_vec(), "not a recognised image"),
+    ] {
+        let mut c = Case::new(name, &args, &[file, says]).file("c.toml", folder.clone());
+        for class in ["a", "b", "c", "d"] {
+            c = c.file(Box::leak(format!("imgs/{class}/ok.jpg").into_boxed_str()), ok.clone());
+        }
+        cases.push(c.file(Box::leak(format!("imgs/c/{file}").into_boxed_str()), content));
+    }
+    let manifest = config("[data]\nkind = \"manifest\"\npath = \"{dir}/m.csv\"\n");
+    cases.push(
+        Case::new("manifest-missing-file", &args, &["m.csv, line 3", "img/gone.jpg", "does not exist"])
+            .file("c.toml", manifest)
+            .file("m.csv", "path,label\nimg/a.jpg,ann\nimg/gone.jpg,bob\n")
+            .file("img/a.jpg", ok.clone()),
+    );
+    run_all(&cases);
 }

@@ -50,7 +50,8 @@ fn bad_data_stops_margin_train_with_a_message() {
     std::fs::create_dir_all(&img).unwrap();
     std::fs::write(img.join("big.pgm"), b"P5 4294967296 4294967296 255\n\x00").unwrap();
     let err = train_fails(&dir, &format!("[data]\nkind = \"image_folder\"\npath = \"{}\"", dir.join("images").display()));
-    assert!(err.contains("big.pgm") && err.contains("4294967296"), "{err}");
+    // A side beyond u32 is refused by the PNM decoder's header parser (naming the file).
+    assert!(err.contains("big.pgm") && err.contains("corrupt or unsupported PNM"), "{err}");
 
     let err = train_fails(&dir, &format!("[data]\nkind = \"image_folder\"\npath = \"{}\"\nimage_size = 100000", dir.join("images").display()));
     assert!(err.contains("data.image_size = 100000"), "{err}");

@@ -103,6 +103,11 @@ pub enum Preprocessing {
         /// Ink = 1 − grey (dark drawings on light paper; Omniglot).
         invert: bool,
     },
+    /// Pictures (photos): decoded, then prepared by the spec
+    /// ([`crate::preprocess::ImagePreprocess`]: channels, resize, normalisation), sample
+    /// shape `[channels, size, size]`. Cards with it read in every release that has it;
+    /// older releases refuse the unknown `kind` by name.
+    Image(crate::preprocess::ImagePreprocess),
     /// Feature vectors of `dim` values, each divided by `scale`.
     Features {
         /// Values per sample.
@@ -117,6 +122,7 @@ impl Preprocessing {
     pub fn sample_shape(&self) -> Vec<usize> {
         match *self {
             Preprocessing::GreyImage { size, .. } => vec![1, size, size],
+            Preprocessing::Image(p) => p.sample_shape(),
             Preprocessing::Features { dim, .. } => vec![dim],
         }
     }

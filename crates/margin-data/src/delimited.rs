@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn labels_are_exact_integers_and_features_finite() {
-        assert_eq!(ok("1,2,3.0\n").labels, vec![3]);
+        assert_eq!(ok("1,2,3.0\n").label_names(), vec!["3"]);
         for (cell, col) in [("1e300", 3), ("2.5", 3), ("1e3", 3), ("9223372036854775808", 3), (".", 3)] {
             let e = read(&format!("1,2,0\n1,2,{cell}\n"), &CsvOptions::default()).unwrap_err();
             assert!(e.contains(&format!("line 2, column {col}")) && e.contains("exact integer"), "{cell}: {e}");
@@ -306,7 +306,7 @@ mod tests {
             let e = read(&format!("1,2,0\n1,{cell},0\n"), &CsvOptions::default()).unwrap_err();
             assert!(e.contains("line 2, column 2") && e.contains("finite"), "{cell}: {e}");
         }
-        assert_eq!(ok("5,1,2,-9223372036854775808\n").labels, vec![i64::MIN]);
+        assert_eq!(ok("5,1,2,-9223372036854775808\n").label_names(), vec![i64::MIN.to_string()]);
     }
 
     #[test]

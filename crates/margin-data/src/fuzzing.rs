@@ -5,7 +5,7 @@
 //!
 //! Every target feeds bytes to a reader of user files through the same function a file
 //! path would reach ([`crate::npy::from_bytes`], [`crate::npy::Npz::from_bytes`],
-//! [`crate::delimited::csv_from_bytes`], [`crate::images::decode_grey`],
+//! [`crate::delimited::csv_from_bytes`], [`crate::images::decode_grey`] (over [`crate::decode::decode`]),
 //! [`crate::image_folder::load_image_zip_bytes`], [`crate::ModelCard::from_bytes`],
 //! [`crate::RunConfig::from_toml`]) and then checks what a successful read promises (no
 //! NaN, shapes that add up). The contract under test: any input gives `Ok` or a
@@ -23,7 +23,7 @@ pub enum Target {
     Npz,
     /// CSV/TSV text (three option sets: defaults, TSV without quoting, no header).
     Csv,
-    /// One PNG or PGM image, decoded and resized.
+    /// One image of any format [`crate::decode`] reads, decoded to grey and resized.
     Image,
     /// A zip of an image folder.
     ImageZip,

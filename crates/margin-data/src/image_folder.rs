@@ -8,13 +8,13 @@
 //! zip is read as the folder it was made from: `NAME.zip` whose entries all lie under
 //! `NAME/` (what `zip -r NAME.zip NAME` makes) has `NAME/` as its root, any other zip its
 //! top level. Images directly in the root have no class and are refused, naming the file.
-//! Skipped, by rule, not by accident: files that are not `.png`/`.pgm`/`.jpg`/`.jpeg`
-//! (JPEG is refused when decoded, naming the file), and any path with a component starting
+//! Skipped, by rule, not by accident: files whose extension is not an image format
+//! [`crate::decode`] reads ([`IMAGE_EXTENSIONS`]), and any path with a component starting
 //! with `.` or named `__MACOSX` (hidden files, macOS resource forks). A folder walk does not
 //! follow symbolic links to folders (no cycles) and stops at [`MAX_DEPTH`] levels.
 //!
-//! Classes are numbered in sorted order of their names, images within a class sorted by
-//! path, so a folder and its zip give the same [`Dataset`] (tested).
+//! Classes are their folder paths (the dataset's class table, in sorted order), images
+//! within a class sorted by path, so a folder and its zip give the same [`Dataset`] (tested).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
@@ -22,23 +22,28 @@ use std::path::{Component, Path};
 use crate::archive::{Archive, Which};
 use crate::images::{area_resize, decode_grey};
 use crate::limits::check_target_size;
+use crate::preprocess::ImagePreprocess;
 use crate::{DataError, Dataset};
 
 /// The deepest folder nesting a walk follows below the root.
 pub const MAX_DEPTH: usize = 64;
 
 /// Where one image's bytes are.
-enum Source {
+pub(crate) enum Source {
     File(std::path::PathBuf),
     Member(usize),
 }
 
 /// The images found, by class name, each with its relative path and source.
-type Listing = BTreeMap<String, Vec<(String, Source)>>;
+pub(crate) type Listing = BTreeMap<String, Vec<(String, Source)>>;
 
-fn is_image(name: &str) -> bool {
+/// The file extensions an image folder lists (case-insensitive); the format itself is
+/// recognised from the bytes ([`crate::decode`]).
+pub const IMAGE_EXTENSIONS: [&str; 13] = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "pgm", "ppm", "pbm", "pnm", "jfif", "jpe"];
+
+pub(crate) fn is_image(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
-    [".png", ".pgm", ".jpg", ".jpeg"].iter().any(|e| l.ends_with(e))
+    l.rsplit_once('.').is_some_and(|(_, e)| IMAGE_EXTENSIONS.contains(&e))
 }
 
 fn skipped_component(c: &str) -> bool {
@@ -103,21 +108,97 @@ fn list_zip(zip: &Archive) -> Result<Listing, DataError> {
     Ok(list)
 }
 
+/// How the images of a folder, zip or manifest become samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Prep {
+    /// Grey levels (colour converted by the ITU-R 601 weights), optionally inverted,
+    /// area-resized to `size × size` (margin's drawing datasets; the card's `GreyImage`).
+    Grey {
+        /// Side.
+        size: usize,
+        /// Ink = 1 − grey.
+        invert: bool,
+    },
+    /// A photo preprocessing spec.
+    Spec(ImagePreprocess),
+}
+
+impl Prep {
+    /// The spec when given, else the grey area-resize.
+    pub fn of(size: usize, invert: bool, spec: Option<&ImagePreprocess>) -> Self {
+        spec.map_or(Prep::Grey { size, invert }, |p| Prep::Spec(*p))
+    }
+
+    /// The sample shape produced.
+    pub fn sample_shape(&self) -> Vec<usize> {
+        match self {
+            Prep::Grey { size, .. } => vec![1, *size, *size],
+            Prep::Spec(p) => p.sample_shape(),
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), DataError> {
+        match self {
+            Prep::Grey { size, .. } => check_target_size(*size, "image size"),
+            Prep::Spec(p) => p.validate("data.preprocess"),
+        }
+    }
+
+    /// Decodes one file's bytes into `out`.
+    pub fn prepare(&self, bytes: &[u8], what: &str, out: &mut [f32]) -> Result<(), DataError> {
+        match self {
+            Prep::Grey { size, invert } => {
+                let (mut g, h, w) = decode_grey(bytes, what)?;
+                if *invert {
+                    g.iter_mut().for_each(|v| *v = crate::omniglot::ink(*v));
+                }
+                area_resize(&g, h, w, out, *size, *size);
+                Ok(())
+            }
+            Prep::Spec(p) => p.apply(&crate::decode::decode(bytes, what)?, what, out),
+        }
+    }
+}
+
 /// Loads `root/<class>/…/<image>` (a folder, or a `.zip` of one: the layout rule is in
 /// the module docs), converted to grey, optionally inverted (`ink = 1 − grey`, for
-/// dark-on-light drawings) and area-resized to `size × size`. Classes are numbered in
-/// sorted order of their names; returns the names too. Zip entries with absolute paths or
-/// `..` are refused (path traversal).
+/// dark-on-light drawings) and area-resized to `size × size`. The classes are the
+/// dataset's class table (sorted names); returns the names too. Zip entries with absolute
+/// paths or `..` are refused (path traversal).
 pub fn load_image_folder(root: &Path, size: usize, invert: bool) -> Result<(Dataset, Vec<String>), DataError> {
-    check_target_size(size, "image size")?;
+    let d = load_images(root, &Prep::Grey { size, invert })?;
+    let names = d.classes.clone();
+    Ok((d, names))
+}
+
+/// Lists a folder's images by the layout rule without decoding them (the lazy loader's
+/// file index).
+pub(crate) fn list_folder(root: &Path) -> Result<Listing, DataError> {
+    let mut list = Listing::new();
+    walk(root, "", 0, &mut list, root)?;
+    Ok(list)
+}
+
+/// [`load_image_folder`] with any [`Prep`].
+pub fn load_images(root: &Path, prep: &Prep) -> Result<Dataset, DataError> {
+    load_images_skipping(root, prep, false).map(|(d, _)| d)
+}
+
+/// An image left out under `skip_bad`: the file and the error naming it.
+pub type Skipped = (String, String);
+
+/// [`load_images`]; with `skip_bad`, an image that cannot be read or decoded is left out
+/// and returned with its error instead of stopping the load (off by default everywhere).
+pub fn load_images_skipping(root: &Path, prep: &Prep, skip_bad: bool) -> Result<(Dataset, Vec<Skipped>), DataError> {
+    prep.check()?;
     if root.is_file() {
         let mut zip = Archive::open(root)?;
         let list = list_zip(&zip)?;
-        decode_all(root.display().to_string(), list, Some(&mut zip), size, invert)
+        decode_all(root.display().to_string(), list, Some(&mut zip), prep, skip_bad)
     } else {
         let mut list = Listing::new();
         walk(root, "", 0, &mut list, root)?;
-        decode_all(root.display().to_string(), list, None, size, invert)
+        decode_all(root.display().to_string(), list, None, prep, skip_bad)
     }
 }
 
@@ -127,44 +208,80 @@ pub fn load_image_zip_bytes(bytes: Vec<u8>, what: &str, size: usize, invert: boo
     check_target_size(size, "image size")?;
     let mut zip = Archive::from_bytes(bytes, what)?;
     let list = list_zip(&zip)?;
-    decode_all(what.to_string(), list, Some(&mut zip), size, invert)
+    let (d, _) = decode_all(what.to_string(), list, Some(&mut zip), &Prep::Grey { size, invert }, false)?;
+    let names = d.classes.clone();
+    Ok((d, names))
 }
 
-fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, size: usize, invert: bool) -> Result<(Dataset, Vec<String>), DataError> {
-    if list.is_empty() {
-        return Err(DataError::Format { path: name, reason: "no <class>/<image>.png|pgm files found".into() });
+/// Loads the images a manifest lists ([`crate::manifest`]): the training pool and, when
+/// rows are marked `test`, the separate test set.
+pub fn load_manifest(path: &Path, prep: &Prep) -> Result<(Dataset, Option<Dataset>), DataError> {
+    load_manifest_skipping(path, prep, false).map(|(d, t, _)| (d, t))
+}
+
+/// [`load_manifest`] with `skip_bad` (as [`load_images_skipping`]).
+pub fn load_manifest_skipping(path: &Path, prep: &Prep, skip_bad: bool) -> Result<(Dataset, Option<Dataset>, Vec<Skipped>), DataError> {
+    prep.check()?;
+    let entries = crate::manifest::read_manifest(path)?;
+    let (mut train, mut test) = (Listing::new(), Listing::new());
+    for e in entries {
+        let side = if e.split == crate::manifest::RowSplit::Test { &mut test } else { &mut train };
+        side.entry(e.label).or_default().push((e.path.display().to_string(), Source::File(e.path)));
     }
+    let name = path.display().to_string();
+    if train.is_empty() {
+        return Err(DataError::format(path, "the manifest lists no training image (every row has split = test)"));
+    }
+    let test = (!test.is_empty()).then(|| decode_all(format!("{name} [test rows]"), test, None, prep, skip_bad)).transpose()?;
+    let (d, mut skipped) = decode_all(name, train, None, prep, skip_bad)?;
+    let test = test.map(|(t, s)| {
+        skipped.extend(s);
+        t
+    });
+    Ok((d, test, skipped))
+}
+
+fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, prep: &Prep, skip_bad: bool) -> Result<(Dataset, Vec<Skipped>), DataError> {
+    if list.is_empty() {
+        return Err(DataError::Format { path: name, reason: "no <class>/<image> files found (extensions: png, jpg, jpeg, webp, bmp, tif(f), pgm, ppm, pbm, pnm)".into() });
+    }
+    let shape = prep.sample_shape();
+    let dim: usize = shape.iter().product();
     // The decoded set lives in memory as f32: refuse up front what cannot fit
     // (margin_data::memory), rather than abort half-way through the decoding.
     let count: usize = list.values().map(Vec::len).sum();
     let mut budget = crate::memory::Budget::new();
-    budget.add(format!("{count} images at {size}×{size} as f32"), count as u64, (size * size * 4) as u64);
+    budget.add(format!("{count} images at {}×{} ({} channel(s)) as f32", shape[1], shape[2], shape[0]), count as u64, (dim * 4) as u64);
     budget
         .check("loading the images", "lower data.image_size, or load fewer images")
         .map_err(|e| DataError::Format { path: name.clone(), reason: e.to_string() })?;
-    let mut features = Vec::with_capacity(count * size * size);
+    let mut features = vec![0f32; count * dim];
     let mut labels = Vec::with_capacity(count);
-    let mut dst = vec![0f32; size * size];
     let names: Vec<String> = list.keys().cloned().collect();
+    let mut skipped = Vec::new();
+    let mut at = 0;
     for (c, (_, mut images)) in list.into_iter().enumerate() {
         images.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, src) in images {
-            let (what, bytes) = match (src, zip.as_deref_mut()) {
-                (Source::File(p), _) => (p.display().to_string(), std::fs::read(&p).map_err(|e| DataError::io(&p, e))?),
-                (Source::Member(k), Some(z)) => {
-                    let (n, b) = z.read(Which::Index(k))?;
-                    (format!("{}:{n}", z.what()), b)
-                }
+        for (rel, src) in images {
+            let read = match (src, zip.as_deref_mut()) {
+                (Source::File(p), _) => std::fs::read(&p).map(|b| (p.display().to_string(), b)).map_err(|e| DataError::io(&p, e)),
+                (Source::Member(k), Some(z)) => z.read(Which::Index(k)).map(|(n, b)| (format!("{}:{n}", z.what()), b)),
                 (Source::Member(_), None) => unreachable!("zip members are listed from a zip"),
             };
-            let (mut g, h, w) = decode_grey(&bytes, &what)?;
-            if invert {
-                g.iter_mut().for_each(|v| *v = crate::omniglot::ink(*v));
+            let done = read.and_then(|(what, bytes)| prep.prepare(&bytes, &what, &mut features[at * dim..(at + 1) * dim]));
+            match done {
+                Ok(()) => {
+                    labels.push(c as i64);
+                    at += 1;
+                }
+                Err(e) if skip_bad => skipped.push((rel, e.to_string())),
+                Err(e) => return Err(e),
             }
-            area_resize(&g, h, w, &mut dst, size, size);
-            features.extend_from_slice(&dst);
-            labels.push(c as i64);
         }
     }
-    Ok((Dataset::new(name, features, vec![1, size, size], labels)?, names))
+    features.truncate(at * dim);
+    if at == 0 {
+        return Err(DataError::Format { path: name, reason: format!("every one of its {count} images was bad (skip_bad left none)") });
+    }
+    Ok((Dataset::with_names(name, features, shape, labels, names)?, skipped))
 }

@@ -7,7 +7,13 @@
 //! read margin's files.
 //!
 //! Why these dependencies: `zip` + `flate2` (pure-Rust deflate) read image-folder zips,
-//! `.npz` archives and Omniglot's `all_runs.zip`; `png` decodes PNG; `csv` (BurntSushi's,
+//! `.npz` archives and Omniglot's `all_runs.zip`; `image` (the Rust ecosystem's maintained
+//! decoder collection, pure Rust, fuzzed upstream) decodes photos — only the features for
+//! the formats photos and scans come in: `jpeg` (zune-jpeg: baseline, progressive, grey,
+//! CMYK), `png`, `webp`, `bmp`, `tiff`, `pnm` (PGM/PPM, what the earlier hand-written
+//! reader took); no GIF/AVIF/EXR/ICO/TGA (animation, HDR and icon formats are not training
+//! photos, and AVIF would pull in a C/asm codec), no `rayon` feature (margin decodes many
+//! images on its own threads rather than one image on many); `csv` (BurntSushi's,
 //! the Rust ecosystem's standard RFC 4180 reader, fuzzed upstream) parses CSV/TSV with
 //! quoting and escapes instead of hand-written splitting; `serde` + `serde_json` are the
 //! card format and `toml` (the same crate margin-train and the CLI use) the run
@@ -21,8 +27,13 @@
 //!
 //! A [`Dataset`] is a host-side matrix of `f32` samples (each of shape
 //! [`Dataset::sample_shape`], e.g. `[1, 28, 28]` for images or `[64]` for feature
-//! vectors) with one `i64` class label per sample. Labels are *identities*: two
-//! datasets that share a label share a class, which is what the leakage check tests.
+//! vectors) with one class label per sample. **A class is its name**: a label is an
+//! index into the dataset's class-name table ([`Dataset::classes`]: folder names,
+//! manifest labels, or the decimal form of an integer label of a `.npy`/CSV file), two
+//! datasets share a class when they share a *name* (what the leakage check compares), and
+//! joining two datasets merges their tables by name ([`Dataset::concat`]). So a train
+//! folder and a separate test folder, each listing its own classes, are compared by what
+//! their classes are called, never by their positions in two unrelated numberings.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,14 +45,19 @@ use thiserror::Error;
 pub mod atomic;
 pub mod archive;
 pub mod card;
+pub mod decode;
 pub mod delimited;
 pub mod fuzzing;
 pub mod image_folder;
+pub mod label_file;
+pub mod lazy;
+pub mod manifest;
 pub mod images;
 pub mod memory;
 pub mod limits;
 pub mod npy;
 pub mod omniglot;
+pub mod preprocess;
 mod samples;
 pub mod spec;
 
@@ -51,7 +67,7 @@ pub use delimited::{CsvHeader, CsvOptions, load_csv, load_csv_with};
 pub use image_folder::load_image_folder;
 pub use images::area_resize;
 pub use samples::Samples;
-pub use spec::{DataSpec, EvalSpec, Loaded, RunConfig, SplitSpec, load_data};
+pub use spec::{ClassRef, DataSpec, EvalSpec, Loaded, RunConfig, SplitSpec, load_data};
 
 /// Why a dataset could not be loaded or split. Every variant names the file or input.
 #[derive(Debug, Error)]
@@ -85,8 +101,8 @@ pub enum DataError {
         right: String,
         /// Number of shared classes.
         count: usize,
-        /// A few shared labels.
-        examples: Vec<i64>,
+        /// A few shared class names.
+        examples: Vec<String>,
     },
     /// A split or subset request that cannot be satisfied.
     #[error("invalid split: {0}")]
@@ -123,13 +139,29 @@ pub struct Dataset {
     pub features: Vec<f32>,
     /// Shape of one sample: `[d]` for vectors, `[c, h, w]` for images.
     pub sample_shape: Vec<usize>,
-    /// One class label per sample.
+    /// One class label per sample: an index into [`Dataset::classes`].
     pub labels: Vec<i64>,
+    /// The class-name table (distinct names; `labels` index it). It may hold classes with
+    /// no sample here (a subset keeps its source's table).
+    pub classes: Vec<String>,
 }
 
 impl Dataset {
-    /// Builds a dataset, checking sizes and finiteness.
+    /// Builds a dataset of integer-labelled samples (a `.npy`/CSV label column, Omniglot's
+    /// character numbers), checking sizes and finiteness. The integers are identities:
+    /// the class table is their distinct values in increasing order, written in decimal
+    /// (`7` is class `"7"`), and the labels become indices into it (order kept).
     pub fn new(name: impl Into<String>, features: Vec<f32>, sample_shape: Vec<usize>, labels: Vec<i64>) -> Result<Self, DataError> {
+        let distinct: Vec<i64> = labels.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let index: BTreeMap<i64, i64> = distinct.iter().enumerate().map(|(k, &y)| (y, k as i64)).collect();
+        let labels = labels.iter().map(|y| index[y]).collect();
+        let classes = distinct.iter().map(i64::to_string).collect();
+        Self::with_names(name, features, sample_shape, labels, classes)
+    }
+
+    /// Builds a dataset whose `labels` index the class-name table `classes` (names
+    /// distinct and non-empty), checking sizes and finiteness.
+    pub fn with_names(name: impl Into<String>, features: Vec<f32>, sample_shape: Vec<usize>, labels: Vec<i64>, classes: Vec<String>) -> Result<Self, DataError> {
         let name = name.into();
         let dim = sample_shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(0);
         if dim == 0 {
@@ -144,7 +176,23 @@ impl Dataset {
         if let Some(i) = features.iter().position(|v| !v.is_finite()) {
             return Err(DataError::Format { path: name, reason: format!("non-finite value {} in sample {}", features[i], i / dim) });
         }
-        Ok(Dataset { name, features, sample_shape, labels })
+        check_class_table(&name, &labels, &classes)?;
+        Ok(Dataset { name, features, sample_shape, labels, classes })
+    }
+
+    /// The name of class `label` (an index into [`Dataset::classes`]).
+    pub fn class_name(&self, label: i64) -> &str {
+        usize::try_from(label).ok().and_then(|k| self.classes.get(k)).map_or("?", String::as_str)
+    }
+
+    /// The names of the classes that have samples here, sorted.
+    pub fn present_class_names(&self) -> BTreeSet<&str> {
+        self.classes().into_iter().map(|c| self.class_name(c)).collect()
+    }
+
+    /// Each sample's class name, in sample order (what label files a user sees carry).
+    pub fn label_names(&self) -> Vec<&str> {
+        self.labels.iter().map(|&y| self.class_name(y)).collect()
     }
 
     /// Number of samples.
@@ -199,6 +247,7 @@ impl Dataset {
             features,
             sample_shape: self.sample_shape.clone(),
             labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes.clone(),
         }
     }
 
@@ -209,7 +258,8 @@ impl Dataset {
         self.select(&idx, name)
     }
 
-    /// Concatenates two datasets of the same sample shape.
+    /// Concatenates two datasets of the same sample shape. Their class tables are merged
+    /// by name: a class named in both is one class; `other`'s new names are appended.
     pub fn concat(&self, other: &Dataset, name: impl Into<String>) -> Result<Dataset, DataError> {
         if self.sample_shape != other.sample_shape {
             return Err(DataError::Split(format!(
@@ -219,32 +269,70 @@ impl Dataset {
         }
         let mut d = self.clone();
         d.name = name.into();
+        let mut index: BTreeMap<&str, i64> = self.classes.iter().enumerate().map(|(k, c)| (c.as_str(), k as i64)).collect();
+        let mut remap = Vec::with_capacity(other.classes.len());
+        for c in &other.classes {
+            let k = *index.entry(c.as_str()).or_insert_with(|| {
+                d.classes.push(c.clone());
+                d.classes.len() as i64 - 1
+            });
+            remap.push(k);
+        }
         d.features.extend_from_slice(&other.features);
-        d.labels.extend_from_slice(&other.labels);
+        d.labels.extend(other.labels.iter().map(|&y| remap[y as usize]));
         Ok(d)
     }
 }
 
-/// Refuses any class present in both `left` and `right`.
-pub fn check_no_leakage(left_name: &str, left: &[i64], right_name: &str, right: &[i64]) -> Result<(), DataError> {
-    let a: BTreeSet<i64> = left.iter().copied().collect();
-    let shared: Vec<i64> = right.iter().copied().collect::<BTreeSet<_>>().intersection(&a).copied().collect();
+/// Checks that every label indexes `classes` and that the names are distinct and non-empty.
+fn check_class_table(what: &str, labels: &[i64], classes: &[String]) -> Result<(), DataError> {
+    let bad = |reason: String| Err(DataError::Format { path: what.to_string(), reason });
+    if let Some((i, y)) = labels.iter().enumerate().find(|(_, y)| usize::try_from(**y).map_or(true, |k| k >= classes.len())) {
+        return bad(format!("sample {i} has label {y}, outside its table of {} class names", classes.len()));
+    }
+    let mut seen = BTreeSet::new();
+    for c in classes {
+        if c.is_empty() {
+            return bad("a class has an empty name".into());
+        }
+        if !seen.insert(c.as_str()) {
+            return bad(format!("class name {c:?} appears twice in the class table"));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses any class present in both `left` and `right`, comparing class **names** (the
+/// datasets' own numberings are unrelated).
+pub fn check_no_leakage(left_name: &str, left: &Dataset, right_name: &str, right: &Dataset) -> Result<(), DataError> {
+    check_names_disjoint(left_name, &left.present_class_names(), right_name, &right.present_class_names())
+}
+
+/// [`check_no_leakage`] on two sets of class names.
+pub fn check_names_disjoint(left_name: &str, left: &BTreeSet<&str>, right_name: &str, right: &BTreeSet<&str>) -> Result<(), DataError> {
+    let shared: Vec<String> = left.intersection(right).map(|s| s.to_string()).collect();
     if shared.is_empty() {
         Ok(())
     } else {
-        Err(DataError::Leakage {
-            left: left_name.into(),
-            right: right_name.into(),
-            count: shared.len(),
-            examples: shared.into_iter().take(5).collect(),
-        })
+        Err(DataError::Leakage { left: left_name.into(), right: right_name.into(), count: shared.len(), examples: shared.into_iter().take(5).collect() })
+    }
+}
+
+/// Refuses any label present in both index lists (one class table: [`ClassSplit`]).
+fn check_indices_disjoint(left_name: &str, left: &[i64], right_name: &str, right: &[i64]) -> Result<(), DataError> {
+    let a: BTreeSet<i64> = left.iter().copied().collect();
+    let shared: Vec<String> = right.iter().copied().collect::<BTreeSet<_>>().intersection(&a).map(|c| c.to_string()).collect();
+    if shared.is_empty() {
+        Ok(())
+    } else {
+        Err(DataError::Leakage { left: left_name.into(), right: right_name.into(), count: shared.len(), examples: shared.into_iter().take(5).collect() })
     }
 }
 
 /// Classes of a class-disjoint train / validation / test split.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClassSplit {
-    /// Training classes.
+    /// Training classes (labels: indices into the pool's class table).
     pub train: Vec<i64>,
     /// Validation classes (may be empty).
     pub val: Vec<i64>,
@@ -281,14 +369,14 @@ impl ClassSplit {
 
     /// Checks that the three sides are pairwise disjoint.
     pub fn check(&self) -> Result<(), DataError> {
-        check_no_leakage("train", &self.train, "test", &self.test)?;
-        check_no_leakage("train", &self.train, "validation", &self.val)?;
-        check_no_leakage("validation", &self.val, "test", &self.test)
+        check_indices_disjoint("train", &self.train, "test", &self.test)?;
+        check_indices_disjoint("train", &self.train, "validation", &self.val)?;
+        check_indices_disjoint("validation", &self.val, "test", &self.test)
     }
 }
 
 /// The two halves of Omniglot with disjoint labels: background classes are
-/// `0..964`, evaluation classes `964..1623` (upstream character id − 1).
+/// named `0`..`963`, evaluation classes `964`..`1622` (upstream character id − 1).
 #[derive(Debug, Clone)]
 pub struct Omniglot {
     /// images_background.npz (964 classes × 20).
@@ -299,7 +387,7 @@ pub struct Omniglot {
 
 /// Reads one Omniglot `.npz` (`images` bool `(C, 20, 105, 105)`, True = background),
 /// converting to ink ([`omniglot::ink`]) and area-downsampling to `size × size`.
-/// Labels are `label_offset + c`.
+/// Class `c` is named `label_offset + c` (decimal).
 pub fn load_omniglot_npz(path: &Path, size: usize, label_offset: i64) -> Result<Dataset, DataError> {
     limits::check_target_size(size, "image size")?;
     let mut npz = npy::Npz::open(path)?;
@@ -384,11 +472,40 @@ pub fn indices_by_class(labels: &[i64]) -> BTreeMap<i64, Vec<usize>> {
 mod tests {
     use super::*;
 
+    fn named(labels: Vec<i64>, names: &[&str]) -> Dataset {
+        let n = labels.len();
+        Dataset::with_names("d", vec![0.0; n], vec![1], labels, names.iter().map(|s| s.to_string()).collect()).unwrap()
+    }
+
+    /// The leakage check compares names: two folders that both number their classes from
+    /// 0 share nothing unless a name is in both.
     #[test]
-    fn leakage_is_refused() {
-        let e = check_no_leakage("train", &[1, 2, 3], "test", &[3, 4]).unwrap_err();
-        assert!(e.to_string().contains("data leakage"), "{e}");
-        assert!(check_no_leakage("train", &[1, 2], "test", &[3]).is_ok());
+    fn leakage_compares_names() {
+        let train = named(vec![0, 1, 2], &["ann", "bob", "cy"]);
+        let test = named(vec![0, 1], &["dee", "eve"]);
+        assert!(check_no_leakage("train", &train, "test", &test).is_ok());
+        let test = named(vec![0, 1, 1], &["dee", "bob"]);
+        let e = check_no_leakage("train", &train, "test", &test).unwrap_err().to_string();
+        assert!(e.contains("data leakage") && e.contains("1 class(es)") && e.contains("\"bob\""), "{e}");
+        // Integer labels are classes by their decimal name.
+        let a = Dataset::new("a", vec![0.0; 3], vec![1], vec![7, 3, 7]).unwrap();
+        assert_eq!((a.labels.clone(), a.classes.clone()), (vec![1, 0, 1], vec!["3".to_string(), "7".into()]));
+        let b = Dataset::new("b", vec![0.0; 1], vec![1], vec![7]).unwrap();
+        assert!(check_no_leakage("a", &a, "b", &b).is_err());
+    }
+
+    #[test]
+    fn concat_merges_class_tables_by_name() {
+        let a = named(vec![0, 1], &["ann", "bob"]);
+        let b = named(vec![0, 1], &["bob", "cy"]);
+        let c = a.concat(&b, "c").unwrap();
+        assert_eq!(c.classes, vec!["ann", "bob", "cy"]);
+        assert_eq!(c.labels, vec![0, 1, 1, 2]);
+        assert_eq!(c.label_names(), vec!["ann", "bob", "bob", "cy"]);
+        let e = Dataset::with_names("x", vec![0.0], vec![1], vec![1], vec!["a".into()]).unwrap_err().to_string();
+        assert!(e.contains("outside its table"), "{e}");
+        let e = Dataset::with_names("x", vec![0.0], vec![1], vec![0], vec!["a".into(), "a".into()]).unwrap_err().to_string();
+        assert!(e.contains("appears twice"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub enum DataSpec {
         #[serde(default = "default_size")]
         image_size: usize,
     },
-    /// `root/<class>/*.png|pgm` folder or zip.
+    /// `root/<class>/<image>` folder or zip (any format `margin_data::decode` reads).
     ImageFolder {
         /// Training pool.
         path: PathBuf,
@@ -34,6 +34,34 @@ pub enum DataSpec {
         /// Ink = 1 − grey (dark drawings on light paper).
         #[serde(default)]
         invert: bool,
+        /// Photo preprocessing (`[data.preprocess]`: channels, resize, normalisation —
+        /// [`crate::preprocess`]); when given it replaces `image_size`/`invert`'s grey
+        /// area-resize.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preprocess: Option<crate::preprocess::ImagePreprocess>,
+        /// Leave out images that cannot be read or decoded, and report them (off: a bad
+        /// image stops the run, naming the file).
+        #[serde(default, skip_serializing_if = "is_false")]
+        skip_bad: bool,
+    },
+    /// A manifest (`.csv` or `.jsonl`: path, label, optional split — [`crate::manifest`]);
+    /// rows with `split = test` are the separate test set.
+    Manifest {
+        /// The manifest file (image paths are relative to its folder).
+        path: PathBuf,
+        /// Side of the resized images (grey area-resize, when `preprocess` is not given).
+        #[serde(default = "default_size")]
+        image_size: usize,
+        /// Ink = 1 − grey.
+        #[serde(default)]
+        invert: bool,
+        /// Photo preprocessing, as for `image_folder`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preprocess: Option<crate::preprocess::ImagePreprocess>,
+        /// Leave out images that cannot be read or decoded, and report them (off: a bad
+        /// image stops the run, naming the file).
+        #[serde(default, skip_serializing_if = "is_false")]
+        skip_bad: bool,
     },
     /// Feature matrix in .npz (x/y entries) or .npy (+ labels .npy).
     Features {
@@ -82,7 +110,10 @@ impl DataSpec {
         use crate::card::Preprocessing;
         match self {
             DataSpec::Omniglot { image_size, .. } => Preprocessing::GreyImage { size: *image_size, invert: true },
-            DataSpec::ImageFolder { image_size, invert, .. } => Preprocessing::GreyImage { size: *image_size, invert: *invert },
+            DataSpec::ImageFolder { preprocess: Some(p), .. } | DataSpec::Manifest { preprocess: Some(p), .. } => Preprocessing::Image(*p),
+            DataSpec::ImageFolder { image_size, invert, .. } | DataSpec::Manifest { image_size, invert, .. } => {
+                Preprocessing::GreyImage { size: *image_size, invert: *invert }
+            }
             DataSpec::Features { .. } => Preprocessing::Features { dim: sample_shape.iter().product(), scale: 1.0 },
             DataSpec::Csv { scale, .. } => Preprocessing::Features { dim: sample_shape.iter().product(), scale: *scale },
         }
@@ -93,7 +124,8 @@ impl DataSpec {
     /// finite and > 0. [`load_data`] calls it first.
     pub fn validate(&self) -> Result<(), DataError> {
         match self {
-            DataSpec::Omniglot { image_size, .. } | DataSpec::ImageFolder { image_size, .. } => {
+            DataSpec::ImageFolder { preprocess: Some(p), .. } | DataSpec::Manifest { preprocess: Some(p), .. } => p.validate("data.preprocess"),
+            DataSpec::Omniglot { image_size, .. } | DataSpec::ImageFolder { image_size, .. } | DataSpec::Manifest { image_size, .. } => {
                 crate::limits::check_target_size(*image_size, "data.image_size")
             }
             DataSpec::Features { .. } => Ok(()),
@@ -119,6 +151,10 @@ impl DataSpec {
             _ => Ok(None),
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_size() -> usize {
@@ -147,15 +183,38 @@ pub struct SplitSpec {
     /// Seed of the class shuffle (default: `train.seed`).
     #[serde(default)]
     pub seed: Option<u64>,
-    /// Explicit training classes (with `test_classes`), instead of fractions.
+    /// Explicit training classes (with `test_classes`), instead of fractions, by name
+    /// (a folder's class path, a manifest label; an integer label of a `.npy`/CSV file is
+    /// named by its decimal form, so `[0, 1]` still means labels 0 and 1).
     #[serde(default)]
-    pub train_classes: Option<Vec<i64>>,
+    pub train_classes: Option<Vec<ClassRef>>,
     /// Explicit validation classes.
     #[serde(default)]
-    pub val_classes: Option<Vec<i64>>,
+    pub val_classes: Option<Vec<ClassRef>>,
     /// Explicit test classes.
     #[serde(default)]
-    pub test_classes: Option<Vec<i64>>,
+    pub test_classes: Option<Vec<ClassRef>>,
+}
+
+/// A class named in a configuration: its name, or an integer label (which names the class
+/// by its decimal form). Written back as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassRef {
+    /// An integer label (`.npy`/CSV label columns).
+    Number(i64),
+    /// A class name.
+    Name(String),
+}
+
+impl ClassRef {
+    /// The class's name.
+    pub fn name(&self) -> String {
+        match self {
+            ClassRef::Number(n) => n.to_string(),
+            ClassRef::Name(s) => s.clone(),
+        }
+    }
 }
 
 /// Final evaluation settings.
@@ -271,6 +330,8 @@ pub struct Loaded {
     pub test: Option<Dataset>,
     /// Omniglot one-shot benchmark file, when the data are Omniglot.
     pub one_shot: Option<PathBuf>,
+    /// Images left out under `data.skip_bad`, with the error naming each.
+    pub skipped: Vec<crate::image_folder::Skipped>,
 }
 
 /// Loads and splits the data (`seed`: the class shuffle's seed when `split.seed` is unset,
@@ -278,15 +339,31 @@ pub struct Loaded {
 pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, DataError> {
     data.validate()?;
     let seed = sp.seed.unwrap_or(seed);
+    let mut skipped = Vec::new();
     let (pool, test, one_shot) = match data {
         DataSpec::Omniglot { dir, image_size } => {
             let dir = resolve(dir);
             let o = crate::load_omniglot(&dir, *image_size)?;
             (o.background, Some(o.evaluation), Some(dir.join("all_runs.zip")))
         }
-        DataSpec::ImageFolder { path, test, image_size, invert } => {
-            let (d, _) = crate::load_image_folder(&resolve(path), *image_size, *invert)?;
-            let t = test.as_ref().map(|t| crate::load_image_folder(&resolve(t), *image_size, *invert)).transpose()?.map(|x| x.0);
+        DataSpec::ImageFolder { path, test, image_size, invert, preprocess, skip_bad } => {
+            let prep = crate::image_folder::Prep::of(*image_size, *invert, preprocess.as_ref());
+            let (d, s) = crate::image_folder::load_images_skipping(&resolve(path), &prep, *skip_bad)?;
+            skipped.extend(s);
+            let t = match test {
+                Some(t) => {
+                    let (t, s) = crate::image_folder::load_images_skipping(&resolve(t), &prep, *skip_bad)?;
+                    skipped.extend(s);
+                    Some(t)
+                }
+                None => None,
+            };
+            (d, t, None)
+        }
+        DataSpec::Manifest { path, image_size, invert, preprocess, skip_bad } => {
+            let prep = crate::image_folder::Prep::of(*image_size, *invert, preprocess.as_ref());
+            let (d, t, s) = crate::image_folder::load_manifest_skipping(&resolve(path), &prep, *skip_bad)?;
+            skipped.extend(s);
             (d, t, None)
         }
         DataSpec::Features { path, labels, test, test_labels } => {
@@ -322,17 +399,26 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
                     .into(),
             ));
         }
-        let given: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
-        for (name, list) in [("split.train_classes", &sp.train_classes), ("split.val_classes", &sp.val_classes), ("split.test_classes", &sp.test_classes)] {
-            if let Some(l) = list
-                && let Some(c) = l.iter().find(|c| !given.contains(c))
-            {
-                return Err(DataError::Split(format!("{name} names class {c}, which is not in {}", pool.name)));
-            }
-        }
-        let val = sp.val_classes.clone().unwrap_or_default();
-        let test = sp.test_classes.clone().unwrap_or_default();
-        let train = sp.train_classes.clone().unwrap_or_else(|| classes.iter().copied().filter(|c| !val.contains(c) && !test.contains(c)).collect());
+        let present: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
+        let resolve = |field: &str, list: &Option<Vec<ClassRef>>| -> Result<Option<Vec<i64>>, DataError> {
+            let Some(list) = list else { return Ok(None) };
+            list.iter()
+                .map(|c| {
+                    let name = c.name();
+                    pool.classes
+                        .iter()
+                        .position(|n| *n == name)
+                        .map(|k| k as i64)
+                        .filter(|k| present.contains(k))
+                        .ok_or_else(|| DataError::Split(format!("{field} names class {name:?}, which is not in {}", pool.name)))
+                })
+                .collect::<Result<Vec<i64>, _>>()
+                .map(Some)
+        };
+        let val = resolve("split.val_classes", &sp.val_classes)?.unwrap_or_default();
+        let test = resolve("split.test_classes", &sp.test_classes)?.unwrap_or_default();
+        let train = resolve("split.train_classes", &sp.train_classes)?
+            .unwrap_or_else(|| classes.iter().copied().filter(|c| !val.contains(c) && !test.contains(c)).collect());
         ClassSplit { train, val, test }
     } else {
         ClassSplit::random(&classes, sp.val_fraction, sp.test_fraction, seed)?
@@ -350,12 +436,16 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
     if train.is_empty() {
         return Err(DataError::Split("no training samples left after the split".into()));
     }
+    // By name: a separate test set has its own class table.
     if let Some(t) = &test_set {
-        crate::check_no_leakage("train", &train.labels, "test", &t.labels)?;
+        crate::check_no_leakage("train", &train, "test", t)?;
     }
     if let Some(v) = &val {
-        crate::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
+        crate::check_no_leakage("train", &train, "validation", v)?;
+        if let Some(t) = &test_set {
+            crate::check_no_leakage("validation", v, "test", t)?;
+        }
     }
-    Ok(Loaded { train, val, test: test_set, one_shot })
+    Ok(Loaded { train, val, test: test_set, one_shot, skipped })
 }
 

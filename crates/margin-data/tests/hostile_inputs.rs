@@ -120,7 +120,7 @@ fn train_and_test_of_different_shapes_are_refused() {
 
 #[test]
 fn image_size_above_the_cap_names_the_field() {
-    let spec = DataSpec::ImageFolder { path: "/nonexistent".into(), test: None, image_size: 100_000, invert: false };
+    let spec = DataSpec::ImageFolder { path: "/nonexistent".into(), test: None, image_size: 100_000, invert: false, preprocess: None, skip_bad: false };
     let e = load_data(&spec, &SplitSpec::default(), 0).err().unwrap().to_string();
     assert!(e.contains("data.image_size = 100000"), "{e}");
     let e = RunConfig::<toml::Table>::from_toml("[data]\nkind = \"omniglot\"\ndir = \"x\"\nimage_size = 0\n[train]\n", "c.toml").unwrap_err().to_string();

@@ -52,10 +52,11 @@ mod tests {
 }
 
 /// The training set with every class also rotated by 90°, 180° and 270° as three new
-/// classes (exact pixel permutations of square `c×h×h` images). New labels start above
-/// every label in `train` and `avoid` (e.g. the validation labels), so they collide with
-/// no real class.
-pub fn with_rotated_classes(train: &margin_data::Dataset, avoid: &[i64]) -> Result<margin_data::Dataset, margin_data::DataError> {
+/// classes (exact pixel permutations of square `c×h×h` images). A rotated class is named
+/// after its source, `NAME@rot90` / `@rot180` / `@rot270`, with label `r·T + label` (`T`
+/// the source's class-table length), so the classes keep their order and collide with no
+/// real class (names are what the leakage check compares).
+pub fn with_rotated_classes(train: &margin_data::Dataset) -> Result<margin_data::Dataset, margin_data::DataError> {
     let [c, h, w] = match train.sample_shape[..] {
         [c, h, w] if h == w => [c, h, w],
         _ => {
@@ -65,10 +66,11 @@ pub fn with_rotated_classes(train: &margin_data::Dataset, avoid: &[i64]) -> Resu
             )));
         }
     };
-    let classes: std::collections::BTreeSet<i64> = train.labels.iter().copied().collect();
-    let index: std::collections::HashMap<i64, i64> = classes.iter().enumerate().map(|(k, &y)| (y, k as i64)).collect();
-    let base = train.labels.iter().chain(avoid).copied().max().unwrap_or(0).saturating_add(1);
-    let n_classes = classes.len() as i64;
+    let table = train.classes.len() as i64;
+    let mut classes = train.classes.clone();
+    for r in 1..4 {
+        classes.extend(train.classes.iter().map(|n| format!("{n}@rot{}", 90 * r)));
+    }
     let d = c * h * w;
     let mut features = train.features.clone();
     let mut labels = train.labels.clone();
@@ -90,10 +92,10 @@ pub fn with_rotated_classes(train: &margin_data::Dataset, avoid: &[i64]) -> Resu
                     }
                 }
             }
-            labels.push(base + (r - 1) * n_classes + index[&y]);
+            labels.push(r * table + y);
         }
     }
-    margin_data::Dataset::new(format!("{} (+ rotated classes)", train.name), features, train.sample_shape.clone(), labels)
+    margin_data::Dataset::with_names(format!("{} (+ rotated classes)", train.name), features, train.sample_shape.clone(), labels, classes)
 }
 
 #[cfg(test)]
@@ -105,13 +107,15 @@ mod rotated_class_tests {
     fn rotated_classes_are_new_labels_and_exact_rotations() {
         // One 1×2×2 image per class: [[1, 2], [3, 4]].
         let train = Dataset::new("t", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], vec![1, 2, 2], vec![7, 3]).unwrap();
-        let out = with_rotated_classes(&train, &[10]).unwrap();
-        assert_eq!(out.labels, vec![7, 3, 12, 11, 14, 13, 16, 15]);
+        let out = with_rotated_classes(&train).unwrap();
+        // Classes "3" and "7" are labels 0 and 1 of a table of 2.
+        assert_eq!(out.labels, vec![1, 0, 3, 2, 5, 4, 7, 6]);
+        assert_eq!(out.label_names()[..4], ["7", "3", "7@rot90", "3@rot90"]);
         // 90° counter-clockwise of [[1, 2], [3, 4]] is [[2, 4], [1, 3]]; 180° is [[4, 3], [2, 1]].
         assert_eq!(&out.features[8..12], &[2.0, 4.0, 1.0, 3.0]);
         assert_eq!(&out.features[16..20], &[4.0, 3.0, 2.0, 1.0]);
         assert_eq!(&out.features[24..28], &[3.0, 1.0, 4.0, 2.0]);
         let wide = Dataset::new("w", vec![0.0; 6], vec![1, 2, 3], vec![0]).unwrap();
-        assert!(with_rotated_classes(&wide, &[]).is_err());
+        assert!(with_rotated_classes(&wide).is_err());
     }
 }

@@ -236,6 +236,10 @@ pub struct AugmentConfig {
     /// is four times longer. Square images only; validation and test data are untouched.
     #[serde(default)]
     pub rotated_classes: bool,
+    /// Photo augmentation after the shift/rotation (`[train.augment.photo]`: random
+    /// resized crop, flip, colour jitter; [`crate::photo_augment`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<crate::photo_augment::PhotoAugment>,
 }
 
 fn default_shift() -> f64 {
@@ -339,6 +343,11 @@ impl TrainConfig {
         if let Some(a) = self.augment {
             check::non_negative("train.augment.max_shift", a.max_shift)?;
             check::non_negative("train.augment.max_rotation_deg", a.max_rotation_deg)?;
+            if let Some(p) = a.photo
+                && let Err(reason) = p.validate()
+            {
+                return Err(MarginError::InvalidConfig { field: "train.augment.photo", value: format!("{p:?}"), reason }.into());
+            }
         }
         self.validate_loss()?;
         self.miner.build(self.loss.distance())?;

@@ -62,8 +62,10 @@ pub struct Evaluation {
     pub embeddings: Vec<f32>,
     /// Their dimension.
     pub dim: usize,
-    /// The test labels.
+    /// The test labels (indices into `class_names`).
     pub labels: Vec<i64>,
+    /// The test set's class-name table (what outputs show for a label).
+    pub class_names: Vec<String>,
 }
 
 /// What a finished job returns.
@@ -94,16 +96,22 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
     obs.info(&describe(&loaded, load_seconds));
+    for (file, why) in &loaded.skipped {
+        obs.warn(&format!("skipped a bad image (data.skip_bad): {file}: {why}"));
+    }
     let shape = loaded.train.sample_shape.clone();
     crate::budget::check_training(&cfg.train, &shape)?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
-    let trainer = if opts.resume {
+    let mut trainer = if opts.resume {
         let t = Trainer::resume(out, &shape, opts.epochs, device)?;
         check_stored_train(cfg, t.config(), out)?;
         t
     } else {
         Trainer::new(cfg.train.clone(), &shape, out, device)?
     };
+    if let margin_data::card::Preprocessing::Image(p) = cfg.data.preprocessing(&shape) {
+        trainer.set_pixel_map(pixel_map(&p));
+    }
     let config_path = out.join("config.toml");
     let text = config_toml(cfg);
     fault::step("config.toml", &config_path, text.as_bytes(), || write_atomic(&config_path, text.as_bytes()))?;
@@ -151,6 +159,7 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
             "best_validation": st.best.map(|(m, e)| serde_json::json!({"map_at_r": m, "epoch": e})),
             "classes": loaded.train.classes().len(),
             "samples": loaded.train.len(),
+            "skipped_images": loaded.skipped.iter().map(|(f, why)| serde_json::json!({"file": f, "error": why})).collect::<Vec<_>>(),
         },
         "reference": {
             "what": "PyTorch 2 + pytorch-metric-learning, same ConvNet-4, 35 epochs, 2 CPU cores (from issue 5)",
@@ -233,7 +242,7 @@ fn evaluate_test(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: 
         f.seed = cfg.train.seed;
     }
     let report = margin_eval::evaluate(&l, None, &ec)?;
-    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone() })
+    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone(), class_names: test.classes.clone() })
 }
 
 fn baseline(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<serde_json::Value, TrainError> {
@@ -257,4 +266,16 @@ pub fn omniglot_one_shot(model: &EmbeddingNet, path: &Path, shape: &[usize], dev
     let emb = embed(model, &ds, 1024, true, device);
     let e = Embeddings::new("one-shot embeddings", &emb, emb.len() / ds.len().max(1))?;
     Ok(margin_eval::one_shot_accuracy(&bench.runs, &e, Distance::Euclidean)?)
+}
+
+/// How a picture spec's values map back to levels in `[0, 1]` (the photo jitter's units).
+fn pixel_map(p: &margin_data::preprocess::ImagePreprocess) -> crate::photo_augment::PixelMap {
+    use margin_data::preprocess::{IMAGENET_MEAN, IMAGENET_STD, Normalize, Scaling};
+    let scale = if p.scaling == Scaling::Byte { 255.0 } else { 1.0 };
+    let (mean, std) = match p.normalize {
+        Normalize::None => ([0.0; 3], [1.0; 3]),
+        Normalize::Imagenet => (IMAGENET_MEAN, IMAGENET_STD),
+        Normalize::MeanStd { mean, std } => (mean, std),
+    };
+    crate::photo_augment::PixelMap { mean: mean.map(|m| m / scale), std: std.map(|s| s / scale) }
 }

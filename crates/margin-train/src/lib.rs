@@ -20,6 +20,7 @@ pub mod fault;
 mod job;
 pub mod manifest;
 mod miner_spec;
+pub mod photo_augment;
 mod sink;
 mod trainer;
 

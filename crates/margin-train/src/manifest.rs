@@ -80,6 +80,7 @@ pub fn canonical(cfg: &RunConfig) -> String {
             blank(path);
             blank_opt(test)
         }
+        DataSpec::Manifest { path, .. } => blank(path),
         DataSpec::Features { path, labels, test, test_labels } => {
             blank(path);
             blank_opt(labels);
@@ -116,6 +117,8 @@ pub fn data_files(spec: &DataSpec) -> Vec<(String, PathBuf)> {
             add("data.path", &Some(path.clone()));
             add("data.test", test);
         }
+        // The manifest file (its images are listed in it, fingerprinted by its content).
+        DataSpec::Manifest { path, .. } => add("data.path", &Some(path.clone())),
         DataSpec::Features { path, labels, test, test_labels } => {
             add("data.path", &Some(path.clone()));
             add("data.labels", labels);

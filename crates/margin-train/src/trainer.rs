@@ -261,9 +261,17 @@ pub struct Trainer {
     loss: BuiltLoss,
     miner: Option<MinerConfig>,
     sample_shape: Vec<usize>,
+    /// How sample values map to picture levels, for the photo colour jitter.
+    pixel_map: crate::photo_augment::PixelMap,
 }
 
 impl Trainer {
+    /// Tells the photo augmentation how the samples were normalised (the preprocessing's
+    /// mean/std; default: values are levels in `[0, 1]`).
+    pub fn set_pixel_map(&mut self, map: crate::photo_augment::PixelMap) {
+        self.pixel_map = map;
+    }
+
     /// A fresh run writing into the folder `out` (created if needed).
     pub fn new(config: TrainConfig, sample_shape: &[usize], out: &Path, device: &Device) -> Result<Self, TrainError> {
         Self::with_sink(config, sample_shape, Box::new(FolderSink::new(out)?), device)
@@ -280,7 +288,7 @@ impl Trainer {
         let state = TrainState { config: Some(config.clone()), ..Default::default() };
         // A fresh run starts a fresh log.
         sink.write(checkpoint::LOG, b"")?;
-        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
+        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec(), pixel_map: crate::photo_augment::PixelMap::IDENTITY })
     }
 
     /// Continues the run in the folder `out` from its latest complete checkpoint (the
@@ -317,7 +325,7 @@ impl Trainer {
         let miner = config.miner.build(config.loss.distance())?;
         checkpoint::truncate_log(sink.as_mut(), state.epoch)?;
         state.config = Some(config.clone());
-        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec() })
+        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec(), pixel_map: crate::photo_augment::PixelMap::IDENTITY })
     }
 
     /// The configuration in force.
@@ -407,7 +415,7 @@ impl Trainer {
             return Err(DataError::Split(format!("training data has sample shape {:?}, the model expects {:?}", train.sample_shape, self.sample_shape)).into());
         }
         if let Some(v) = val {
-            margin_data::check_no_leakage("train", &train.labels, "validation", &v.labels)?;
+            margin_data::check_no_leakage("train", train, "validation", v)?;
         }
         let augment = self.config.augment;
         if augment.is_some() && train.sample_shape.len() != 3 {
@@ -419,7 +427,7 @@ impl Trainer {
             .into());
         }
         let rotated = match augment {
-            Some(a) if a.rotated_classes => Some(augment::with_rotated_classes(train, val.map_or(&[][..], |v| &v.labels[..]))?),
+            Some(a) if a.rotated_classes => Some(augment::with_rotated_classes(train)?),
             _ => None,
         };
         let set = rotated.as_ref().unwrap_or(train);
@@ -442,7 +450,11 @@ impl Trainer {
             match self.config.augment {
                 Some(a) => {
                     let s = &train.sample_shape;
-                    augment::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, rng, dst)
+                    augment::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, rng, dst);
+                    if let Some(p) = a.photo {
+                        let shifted = dst.to_vec();
+                        p.apply(&shifted, s[0], s[1], s[2], &self.pixel_map, self.config.seed, epoch, i, dst);
+                    }
                 }
                 None => dst.copy_from_slice(train.sample(i)),
             }

@@ -19,8 +19,9 @@ pub struct EmbedArgs {
     /// Output embeddings (.npy, f32, rows × dim), written atomically.
     #[arg(long, value_name = "E.npy")]
     pub out: PathBuf,
-    /// Also write the input's labels (when it has any) to this .npy (int64).
-    #[arg(long, value_name = "L.npy")]
+    /// Also write the input's labels (when it has any), as class names: a .txt (one name
+    /// per line) or, for integer class names, an int64 .npy.
+    #[arg(long, value_name = "L.txt|L.npy")]
     pub labels_out: Option<PathBuf>,
     /// Label column of a CSV input (negative: from the end).
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
@@ -69,6 +70,11 @@ fn preprocessing(a: &EmbedArgs, card: &ModelCard) -> anyhow::Result<Preprocessin
                 bail!("--invert contradicts the model card: the model was trained on grey levels as they are (invert = false); drop --invert");
             }
         }
+        Preprocessing::Image(_) => {
+            if a.scale.is_some() || a.invert {
+                bail!("--scale and --invert do not apply: this model's card records its picture preprocessing ({p:?}), which is applied");
+            }
+        }
         Preprocessing::Features { scale, .. } => {
             if a.invert {
                 bail!("--invert applies to images; this model takes feature vectors (its card: {p:?})");
@@ -96,6 +102,13 @@ fn npy_samples(p: &std::path::Path, prep: Preprocessing) -> anyhow::Result<(Vec<
         Preprocessing::Features { dim, .. } => {
             if s.len() != 2 || s[1] != dim {
                 bail!("{}: shape {s:?}, but the model takes rows of {dim} features", p.display());
+            }
+            Ok((values, n))
+        }
+        Preprocessing::Image(spec) => {
+            // Already prepared input (`[N, c, size, size]`, as the spec makes it).
+            if s.len() != 4 || s[1..] != spec.sample_shape()[..] {
+                bail!("{}: shape {s:?}, but the model takes prepared pictures of shape [N, {}, {}, {}] (or give an image folder, zip or manifest)", p.display(), spec.channel_count(), spec.size, spec.size);
             }
             Ok((values, n))
         }
@@ -167,11 +180,23 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
         Ok(ds)
     };
     // (dataset, whether its labels are real: an .npy input has none)
-    let (ds, has_labels): (Dataset, bool) = if p.is_dir() || name.ends_with(".zip") {
-        let Preprocessing::GreyImage { size, invert } = prep else {
-            bail!("{} is an image folder but the model takes feature vectors of shape {shape:?}", p.display());
+    let image_prep = match &prep {
+        Preprocessing::GreyImage { size, invert } => Some(data::image_folder::Prep::Grey { size: *size, invert: *invert }),
+        Preprocessing::Image(spec) => Some(data::image_folder::Prep::Spec(*spec)),
+        Preprocessing::Features { .. } => None,
+    };
+    let is_manifest = name.ends_with(".jsonl") || (name.ends_with(".csv") && image_prep.is_some());
+    let (ds, has_labels): (Dataset, bool) = if p.is_dir() || name.ends_with(".zip") || is_manifest {
+        let Some(ip) = image_prep else {
+            bail!("{} is an image folder, zip or manifest but the model takes feature vectors of shape {shape:?}", p.display());
         };
-        (data::load_image_folder(p, size, invert)?.0, true)
+        if is_manifest {
+            // Every row, whatever its split: embed what the manifest lists.
+            let (d, t) = data::image_folder::load_manifest(p, &ip)?;
+            (match t { Some(t) => d.concat(&t, p.display().to_string())?, None => d }, true)
+        } else {
+            (data::image_folder::load_images(p, &ip)?, true)
+        }
     } else if name.ends_with(".csv") || name.ends_with(".csv.gz") {
         (scale_features(data::load_csv(p, a.label_column)?)?, true)
     } else if name.ends_with(".npz") {
@@ -194,7 +219,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     check_finite(&emb, dim, &ds, &model, &weights)?;
     npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
     if let Some(l) = &a.labels_out {
-        npy::write_npy_i64(l, &[ds.labels.len()], &ds.labels).with_context(|| format!("writing {}", l.display()))?;
+        data::label_file::write_labels(l, &ds).with_context(|| format!("writing {}", l.display()))?;
     }
     println!("embedded {} samples → {} ({} × {dim})", ds.len(), a.out.display(), ds.len());
     Ok(())

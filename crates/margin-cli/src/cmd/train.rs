@@ -187,6 +187,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 embeddings: &e.embeddings,
                 dim: e.dim,
                 labels: &e.labels,
+                class_names: &e.class_names,
                 map_classes: cfg.eval.map_classes,
                 seed: cfg.train.seed,
             });

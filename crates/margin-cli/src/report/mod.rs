@@ -29,6 +29,8 @@ pub struct ReportInput<'a> {
     pub dim: usize,
     /// Test labels.
     pub labels: &'a [i64],
+    /// The class-name table `labels` index (the legend shows names).
+    pub class_names: &'a [String],
     /// Classes shown in the PCA map.
     pub map_classes: usize,
     /// Seed of the class sample.
@@ -298,10 +300,16 @@ fn pca_svg(inp: &ReportInput) -> String {
     }
     for (ci, c) in chosen.iter().enumerate() {
         let y = 40.0 + ci as f64 * 18.0;
-        let _ = write!(s, r#"<circle cx="{}" cy="{y}" r="5" fill="{}"/><text x="{}" y="{}" class="tick">class {c}</text>"#, w - 120.0, PALETTE[ci], w - 110.0, y + 4.0);
+        let _ = write!(s, r#"<circle cx="{}" cy="{y}" r="5" fill="{}"/><text x="{}" y="{}" class="tick">{}</text>"#, w - 120.0, PALETTE[ci], w - 110.0, y + 4.0, esc(&class_label(inp.class_names, *c)));
     }
     s.push_str("</svg>");
     s
+}
+
+/// A class's name for the legend (its label when the table lacks it), shortened to fit.
+fn class_label(names: &[String], c: i64) -> String {
+    let name = usize::try_from(c).ok().and_then(|k| names.get(k)).cloned().unwrap_or_else(|| format!("class {c}"));
+    if name.chars().count() > 16 { format!("{}…", name.chars().take(15).collect::<String>()) } else { name }
 }
 
 fn curves(log: &str) -> (String, String) {

@@ -1,0 +1,166 @@
+//! End to end on photo-like data (issue 12): a generated folder of RGB JPEGs, a training
+//! folder and a separate test folder whose classes have their own names (both numbered
+//! from 0 inside), ConvNet-4 on 3-channel input with the typed preprocessing; the run
+//! writes its report (photo augmentation on), the card records the preprocessing, and `margin embed` applies it
+//! to the test folder and writes the class names. A class in both folders is refused,
+//! naming it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("margin-photos-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn margin(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_margin")).args(args).env("RAYON_NUM_THREADS", "2").output().unwrap()
+}
+
+/// A photo-like picture of class `c`: a coloured disc on a gradient, placed, sized and
+/// lit by `k`. Classes differ by the disc's colour and the background's direction.
+fn picture(c: usize, k: usize) -> image::RgbImage {
+    let (w, h) = (48 + (k % 3) as u32 * 8, 40 + (k % 2) as u32 * 8);
+    let hue = [[220, 40, 40], [40, 200, 60], [50, 80, 230], [230, 200, 40], [200, 60, 200], [40, 200, 210]][c % 6];
+    let (cx, cy) = (w as f32 * (0.35 + 0.06 * (k % 4) as f32), h as f32 * (0.4 + 0.05 * (k % 3) as f32));
+    let r = 9.0 + (k % 5) as f32;
+    let light = 0.8 + 0.05 * (k % 4) as f32;
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let t = if c % 2 == 0 { x as f32 / w as f32 } else { y as f32 / h as f32 };
+        let bg = (60.0 + 120.0 * t) * light;
+        let inside = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < r * r;
+        let px = |i: usize| if inside { hue[i] as f32 * light } else { bg * (0.6 + 0.2 * i as f32) };
+        image::Rgb([px(0).min(255.0) as u8, px(1).min(255.0) as u8, px(2).min(255.0) as u8])
+    })
+}
+
+fn folder(root: &Path, classes: &[(&str, usize)], per_class: usize) {
+    for (name, c) in classes {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for k in 0..per_class {
+            picture(*c, k).save_with_format(d.join(format!("img{k:02}.jpg")), image::ImageFormat::Jpeg).unwrap();
+        }
+    }
+}
+
+fn config(dir: &Path, train: &Path, test: &Path) -> PathBuf {
+    let text = format!(
+        r#"output_root = "runs"
+
+[data]
+kind = "image_folder"
+path = "{}"
+test = "{}"
+
+[data.preprocess]
+channels = "rgb"
+size = 32
+resize = {{ kind = "shorter_side" }}
+normalize = {{ kind = "imagenet" }}
+
+[train]
+seed = 0
+epochs = 2
+lr = 1e-3
+validate_every = 0
+eval_batch = 64
+
+[train.augment]
+max_shift = 1.0
+max_rotation_deg = 5.0
+
+[train.augment.photo]
+crop_scale = [0.6, 1.0]
+brightness = 0.2
+contrast = 0.2
+saturation = 0.2
+
+[train.model]
+kind = "convnet4"
+width = 8
+embedding_dim = 16
+
+[train.loss]
+kind = "triplet"
+margin = 0.2
+
+[train.miner]
+kind = "batch-hard"
+
+[train.sampler]
+classes_per_batch = 3
+samples_per_class = 4
+
+[eval]
+max_pairs = 10000
+map_classes = 3
+"#,
+        train.display(),
+        test.display()
+    );
+    let p = dir.join("photos.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn photo_folders_train_end_to_end_and_embed_with_the_cards_preprocessing() {
+    let dir = tmp("e2e");
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    folder(&train, &[("anna", 0), ("boris", 1), ("chen", 2)], 8);
+    folder(&test, &[("dara", 3), ("emeka", 4), ("femi", 5)], 6);
+    let cfg = config(&dir, &train, &test);
+    let run = dir.join("run");
+    let out = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["model.safetensors", "model.json", "metrics.json", "report.html"] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["sample_shape"], serde_json::json!([3, 32, 32]));
+    assert_eq!(card["preprocessing"]["kind"], "image");
+    assert_eq!(card["preprocessing"]["channels"], "rgb");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    assert!(m["test"]["retrieval"]["map_at_r"].as_f64().unwrap().is_finite());
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("dara") || html.contains("emeka") || html.contains("femi"), "the report's legend names the test classes");
+
+    // `margin embed` prepares the test folder by the card, and writes the class names.
+    let (e, l) = (dir.join("E.npy"), dir.join("L.txt"));
+    let out = margin(&["embed", "--model", run.to_str().unwrap(), "--input", test.to_str().unwrap(), "--out", e.to_str().unwrap(), "--labels-out", l.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let names = std::fs::read_to_string(&l).unwrap();
+    assert_eq!(names.lines().count(), 18);
+    assert_eq!(names.lines().next(), Some("dara"));
+    let out = margin(&["embed", "--model", run.to_str().unwrap(), "--input", test.to_str().unwrap(), "--out", e.to_str().unwrap(), "--labels-out", dir.join("L.npy").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(".txt"), "{err}");
+}
+
+#[test]
+fn a_class_in_both_photo_folders_is_refused_by_name() {
+    let dir = tmp("leak");
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    folder(&train, &[("anna", 0), ("boris", 1)], 4);
+    folder(&test, &[("boris", 1), ("chen", 2)], 4);
+    let cfg = config(&dir, &train, &test);
+    let out = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap(), "-q"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("data leakage") && err.contains("\"boris\""), "{err}");
+}
+
+#[test]
+fn a_grey_model_refuses_colour_input_naming_the_field() {
+    let dir = tmp("grey");
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    folder(&train, &[("anna", 0), ("boris", 1)], 4);
+    folder(&test, &[("chen", 2), ("dara", 3)], 4);
+    let cfg = config(&dir, &train, &test);
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("channels = \"rgb\"", "channels = \"grey\"").replace("normalize = { kind = \"imagenet\" }\n", "")).unwrap();
+    let out = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap(), "-q"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("preprocessing.channels") && err.contains("img00.jpg"), "{err}");
+}

@@ -1,0 +1,351 @@
+//! Lazy image loading: a file index ([`LazyImages`]: paths, labels, the class table — a
+//! few hundred bytes an image) that decodes a sample only when asked, and a prefetcher
+//! ([`Prefetch`]) whose worker threads decode the next batches of a plan while the
+//! current step runs.
+//!
+//! **Memory** does not grow with the number of images beyond the index: decoded samples
+//! live in the batches in flight — each worker's bounded channel holds at most `depth`
+//! finished batches, so at most `workers × (depth + 1)` batches exist at once — and in a
+//! cache bounded in bytes ([`LazyImages::with_cache`], first-in first-out eviction).
+//!
+//! **Determinism.** Batch `k` of the plan is decoded by worker `k mod workers` and
+//! received from that worker's channel in plan order, so the batches (their samples,
+//! values and order) are the same whatever the thread timing or the number of workers;
+//! the cache only saves work (a hit and a miss give the same values; tested).
+//!
+//! **Bad files.** A decoding error names the file ([`crate::decode`]). With `skip_bad`
+//! (off by default: a bad file stops the run), a sample that fails is left out of its
+//! batch and reported in [`Batch::skipped`] with its error; which samples are skipped
+//! depends on the files only, so the batches stay deterministic.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use crate::image_folder::{Prep, Source};
+use crate::{DataError, Samples};
+
+/// A folder's or manifest's images, decoded on demand.
+pub struct LazyImages {
+    name: String,
+    files: Vec<PathBuf>,
+    labels: Vec<i64>,
+    classes: Vec<String>,
+    prep: Prep,
+    shape: Vec<usize>,
+    cache: Option<Mutex<Cache>>,
+}
+
+/// Decoded samples by index, at most `budget` bytes, first in first out.
+struct Cache {
+    budget: usize,
+    used: usize,
+    order: VecDeque<usize>,
+    values: HashMap<usize, Vec<f32>>,
+}
+
+impl LazyImages {
+    /// Indexes `root/<class>/…` (the layout rule of [`crate::image_folder`]); nothing is
+    /// decoded. Zips are read whole by [`crate::image_folder::load_images`] instead.
+    pub fn folder(root: &Path, prep: Prep) -> Result<Self, DataError> {
+        prep.check()?;
+        let list = crate::image_folder::list_folder(root)?;
+        let mut entries = Vec::new();
+        for (class, mut images) in list {
+            images.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, src) in images {
+                if let Source::File(p) = src {
+                    entries.push((p, class.clone()));
+                }
+            }
+        }
+        Self::from_entries(root.display().to_string(), entries, prep)
+    }
+
+    /// Indexes the rows of a manifest ([`crate::manifest`]) on the side `split`.
+    pub fn manifest(path: &Path, split: crate::manifest::RowSplit, prep: Prep) -> Result<Self, DataError> {
+        prep.check()?;
+        let entries = crate::manifest::read_manifest(path)?.into_iter().filter(|e| e.split == split).map(|e| (e.path, e.label)).collect();
+        Self::from_entries(path.display().to_string(), entries, prep)
+    }
+
+    /// Indexes `(file, class name)` pairs; the class table is the sorted distinct names.
+    pub fn from_entries(name: String, entries: Vec<(PathBuf, String)>, prep: Prep) -> Result<Self, DataError> {
+        if entries.is_empty() {
+            return Err(DataError::Format { path: name, reason: "no image listed".into() });
+        }
+        let classes: Vec<String> = entries.iter().map(|e| e.1.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let labels = entries.iter().map(|e| classes.binary_search(&e.1).map_or(0, |k| k as i64)).collect();
+        let shape = prep.sample_shape();
+        Ok(LazyImages { name, files: entries.into_iter().map(|e| e.0).collect(), labels, classes, prep, shape, cache: None })
+    }
+
+    /// Keeps up to `bytes` of decoded samples for reuse (0: no cache).
+    pub fn with_cache(mut self, bytes: usize) -> Self {
+        self.cache = (bytes > 0).then(|| Mutex::new(Cache { budget: bytes, used: 0, order: VecDeque::new(), values: HashMap::new() }));
+        self
+    }
+
+    /// The class-name table the labels index.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Decodes every sample into an in-memory [`crate::Dataset`] (what the trainer takes
+    /// today), in index order.
+    pub fn to_dataset(&self) -> Result<crate::Dataset, DataError> {
+        let d = self.dim();
+        let mut features = vec![0f32; self.len() * d];
+        for (i, out) in features.chunks_exact_mut(d).enumerate() {
+            self.decode_into(i, out)?;
+        }
+        crate::Dataset::with_names(self.name.clone(), features, self.shape.clone(), self.labels.clone(), self.classes.clone())
+    }
+}
+
+impl Samples for LazyImages {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+    fn sample_shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn label(&self, i: usize) -> i64 {
+        self.labels[i]
+    }
+    fn class_name(&self, label: i64) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(usize::try_from(label).ok().and_then(|k| self.classes.get(k)).map_or("?", String::as_str))
+    }
+    fn sample_id(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        self.files[i].to_string_lossy()
+    }
+    fn decode_into(&self, i: usize, out: &mut [f32]) -> Result<(), DataError> {
+        let Some(p) = self.files.get(i) else {
+            return Err(DataError::Split(format!("{}: sample {i} of {}", self.name, self.files.len())));
+        };
+        if let Some(c) = &self.cache
+            && let Some(v) = c.lock().map_err(|_| DataError::Split("the decode cache was poisoned".into()))?.values.get(&i)
+        {
+            out.copy_from_slice(v);
+            return Ok(());
+        }
+        let bytes = std::fs::read(p).map_err(|e| DataError::io(p, e))?;
+        self.prep.prepare(&bytes, &p.display().to_string(), out)?;
+        if let Some(c) = &self.cache
+            && let Ok(mut c) = c.lock()
+        {
+            let size = out.len() * 4;
+            while c.used + size > c.budget {
+                let Some(old) = c.order.pop_front() else { break };
+                if let Some(v) = c.values.remove(&old) {
+                    c.used -= v.len() * 4;
+                }
+            }
+            if size <= c.budget && c.values.insert(i, out.to_vec()).is_none() {
+                c.used += size;
+                c.order.push_back(i);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One prepared batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Its position in the plan.
+    pub index: usize,
+    /// The samples it holds (the plan's, less the skipped ones).
+    pub samples: Vec<usize>,
+    /// Their labels.
+    pub labels: Vec<i64>,
+    /// `samples.len() × dim` values.
+    pub values: Vec<f32>,
+    /// Samples left out under `skip_bad`, with the error that names the file.
+    pub skipped: Vec<(usize, String)>,
+}
+
+fn decode_batch<S: Samples + ?Sized>(src: &S, index: usize, plan: &[usize], skip_bad: bool) -> Result<Batch, DataError> {
+    let d = src.dim();
+    let mut b = Batch { index, samples: Vec::with_capacity(plan.len()), labels: Vec::with_capacity(plan.len()), values: vec![0f32; plan.len() * d], skipped: Vec::new() };
+    for &i in plan {
+        let at = b.samples.len();
+        match src.decode_into(i, &mut b.values[at * d..(at + 1) * d]) {
+            Ok(()) => {
+                b.samples.push(i);
+                b.labels.push(src.label(i));
+            }
+            Err(e) if skip_bad => b.skipped.push((i, e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    b.values.truncate(b.samples.len() * d);
+    Ok(b)
+}
+
+/// Batches of a plan, decoded ahead by worker threads (module docs); an iterator in plan
+/// order. Dropping it stops the workers.
+pub struct Prefetch {
+    channels: Vec<Receiver<Result<Batch, DataError>>>,
+    next: usize,
+    total: usize,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Prefetch {
+    /// Starts `workers` threads (≥ 1) decoding `plan`'s batches of `src`, each at most
+    /// `depth` (≥ 1) finished batches ahead.
+    pub fn start<S: Samples + Send + 'static>(src: Arc<S>, plan: Vec<Vec<usize>>, workers: usize, depth: usize, skip_bad: bool) -> Self {
+        let workers_n = workers.max(1);
+        let plan = Arc::new(plan);
+        let mut channels = Vec::with_capacity(workers_n);
+        let mut handles = Vec::with_capacity(workers_n);
+        for w in 0..workers_n {
+            let (tx, rx) = sync_channel(depth.max(1));
+            let (src, plan) = (Arc::clone(&src), Arc::clone(&plan));
+            handles.push(std::thread::spawn(move || {
+                for k in (w..plan.len()).step_by(workers_n) {
+                    let r = decode_batch(&*src, k, &plan[k], skip_bad);
+                    let stop = r.is_err();
+                    if tx.send(r).is_err() || stop {
+                        return;
+                    }
+                }
+            }));
+            channels.push(rx);
+        }
+        Prefetch { channels, next: 0, total: plan.len(), workers: handles }
+    }
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<Batch, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.total {
+            return None;
+        }
+        let k = self.next;
+        self.next += 1;
+        let r = self.channels[k % self.channels.len()].recv().unwrap_or_else(|_| Err(DataError::Split(format!("the loader's worker for batch {k} stopped"))));
+        if r.is_err() {
+            self.next = self.total;
+        }
+        Some(r)
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // Closing the channels makes every worker's next send fail: they stop.
+        self.channels.clear();
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn photos(name: &str, n_per: usize, bad: bool) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("margin-lazy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        for c in 0..3u8 {
+            std::fs::create_dir_all(d.join(format!("c{c}"))).unwrap();
+            for k in 0..n_per as u8 {
+                let img = image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 25, c * 80 + k]));
+                img.save(d.join(format!("c{c}/{k}.png"))).unwrap();
+            }
+        }
+        if bad {
+            std::fs::write(d.join("c1/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        }
+        d
+    }
+
+    fn plan(n: usize) -> Vec<Vec<usize>> {
+        // A fixed shuffled plan of batches of 4.
+        let mut idx: Vec<usize> = (0..n).map(|i| (i * 7) % n).collect();
+        idx.dedup();
+        idx.chunks(4).map(<[usize]>::to_vec).collect()
+    }
+
+    #[test]
+    fn batches_are_the_same_for_any_worker_count_and_equal_eager_decoding() {
+        let d = photos("det", 5, false);
+        let prep = Prep::Grey { size: 8, invert: false };
+        let eager = crate::image_folder::load_images(&d, &prep).unwrap();
+        let lazy = Arc::new(LazyImages::folder(&d, prep).unwrap().with_cache(3 * 64 * 4));
+        assert_eq!(lazy.to_dataset().unwrap(), eager);
+        let p = plan(lazy.len());
+        let run = |w: usize| Prefetch::start(Arc::clone(&lazy), p.clone(), w, 2, false).collect::<Result<Vec<_>, _>>().unwrap();
+        let one = run(1);
+        assert_eq!(one, run(3));
+        assert_eq!(one, run(2), "with a warm cache too");
+        for b in &one {
+            for (r, &i) in b.samples.iter().enumerate() {
+                assert_eq!(&b.values[r * 64..(r + 1) * 64], eager.sample(i));
+                assert_eq!(b.labels[r], eager.labels[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_files_stop_the_run_or_are_skipped_and_reported() {
+        let d = photos("bad", 2, true);
+        let lazy = Arc::new(LazyImages::folder(&d, Prep::Grey { size: 8, invert: false }).unwrap());
+        let p = vec![(0..lazy.len()).collect::<Vec<_>>()];
+        let e = Prefetch::start(Arc::clone(&lazy), p.clone(), 2, 1, false).next().unwrap().unwrap_err().to_string();
+        assert!(e.contains("broken.png"), "{e}");
+        let b = Prefetch::start(Arc::clone(&lazy), p, 2, 1, true).next().unwrap().unwrap();
+        assert_eq!((b.samples.len(), b.skipped.len()), (lazy.len() - 1, 1));
+        assert!(b.skipped[0].1.contains("broken.png"));
+    }
+
+    /// The workers run at most `depth` batches ahead of the consumer (per worker).
+    #[test]
+    fn prefetching_is_bounded() {
+        struct Counting(AtomicUsize);
+        impl Samples for Counting {
+            fn name(&self) -> &str {
+                "counting"
+            }
+            fn len(&self) -> usize {
+                1000
+            }
+            fn sample_shape(&self) -> &[usize] {
+                &[1]
+            }
+            fn label(&self, _: usize) -> i64 {
+                0
+            }
+            fn class_name(&self, _: i64) -> std::borrow::Cow<'_, str> {
+                "c".into()
+            }
+            fn sample_id(&self, i: usize) -> std::borrow::Cow<'_, str> {
+                i.to_string().into()
+            }
+            fn decode_into(&self, i: usize, out: &mut [f32]) -> Result<(), DataError> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                out[0] = i as f32;
+                Ok(())
+            }
+        }
+        let src = Arc::new(Counting(AtomicUsize::new(0)));
+        let plan: Vec<Vec<usize>> = (0..100).map(|k| vec![k]).collect();
+        let mut it = Prefetch::start(Arc::clone(&src), plan, 2, 3, false);
+        let first = it.next().unwrap().unwrap();
+        assert_eq!(first.values, vec![0.0]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Consumed 1; each of 2 workers holds ≤ 3 queued + 1 being sent.
+        let decoded = src.0.load(Ordering::SeqCst);
+        assert!(decoded <= 1 + 2 * (3 + 1), "decoded {decoded} batches ahead of the consumer");
+        assert_eq!(it.map(|b| b.unwrap().values[0] as usize).collect::<Vec<_>>(), (1..100).collect::<Vec<_>>());
+    }
+}
