@@ -192,6 +192,18 @@ mod tests {
     }
 
     #[test]
+    fn the_model_section_reads_a_resnet_and_refuses_unknown_fields() {
+        let m: crate::ModelConfig = toml::from_str("kind = \"resnet\"\ndepth = 50\nweights = \"w.pth\"\nfreeze = { stages = 1 }\n[head]\nembedding_dim = 32\nbatch_norm = true").unwrap();
+        let crate::ModelConfig::Resnet(r) = &m else { panic!("{m:?}") };
+        assert_eq!((r.depth, r.weights.as_deref(), r.freeze, r.head.batch_norm), (ResnetDepth::R50, Some(std::path::Path::new("w.pth")), Freeze::Stages(1), true));
+        assert_eq!(m.embedding_dim(), 32);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<crate::ModelConfig>(&json).unwrap(), m, "the model card round-trips");
+        let e = toml::from_str::<crate::ModelConfig>("kind = \"resnet\"\ndepth = 18\nwidth = 3").unwrap_err().to_string();
+        assert!(e.contains("width"), "{e}");
+    }
+
+    #[test]
     fn validate_names_the_field() {
         let mut c = ResnetConfig { depth: ResnetDepth::R18, weights: None, head: HeadConfig::default(), freeze: Freeze::Stages(5) };
         assert!(c.validate(&[3, 64, 64]).unwrap_err().to_string().contains("model.freeze.stages"));

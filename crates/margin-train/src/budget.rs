@@ -141,4 +141,25 @@ mod tests {
         let e = training_budget(&big, &[1, 28, 28]).check_against("training", "lower it", 8 << 30, "").unwrap_err().to_string();
         assert!(e.contains("a batch of 1000000 samples"), "{e}");
     }
+
+    #[test]
+    fn resnet_counts_match_the_built_modules() {
+        use burn::module::Module;
+        use margin_data::{Freeze, HeadConfig, ResnetConfig, ResnetDepth};
+        use margin_models::BuildEncoder;
+        let device = burn::tensor::Device::flex();
+        for depth in ResnetDepth::ALL {
+            let head = HeadConfig { embedding_dim: 32, batch_norm: true, ..HeadConfig::default() };
+            let cfg = ModelConfig::Resnet(ResnetConfig { depth, weights: None, head, freeze: Freeze::None });
+            let net = cfg.init(&[3, 64, 64], &device).unwrap();
+            // num_params counts parameters; the budget also counts BatchNorm's two statistics.
+            let mut stats = 0u64;
+            let mut r = net.resnet.unwrap();
+            margin_models::resnet::for_each_batch_norm(&mut r.backbone, &mut |c| stats += 2 * c as u64);
+            let head_stats = 2 * 32;
+            assert_eq!(parameter_count(&cfg, &[3, 64, 64]), r.num_params() as u64 + stats + head_stats, "{depth:?}");
+        }
+        let r50 = ModelConfig::Resnet(ResnetConfig { depth: ResnetDepth::R50, weights: None, head: HeadConfig::default(), freeze: Freeze::None });
+        assert!(activations_per_sample(&r50, &[3, 224, 224]) > 20_000_000, "ResNet-50 keeps ~23M floats an image at 224");
+    }
 }

@@ -14,7 +14,7 @@ pub enum ResnetError {
         reason: String,
     },
     /// The file holds another architecture's weights.
-    #[error("{path} holds the weights of {found}, not {expected}: pass --backbone {found} (or model.depth) or the {expected} weights")]
+    #[error("{path} holds the weights of {found}, not {expected}: pass --backbone {found} (or train.model.depth) or the {expected} weights")]
     OtherArchitecture {
         /// The file.
         path: PathBuf,

@@ -163,7 +163,7 @@ impl ResNet {
                 out.insert(format!("{p}.weight"), (dims, w.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")));
             }
             Slot::Bn(b) => {
-                let vals = [b.gamma.val(), b.beta.val(), b.running_mean.value(), b.running_var.value()];
+                let vals = [b.gamma.val(), b.beta.val(), b.running_mean.value_sync(), b.running_var.value_sync()];
                 for (s, v) in BN_SUFFIXES.iter().zip(vals) {
                     out.insert(format!("{p}.{s}"), host(v));
                 }
