@@ -151,6 +151,17 @@ pub struct EmbeddingNet {
 }
 
 impl EmbeddingNet {
+    /// Folds the last training step's BatchNorm updates into the running statistics.
+    ///
+    /// burn-nn keeps a BatchNorm's newest running statistics aside, per thread, until a
+    /// sync; a record (a checkpoint) reads the synced value only, so without this a
+    /// checkpoint would hold the statistics of one step before — and a resumed run would not
+    /// equal an uninterrupted one. `valid()` syncs every running state, and clones share
+    /// them, so the inference copy it returns is dropped. The trainer calls it before saving.
+    pub fn sync_running_statistics(&self) {
+        let _ = Module::valid(self);
+    }
+
     /// Embeds a batch given as host samples of `sample_shape`.
     pub fn forward_flat(&self, x: Tensor<2>, sample_shape: &[usize]) -> Tensor<2> {
         let out = match (&self.mlp, &self.conv, &self.resnet) {

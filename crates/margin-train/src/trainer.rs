@@ -390,6 +390,7 @@ impl Trainer {
             self.sink.append_line(checkpoint::LOG, &serde_json::to_string(&rec).expect("a record serialises"))?;
             self.sink.sync(checkpoint::LOG)?;
             let is_best = self.state.best.is_some_and(|(_, e)| e == epoch);
+            self.model.sync_running_statistics();
             checkpoint::commit_epoch(self.sink.as_mut(), &self.model, &self.optim, &self.state, is_best)?;
             obs.epoch(&rec);
             records.push(rec);

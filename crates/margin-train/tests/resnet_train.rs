@@ -11,6 +11,11 @@ use margin_train::{MemorySink, SamplerConfig, Schedule, Silent, TrainConfig, Tra
 
 const SHAPE: [usize; 3] = [3, 32, 32];
 
+/// The device's random generator is one per process and the trainer seeds it: the tests
+/// of this file run one at a time, or a concurrent test's draws would land in another's
+/// initialisation.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn golden_pth() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/resnet18/resnet18.pth")
 }
@@ -42,6 +47,7 @@ fn max_change(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn a_resnet_trains_from_pretrained_weights_with_frozen_stages_and_a_faster_head() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let data = common::blobs(3, 3, 3 * 32 * 32, 0x5eed);
     let data = margin_data::Dataset::new("blobs", data.features.clone(), SHAPE.to_vec(), data.labels.clone()).unwrap();
     let device = Device::flex().autodiff();
@@ -62,6 +68,7 @@ fn a_resnet_trains_from_pretrained_weights_with_frozen_stages_and_a_faster_head(
 
 #[test]
 fn a_resumed_resnet_run_equals_an_uninterrupted_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let data = common::blobs(3, 3, 3 * 32 * 32, 0x5eed);
     let data = margin_data::Dataset::new("blobs", data.features.clone(), SHAPE.to_vec(), data.labels.clone()).unwrap();
     let device = Device::flex().autodiff();
@@ -73,3 +80,5 @@ fn a_resumed_resnet_run_equals_an_uninterrupted_one() {
     let r = resumed.model.resnet.as_ref().unwrap();
     assert!(!r.backbone.layers[1].blocks[0].conv1.weight.val().is_require_grad(), "freezing holds after a resume");
 }
+
+

@@ -89,3 +89,4 @@ impl ResnetEncoder {
         self.head.forward(self.backbone.forward_features(x))
     }
 }
+

@@ -93,11 +93,3 @@ pub fn detect<T>(keys: &BTreeMap<String, T>) -> Option<String> {
     })
 }
 
-/// Calls `f(channels)` for every BatchNorm of `net` (the budget counts their statistics).
-pub fn for_each_batch_norm(net: &mut ResNet, f: &mut dyn FnMut(usize)) {
-    for_each_slot(net, &mut |_, slot| {
-        if let Slot::Bn(b) = slot {
-            f(b.gamma.dims()[0]);
-        }
-    });
-}

@@ -23,6 +23,6 @@ mod ops;
 pub use block::{Block, Downsample, Stage};
 pub use error::ResnetError;
 pub use head::{EmbeddingHead, ResnetEncoder};
-pub use keys::{detect, for_each_batch_norm};
+pub use keys::detect;
 pub use load::{HostTensor, read_tensors};
 pub use net::{ResNet, ResNetConfig};
