@@ -250,3 +250,48 @@ fn broken_pictures_and_manifests_name_the_file() {
     );
     run_all(&cases);
 }
+
+/// `margin embed --backbone`: weights of another architecture, a missing weights file,
+/// inputs that are not preprocessed RGB images, flags that contradict each other.
+#[test]
+fn embed_backbone_refuses_wrong_weights_and_inputs() {
+    let pth = harness::repo().join("../shared/golden/resnet18/resnet18.pth");
+    let pth: &'static str = Box::leak(pth.display().to_string().into_boxed_str());
+    let backbone = |arch: &str, weights: &str| -> Vec<String> {
+        ["embed", "--backbone", arch, "--weights", weights, "--input", "{dir}/x.npy", "--out", "{dir}/f.npy"].iter().map(|s| s.to_string()).collect()
+    };
+    let image = npy("<f4", &[1, 3, 32, 32], &f32s(&[0.1; 3 * 32 * 32]));
+    let cases = vec![
+        Case { args: backbone("resnet50", pth), ..Case::new("embed-backbone-wrong-architecture", &[], &["resnet18.pth", "holds the weights of resnet18, not resnet50"]) }
+            .file("x.npy", image.clone())
+            .writes_nothing_to("f.npy"),
+        Case { args: backbone("resnet18", "{dir}/absent.pth"), ..Case::new("embed-backbone-missing-weights", &[], &["absent.pth", "no such file"]) }
+            .file("x.npy", image.clone())
+            .writes_nothing_to("f.npy"),
+        Case { args: backbone("resnet18", "{dir}/w.pth"), ..Case::new("embed-backbone-garbage-weights", &[], &["w.pth", "not a readable state_dict"]) }
+            .file("x.npy", image.clone())
+            .file("w.pth", b"PK\x03\x04 not really a zip".to_vec())
+            .writes_nothing_to("f.npy"),
+        Case { args: backbone("resnet18", pth), ..Case::new("embed-backbone-grey-input", &[], &["x.npy", "[2, 1, 32, 32]", "[N, 3, H, W]"]) }
+            .file("x.npy", npy("<f4", &[2, 1, 32, 32], &f32s(&[0.1; 2 * 32 * 32])))
+            .writes_nothing_to("f.npy"),
+        Case { args: backbone("resnet18", pth), ..Case::new("embed-backbone-integer-pixels", &[], &["x.npy", "integer", "preprocessed float images"]) }
+            .file("x.npy", npy("<i8", &[1, 3, 32, 32], &i64s(&[7; 3 * 32 * 32])))
+            .writes_nothing_to("f.npy"),
+        Case { args: backbone("resnet18", pth), ..Case::new("embed-backbone-tiny-images", &[], &["x.npy", "8×8", "at least 32×32"]) }
+            .file("x.npy", npy("<f4", &[1, 3, 8, 8], &f32s(&[0.1; 3 * 64])))
+            .writes_nothing_to("f.npy"),
+        Case { args: backbone("resnet18", pth), ..Case::new("embed-backbone-nan-input", &[], &["x.npy", "image 1", "non-finite"]) }
+            .file("x.npy", npy("<f4", &[2, 3, 32, 32], &f32s(&(0..2 * 3 * 1024).map(|i| if i == 4000 { f32::NAN } else { 0.1 }).collect::<Vec<_>>())))
+            .writes_nothing_to("f.npy"),
+        Case { args: backbone("resnet101", pth), ..Case::new("embed-backbone-unknown-depth", &[], &["resnet101", "18, 34 or 50"]).usage() },
+        Case::new("embed-backbone-without-weights", &["embed", "--backbone", "resnet18", "--input", "{dir}/x.npy", "--out", "{dir}/f.npy"], &["--weights"]).usage(),
+        Case::new(
+            "embed-backbone-and-model",
+            &["embed", "--model", "{dir}/m", "--backbone", "resnet18", "--weights", "{dir}/w.pth", "--input", "{dir}/x.npy", "--out", "{dir}/f.npy"],
+            &["--backbone", "cannot be used with"],
+        )
+        .usage(),
+    ];
+    run_all(&cases);
+}

@@ -38,6 +38,9 @@ pub enum ModelConfig {
         #[serde(default)]
         normalize: bool,
     },
+    /// A torchvision ResNet backbone (18/34/50) with an embedding head, on `[3, h, w]` images
+    /// (`crate::backbone`).
+    Resnet(crate::backbone::ResnetConfig),
 }
 
 fn default_hidden() -> Vec<usize> {
@@ -55,6 +58,7 @@ impl ModelConfig {
     pub fn embedding_dim(&self) -> usize {
         match self {
             ModelConfig::Mlp { embedding_dim, .. } | ModelConfig::Convnet4 { embedding_dim, .. } => *embedding_dim,
+            ModelConfig::Resnet(r) => r.head.embedding_dim,
         }
     }
 
@@ -78,6 +82,7 @@ impl ModelConfig {
                     return bad("model.kind", format!("convnet4 on samples of shape {sample_shape:?}"), "ConvNet-4 needs [channels, h, w] images with h, w >= 16");
                 }
             }
+            ModelConfig::Resnet(r) => r.validate(sample_shape)?,
         }
         Ok(())
     }

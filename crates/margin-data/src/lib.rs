@@ -44,6 +44,7 @@ use thiserror::Error;
 
 pub mod atomic;
 pub mod archive;
+pub mod backbone;
 pub mod card;
 pub mod decode;
 pub mod delimited;
@@ -62,6 +63,7 @@ mod samples;
 pub mod spec;
 
 pub use atomic::write_atomic;
+pub use backbone::{Freeze, HeadConfig, ResnetConfig, ResnetDepth};
 pub use card::{ModelCard, ModelConfig};
 pub use delimited::{CsvHeader, CsvOptions, load_csv, load_csv_with};
 pub use image_folder::load_image_folder;

@@ -15,18 +15,34 @@ use margin::l2_normalize;
 use margin_data::ModelConfig;
 
 use crate::ModelError;
+use crate::resnet::ResnetEncoder;
 
 /// Building a network from its [`ModelConfig`] (the architecture as data, in margin-data).
 pub trait BuildEncoder {
-    /// Builds the network for samples of `sample_shape` (seed the device first for reproducibility).
+    /// Builds the network for samples of `sample_shape` (seed the device first for
+    /// reproducibility), randomly initialised — the architecture a saved model's weights are
+    /// loaded into.
     fn init(&self, sample_shape: &[usize], device: &Device) -> Result<EmbeddingNet, ModelError>;
+
+    /// As [`BuildEncoder::init`], but a backbone whose configuration names pretrained
+    /// weights (`model.weights` of a ResNet) starts from them: how a training run starts.
+    fn init_pretrained(&self, sample_shape: &[usize], device: &Device) -> Result<EmbeddingNet, ModelError>;
 }
 
 impl BuildEncoder for ModelConfig {
     /// Builds the network for samples of `sample_shape` (seed the device first for reproducibility).
     fn init(&self, sample_shape: &[usize], device: &Device) -> Result<EmbeddingNet, ModelError> {
-        self.validate(sample_shape)?;
-        Ok(match self {
+        build(self, sample_shape, false, device)
+    }
+
+    fn init_pretrained(&self, sample_shape: &[usize], device: &Device) -> Result<EmbeddingNet, ModelError> {
+        build(self, sample_shape, true, device)
+    }
+}
+
+fn build(cfg: &ModelConfig, sample_shape: &[usize], pretrained: bool, device: &Device) -> Result<EmbeddingNet, ModelError> {
+    cfg.validate(sample_shape)?;
+    Ok(match cfg {
             ModelConfig::Mlp { hidden, embedding_dim, normalize } => {
                 let mut layers = Vec::new();
                 let mut d = sample_shape[0];
@@ -35,7 +51,7 @@ impl BuildEncoder for ModelConfig {
                     d = h;
                 }
                 layers.push(LinearConfig::new(d, *embedding_dim).init(device));
-                EmbeddingNet { mlp: Some(Mlp { layers }), conv: None, normalize: *normalize }
+                EmbeddingNet { mlp: Some(Mlp { layers }), conv: None, resnet: None, normalize: *normalize }
             }
             ModelConfig::Convnet4 { width, embedding_dim, normalize } => {
                 let mut blocks = Vec::new();
@@ -56,11 +72,14 @@ impl BuildEncoder for ModelConfig {
                 EmbeddingNet {
                     mlp: None,
                     conv: Some(ConvNet4 { blocks, pool: MaxPool2dConfig::new([2, 2]).init(), fc }),
+                    resnet: None,
                     normalize: *normalize,
                 }
             }
+            ModelConfig::Resnet(r) => {
+                EmbeddingNet { mlp: None, conv: None, resnet: Some(ResnetEncoder::init(r, pretrained, device)?), normalize: r.head.normalize }
+            }
         })
-    }
 }
 
 /// An MLP: `Linear → ReLU → … → Linear`.
@@ -125,20 +144,37 @@ pub struct EmbeddingNet {
     pub mlp: Option<Mlp>,
     /// Set for image inputs.
     pub conv: Option<ConvNet4>,
+    /// Set for a ResNet backbone with its head (RGB images).
+    pub resnet: Option<ResnetEncoder>,
     /// L2-normalise the output.
     pub normalize: bool,
 }
 
 impl EmbeddingNet {
+    /// Folds the last training step's BatchNorm updates into the running statistics.
+    ///
+    /// burn-nn keeps a BatchNorm's newest running statistics aside, per thread, until a
+    /// sync; a record (a checkpoint) reads the synced value only, so without this a
+    /// checkpoint would hold the statistics of one step before — and a resumed run would not
+    /// equal an uninterrupted one. `valid()` syncs every running state, and clones share
+    /// them, so the inference copy it returns is dropped. The trainer calls it before saving.
+    pub fn sync_running_statistics(&self) {
+        let _ = Module::valid(self);
+    }
+
     /// Embeds a batch given as host samples of `sample_shape`.
     pub fn forward_flat(&self, x: Tensor<2>, sample_shape: &[usize]) -> Tensor<2> {
-        let out = match (&self.mlp, &self.conv) {
-            (Some(m), _) => m.forward(x),
-            (None, Some(c)) => {
+        let out = match (&self.mlp, &self.conv, &self.resnet) {
+            (Some(m), _, _) => m.forward(x),
+            (None, Some(c), _) => {
                 let n = x.dims()[0];
                 c.forward(x.reshape([n, sample_shape[0], sample_shape[1], sample_shape[2]]))
             }
-            (None, None) => unreachable!("EmbeddingNet is built with one of the two networks"),
+            (None, None, Some(r)) => {
+                let n = x.dims()[0];
+                r.forward(x.reshape([n, sample_shape[0], sample_shape[1], sample_shape[2]]))
+            }
+            (None, None, None) => unreachable!("EmbeddingNet is built with one of its networks"),
         };
         if self.normalize { l2_normalize(out) } else { out }
     }

@@ -5,7 +5,8 @@
 //! via [`BuildEncoder`]); the fused CPU kernels ConvNet-4 runs on Burn's `flex` backend
 //! ([`kernels`]); saving and loading weights ([`weights`]); embedding a dataset
 //! ([`embed()`]); pretrained sentence encoders (sentence-transformers folders, BERT) in
-//! [`text`].
+//! [`text`]; torchvision ResNet-18/34/50 backbones loaded from `state_dict` files in
+//! [`resnet`].
 //!
 //! Dependencies, and why: Burn (the networks; `store` reads safetensors and, with `pytorch`,
 //! PyTorch `.bin` checkpoints by tensor name, so no converter is needed); `gemm` (the same
@@ -26,6 +27,7 @@ mod embed;
 mod encoder;
 mod finite;
 pub mod kernels;
+pub mod resnet;
 pub mod text;
 pub mod weights;
 
@@ -39,6 +41,9 @@ pub enum ModelError {
     /// A configuration or file error from margin-data.
     #[error(transparent)]
     Data(#[from] margin_data::DataError),
+    /// A ResNet weights file or input that cannot be used.
+    #[error(transparent)]
+    Resnet(#[from] resnet::ResnetError),
     /// A sentence encoder that cannot be loaded or run.
     #[error(transparent)]
     Text(#[from] text::TextError),

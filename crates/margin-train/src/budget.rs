@@ -37,6 +37,34 @@ pub fn parameter_count(cfg: &ModelConfig, shape: &[usize]) -> u64 {
             let fc = w_.saturating_mul(h / 16).saturating_mul(w / 16).saturating_mul(s(*embedding_dim)) + s(*embedding_dim);
             convs.saturating_add(bns).saturating_add(fc)
         }
+        ModelConfig::Resnet(r) => {
+            let head = r.head.embedding_dim as u64;
+            let f = r.depth.feature_dim() as u64;
+            let bn = if r.head.batch_norm { 4 * head } else { 0 };
+            resnet_backbone_parameters(r.depth).saturating_add(f.saturating_mul(head) + head).saturating_add(bn)
+        }
+    }
+}
+
+/// Parameters and BatchNorm statistics of torchvision's backbone without `fc`
+/// (torchvision's published counts minus `fc`'s; tested against the built module).
+pub fn resnet_backbone_parameters(depth: margin_data::ResnetDepth) -> u64 {
+    use margin_data::ResnetDepth::*;
+    match depth {
+        R18 => 11_176_512 + 9_600,
+        R34 => 21_284_672 + 17_024,
+        R50 => 23_508_032 + 53_120,
+    }
+}
+
+/// Floats per input pixel a ResNet keeps for the backward pass (every conv, BatchNorm and
+/// ReLU output; counted from torchvision's layer sizes, rounded up).
+fn resnet_activations_per_pixel(depth: margin_data::ResnetDepth) -> u64 {
+    use margin_data::ResnetDepth::*;
+    match depth {
+        R18 => 160,
+        R34 => 250,
+        R50 => 480,
     }
 }
 
@@ -55,6 +83,10 @@ fn activations_per_sample(cfg: &ModelConfig, shape: &[usize]) -> u64 {
             // Conv, BatchNorm, ReLU outputs and the pool's, at 1, 1/4, 1/16, 1/64 of the pixels.
             let maps = s(*width).saturating_mul(pixels).saturating_mul(4).saturating_mul(4) / 3;
             input.saturating_add(maps).saturating_mul(2)
+        }
+        ModelConfig::Resnet(r) => {
+            let pixels = shape.iter().map(|&v| s(v)).skip(1).fold(1u64, u64::saturating_mul);
+            pixels.saturating_mul(resnet_activations_per_pixel(r.depth)).saturating_mul(2)
         }
     }
 }
@@ -108,5 +140,22 @@ mod tests {
         big.sampler.classes_per_batch = 2;
         let e = training_budget(&big, &[1, 28, 28]).check_against("training", "lower it", 8 << 30, "").unwrap_err().to_string();
         assert!(e.contains("a batch of 1000000 samples"), "{e}");
+    }
+
+    #[test]
+    fn resnet_counts_match_the_built_modules() {
+        use burn::module::Module;
+        use margin_data::{Freeze, HeadConfig, ResnetConfig, ResnetDepth};
+        use margin_models::BuildEncoder;
+        let device = burn::tensor::Device::flex();
+        for depth in ResnetDepth::ALL {
+            let head = HeadConfig { embedding_dim: 32, batch_norm: true, ..HeadConfig::default() };
+            let cfg = ModelConfig::Resnet(ResnetConfig { depth, weights: None, head, freeze: Freeze::None });
+            let net = cfg.init(&[3, 64, 64], &device).unwrap();
+            // Burn's num_params counts BatchNorm's running statistics too, as the budget does.
+            assert_eq!(parameter_count(&cfg, &[3, 64, 64]), net.num_params() as u64, "{depth:?}");
+        }
+        let r50 = ModelConfig::Resnet(ResnetConfig { depth: ResnetDepth::R50, weights: None, head: HeadConfig::default(), freeze: Freeze::None });
+        assert!(activations_per_sample(&r50, &[3, 224, 224]) > 20_000_000, "ResNet-50 keeps ~23M floats an image at 224");
     }
 }

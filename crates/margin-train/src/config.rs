@@ -390,6 +390,9 @@ impl TrainConfig {
                 check::size("train.model.embedding_dim", *embedding_dim, check::MAX_DIM)?;
                 check::size("train.model.width", *width, check::MAX_CHANNELS)?;
             }
+            ModelConfig::Resnet(r) => {
+                check::size("train.model.head.embedding_dim", r.head.embedding_dim, check::MAX_DIM)?;
+            }
         }
         Ok(())
     }

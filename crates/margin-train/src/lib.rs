@@ -16,6 +16,7 @@ mod checkpoint;
 mod budget;
 mod config;
 mod distance_form;
+mod head_lr;
 pub mod fault;
 mod job;
 pub mod manifest;

@@ -281,7 +281,8 @@ impl Trainer {
     pub fn with_sink(config: TrainConfig, sample_shape: &[usize], mut sink: Box<dyn RunSink>, device: &Device) -> Result<Self, TrainError> {
         config.validate()?;
         device.seed(config.seed);
-        let model = config.model.init(sample_shape, device)?;
+        // A fresh run starts from the pretrained weights its configuration names (if any).
+        let model = config.model.init_pretrained(sample_shape, device)?;
         let optim = build_optimizer(&config.optimizer);
         let loss = config.loss.build()?;
         let miner = config.miner.build(config.loss.distance())?;
@@ -386,7 +387,8 @@ impl Trainer {
                 let t = Instant::now();
                 let (grads, mut rec) = self.step(epoch, lr, train, &batches[step % batches.len()], &mut x, &mut rng)?;
                 // (The model moves through the optimizer, so it can update the weights in place.)
-                self.model = self.optim.step(lr, self.model, grads);
+                let policy = crate::head_lr::policy(crate::head_lr::HeadLr::of(&cfg.model, &self.model).as_ref(), lr);
+                self.model = self.optim.step(policy, self.model, grads);
                 rec.seconds = t.elapsed().as_secs_f64();
                 totals.add(&rec);
                 self.sink.append_line(checkpoint::LOG, &serde_json::to_string(&rec).expect("a record serialises"))?;
@@ -396,6 +398,7 @@ impl Trainer {
             self.sink.append_line(checkpoint::LOG, &serde_json::to_string(&rec).expect("a record serialises"))?;
             self.sink.sync(checkpoint::LOG)?;
             let is_best = self.state.best.is_some_and(|(_, e)| e == epoch);
+            self.model.sync_running_statistics();
             checkpoint::commit_epoch(self.sink.as_mut(), &self.model, &self.optim, &self.state, is_best)?;
             obs.epoch(&rec);
             records.push(rec);

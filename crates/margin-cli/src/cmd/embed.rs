@@ -10,8 +10,15 @@ use margin_data::{self as data, Dataset, ModelCard, npy};
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
     /// A run folder of `margin train` (holds model.safetensors and model.json).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "backbone", conflicts_with = "backbone")]
+    pub model: Option<PathBuf>,
+    /// Instead of --model: a pretrained torchvision ResNet (resnet18, resnet34, resnet50),
+    /// whose globally pooled features (the input of its `fc`) are written raw; with --weights.
+    #[arg(long, value_name = "ARCH", requires = "weights")]
+    pub backbone: Option<margin_data::ResnetDepth>,
+    /// The --backbone's torchvision state_dict (.pth or .safetensors).
+    #[arg(long, value_name = "FILE", requires = "backbone")]
+    pub weights: Option<PathBuf>,
     /// Input: .npy (rows × features, or N × H × W / N × C × H × W images), .npz (x/y),
     /// .csv[.gz] (label column + features), or an image folder / zip `root/<class>/*.png`.
     #[arg(long, value_name = "PATH")]
@@ -45,13 +52,13 @@ pub struct EmbedArgs {
 
 /// The preprocessing to apply: the card's (flags must agree with it), or, for a card
 /// written before preprocessing was recorded, the flags'.
-fn preprocessing(a: &EmbedArgs, card: &ModelCard) -> anyhow::Result<Preprocessing> {
+fn preprocessing(a: &EmbedArgs, model: &std::path::Path, card: &ModelCard) -> anyhow::Result<Preprocessing> {
     let shape = &card.sample_shape;
     let Some(p) = card.preprocessing else {
         eprintln!(
             "warning: {} records no preprocessing (written before margin recorded it); using --invert {} --scale {}: \
              check they are what the training used",
-            a.model.join("model.json").display(),
+            model.join("model.json").display(),
             a.invert,
             a.scale.unwrap_or(1.0)
         );
@@ -164,11 +171,15 @@ fn check_finite(emb: &[f32], dim: usize, ds: &Dataset, model: &margin_models::Em
 
 /// Runs `margin embed`.
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
-    let card_path = a.model.join("model.json");
-    let card = ModelCard::read(&card_path).with_context(|| format!("is {} a run folder of `margin train`?", a.model.display()))?;
-    let prep = preprocessing(&a, &card)?;
+    let Some(model_dir) = a.model.clone() else {
+        let depth = a.backbone.expect("clap: --model or --backbone");
+        return super::embed_backbone::run(depth, a.weights.as_deref(), &a.input, &a.out, a.batch);
+    };
+    let card_path = model_dir.join("model.json");
+    let card = ModelCard::read(&card_path).with_context(|| format!("is {} a run folder of `margin train`?", model_dir.display()))?;
+    let prep = preprocessing(&a, &model_dir, &card)?;
     let device = margin::burn::tensor::Device::flex();
-    let weights = a.model.join("model.safetensors");
+    let weights = model_dir.join("model.safetensors");
     let model = margin_models::weights::load_safetensors(&card, &weights, &device).with_context(|| format!("loading {}", weights.display()))?;
     let shape = card.sample_shape.clone();
     let p = &a.input;

@@ -4,5 +4,6 @@ pub mod eval;
 pub mod loss;
 mod loss_miner;
 pub mod embed;
+mod embed_backbone;
 pub mod train;
 mod progress;

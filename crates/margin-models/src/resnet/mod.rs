@@ -1,0 +1,28 @@
+//! torchvision's ResNet-18/34/50 as Burn modules, loaded from torchvision `state_dict` files.
+//!
+//! - [`ResNet`] (`net.rs`): the backbone up to the global average pool, with torchvision's
+//!   layout and field names; [`ResNetConfig`] builds it. Blocks in `block.rs`; every
+//!   conv → BatchNorm (→ ReLU) goes through `ops::conv_bn`, the one place for a faster path.
+//! - `load.rs`: `.pth` (read by burn-store's PyTorch reader, no Python) and `.safetensors` by
+//!   torchvision's key names, with errors naming missing / unexpected / mis-shaped keys and a
+//!   file of another architecture (`keys.rs`: the key walk and the architecture detection).
+//! - [`ResnetEncoder`] (`head.rs`): backbone + embedding head, freezing.
+//!
+//! BatchNorm follows burn-nn: running statistics on a device without autodiff (inference,
+//! `margin embed`) and in frozen layers; batch statistics in training. Pinned by golden
+//! outputs of torchvision (`tests/resnet_golden.rs`, `../shared/golden/resnet18`).
+
+mod block;
+mod error;
+mod head;
+mod keys;
+mod load;
+mod net;
+mod ops;
+
+pub use block::{Block, Downsample, Stage};
+pub use error::ResnetError;
+pub use head::{EmbeddingHead, ResnetEncoder};
+pub use keys::detect;
+pub use load::{HostTensor, read_tensors};
+pub use net::{ResNet, ResNetConfig};

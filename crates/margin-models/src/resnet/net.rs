@@ -1,0 +1,101 @@
+//! torchvision's ResNet-18/34/50 up to the global average pool (the input of its `fc`):
+//! `conv1` 7×7/2 → `bn1` → ReLU → max-pool 3×3/2 → `layer1` … `layer4` → mean over H×W.
+//!
+//! The ImageNet classifier `fc` is not part of the backbone: margin puts its own embedding
+//! head on the pooled features ([`super::ResnetEncoder`]).
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
+use margin_data::ResnetDepth;
+
+use super::block::{Block, Stage, batch_norm, conv};
+use super::ops;
+
+/// Builds a [`ResNet`] (Config → init → Module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResNetConfig {
+    /// 18, 34 or 50.
+    pub depth: ResnetDepth,
+}
+
+impl ResNetConfig {
+    /// The configuration of `depth`.
+    pub fn new(depth: ResnetDepth) -> Self {
+        ResNetConfig { depth }
+    }
+
+    /// A randomly initialised backbone (torchvision's initialisation: Kaiming-normal
+    /// fan-out convolutions, BatchNorm γ = 1, β = 0, running mean 0 and variance 1).
+    pub fn init(&self, device: &Device) -> ResNet {
+        let widths = [64, 128, 256, 512];
+        let mut c_in = 64;
+        let mut layers = Vec::with_capacity(4);
+        for (s, (&n, &w)) in self.depth.blocks().iter().zip(&widths).enumerate() {
+            let stride = if s == 0 { 1 } else { 2 };
+            let mut blocks = Vec::with_capacity(n);
+            for i in 0..n {
+                let st = if i == 0 { stride } else { 1 };
+                let b = if self.depth.bottleneck() { Block::bottleneck(c_in, w, st, device) } else { Block::basic(c_in, w, st, device) };
+                c_in = if self.depth.bottleneck() { 4 * w } else { w };
+                blocks.push(b);
+            }
+            layers.push(Stage { blocks });
+        }
+        ResNet {
+            conv1: conv(3, 64, 7, 2, device),
+            bn1: batch_norm(64, device),
+            maxpool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(),
+            layers,
+            depth: self.depth.number() as usize,
+        }
+    }
+}
+
+/// The backbone. Field names are torchvision's (`layers[k]` is `layer{k+1}`).
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// The 7×7 stride-2 stem convolution.
+    pub conv1: Conv2d,
+    /// Its BatchNorm.
+    pub bn1: BatchNorm,
+    /// 3×3 stride-2 max-pooling, padding 1.
+    pub maxpool: MaxPool2d,
+    /// `layer1` … `layer4`.
+    pub layers: Vec<Stage>,
+    /// 18, 34 or 50 (a constant of the module, not a parameter).
+    pub depth: usize,
+}
+
+impl ResNet {
+    /// The depth as margin-data's type.
+    pub fn depth(&self) -> ResnetDepth {
+        ResnetDepth::try_from(self.depth as u32).expect("built from a ResnetDepth")
+    }
+
+    /// The feature map after `layer4`.
+    ///
+    /// # Shapes
+    /// `[N, 3, H, W] → [N, F, ⌈H/32⌉, ⌈W/32⌉]`, F = 512 (18, 34) or 2048 (50).
+    pub fn forward_map(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = ops::conv_bn(x, &self.conv1, &self.bn1, true);
+        let mut x = self.maxpool.forward(x);
+        for stage in &self.layers {
+            x = stage.forward(x);
+        }
+        x
+    }
+
+    /// Globally average-pooled features, `f[n, c] = (1 / H'W') Σ_{h,w} map[n, c, h, w]`
+    /// (torchvision's `avgpool` + `flatten`: the input of its `fc`).
+    ///
+    /// # Shapes
+    /// `[N, 3, H, W] → [N, F]`, F = 512 (18, 34) or 2048 (50).
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let map = self.forward_map(x);
+        let [n, c, h, w] = map.dims();
+        map.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+    }
+}
