@@ -44,6 +44,7 @@ pub mod npy;
 pub mod omniglot;
 mod samples;
 pub mod spec;
+pub mod text;
 
 pub use atomic::write_atomic;
 pub use card::{ModelCard, ModelConfig};
