@@ -22,6 +22,7 @@ pub mod manifest;
 mod miner_spec;
 mod sink;
 mod trainer;
+pub mod text_eval;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig, validate_run};
 pub use miner_spec::MinerSpec;
