@@ -93,7 +93,7 @@ fn open_set_holds_out_intents_and_labelled_tables_share_classes() {
     assert_eq!(serde_json::to_value(&m).unwrap()["protocol"]["protocol"], "open-set");
     // A labelled pair of CSVs (BANKING77's layout): the test file's classes in another order.
     std::fs::write(d.join("train.csv"), "text,category\naa ab,a\nba bb,b\nac ad,a\nbc bd,b\n").unwrap();
-    std::fs::write(d.join("test.csv"), "text,category\nbe bf,b\nae af,a\n").unwrap();
+    std::fs::write(d.join("test.csv"), "text,category\nbe bf,b\nae af,a\nbg bh,b\nag ah,a\n").unwrap();
     let data = TextData::Labelled { train: d.join("train.csv"), test: d.join("test.csv"), text_column: "text".into(), label_column: "category".into() };
     let closed = TextProtocol::ClosedSet { allow_shared_intents: true, drop_shared_utterances: false };
     let m = evaluate_text(&data, &closed, DIM, &mut bag).unwrap();
