@@ -108,7 +108,9 @@ impl InfoNceLoss {
         let (device, dtype) = (x.device(), x.dtype());
         let constant = |v: Vec<f64>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), (&device, dtype));
         let (pos, neg, shift, negmax) = (constant(pos, [b, b]), constant(neg, [b, b]), constant(shift, [b, b]), constant(negmax, [b, 1]));
-        let neg_sum = (s.clone() - negmax.clone()).exp().mul(neg).sum_dim(1);
+        // Masked before exp: a non-negative entry (the row's own, up to 2/τ above the
+        // largest negative) would overflow, and inf · 0 is NaN.
+        let neg_sum = (s.clone() - negmax.clone()).mul(neg.clone()).exp().mul(neg).sum_dim(1);
         let inner = (s.clone() - shift.clone()).exp() + (negmax - shift.clone()).exp().mul(neg_sum);
         let terms = (shift - s) + inner.log();
         let loss = terms.mul(pos).sum().mul_scalar(1.0 / n_pos as f64);
