@@ -38,23 +38,23 @@ pub fn nearest<T: Real>(query: &Embeddings<T>, reference: &Labelled<T>, distance
 /// The class means of `reference` (row-major, classes sorted) and their labels.
 pub fn centroids<T: Real>(reference: &Labelled<T>) -> (Vec<T>, Vec<i64>) {
     let d = reference.embeddings.dim();
-    let by_class = crate::data::ClassIndex::new(reference.labels());
-    let mut classes: Vec<i64> = reference.labels().to_vec();
-    classes.sort_unstable();
-    classes.dedup();
-    let mut sums = vec![0f64; classes.len() * d];
-    let mut counts = vec![0usize; classes.len()];
-    let lookup = by_class.lookup();
-    // ClassIndex ids follow the sorted labels, so id c is classes[c].
+    let index: std::collections::BTreeMap<i64, usize> = {
+        let mut l: Vec<i64> = reference.labels().to_vec();
+        l.sort_unstable();
+        l.dedup();
+        l.into_iter().enumerate().map(|(i, c)| (c, i)).collect()
+    };
+    let mut sums = vec![0f64; index.len() * d];
+    let mut counts = vec![0usize; index.len()];
     for (i, l) in reference.labels().iter().enumerate() {
-        let c = lookup[l] as usize;
+        let c = index[l];
         counts[c] += 1;
         for (s, v) in sums[c * d..(c + 1) * d].iter_mut().zip(reference.embeddings.row(i)) {
             *s += v.to_f64();
         }
     }
     let means = sums.chunks(d).zip(&counts).flat_map(|(s, &n)| s.iter().map(move |v| T::from_f64(v / n as f64))).collect();
-    (means, classes)
+    (means, index.into_keys().collect())
 }
 
 /// Closed-set classification accuracy.
@@ -184,6 +184,17 @@ mod tests {
         assert_eq!((c.nearest_neighbor_accuracy, c.centroid_accuracy), (0.0, 1.0));
         let (means, classes) = centroids(&refs);
         assert_eq!((means, classes), (vec![5.0, 0.0, 6.0, 0.0], vec![1, 2]));
+        // Labels first seen out of sorted order: each mean stays with its own label (before:
+        // the means were paired with the labels by first appearance, and a frozen
+        // all-MiniLM-L6-v2 scored 1.3 % centroid accuracy on CLINC150).
+        let r2 = [6.0f64, 0.0, 0.0, 0.0, 10.0, 0.0];
+        let l2 = [9i64, 1, 1];
+        let refs2 = Labelled::new(Embeddings::new("r", &r2, 2).unwrap(), "l", &l2).unwrap();
+        assert_eq!(centroids(&refs2), (vec![5.0, 0.0, 6.0, 0.0], vec![1, 9]));
+        let q2 = [4.0f64, 0.0, 6.2, 0.0];
+        let ql2 = [1i64, 9];
+        let qs2 = Labelled::new(Embeddings::new("q", &q2, 2).unwrap(), "ql", &ql2).unwrap();
+        assert_eq!(classification(&qs2, &refs2, Distance::Euclidean).unwrap().centroid_accuracy, 1.0);
     }
 
     #[test]
