@@ -295,3 +295,53 @@ fn embed_backbone_refuses_wrong_weights_and_inputs() {
     ];
     run_all(&cases);
 }
+
+#[path = "../../margin-models/tests/common/minilm.rs"]
+#[allow(dead_code)]
+mod minilm;
+
+/// `margin embed` with a sentence-transformers folder: folders that are not one, a
+/// tokenizer that does not parse, texts that are not UTF-8 or not JSON Lines, and the
+/// image flags a text model's own pipeline contradicts.
+#[test]
+fn embed_text_refuses_bad_folders_and_texts() {
+    let model = minilm::minilm_folder();
+    let dir = harness::scratch("embed-text-models");
+    // A copy of the model folder (links) whose tokenizer.json does not parse.
+    let broken = dir.join("broken-tokenizer");
+    std::fs::create_dir_all(broken.join("1_Pooling")).unwrap();
+    for e in std::fs::read_dir(&model).unwrap().flatten() {
+        let name = e.file_name();
+        if name != "tokenizer.json" && name != "1_Pooling" {
+            std::os::unix::fs::symlink(e.path(), broken.join(&name)).unwrap();
+        }
+    }
+    std::fs::copy(model.join("1_Pooling/config.json"), broken.join("1_Pooling/config.json")).unwrap();
+    std::fs::write(broken.join("tokenizer.json"), "{\"version\": \"1.0\", \"model\": 3").unwrap();
+    let neither = dir.join("neither");
+    std::fs::create_dir_all(&neither).unwrap();
+    let bad_modules = dir.join("bad-modules");
+    std::fs::create_dir_all(&bad_modules).unwrap();
+    std::fs::write(bad_modules.join("modules.json"), "[{\"type\": ").unwrap();
+    let embed = |m: &std::path::Path, input: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec!["embed".into(), "--model".into(), m.display().to_string(), "--input".into(), format!("{{dir}}/{input}"), "--out".into(), "{dir}/e.npy".into()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let texts = b"hello\nworld\n".to_vec();
+    let cases = vec![
+        Case { args: embed(&neither, "x.txt", &[]), ..Case::new("embed-text-neither-folder", &[], &["model.json", "modules.json"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
+        Case { args: embed(&bad_modules, "x.txt", &[]), ..Case::new("embed-text-modules-not-json", &[], &["modules.json", "not a valid"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
+        Case { args: embed(&broken, "x.txt", &[]), ..Case::new("embed-text-tokenizer-garbage", &[], &["tokenizer.json", "not a usable tokenizer"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.txt", &[]), ..Case::new("embed-text-not-utf8", &[], &["x.txt", "line 2", "not utf-8"]) }.file("x.txt", b"fine\nbad \xff\n".to_vec()).writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.txt", &[]), ..Case::new("embed-text-empty-file", &[], &["x.txt", "no items"]) }.file("x.txt", Vec::new()).writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.jsonl", &[]), ..Case::new("embed-text-jsonl-no-field", &[], &["x.jsonl", "line 2", "no field \"text\""]) }
+            .file("x.jsonl", b"\"a\"\n{\"body\": \"b\"}\n".to_vec())
+            .writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.npy", &[]), ..Case::new("embed-text-npy-input", &[], &["x.npy", ".txt", ".jsonl"]) }.file("x.npy", npy("<f4", &[1, 2], &f32s(&[0.0, 1.0]))).writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.txt", &["--raw"]), ..Case::new("embed-text-raw", &[], &["--raw", "modules.json"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.txt", &["--scale", "2"]), ..Case::new("embed-text-scale", &[], &["--scale", "text model"]) }.file("x.txt", texts).writes_nothing_to("e.npy"),
+    ];
+    run_all(&cases);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -61,6 +61,7 @@ pub mod omniglot;
 pub mod preprocess;
 mod samples;
 pub mod spec;
+pub mod text;
 
 pub use atomic::write_atomic;
 pub use backbone::{Freeze, HeadConfig, ResnetConfig, ResnetDepth};

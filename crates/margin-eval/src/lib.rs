@@ -58,10 +58,12 @@
 #![warn(missing_docs)]
 
 pub mod clustering;
+pub mod correlation;
 pub mod data;
 pub mod distance;
 pub mod error;
 pub mod fewshot;
+pub mod intent;
 pub mod knn;
 pub mod mutual_info;
 pub mod oneshot;

@@ -24,6 +24,7 @@ mod miner_spec;
 pub mod photo_augment;
 mod sink;
 mod trainer;
+pub mod text_eval;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig, validate_run};
 pub use miner_spec::MinerSpec;

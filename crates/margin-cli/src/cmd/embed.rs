@@ -1,4 +1,5 @@
-//! `margin embed`: embed new data with a model trained by `margin train`.
+//! `margin embed`: embed new data with a model trained by `margin train`, or texts with a
+//! sentence-transformers folder (`embed_text.rs`).
 
 use std::path::PathBuf;
 
@@ -9,7 +10,8 @@ use margin_data::{self as data, Dataset, ModelCard, npy};
 /// Arguments of `margin embed`.
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
-    /// A run folder of `margin train` (holds model.safetensors and model.json).
+    /// A run folder of `margin train` (holds model.safetensors and model.json), or a
+    /// sentence-transformers folder (holds modules.json) to embed texts.
     #[arg(long, value_name = "DIR", required_unless_present = "backbone", conflicts_with = "backbone")]
     pub model: Option<PathBuf>,
     /// Instead of --model: a pretrained torchvision ResNet (resnet18, resnet34, resnet50),
@@ -45,9 +47,12 @@ pub struct EmbedArgs {
     /// Do not L2-normalise the embeddings.
     #[arg(long)]
     pub raw: bool,
-    /// Samples per forward pass.
-    #[arg(long, default_value_t = 1024, value_parser = crate::flags::batch)]
-    pub batch: usize,
+    /// Samples per forward pass (default 1024; 64 for a text model).
+    #[arg(long, value_parser = crate::flags::batch)]
+    pub batch: Option<usize>,
+    /// Text models: where the ids of the rows go (default: E.ids.txt beside E.npy).
+    #[arg(long, value_name = "IDS.txt")]
+    pub ids_out: Option<PathBuf>,
 }
 
 /// The preprocessing to apply: the card's (flags must agree with it), or, for a card
@@ -175,8 +180,15 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
         let depth = a.backbone.expect("clap: --model or --backbone");
         return super::embed_backbone::run(depth, a.weights.as_deref(), &a.input, &a.out, a.batch);
     };
+    if super::embed_text::is_sentence_transformers(&model_dir) {
+        return super::embed_text::run(&a, &model_dir);
+    }
+    if a.ids_out.is_some() {
+        bail!("--ids-out is for text models (a sentence-transformers folder); {} is not one", model_dir.display());
+    }
     let card_path = model_dir.join("model.json");
-    let card = ModelCard::read(&card_path).with_context(|| format!("is {} a run folder of `margin train`?", model_dir.display()))?;
+    let card = ModelCard::read(&card_path)
+        .with_context(|| format!("is {} a run folder of `margin train` (model.json) or a sentence-transformers folder (modules.json)?", model_dir.display()))?;
     let prep = preprocessing(&a, &model_dir, &card)?;
     let device = margin::burn::tensor::Device::flex();
     let weights = model_dir.join("model.safetensors");
@@ -225,7 +237,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     if ds.sample_shape != shape {
         bail!("{}: samples have shape {:?} but the model takes {shape:?}", p.display(), ds.sample_shape);
     }
-    let emb = margin_models::embed(&model, &ds, a.batch, !a.raw, &device);
+    let emb = margin_models::embed(&model, &ds, a.batch.unwrap_or(1024), !a.raw, &device);
     let dim = card.model.embedding_dim();
     check_finite(&emb, dim, &ds, &model, &weights)?;
     npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;

@@ -56,6 +56,7 @@ enum Rows<'a> {
     Labelled { embeddings: Tensor<2>, labels: &'a [i64] },
     Triplets { anchor: Tensor<2>, positive: Tensor<2>, negative: Tensor<2> },
     Pairs { x: Tensor<2>, y: Tensor<2>, polarity: &'a [PairPolarity] },
+    InBatchPairs { anchor: Tensor<2>, positive: Tensor<2> },
 }
 
 impl<'a> Batch<'a> {
@@ -101,6 +102,16 @@ impl<'a> Batch<'a> {
         Batch { rows: Rows::Pairs { x, y, polarity }, reference: None, self_index: None }
     }
 
+    /// Label-free (anchor, positive) pairs: row `i` of `positive` is anchor `i`'s positive
+    /// and every other row of the batch is its negative (InfoNCE / NT-Xent's in-batch
+    /// negatives; `Tuples::All` only).
+    ///
+    /// # Shapes
+    /// - `anchor`, `positive`: `[n, d]`
+    pub fn in_batch_pairs(anchor: Tensor<2>, positive: Tensor<2>) -> Self {
+        Batch { rows: Rows::InBatchPairs { anchor, positive }, reference: None, self_index: None }
+    }
+
     /// The batch in the form the losses plan on, its reference and self index checked.
     pub(crate) fn resolve(self) -> Result<Resolved<'a>> {
         let Batch { rows, reference, self_index } = self;
@@ -113,6 +124,7 @@ impl<'a> Batch<'a> {
             }
             Rows::Triplets { anchor, positive, negative } => return Ok(Resolved::Triplets(anchor, positive, negative)),
             Rows::Pairs { x, y, polarity } => return Ok(Resolved::Pairs(x, y, polarity)),
+            Rows::InBatchPairs { anchor, positive } => return Ok(Resolved::InBatchPairs(anchor, positive)),
         };
         let self_index = match (&reference, self_index) {
             (None, None) => (0..labels.len()).map(Some).collect(),
@@ -141,6 +153,7 @@ pub(crate) enum Resolved<'a> {
     Labelled(Labelled<'a>),
     Triplets(Tensor<2>, Tensor<2>, Tensor<2>),
     Pairs(Tensor<2>, Tensor<2>, &'a [PairPolarity]),
+    InBatchPairs(Tensor<2>, Tensor<2>),
 }
 
 /// A labelled batch with its self map resolved: identity without a reference set, the

@@ -153,8 +153,8 @@ impl ContrastiveLoss {
                     _ => Err(aligned_takes_all("an aligned-pair")),
                 };
             }
-            Resolved::Triplets(..) => {
-                return Err(MarginError::Unsupported("a contrastive loss takes Batch::labelled or Batch::pairs, not aligned triplets".into()));
+            Resolved::Triplets(..) | Resolved::InBatchPairs(..) => {
+                return Err(MarginError::Unsupported("a contrastive loss takes Batch::labelled or Batch::pairs, not aligned triplets or in-batch pairs".into()));
             }
         };
         match tuples {

@@ -15,6 +15,7 @@ mod batch_all;
 mod contrastive;
 mod contrastive_all;
 mod host_rows;
+mod info_nce;
 mod triplet;
 mod weighted;
 mod weighted_grad;
@@ -23,6 +24,7 @@ pub(crate) use weighted_grad::host_path_serves;
 
 pub(crate) use batch::{Labelled, Resolved};
 pub use batch::{Batch, MetricLoss, Mining, Tuples};
+pub use info_nce::InfoNceLoss;
 pub use contrastive::{ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig};
 pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};
 

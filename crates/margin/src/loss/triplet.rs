@@ -118,7 +118,7 @@ impl TripletMarginLoss {
                     _ => Err(aligned_takes_all("an aligned-triplet")),
                 };
             }
-            Resolved::Pairs(..) => {
+            Resolved::Pairs(..) | Resolved::InBatchPairs(..) => {
                 return Err(MarginError::Unsupported("a triplet loss takes Batch::labelled or Batch::triplets, not aligned pairs".into()));
             }
         };
