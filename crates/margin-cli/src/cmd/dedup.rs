@@ -14,14 +14,17 @@ use margin_search::{HnswParams, Metric, Precision, Rows, Spec};
 
 use super::index::{Kind, add_with_progress, new_index};
 use super::threshold::{ThresholdArgs, required, resolve};
-use super::vectors::{ids_or_rows, input_name, read_rows};
+use super::model_input::{ModelArgs, load};
 
 /// Arguments of `margin dedup`.
 #[derive(clap::Args, Debug)]
 pub struct DedupArgs {
     /// Embeddings of the items (.npy, rows × dim).
-    #[arg(long, value_name = "E.npy")]
-    pub embeddings: PathBuf,
+    #[arg(long, value_name = "E.npy", required_unless_present = "model")]
+    pub embeddings: Option<PathBuf>,
+    /// Embed the items with a model first (ids: the input's image paths).
+    #[command(flatten)]
+    pub source: ModelArgs,
     /// The items' ids, one per line (file paths of images show as thumbnails in the HTML
     /// page); default: row numbers.
     #[arg(long, value_name = "ids.txt")]
@@ -59,9 +62,8 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
 
 /// Runs `margin dedup`.
 pub fn run(a: DedupArgs) -> Result<()> {
-    let input = input_name("--embeddings", &a.embeddings);
-    let (data, n, dim) = read_rows(&a.embeddings, "--embeddings")?;
-    let ids = ids_or_rows(a.ids.as_deref(), n, &input)?;
+    let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
+    let (input, data, n, dim, ids) = (v.input, v.data, v.n, v.dim, v.ids);
     let t = required(resolve(&a.threshold, None)?, None, "margin dedup")?;
     let started = std::time::Instant::now();
     let spec = Spec { metric: a.metric, dim, precision: Precision::F32, fingerprint: String::new(), tagged: false };
@@ -73,7 +75,7 @@ pub fn run(a: DedupArgs) -> Result<()> {
     let json = serde_json::to_vec_pretty(&groups)?;
     margin_data::atomic::write_atomic(&a.out, &json).with_context(|| format!("writing {}", a.out.display()))?;
     let html_path = a.out.with_extension("html");
-    let root = a.root.clone().unwrap_or_else(|| PathBuf::from("."));
+    let root = a.root.clone().or(v.root).unwrap_or_else(|| PathBuf::from("."));
     let page = super::dedup_html::page(&groups, &root);
     margin_data::atomic::write_atomic(&html_path, page.html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
     let in_groups: usize = groups.groups.iter().map(|g| 1 + g.members.len()).sum();

@@ -149,8 +149,33 @@ fn check_finite(emb: &[f32], dim: usize, ds: &Dataset, model: &margin_models::Em
     )
 }
 
+/// Embeddings of an input by a model: what `margin embed` writes, and what the search
+/// commands' `--model RUN --input …` index, search, verify and deduplicate.
+pub struct Embedded {
+    /// The samples.
+    pub ds: Dataset,
+    /// `ds.len() × dim` embeddings.
+    pub emb: Vec<f32>,
+    /// The embedding dimension.
+    pub dim: usize,
+    /// The model card.
+    pub card: ModelCard,
+}
+
 /// Runs `margin embed`.
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
+    let Embedded { ds, emb, dim, .. } = embed_input(&a)?;
+    npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(l) = &a.labels_out {
+        npy::write_npy_i64(l, &[ds.labels.len()], &ds.labels).with_context(|| format!("writing {}", l.display()))?;
+    }
+    println!("embedded {} samples → {} ({} × {dim})", ds.len(), a.out.display(), ds.len());
+    Ok(())
+}
+
+/// Loads the model of `a.model`, prepares `a.input` by its card and embeds it; refuses
+/// unusable embeddings ([`check_finite`]).
+pub fn embed_input(a: &EmbedArgs) -> anyhow::Result<Embedded> {
     let card_path = a.model.join("model.json");
     let card = ModelCard::read(&card_path).with_context(|| format!("is {} a run folder of `margin train`?", a.model.display()))?;
     let prep = preprocessing(&a, &card)?;
@@ -192,10 +217,5 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let emb = margin_models::embed(&model, &ds, a.batch, !a.raw, &device);
     let dim = card.model.embedding_dim();
     check_finite(&emb, dim, &ds, &model, &weights)?;
-    npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
-    if let Some(l) = &a.labels_out {
-        npy::write_npy_i64(l, &[ds.labels.len()], &ds.labels).with_context(|| format!("writing {}", l.display()))?;
-    }
-    println!("embedded {} samples → {} ({} × {dim})", ds.len(), a.out.display(), ds.len());
-    Ok(())
+    Ok(Embedded { ds, emb, dim, card })
 }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use margin_search::{AnyIndex, Expect, FlatIndex, HnswIndex, HnswParams, Index, Items, Metric, Precision, Rows, Spec};
 
+use super::model_input::{ModelArgs, load};
 use super::vectors::{ids_or_rows, input_name, open_index, read_ids, read_rows, read_tags};
 
 /// Arguments of `margin index`.
@@ -50,11 +51,13 @@ pub const AUTO_FLAT_MAX: usize = 50_000;
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// Embeddings to index (.npy, float32 or float64, rows × dim).
-    #[arg(long, value_name = "E.npy")]
-    pub embeddings: PathBuf,
+    #[arg(long, value_name = "E.npy", required_unless_present = "model")]
+    pub embeddings: Option<PathBuf>,
     /// One id per row (UTF-8 text, one per line); default: row numbers.
     #[arg(long, value_name = "ids.txt")]
     pub ids: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: ModelArgs,
     /// One tag per row, for `margin search --tag`.
     #[arg(long, value_name = "tags.txt")]
     pub tags: Option<PathBuf>,
@@ -83,8 +86,8 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// The model (and preprocessing) that made the vectors, recorded in the index and
-    /// checked on later use; empty: unknown.
-    #[arg(long, default_value = "")]
+    /// checked on later use; empty: unknown. With --model it is computed.
+    #[arg(long, default_value = "", conflicts_with = "model")]
     pub fingerprint: String,
     /// No progress bar.
     #[arg(long, short)]
@@ -197,11 +200,11 @@ pub fn add_with_progress(index: &mut dyn Index, input: &str, data: &[f32], dim: 
 }
 
 fn build(a: BuildArgs) -> Result<()> {
-    let input = input_name("--embeddings", &a.embeddings);
-    let (data, n, dim) = read_rows(&a.embeddings, "--embeddings")?;
-    let ids = ids_or_rows(a.ids.as_deref(), n, &input)?;
+    let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
+    let (input, data, n, dim, ids) = (v.input, v.data, v.n, v.dim, v.ids);
     let tags = a.tags.as_deref().map(|p| read_tags(p, n)).transpose()?;
-    let spec = Spec { metric: a.metric, dim, precision: a.precision, fingerprint: a.fingerprint.clone(), tagged: tags.is_some() };
+    let fingerprint = v.fingerprint.unwrap_or_else(|| a.fingerprint.clone());
+    let spec = Spec { metric: a.metric, dim, precision: a.precision, fingerprint, tagged: tags.is_some() };
     let params = HnswParams { m: a.m, ef_construction: a.ef_construction, seed: a.seed, threads: a.threads };
     let mut index = new_index(a.kind, n, &spec, params)?;
     let t = std::time::Instant::now();

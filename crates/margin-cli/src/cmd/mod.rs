@@ -13,3 +13,4 @@ pub mod dedup;
 mod dedup_html;
 mod threshold;
 mod vectors;
+mod model_input;

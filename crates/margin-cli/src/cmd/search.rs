@@ -17,7 +17,25 @@ use margin_search::{Expect, Index, Rows, SearchParams};
 use serde::Serialize;
 
 use super::threshold::{Threshold, ThresholdArgs, resolve};
-use super::vectors::{input_name, open_index, read_ids, read_rows};
+use super::model_input::{ModelArgs, load};
+use super::vectors::{open_index, read_ids};
+
+/// Refuses an index built by another model than the one embedding the queries (or one
+/// whose model is unknown: precomputed embeddings without a fingerprint).
+pub fn check_model(index: &dyn Index, path: &std::path::Path, fingerprint: Option<&str>) -> Result<()> {
+    let Some(fp) = fingerprint else { return Ok(()) };
+    if index.fingerprint().is_empty() {
+        bail!(
+            "{}: the index records no model (built from precomputed embeddings), so it cannot be checked against --model; \
+             rebuild it with `margin index build --model RUN --input …`, or search it with --queries",
+            path.display()
+        );
+    }
+    if index.fingerprint() != fp {
+        return Err(margin_search::SearchError::ModelMismatch { path: path.into(), expected: fp.into(), found: index.fingerprint().into() }.into());
+    }
+    Ok(())
+}
 
 /// Arguments of `margin search`.
 #[derive(clap::Args, Debug)]
@@ -26,11 +44,15 @@ pub struct SearchArgs {
     #[arg(long, value_name = "INDEX")]
     pub index: PathBuf,
     /// Query embeddings (.npy, rows × dim, the index's dimension).
-    #[arg(long, value_name = "Q.npy")]
-    pub queries: PathBuf,
-    /// The queries' ids (one per line), used as "query" in the output; default: row numbers.
+    #[arg(long, value_name = "Q.npy", required_unless_present = "model")]
+    pub queries: Option<PathBuf>,
+    /// The queries' ids (one per line), used as "query" in the output; default: row
+    /// numbers (with --model: the input's image paths).
     #[arg(long, value_name = "ids.txt")]
     pub query_ids: Option<PathBuf>,
+    /// Embed the queries with this model (the index must have been built by it).
+    #[command(flatten)]
+    pub source: ModelArgs,
     /// Neighbours per query (at most the number of candidates).
     #[arg(short, long, default_value_t = 10, value_parser = crate::flags::count)]
     pub k: usize,
@@ -173,16 +195,20 @@ pub fn query_names(ids: Option<&std::path::Path>, n: usize, input: &str) -> Resu
 
 /// Runs `margin search`.
 pub fn run(a: SearchArgs) -> Result<()> {
-    let input = input_name("--queries", &a.queries);
-    let (data, n, dim) = read_rows(&a.queries, "--queries")?;
+    let v = load(a.queries.as_deref(), a.query_ids.as_deref(), &a.source, "--queries")?;
+    let (input, data, dim) = (v.input.clone(), &v.data, v.dim);
     let index = open_index(&a.index, &Expect::default())?;
     let index = index.as_index();
+    check_model(index, &a.index, v.fingerprint.as_deref())?;
     if index.is_empty() {
         bail!("{}: the index is empty (every item was removed): nothing to search", a.index.display());
     }
-    let names = query_names(a.query_ids.as_deref(), n, &input)?;
+    let names = match (&a.query_ids, v.fingerprint.is_some()) {
+        (None, true) if v.ids.input() != "row numbers" => v.ids.names().iter().cloned().map(QueryName::Id).collect(),
+        _ => query_names(a.query_ids.as_deref(), v.n, &input)?,
+    };
     let t = resolve(&a.threshold, None)?;
     let params = SearchParams { ef: a.ef, tags: (!a.tag.is_empty()).then(|| a.tag.clone()) };
-    let nb = index.search(Rows::new(&input, &data, dim), a.k, &params)?;
+    let nb = index.search(Rows::new(&input, data, dim), a.k, &params)?;
     print(&records(index, &nb, &names, t.as_ref()), &a, t.as_ref())
 }

@@ -11,19 +11,23 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+
 use anyhow::{Context, Result, bail};
 use margin_search::Metric;
 use serde::Serialize;
 
 use super::threshold::{Threshold, ThresholdArgs, required, resolve};
-use super::vectors::{ids_or_rows, input_name, read_rows};
+use super::model_input::{ModelArgs, load};
 
 /// Arguments of `margin verify`.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// Precomputed embeddings holding the items (.npy, rows × dim).
-    #[arg(long, value_name = "E.npy")]
-    pub embeddings: PathBuf,
+    #[arg(long, value_name = "E.npy", required_unless_present = "model")]
+    pub embeddings: Option<PathBuf>,
+    /// Embed the items with a model first (items are then the input's image paths).
+    #[command(flatten)]
+    pub source: ModelArgs,
     /// The rows' ids (one per line); default: row numbers.
     #[arg(long, value_name = "ids.txt")]
     pub ids: Option<PathBuf>,
@@ -126,10 +130,9 @@ pub fn print(ds: &[Decision], json: bool, t: &Threshold) -> Result<()> {
 
 /// Runs `margin verify`.
 pub fn run(a: VerifyArgs) -> Result<()> {
-    let input = input_name("--embeddings", &a.embeddings);
-    let (data, n, dim) = read_rows(&a.embeddings, "--embeddings")?;
+    let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
+    let (input, data, dim, ids) = (v.input, v.data, v.dim, v.ids);
     margin_search::Rows::new(&input, &data, dim).check(dim)?;
-    let ids = ids_or_rows(a.ids.as_deref(), n, &input)?;
     let slot: HashMap<&str, usize> = ids.names().iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
     let t = required(resolve(&a.threshold, None)?, None, "margin verify")?;
     let pairs = match (&a.pairs, a.items.as_slice()) {
@@ -137,7 +140,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         (None, [x, y]) => {
             for s in [x, y] {
                 if !slot.contains_key(s.as_str()) {
-                    let what = if a.ids.is_some() { "ids" } else { "row numbers (no --ids given)" };
+                    let what = if ids.input() != "row numbers" { "ids" } else { "row numbers (no --ids given)" };
                     bail!("{s:?} is not an item of {input} (items are named by their {what})");
                 }
             }
