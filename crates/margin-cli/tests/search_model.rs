@@ -212,3 +212,73 @@ fn dedup_finds_planted_near_duplicates_in_an_image_folder() {
     assert!(html.contains("copies/exact00.pgm"), "the page lists the groups");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `margin train` with validation classes records calibrated thresholds (card version 3);
+/// `margin verify --model` decides with them and says so; a rate the pairs cannot resolve,
+/// and a metric the thresholds are not in, are refused.
+#[test]
+fn train_calibrates_thresholds_and_verify_uses_them() {
+    let dir = harness::scratch("search-model-calibrate");
+    for c in 0..30u64 {
+        let d = dir.join("tex").join(format!("t{c:02}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let t = texture(2000 + c, SIZE + 2);
+        for i in 0..8usize {
+            let (dy, dx) = (i % 3, (i / 3) % 3);
+            let img: Vec<f32> = (0..SIZE * SIZE).map(|p| t[(p / SIZE + dy) * (SIZE + 2) + p % SIZE + dx] + ((p * 13 + i * 5) % 21) as f32 - 10.0).collect();
+            pgm_of(&d.join(format!("{i}.pgm")), &img, SIZE, SIZE);
+        }
+    }
+    let cfg = format!(
+        "[data]\nkind = \"image_folder\"\npath = \"{}\"\nimage_size = {SIZE}\n\n[split]\ntest_fraction = 0.2\nval_fraction = 0.5\n\n[train]\nseed = 0\nepochs = 6\nlr = 3e-3\n\n\
+         [train.model]\nkind = \"convnet4\"\nwidth = 8\nembedding_dim = 16\nnormalize = true\n\n[train.loss]\nkind = \"triplet\"\nmargin = 0.2\n\n\
+         [train.miner]\nkind = \"batch-hard\"\n\n[train.sampler]\nclasses_per_batch = 4\nsamples_per_class = 4\n",
+        dir.join("tex").display()
+    );
+    std::fs::write(dir.join("c.toml"), cfg).unwrap();
+    let run = dir.join("run");
+    ok(&["train", "--config", dir.join("c.toml").to_str().unwrap(), "--out", run.to_str().unwrap(), "-q", "--no-eval", "--batches-per-epoch", "4"]);
+    let card: Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["version"], 3);
+    let t = &card["thresholds"];
+    assert_eq!(t["metric"], "euclidean");
+    // "validation classes: C classes, N samples": every pair of the N samples is used, and
+    // with 8 images a class, C · 28 of them are genuine.
+    let source = t["source"].as_str().unwrap();
+    let words: Vec<&str> = source.split(|c: char| c == ' ' || c == ',').filter(|w| !w.is_empty()).collect();
+    assert_eq!(words[..2], ["validation", "classes:"], "{source}");
+    let (c, n): (u64, u64) = (words[2].parse().unwrap(), words[4].parse().unwrap());
+    let (g, i) = (t["n_genuine"].as_u64().unwrap(), t["n_impostor"].as_u64().unwrap());
+    assert_eq!((n, g, g + i), (8 * c, c * 28, n * (n - 1) / 2), "{t}");
+    let eer = t["eer_threshold"].as_f64().unwrap();
+    assert!(eer > 0.0 && eer < 2.0, "{t}");
+    assert!(t["far"][0]["threshold"].as_f64().is_some(), "FAR 1e-2 is estimable from {i} impostor pairs: {t}");
+    assert!(t["far"][1]["note"].as_str().unwrap().contains("not estimable"), "{t}");
+    println!("calibrated: {t}");
+    // Pairs from the test classes: a genuine pair (two draws of one texture) and an impostor.
+    let pool = dir.join("pool");
+    for (name, seed) in [("a", 5000u64), ("b", 6000)] {
+        let d = pool.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = texture(seed, SIZE + 2);
+        for k in 0..2usize {
+            let img: Vec<f32> = (0..SIZE * SIZE).map(|p| t[(p / SIZE + k) * (SIZE + 2) + p % SIZE] + ((p * 13 + k * 5) % 21) as f32 - 10.0).collect();
+            pgm_of(&d.join(format!("{k}.pgm")), &img, SIZE, SIZE);
+        }
+    }
+    let (r, p) = (run.to_str().unwrap(), pool.to_str().unwrap());
+    let genuine = ok(&["verify", "--model", r, "--input", p, "a/0.pgm", "a/1.pgm"]);
+    assert!(genuine.contains("EER threshold") && genuine.contains("model.json"), "{genuine}");
+    let impostor = ok(&["verify", "--model", r, "--input", p, "a/0.pgm", "b/0.pgm", "--json"]);
+    let imp: Value = serde_json::from_str(impostor.trim()).unwrap();
+    println!("genuine: {genuine}impostor: {imp}");
+    assert!(genuine.contains("same"), "{genuine}");
+    assert_eq!(imp["match"], false, "{imp}");
+    let at_far = ok(&["verify", "--model", r, "--input", p, "a/0.pgm", "a/1.pgm", "--far", "1e-2"]);
+    assert!(at_far.contains("FAR 1e-2"), "{at_far}");
+    let out = margin(&["verify", "--model", r, "--input", p, "a/0.pgm", "a/1.pgm", "--far", "1e-3"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not estimable"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = margin(&["verify", "--model", r, "--input", p, "a/0.pgm", "a/1.pgm", "--far", "1e-2", "--metric", "cosine"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("euclidean distances"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -37,6 +37,7 @@ pub mod card;
 pub mod delimited;
 pub mod fuzzing;
 pub mod image_folder;
+pub mod thresholds;
 pub mod images;
 pub mod memory;
 pub mod limits;

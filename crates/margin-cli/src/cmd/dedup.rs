@@ -63,19 +63,20 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
 /// Runs `margin dedup`.
 pub fn run(a: DedupArgs) -> Result<()> {
     let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
-    let (input, data, n, dim, ids) = (v.input, v.data, v.n, v.dim, v.ids);
-    let t = required(resolve(&a.threshold, None)?, None, "margin dedup")?;
+    let card = v.card_thresholds(a.metric);
+    let t = required(resolve(&a.threshold, card.as_ref().map(|c| c as &dyn super::threshold::CardThresholds))?, None, "margin dedup")?;
+    let (input, data, n, dim, ids) = (v.input.clone(), &v.data, v.n, v.dim, v.ids.clone());
     let started = std::time::Instant::now();
     let spec = Spec { metric: a.metric, dim, precision: Precision::F32, fingerprint: String::new(), tagged: false };
     let mut index = new_index(a.kind, n, &spec, HnswParams::default())?;
     let names = ids.names().to_vec();
-    add_with_progress(index.as_index_mut(), &input, &data, dim, ids, None, a.quiet)?;
-    let (assignment, _) = group(index.as_index(), Rows::new(&input, &data, dim), a.k, a.ef, t.value)?;
+    add_with_progress(index.as_index_mut(), &input, data, dim, ids, None, a.quiet)?;
+    let (assignment, _) = group(index.as_index(), Rows::new(&input, data, dim), a.k, a.ef, t.value)?;
     let groups = Groups::new(&assignment, &names, t.value, &t.source, a.metric.name(), a.k.min(n));
     let json = serde_json::to_vec_pretty(&groups)?;
     margin_data::atomic::write_atomic(&a.out, &json).with_context(|| format!("writing {}", a.out.display()))?;
     let html_path = a.out.with_extension("html");
-    let root = a.root.clone().or(v.root).unwrap_or_else(|| PathBuf::from("."));
+    let root = a.root.clone().or(v.root.clone()).unwrap_or_else(|| PathBuf::from("."));
     let page = super::dedup_html::page(&groups, &root);
     margin_data::atomic::write_atomic(&html_path, page.html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
     let in_groups: usize = groups.groups.iter().map(|g| 1 + g.members.len()).sum();

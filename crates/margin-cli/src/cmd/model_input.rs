@@ -47,6 +47,8 @@ pub struct Vectors {
     pub input: String,
     /// The model's fingerprint (`None`: precomputed embeddings).
     pub fingerprint: Option<String>,
+    /// The model card and its run folder (with `--model`).
+    pub card: Option<(ModelCard, PathBuf)>,
     /// The folder image ids are relative to (an image-folder input).
     pub root: Option<PathBuf>,
 }
@@ -82,7 +84,7 @@ pub fn embed(run: &Path, input: &Path) -> Result<Vectors> {
         (Ids::rows(0, n), None)
     };
     let fingerprint = fingerprint(run, &e.card)?;
-    Ok(Vectors { data: e.emb, n, dim: e.dim, ids, input: format!("--input {}", input.display()), fingerprint: Some(fingerprint), root })
+    Ok(Vectors { data: e.emb, n, dim: e.dim, ids, input: format!("--input {}", input.display()), fingerprint: Some(fingerprint), card: Some((e.card, run.to_path_buf())), root })
 }
 
 /// The vectors of a command: `--embeddings` (flag name `flag`) with `--ids`, or
@@ -94,7 +96,7 @@ pub fn load(embeddings: Option<&Path>, ids: Option<&Path>, m: &ModelArgs, flag: 
             let input = input_name(flag, e);
             let (data, n, dim) = read_rows(e, flag)?;
             let ids = ids_or_rows(ids, n, &input)?;
-            Ok(Vectors { data, n, dim, ids, input, fingerprint: None, root: None })
+            Ok(Vectors { data, n, dim, ids, input, fingerprint: None, card: None, root: None })
         }
         (None, Some(run), Some(input)) => {
             if ids.is_some() {
@@ -104,5 +106,12 @@ pub fn load(embeddings: Option<&Path>, ids: Option<&Path>, m: &ModelArgs, flag: 
         }
         (None, Some(_), None) => bail!("--model needs --input (what to embed)"),
         (None, None, _) => bail!("give {flag} E.npy, or --model RUN --input PATH"),
+    }
+}
+
+impl Vectors {
+    /// The card's thresholds as a source for `--far`, for a command measuring `metric`.
+    pub fn card_thresholds(&self, metric: margin_search::Metric) -> Option<super::threshold::Card<'_>> {
+        self.card.as_ref().map(|(c, run)| super::threshold::Card { run, thresholds: c.thresholds.as_ref(), metric })
     }
 }

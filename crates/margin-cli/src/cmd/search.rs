@@ -207,7 +207,8 @@ pub fn run(a: SearchArgs) -> Result<()> {
         (None, true) if v.ids.input() != "row numbers" => v.ids.names().iter().cloned().map(QueryName::Id).collect(),
         _ => query_names(a.query_ids.as_deref(), v.n, &input)?,
     };
-    let t = resolve(&a.threshold, None)?;
+    let card = v.card_thresholds(index.metric());
+    let t = resolve(&a.threshold, card.as_ref().map(|c| c as &dyn super::threshold::CardThresholds))?;
     let params = SearchParams { ef: a.ef, tags: (!a.tag.is_empty()).then(|| a.tag.clone()) };
     let nb = index.search(Rows::new(&input, data, dim), a.k, &params)?;
     print(&records(index, &nb, &names, t.as_ref()), &a, t.as_ref())

@@ -63,3 +63,62 @@ pub fn required(t: Option<Threshold>, fallback: Option<Threshold>, command: &str
         None => bail!("{command} needs a threshold: give --threshold T (a distance) or --far F with a model card that has calibrated thresholds"),
     }
 }
+
+/// The calibrated thresholds of a model card, for a command measuring with `metric`.
+pub struct Card<'a> {
+    /// The run folder (named in the source).
+    pub run: &'a std::path::Path,
+    /// The card's thresholds (`None`: a card without them).
+    pub thresholds: Option<&'a margin_data::thresholds::Thresholds>,
+    /// The metric the command decides with.
+    pub metric: margin_search::Metric,
+}
+
+impl Card<'_> {
+    fn get(&self) -> Result<&margin_data::thresholds::Thresholds> {
+        let Some(t) = self.thresholds else {
+            bail!(
+                "{}: the model card has no calibrated thresholds (a card before version 3, or a run without validation classes); give --threshold T",
+                self.run.join("model.json").display()
+            );
+        };
+        if t.metric != self.metric.name() {
+            bail!("the model card's thresholds are {} distances, but this command measures {}: use --metric {} or give --threshold", t.metric, self.metric.name(), t.metric);
+        }
+        Ok(t)
+    }
+
+    /// The card's EER threshold, when it has thresholds in this metric.
+    pub fn eer(&self) -> Option<Threshold> {
+        let t = self.get().ok()?;
+        Some(Threshold {
+            value: t.eer_threshold as f32,
+            source: format!("model card {}: EER threshold (EER {:.4}) on {}, {} genuine / {} impostor pairs", self.run.join("model.json").display(), t.eer, t.source, t.n_genuine, t.n_impostor),
+        })
+    }
+}
+
+impl CardThresholds for Card<'_> {
+    fn at_far(&self, far: f64) -> Result<Threshold> {
+        let t = self.get()?;
+        let Some(f) = t.far.iter().find(|f| (f.far_target - far).abs() <= 1e-9 * far) else {
+            let have: Vec<String> = t.far.iter().map(|f| format!("{:e}", f.far_target)).collect();
+            bail!("--far {far:e}: the model card has thresholds for FAR {} only", have.join(", "));
+        };
+        match f.threshold {
+            Some(v) => Ok(Threshold {
+                value: v as f32,
+                source: format!(
+                    "model card {}: FAR {:e} on {} (reached FAR {:.2e}, TAR {:.4}; {} impostor pairs)",
+                    self.run.join("model.json").display(),
+                    f.far_target,
+                    t.source,
+                    f.far.unwrap_or(f64::NAN),
+                    f.tar.unwrap_or(f64::NAN),
+                    t.n_impostor
+                ),
+            }),
+            None => bail!("--far {far:e}: the model card has no threshold for this rate ({}); give --threshold T", f.note.as_deref().unwrap_or("none recorded")),
+        }
+    }
+}

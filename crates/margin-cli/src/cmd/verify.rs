@@ -131,10 +131,12 @@ pub fn print(ds: &[Decision], json: bool, t: &Threshold) -> Result<()> {
 /// Runs `margin verify`.
 pub fn run(a: VerifyArgs) -> Result<()> {
     let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
-    let (input, data, dim, ids) = (v.input, v.data, v.dim, v.ids);
-    margin_search::Rows::new(&input, &data, dim).check(dim)?;
+    let (input, data, dim, ids) = (v.input.clone(), &v.data, v.dim, v.ids.clone());
+    margin_search::Rows::new(&input, data, dim).check(dim)?;
     let slot: HashMap<&str, usize> = ids.names().iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-    let t = required(resolve(&a.threshold, None)?, None, "margin verify")?;
+    let card = v.card_thresholds(a.metric);
+    let chosen = resolve(&a.threshold, card.as_ref().map(|c| c as &dyn super::threshold::CardThresholds))?;
+    let t = required(chosen, card.as_ref().and_then(|c| c.eer()), "margin verify")?;
     let pairs = match (&a.pairs, a.items.as_slice()) {
         (Some(p), _) => read_pairs(p, &|s| slot.contains_key(s))?,
         (None, [x, y]) => {
