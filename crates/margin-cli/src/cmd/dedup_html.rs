@@ -125,6 +125,21 @@ mod tests {
     }
 
     #[test]
+    fn image_ids_are_inlined_and_other_ids_listed() {
+        let dir = std::env::temp_dir().join(format!("margin-dedup-html-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::write(dir.join("a/x.png"), b"\x89PNG fake").unwrap();
+        let a = margin_search::dedup::Assignment { rep: vec![0, 0, 2, 2], dist: vec![0.0, 0.1, 0.0, 0.2] };
+        let ids: Vec<String> = ["a/x.png", "a/missing.png", "<t>", "u"].iter().map(|s| s.to_string()).collect();
+        let g = Groups::new(&a, &ids, 0.5, "--threshold", "euclidean", 4);
+        let p = page(&g, &dir);
+        assert_eq!(p.thumbnails, 1);
+        assert!(p.html.contains(&format!("data:image/png;base64,{}", base64(b"\x89PNG fake"))));
+        assert!(p.html.contains("a/missing.png") && p.html.contains("&lt;t&gt;") && !p.html.contains("<t>"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn ids_are_escaped() {
         assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
