@@ -28,6 +28,14 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Embed new data with a trained model.
     Embed(cmd::embed::EmbedArgs),
+    /// Build, extend, shrink or describe a search index of embeddings.
+    Index(cmd::index::IndexArgs),
+    /// The k nearest items of an index for each query.
+    Search(cmd::search::SearchArgs),
+    /// Same or different: the distance of two items and the decision at a threshold.
+    Verify(cmd::verify::VerifyArgs),
+    /// Group near-duplicates (groups.json and an HTML page).
+    Dedup(cmd::dedup::DedupArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +46,9 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Embed(args) => cmd::embed::run(args),
+        Command::Index(args) => cmd::index::run(args),
+        Command::Search(args) => cmd::search::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Dedup(args) => cmd::dedup::run(args),
     }
 }

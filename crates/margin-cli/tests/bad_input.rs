@@ -345,3 +345,93 @@ fn embed_text_refuses_bad_folders_and_texts() {
     run_all(&cases);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Builds an index of `rows` (dim 2) with `margin index build` and returns its bytes.
+fn built_index(name: &str, rows: &[f32], dim: usize) -> Vec<u8> {
+    let dir = harness::scratch(name);
+    std::fs::write(dir.join("g.npy"), npy("<f4", &[rows.len() / dim, dim], &f32s(rows))).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_margin"))
+        .args(["index", "build", "-q", "--embeddings", dir.join("g.npy").to_str().unwrap(), "--out", dir.join("g.idx").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(dir.join("g.idx")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+/// `margin index`, `search`, `verify` and `dedup` on inputs no search can be run on.
+#[test]
+fn search_commands_refuse_bad_galleries_ids_and_indexes() {
+    let g = [0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+    let gallery = npy("<f4", &[4, 2], &f32s(&g));
+    let mut nan = g;
+    nan[5] = f32::NAN;
+    let index = built_index("search-index", &g, 2);
+    let mut corrupt = index.clone();
+    let at = corrupt.len() - 9;
+    corrupt[at] ^= 0x40;
+    let build = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["index", "build", "-q", "--embeddings", "{dir}/g.npy", "--out", "{dir}/g.idx"].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let search = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["search", "--index", "{dir}/g.idx", "--queries", "{dir}/q.npy"].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let cases = vec![
+        Case { args: build(&[]), ..Case::new("index-nan-row", &[], &["g.npy", "row 2", "column 1", "NaN"]) }.file("g.npy", npy("<f4", &[4, 2], &f32s(&nan))).writes_nothing_to("g.idx"),
+        Case { args: build(&[]), ..Case::new("index-empty-gallery", &[], &["g.npy", "empty", "no rows"]) }.file("g.npy", npy("<f4", &[0, 2], &[])).writes_nothing_to("g.idx"),
+        Case { args: build(&["--ids", "{dir}/ids.txt"]), ..Case::new("index-ids-wrong-length", &[], &["ids.txt has 3 ids", "g.npy has 4 rows"]) }
+            .file("g.npy", gallery.clone())
+            .file("ids.txt", "a\nb\nc\n")
+            .writes_nothing_to("g.idx"),
+        Case { args: build(&["--ids", "{dir}/ids.txt"]), ..Case::new("index-duplicate-ids", &[], &["ids.txt", "line 4", "duplicate id \"a\"", "line 1"]) }
+            .file("g.npy", gallery.clone())
+            .file("ids.txt", "a\r\nb\r\nc\r\na\r\n")
+            .writes_nothing_to("g.idx"),
+        Case { args: build(&["--tags", "{dir}/t.txt"]), ..Case::new("index-tags-wrong-length", &[], &["t.txt", "2 tags", "4 rows"]) }
+            .file("g.npy", gallery.clone())
+            .file("t.txt", "x\ny\n"),
+        Case { args: build(&["--kind", "flat", "--precision", "i8"]), ..Case::new("index-flat-i8", &[], &["precision", "exact index stores f32"]) }.file("g.npy", gallery.clone()),
+        Case { args: build(&["--metric", "manhattan"]), ..Case::new("index-unknown-metric", &[], &["--metric", "manhattan", "cosine"]).usage() },
+        Case { args: search(&["-k", "5"]), ..Case::new("search-k-beyond-gallery", &[], &["k = 5", "4 candidates"]) }
+            .file("g.idx", index.clone())
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5]))),
+        Case { args: search(&[]), ..Case::new("search-other-dimension", &[], &["dimension mismatch", "q.npy", "dimension 3", "dimension 2"]) }
+            .file("g.idx", index.clone())
+            .file("q.npy", npy("<f4", &[1, 3], &f32s(&[0.5, 0.5, 0.5]))),
+        Case { args: search(&[]), ..Case::new("search-corrupted-index", &[], &["g.idx", "checksum", "corrupted"]) }
+            .file("g.idx", corrupt)
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5]))),
+        Case { args: search(&[]), ..Case::new("search-truncated-index", &[], &["g.idx", "truncated"]) }
+            .file("g.idx", index[..index.len() - 20].to_vec())
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5]))),
+        Case { args: search(&[]), ..Case::new("search-not-an-index", &[], &["g.idx", "not a margin index file"]) }
+            .file("g.idx", "hello, world: not an index file at all")
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5]))),
+        Case { args: search(&[]), ..Case::new("search-nan-query", &[], &["q.npy", "row 0", "NaN"]) }
+            .file("g.idx", index.clone())
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[f32::NAN, 0.5]))),
+        Case { args: search(&["--far", "1e-3"]), ..Case::new("search-far-without-card", &[], &["--far", "model card", "--threshold"]) }
+            .file("g.idx", index.clone())
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5]))),
+        Case::new("index-add-existing-id", &["index", "add", "--index", "{dir}/g.idx", "--embeddings", "{dir}/q.npy", "--ids", "{dir}/ids.txt"], &["id \"2\"", "already in the index"])
+            .file("g.idx", index.clone())
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5])))
+            .file("ids.txt", "2\n"),
+        Case::new("index-remove-unknown-id", &["index", "remove", "--index", "{dir}/g.idx", "--id", "zz"], &["\"zz\"", "not in the index", "nothing was removed"]).file("g.idx", index.clone()),
+        Case::new("verify-needs-a-threshold", &["verify", "--embeddings", "{dir}/g.npy", "0", "1"], &["needs a threshold", "--threshold"]).file("g.npy", gallery.clone()),
+        Case::new("verify-unknown-item", &["verify", "--embeddings", "{dir}/g.npy", "0", "7", "--threshold", "1"], &["\"7\"", "not an item", "row numbers"]).file("g.npy", gallery.clone()),
+        Case::new("verify-pairs-unknown-item", &["verify", "--embeddings", "{dir}/g.npy", "--pairs", "{dir}/p.csv", "--threshold", "1"], &["p.csv", "line 3", "\"9\""])
+            .file("g.npy", gallery.clone())
+            .file("p.csv", "a,b\n0,1\n2,9\n"),
+        Case::new("dedup-needs-a-threshold", &["dedup", "--embeddings", "{dir}/g.npy", "--out", "{dir}/groups.json"], &["needs a threshold"]).file("g.npy", gallery.clone()).writes_nothing_to("groups.json"),
+        Case::new("dedup-nan-row", &["dedup", "-q", "--embeddings", "{dir}/g.npy", "--out", "{dir}/groups.json", "--threshold", "0.1"], &["g.npy", "row 2", "NaN"])
+            .file("g.npy", npy("<f4", &[4, 2], &f32s(&nan)))
+            .writes_nothing_to("groups.json"),
+    ];
+    run_all(&cases);
+}

@@ -91,7 +91,8 @@ impl ModelConfig {
 
 /// The model-card format this release writes; a card with a larger `version` is refused.
 /// Version 1 (before this release): no `version` field, no `preprocessing`.
-pub const MODEL_CARD_VERSION: u32 = 2;
+/// Version 3 adds `thresholds` (calibrated by `margin train`; absent in version 2).
+pub const MODEL_CARD_VERSION: u32 = 3;
 
 /// How raw inputs become the model's input samples: recorded in the model card by
 /// `margin train`, applied by `margin embed` (so nobody has to repeat `--invert` or
@@ -153,12 +154,16 @@ pub struct ModelCard {
     /// then the caller must say, e.g. `margin embed --invert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preprocessing: Option<Preprocessing>,
+    /// Verification thresholds calibrated on held-out classes (version 3; `None` in older
+    /// cards and for runs without validation classes: commands then ask for `--threshold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<crate::thresholds::Thresholds>,
 }
 
 impl ModelCard {
     /// A card of the current version.
     pub fn new(model: ModelConfig, preprocessing: Preprocessing, normalize_output: bool) -> Self {
-        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape: preprocessing.sample_shape(), normalize_output, preprocessing: Some(preprocessing) }
+        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape: preprocessing.sample_shape(), normalize_output, preprocessing: Some(preprocessing), thresholds: None }
     }
 
     /// Reads `model.json`, refusing a newer format.

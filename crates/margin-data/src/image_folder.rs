@@ -160,6 +160,26 @@ impl Prep {
     }
 }
 
+/// The paths (below the root, `/`-separated) of the images [`load_image_folder`] loads, in
+/// its sample order (class by class, then by path): the item ids of `margin index build
+/// --model RUN --input DIR` and `margin dedup`.
+pub fn image_paths(root: &Path) -> Result<Vec<String>, DataError> {
+    let list = if root.is_file() {
+        list_zip(&Archive::open(root)?)?
+    } else {
+        let mut list = Listing::new();
+        walk(root, "", 0, &mut list, root)?;
+        list
+    };
+    Ok(list
+        .into_values()
+        .flat_map(|mut images| {
+            images.sort_by(|a, b| a.0.cmp(&b.0));
+            images.into_iter().map(|(rel, _)| rel)
+        })
+        .collect())
+}
+
 /// Loads `root/<class>/…/<image>` (a folder, or a `.zip` of one: the layout rule is in
 /// the module docs), converted to grey, optionally inverted (`ink = 1 − grey`, for
 /// dark-on-light drawings) and area-resized to `size × size`. The classes are the

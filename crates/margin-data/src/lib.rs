@@ -53,6 +53,7 @@ pub mod image_folder;
 pub mod label_file;
 pub mod lazy;
 pub mod manifest;
+pub mod thresholds;
 pub mod images;
 pub mod memory;
 pub mod limits;

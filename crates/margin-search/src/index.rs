@@ -31,7 +31,11 @@ impl<'a> Rows<'a> {
 
     /// Validates the rows against an index of dimension `dim` (shape, dimension, the one
     /// rule for usable rows); returns the row count.
-    pub(crate) fn check(&self, dim: usize) -> Result<usize> {
+    ///
+    /// # Errors
+    /// [`SearchError::DimensionMismatch`], [`SearchError::Shape`], [`SearchError::Empty`],
+    /// [`SearchError::NonFinite`], [`SearchError::Overflow`], each naming the input.
+    pub fn check(&self, dim: usize) -> Result<usize> {
         if self.dim != dim {
             return Err(SearchError::DimensionMismatch { input: self.input.into(), expected: dim, found: self.dim });
         }

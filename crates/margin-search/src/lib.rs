@@ -50,6 +50,7 @@
 mod atomic;
 pub mod catalog;
 mod core;
+pub mod dedup;
 pub mod error;
 mod flat;
 mod hugepages;

@@ -23,6 +23,14 @@ pub fn parse_metric(name: &str) -> Result<Metric> {
     name.parse::<Metric>().map_err(|_| invalid("metric", format!("{name:?} (expected euclidean, squared-euclidean, cosine or dot; l2 = euclidean)")))
 }
 
+/// The distance between two rows under this crate's convention (smaller is closer):
+/// margin-eval's direct f64 formula, negated for [`Metric::Dot`]. What `margin verify`
+/// reports, and the reference the index's distances are tested against.
+pub fn distance(m: Metric, a: &[f32], b: &[f32]) -> f64 {
+    let v = m.between(a, b);
+    if m == Metric::Dot { -v } else { v }
+}
+
 /// The metric's code in the index file.
 pub(crate) fn code(m: Metric) -> u8 {
     match m {
@@ -44,7 +52,6 @@ pub(crate) fn from_code(c: u8) -> Option<Metric> {
     })
 }
 
-/// Whether rows are L2-normalised when they enter an index of this metric.
 /// Whether rows are L2-normalised when they enter an index of this metric.
 pub(crate) fn normalises(m: Metric) -> bool {
     m == Metric::Cosine

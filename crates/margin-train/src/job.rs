@@ -141,7 +141,11 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         _ => None,
     };
     let outcome = trainer.fit(&loaded.train, loaded.val.as_ref(), obs)?;
-    let card = ModelCard::new(cfg.train.model.clone(), cfg.data.preprocessing(&shape), true);
+    let mut card = ModelCard::new(cfg.train.model.clone(), cfg.data.preprocessing(&shape), true);
+    if let Some(v) = loaded.val.as_ref() {
+        let dim = cfg.train.model.embedding_dim();
+        card.thresholds = crate::calibrate::calibrate(&outcome.model, v, dim, cfg.train.eval_batch, cfg.eval.max_pairs, cfg.train.seed, device)?;
+    }
     debug_assert_eq!(card.sample_shape, shape, "the preprocessing describes the loaded samples");
     save_model(&outcome.model, &card, out)?;
     let st = &outcome.state;

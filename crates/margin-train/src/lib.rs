@@ -14,6 +14,7 @@
 pub mod augment;
 mod checkpoint;
 mod budget;
+pub mod calibrate;
 mod config;
 mod distance_form;
 mod head_lr;

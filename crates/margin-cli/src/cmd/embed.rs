@@ -174,6 +174,19 @@ fn check_finite(emb: &[f32], dim: usize, ds: &Dataset, model: &margin_models::Em
     )
 }
 
+/// Embeddings of an input by a model: what `margin embed` writes, and what the search
+/// commands' `--model RUN --input …` index, search, verify and deduplicate.
+pub struct Embedded {
+    /// The samples.
+    pub ds: Dataset,
+    /// `ds.len() × dim` embeddings.
+    pub emb: Vec<f32>,
+    /// The embedding dimension.
+    pub dim: usize,
+    /// The model card.
+    pub card: ModelCard,
+}
+
 /// Runs `margin embed`.
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let Some(model_dir) = a.model.clone() else {
@@ -186,10 +199,23 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     if a.ids_out.is_some() {
         bail!("--ids-out is for text models (a sentence-transformers folder); {} is not one", model_dir.display());
     }
+    let Embedded { ds, emb, dim, .. } = embed_input(&a)?;
+    npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(l) = &a.labels_out {
+        data::label_file::write_labels(l, &ds).with_context(|| format!("writing {}", l.display()))?;
+    }
+    println!("embedded {} samples → {} ({} × {dim})", ds.len(), a.out.display(), ds.len());
+    Ok(())
+}
+
+/// Loads the model of `a.model` (a run folder), prepares `a.input` by its card and embeds
+/// it; refuses unusable embeddings ([`check_finite`]).
+pub fn embed_input(a: &EmbedArgs) -> anyhow::Result<Embedded> {
+    let Some(model_dir) = a.model.clone() else { bail!("--model RUN is needed to embed with a trained model") };
     let card_path = model_dir.join("model.json");
     let card = ModelCard::read(&card_path)
         .with_context(|| format!("is {} a run folder of `margin train` (model.json) or a sentence-transformers folder (modules.json)?", model_dir.display()))?;
-    let prep = preprocessing(&a, &model_dir, &card)?;
+    let prep = preprocessing(a, &model_dir, &card)?;
     let device = margin::burn::tensor::Device::flex();
     let weights = model_dir.join("model.safetensors");
     let model = margin_models::weights::load_safetensors(&card, &weights, &device).with_context(|| format!("loading {}", weights.display()))?;
@@ -240,10 +266,5 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let emb = margin_models::embed(&model, &ds, a.batch.unwrap_or(1024), !a.raw, &device);
     let dim = card.model.embedding_dim();
     check_finite(&emb, dim, &ds, &model, &weights)?;
-    npy::write_npy_f32(&a.out, &[ds.len(), dim], &emb).with_context(|| format!("writing {}", a.out.display()))?;
-    if let Some(l) = &a.labels_out {
-        data::label_file::write_labels(l, &ds).with_context(|| format!("writing {}", l.display()))?;
-    }
-    println!("embedded {} samples → {} ({} × {dim})", ds.len(), a.out.display(), ds.len());
-    Ok(())
+    Ok(Embedded { ds, emb, dim, card })
 }
