@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use margin_data::text::{self, TableFormat, TextColumns, TextSet};
-use margin_data::{ClassSplit, DataError, check_no_leakage};
+use margin_data::{ClassSplit, DataError, check_names_disjoint};
 use margin_eval::intent::{self, Classification, Rejection, ThresholdAccuracy};
 use margin_eval::{Distance, Embeddings, Labelled, RetrievalConfig, RetrievalReport, retrieval};
 use serde::{Deserialize, Serialize};
@@ -210,7 +210,9 @@ pub fn evaluate_text<E: std::fmt::Display>(
             let names = |ids: &[i64]| ids.iter().map(|&c| sets.train.classes()[c as usize].clone()).collect::<BTreeSet<String>>();
             let train = sets.train.with_class_names(&names(&split.train), "train (training intents)");
             let test = sets.test.with_class_names(&names(&split.test), "test (held-out intents)");
-            check_no_leakage("train", train.labels(), "test", test.labels())?;
+            let present = |t: &TextSet| t.labels().iter().map(|&l| t.classes()[l as usize].clone()).collect::<BTreeSet<String>>();
+            let (tr, te) = (present(&train), present(&test));
+            check_names_disjoint("train", &tr.iter().map(String::as_str).collect(), "test", &te.iter().map(String::as_str).collect())?;
             let ete = run(&test)?;
             let te = Labelled::new(Embeddings::new("test", &ete, dim)?, "test labels", test.labels())?;
             Ok(TextMetrics {

@@ -191,7 +191,7 @@ pub struct Embedded {
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let Some(model_dir) = a.model.clone() else {
         let depth = a.backbone.expect("clap: --model or --backbone");
-        return super::embed_backbone::run(depth, a.weights.as_deref(), &a.input, &a.out, a.batch);
+        return super::embed_backbone::run(depth, a.weights.as_deref(), &a.input, &a.out, a.batch.unwrap_or(32));
     };
     if super::embed_text::is_sentence_transformers(&model_dir) {
         return super::embed_text::run(&a, &model_dir);
