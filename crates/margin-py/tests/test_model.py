@@ -232,3 +232,37 @@ def test_text_embed_equals_the_cli(cli, tmp_path):
         m.embed(texts, normalize=False)
     with pytest.raises(TypeError, match="list of strings"):
         m.embed(np.zeros((2, 3)))
+
+
+def test_array_likes_and_gil_released(digits_run):
+    import threading
+    import time
+
+    _, d = digits_run
+    m = margin.Model.load(d / "run")
+    x = digits_rows()[:20].astype(np.float32)
+
+    class Wrapped:  # anything with __array__ (a torch CPU tensor), without importing torch
+        def __array__(self, dtype=None, copy=None):
+            return x
+
+    np.testing.assert_array_equal(m.embed(Wrapped()), m.embed(x))
+    big = np.tile(digits_rows().astype(np.float32), (20, 1))
+    done = {}
+
+    def work():
+        t = time.perf_counter()
+        m.embed(big)
+        done["secs"] = time.perf_counter() - t
+
+    th = threading.Thread(target=work)
+    th.start()
+    last = time.perf_counter()
+    gap = 0.0
+    while th.is_alive():
+        now = time.perf_counter()
+        gap = max(gap, now - last)
+        last = now
+    th.join()
+    assert done["secs"] > 0.05, "the call was too short to tell"
+    assert gap < 0.5 * done["secs"], (gap, done["secs"])
