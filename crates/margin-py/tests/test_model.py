@@ -139,11 +139,11 @@ def png(path, rgb):
 def picture_folder(root, classes, per_class, seed):
     rng = np.random.default_rng(seed)
     paths = []
-    for c in classes:
+    for ci, c in enumerate(classes):
         (root / c).mkdir(parents=True)
         for k in range(per_class):
             h, w = 40 + 8 * (k % 2), 48 + 8 * (k % 3)
-            base = np.zeros((h, w, 3)) + [[60 + 40 * (hash(c) % 4)]]
+            base = np.zeros((h, w, 3)) + [[60 + 40 * (ci % 4)]]
             img = np.clip(base + rng.normal(scale=30, size=(h, w, 3)), 0, 255)
             p = root / c / f"img{k:02}.png"
             png(p, img)
@@ -266,3 +266,55 @@ def test_array_likes_and_gil_released(digits_run):
     th.join()
     assert done["secs"] > 0.05, "the call was too short to tell"
     assert gap < 0.5 * done["secs"], (gap, done["secs"])
+
+
+GREY_CONFIG = """[data]
+kind = "image_folder"
+path = "{data}"
+image_size = 16
+
+[split]
+test_fraction = 0.34
+
+[train]
+seed = 0
+epochs = 1
+lr = 1e-3
+
+[train.model]
+kind = "convnet4"
+width = 8
+embedding_dim = 16
+normalize = true
+
+[train.loss]
+kind = "triplet"
+margin = 0.2
+
+[train.miner]
+kind = "batch-hard"
+
+[train.sampler]
+classes_per_batch = 3
+samples_per_class = 4
+"""
+
+
+def test_grey_model_paths_and_arrays_equal_the_cli(cli, tmp_path):
+    """The drawing-style preprocessing (the card's `grey_image`): image paths equal the
+    folder's embedding, and an N × H × W grey array equals `margin embed` of the same .npy
+    (area-resized to the model's side)."""
+    paths = picture_folder(tmp_path / "imgs", ["anna", "boris", "chen", "dara", "emeka"], 6, 2)
+    (tmp_path / "g.toml").write_text(GREY_CONFIG.format(data=tmp_path / "imgs"))
+    run(cli, "train", "--config", tmp_path / "g.toml", "--out", tmp_path / "run", "-q", "--no-eval", "--batches-per-epoch", 2)
+    m = margin.Model.load(tmp_path / "run")
+    run(cli, "embed", "--model", tmp_path / "run", "--input", tmp_path / "imgs", "--out", tmp_path / "e.npy")
+    np.testing.assert_array_equal(m.embed(paths), np.load(tmp_path / "e.npy"))
+    grey = np.random.default_rng(3).random((5, 24, 20)).astype(np.float32)
+    np.save(tmp_path / "g.npy", grey)
+    run(cli, "embed", "--model", tmp_path / "run", "--input", tmp_path / "g.npy", "--out", tmp_path / "g_e.npy", "--raw")
+    want = np.load(tmp_path / "g_e.npy")
+    np.testing.assert_array_equal(m.embed(grey, normalize=False), want)
+    np.testing.assert_array_equal(m.embed(grey[:, None], normalize=False), want)
+    with pytest.raises(ValueError, match="grey images"):
+        m.embed(grey.reshape(5, -1))
