@@ -5,6 +5,8 @@
 - :class:`AccuracyCalculator`: a drop-in for pytorch-metric-learning's, without faiss and
   without an n × n matrix (``from margin import AccuracyCalculator``).
 - :func:`knn` (exact) and :class:`Index` (exact ``flat`` or approximate ``hnsw``; picklable).
+- :class:`Model`: ``Model.load(run_dir).embed(x)`` — ``margin embed`` from Python (arrays,
+  image paths, or texts with a sentence-transformers folder; pickles by path).
 - :mod:`margin.losses`: the fused CPU losses on numpy, ``(value, gradient, stats)``.
 
 Inputs are numpy arrays or anything with ``__array__`` (torch CPU tensors; torch is never
@@ -18,11 +20,11 @@ import json as _json
 
 from . import _arrays
 from . import _margin
-from ._margin import Index, __version__
+from ._margin import Index, Model, __version__
 from .accuracy_calculator import AccuracyCalculator
 from . import losses, miners
 
-__all__ = ["evaluate", "knn", "Index", "AccuracyCalculator", "losses", "miners", "__version__"]
+__all__ = ["evaluate", "knn", "Index", "Model", "AccuracyCalculator", "losses", "miners", "__version__"]
 
 
 def evaluate(

@@ -1,3 +1,4 @@
+import os
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -63,3 +64,20 @@ class Index:
     def kind(self) -> str: ...
     @property
     def fingerprint(self) -> str: ...
+
+class Model:
+    """A run folder of ``margin train`` or a sentence-transformers folder; pickles by path."""
+    @staticmethod
+    def load(path: Union[str, "os.PathLike[str]"]) -> "Model": ...
+    def embed(
+        self,
+        x: Union[ArrayLike, Sequence[Union[str, "os.PathLike[str]"]], Sequence[str]],
+        normalize: Optional[bool] = ...,
+        batch: Optional[int] = ...,
+    ) -> npt.NDArray[np.float32]: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def is_text(self) -> bool: ...
