@@ -127,6 +127,7 @@ fn photo_folders_train_end_to_end_and_embed_with_the_cards_preprocessing() {
     assert!(m["test"]["retrieval"]["map_at_r"].as_f64().unwrap().is_finite());
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("dara") || html.contains("emeka") || html.contains("femi"), "the report's legend names the test classes");
+    check_gallery(&html);
 
     // `margin embed` prepares the test folder by the card, and writes the class names.
     let (e, l) = (dir.join("E.npy"), dir.join("L.txt"));
@@ -163,4 +164,34 @@ fn a_grey_model_refuses_colour_input_naming_the_field() {
     let out = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap(), "-q"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("preprocessing.channels") && err.contains("img00.jpg"), "{err}");
+}
+
+/// The neighbour gallery: 10 seeded queries (18 test items), 5 neighbours each, every
+/// border green exactly when the neighbour's class name is the query's, thumbnails valid
+/// PNGs of at most 64 px a side; the confused-pairs table is there.
+fn check_gallery(html: &str) {
+    use base64::Engine;
+    let caption = |fig: &str| fig.split("<figcaption>").nth(1).unwrap().split("</figcaption>").next().unwrap().split(" · ").next().unwrap().to_string();
+    let rows: Vec<&str> = html.split(r#"<div class="row">"#).skip(1).map(|r| r.split("</div>").next().unwrap()).collect();
+    assert_eq!(rows.len(), 10, "ten sample queries");
+    let (mut same, mut diff) = (0, 0);
+    for r in &rows {
+        let figs: Vec<&str> = r.split(r#"<figure class="nb "#).skip(1).collect();
+        assert_eq!(figs.len(), 6, "a query and its 5 neighbours: {r}");
+        assert!(figs[0].starts_with("query"));
+        let q = caption(figs[0]);
+        for f in &figs[1..] {
+            let green = f.starts_with("same");
+            assert!(green || f.starts_with("diff"), "{f}");
+            assert_eq!(green, caption(f) == q, "border colour matches the class names: {f}");
+            if green { same += 1 } else { diff += 1 }
+        }
+    }
+    assert_eq!(same + diff, 50);
+    assert!(html.contains(".nb.same img") && html.contains(".nb.diff img"), "both border colours styled");
+    let uri = html.split(r#"<img src="data:image/png;base64,"#).nth(1).expect("an inline PNG thumbnail").split('"').next().unwrap();
+    let png = base64::engine::general_purpose::STANDARD.decode(uri).expect("valid base64");
+    let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).expect("a valid PNG");
+    assert!(img.width() <= 64 && img.height() <= 64 && img.width() > 0);
+    assert!(html.contains("Most confused class pairs"));
 }

@@ -66,6 +66,8 @@ pub struct Evaluation {
     pub labels: Vec<i64>,
     /// The test set's class-name table (what outputs show for a label).
     pub class_names: Vec<String>,
+    /// The report's neighbour gallery (top-5 neighbours, pictures of the shown samples).
+    pub gallery: Option<crate::gallery::Gallery>,
 }
 
 /// What a finished job returns.
@@ -246,7 +248,15 @@ fn evaluate_test(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: 
         f.seed = cfg.train.seed;
     }
     let report = margin_eval::evaluate(&l, None, &ec)?;
-    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone(), class_names: test.classes.clone() })
+    let map = match cfg.data.preprocessing(&test.sample_shape) {
+        margin_data::card::Preprocessing::Image(p) => Some(pixel_map(&p)),
+        // Ink back to grey (1 = white paper) for display.
+        margin_data::card::Preprocessing::GreyImage { invert: true, .. } => Some(crate::photo_augment::PixelMap { mean: [1.0; 3], std: [-1.0; 3] }),
+        margin_data::card::Preprocessing::GreyImage { invert: false, .. } => Some(crate::photo_augment::PixelMap::IDENTITY),
+        margin_data::card::Preprocessing::Features { .. } => None,
+    };
+    let gallery = crate::gallery::gallery(&l.embeddings, test, map, cfg.train.seed)?;
+    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone(), class_names: test.classes.clone(), gallery })
 }
 
 fn baseline(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<serde_json::Value, TrainError> {

@@ -20,6 +20,7 @@ mod distance_form;
 mod head_lr;
 pub mod fault;
 mod job;
+pub mod gallery;
 pub mod manifest;
 mod miner_spec;
 pub mod photo_augment;

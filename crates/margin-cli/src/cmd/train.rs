@@ -190,6 +190,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 class_names: &e.class_names,
                 map_classes: cfg.eval.map_classes,
                 seed: cfg.train.seed,
+                gallery: e.gallery.as_ref(),
             });
             let report = out.join("report.html");
             margin_train::fault::step("report.html", &report, html.as_bytes(), || margin_data::write_atomic(&report, html.as_bytes()))?;

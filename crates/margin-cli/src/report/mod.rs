@@ -7,6 +7,8 @@
 
 use std::fmt::Write;
 
+mod gallery;
+
 use margin_eval::{EvalReport, OneShotReport, TarAtFar};
 
 /// Everything the report shows.
@@ -35,6 +37,8 @@ pub struct ReportInput<'a> {
     pub map_classes: usize,
     /// Seed of the class sample.
     pub seed: u64,
+    /// Top-5 neighbours and the shown pictures (margin-train's one test kNN).
+    pub gallery: Option<&'a margin_train::gallery::Gallery>,
 }
 
 const PALETTE: [&str; 12] = [
@@ -467,9 +471,14 @@ h2{{font-size:16px;margin:28px 0 10px}}table{{border-collapse:collapse;width:100
 td{{padding:7px 14px;border-bottom:1px solid var(--line)}}td:last-child{{text-align:right;font-variant-numeric:tabular-nums}}tr:last-child td{{border-bottom:0}}
 pre{{background:#fff;padding:14px;border-radius:10px;overflow:auto;font-size:12.5px;box-shadow:0 1px 3px rgba(0,0,0,.08)}}
 .warn{{background:#fff7ed;border:1px solid #fdba74;border-radius:10px;padding:4px 18px;margin-top:16px}}
+.gallery .row{{display:flex;align-items:flex-start;gap:6px;margin:6px 0}}.nb{{margin:0;width:76px;text-align:center;font-size:10.5px;color:var(--mute)}}
+.nb img,.nb .noimg{{width:68px;height:68px;object-fit:contain;border:3px solid #9ca3af;border-radius:4px;image-rendering:pixelated;background:#fff;display:block;margin:0 auto}}
+.nb .noimg{{line-height:62px;font-size:11px}}.nb.same img,.nb.same .noimg{{border-color:#16a34a}}.nb.diff img,.nb.diff .noimg{{border-color:#dc2626}}.nb.query img,.nb.query .noimg{{border-color:#24324a}}
+.arrow{{align-self:center;color:var(--mute);padding:0 4px}}.note{{color:var(--mute)}}
 footer{{color:var(--mute);font-size:12px;margin-top:28px}}
 </style></head><body><header><h1>{title}</h1><p>Embedding quality on classes never seen in training · distances between L2-normalised embeddings</p></header><main>
 <div class="cards">{cards}</div>{warn_html}
+{gallery}
 <div class="grid"><div class="panel">{c1}</div><div class="panel">{c2}</div><div class="panel">{hist}</div><div class="panel">{roc}</div></div>
 <h2>Where the unseen classes land</h2><div class="panel">{pca}</div>
 <h2>All metrics</h2><table>{rows}</table>
@@ -479,6 +488,7 @@ footer{{color:var(--mute);font-size:12px;margin-top:28px}}
         hist = histogram_svg(e),
         roc = roc_svg(e),
         pca = pca_svg(inp),
+        gallery = gallery::section(inp.gallery, inp.labels, inp.class_names),
         config = esc(&inp.config_toml),
         ver = env!("CARGO_PKG_VERSION"),
     )
