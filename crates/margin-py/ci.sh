@@ -4,7 +4,7 @@
 #      `cargo test --profile checked --workspace` this compiles margin-py and pyo3 only;
 #      the step fails if maturin compiles any Burn crate (CI builds Burn once);
 #   2. installs it into a fresh virtual environment under the CI cache
-#      (../.cache/margin-ci/py-test-venv, with numpy and pytest from pip);
+#      (a per-run folder under ../.cache/margin-ci, removed on exit; numpy and pytest from pip);
 #   3. runs the Python tests with pytest (against the `margin` binary the cargo tests built).
 # maturin and pytest live in a tools venv in the same cache, installed once.
 set -euo pipefail
@@ -18,9 +18,13 @@ if [ ! -x "$TOOLS/bin/maturin" ] || [ ! -x "$TOOLS/bin/pytest" ]; then
     "$PY" -m venv "$TOOLS"
     "$TOOLS/bin/pip" install --quiet "maturin>=1.9,<2" pytest numpy
 fi
-WHEELS="$CACHE/wheels"
-rm -rf "$WHEELS"
-LOG="$CACHE/maturin-build.log"
+# The wheel, the build log and the test venv are this run's own (two runs sharing the cache,
+# say a developer's and a clean clone's, once deleted each other's wheel mid-install).
+mkdir -p "$CACHE"
+RUN_DIR="$(mktemp -d "$CACHE/py-run.XXXXXX")"
+trap 'rm -rf "$RUN_DIR"' EXIT
+WHEELS="$RUN_DIR/wheels"
+LOG="$RUN_DIR/maturin-build.log"
 # Enforced when the cargo tests already built Burn in `checked` (as in .ci/test); a first
 # build on a bare machine compiles it here instead.
 BURN_BUILT=0
@@ -32,8 +36,7 @@ if [ "$BURN_BUILT" -eq 1 ] && grep -E '^\s*Compiling (burn|cubecl)' "$LOG"; then
     exit 1
 fi
 echo "wheel build: $(grep -cE '^\s*Compiling' "$LOG" || true) crates compiled, $(grep -cE '^\s*Compiling (burn|cubecl)' "$LOG" || true) of them Burn's"
-VENV="$CACHE/py-test-venv"
-rm -rf "$VENV"
+VENV="$RUN_DIR/venv"
 "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install --quiet numpy pytest
 "$VENV/bin/pip" install --quiet --no-deps --no-index "$WHEELS"/margin-*.whl
