@@ -229,6 +229,12 @@ impl Index for HnswIndex {
                     sc.sorted.clear();
                     sc.sorted.extend(sc.results.drain());
                     sc.sorted.sort_unstable();
+                    if sc.sorted.len() < k {
+                        // The beam reached fewer than k allowed items (k near the live
+                        // count, a selective tag, an item left without in-links): answer
+                        // this query exactly, so k results come back whenever k items exist.
+                        exact_scan(store, &sc.query, cat.slots(), &allow_fn, &mut sc.sorted);
+                    }
                     let got = sc.sorted.len().min(k);
                     lens[i] = got as u32;
                     for (j, c) in sc.sorted[..got].iter().enumerate() {
@@ -274,4 +280,12 @@ mod tests {
         assert!((upper - 1.0 / 16.0).abs() < 0.02, "fraction above level 0: {upper}");
         assert!(a.iter().all(|&l| l <= MAX_LEVEL));
     }
+}
+
+/// Every allowed slot's key, nearest first (ties by slot): the fallback of a query whose
+/// beam found fewer than k allowed items.
+fn exact_scan(store: &crate::store::Store, q: &crate::store::Query, slots: usize, allow: &dyn Fn(u32) -> bool, out: &mut Vec<Cand>) {
+    out.clear();
+    out.extend((0..slots as u32).filter(|&s| allow(s)).map(|s| Cand { key: store.key(q, s as usize), slot: s }));
+    out.sort_unstable();
 }
