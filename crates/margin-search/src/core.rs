@@ -2,10 +2,10 @@
 //! removals, tags), with the one add path that validates a batch completely before
 //! changing anything.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Allow, Catalog};
 use crate::error::{Result, SearchError};
 use crate::ids::Ids;
-use crate::index::Items;
+use crate::index::{Items, Rows, SearchParams, check_k};
 use crate::metric::Metric;
 use crate::store::{Precision, Store};
 
@@ -60,6 +60,15 @@ pub(crate) const fn margin_max_dim() -> usize {
 }
 
 impl Core {
+    /// What every backend's search checks first: the queries' shape (returns their count),
+    /// the tag filter, and k against the live items passing it.
+    pub fn start_search(&self, queries: &Rows, k: usize, params: &SearchParams) -> Result<(usize, Allow<'_>)> {
+        let n = queries.check(self.store.dim)?;
+        let allow = self.cat.allow(queries.input, params.tags.as_deref())?;
+        check_k(k, self.cat.count(&allow), "the index (live items passing the filter)")?;
+        Ok((n, allow))
+    }
+
     pub fn new(spec: &Spec) -> Result<Self> {
         spec.check()?;
         Ok(Self { fingerprint: spec.fingerprint.clone(), store: Store::new(spec.metric, spec.dim, spec.precision), cat: Catalog::new(spec.tagged) })

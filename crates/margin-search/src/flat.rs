@@ -14,7 +14,7 @@ use margin_eval::{Distance, Embeddings, KnnOptions, knn_with};
 
 use crate::core::{Core, Spec};
 use crate::error::{Result, SearchError, invalid};
-use crate::index::{Index, Items, Neighbours, Rows, SearchParams, check_k};
+use crate::index::{Index, Items, Neighbours, Rows, SearchParams};
 use crate::metric::{Metric, normalise};
 use crate::store::Precision;
 
@@ -98,10 +98,8 @@ impl Index for FlatIndex {
 
     fn search(&self, queries: Rows, k: usize, params: &SearchParams) -> Result<Neighbours> {
         let dim = self.dim();
-        let n = queries.check(dim)?;
+        let (n, allow) = self.core.start_search(&queries, k, params)?;
         let cat = &self.core.cat;
-        let allow = cat.allow(queries.input, params.tags.as_deref())?;
-        check_k(k, cat.count(&allow), "the index (live items passing the filter)")?;
         let rows = self.core.store.f32_rows().expect("the exact index stores f32 rows");
         let (gallery, slot_of): (std::borrow::Cow<[f32]>, Option<Vec<u32>>) = if allow.all() {
             (rows.into(), None)

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use crate::core::{Core, Spec};
 use crate::error::{Result, invalid};
-use crate::index::{Index, Items, Neighbours, Rows, SearchParams, check_k};
+use crate::index::{Index, Items, Neighbours, Rows, SearchParams};
 use crate::metric::{Metric, report};
 use crate::store::Precision;
 pub(crate) use graph::{Graph, MAX_LEVEL, level_of};
@@ -204,10 +204,8 @@ impl Index for HnswIndex {
 
     fn search(&self, queries: Rows, k: usize, params: &SearchParams) -> Result<Neighbours> {
         let dim = self.dim();
-        let n = queries.check(dim)?;
+        let (n, allow) = self.core.start_search(&queries, k, params)?;
         let cat = &self.core.cat;
-        let allow = cat.allow(queries.input, params.tags.as_deref())?;
-        check_k(k, cat.count(&allow), "the index (live items passing the filter)")?;
         let ef = params.ef.max(k);
         let entry = *self.graph.entry.lock().unwrap_or_else(|p| p.into_inner());
         let (ep, top) = entry.expect("a non-empty index has an entry point");
