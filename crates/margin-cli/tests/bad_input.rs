@@ -116,6 +116,7 @@ fn training_configurations_are_refused_up_front() {
         train("threshold-reducer-empty", &[("margin = 0.2", "margin = 0.2\nreducer = { kind = \"threshold\", low = 0.5, high = 0.1 }")], &["low must be < high"]),
         train("classes-per-batch-beyond-classes", &[("classes_per_batch = 5", "classes_per_batch = 50")], &["train.sampler.classes_per_batch", "5 classes"]),
         train("val-fraction-one", &[("[split]", "[split]\nval_fraction = 1.0")], &["split.val_fraction", "[0, 1)"]),
+        train("calibration-fraction-one", &[("[split]", "[split]\ncalibration_fraction = 1.0")], &["split.calibration_fraction", "[0, 1)"]),
     ];
     run_all(&cases);
 }
@@ -186,7 +187,15 @@ fn embed_refuses_what_would_give_meaningless_embeddings() {
         Case { args: embed(&run, &["--labels-out", "{dir}/l.npy"]), ..Case::new("embed-labels-from-npy", &[], &["--labels-out", "no labels"]) }
             .file("x.npy", rows.clone())
             .writes_nothing_to("l.npy"),
-        Case { args: embed(&run, &["--scale", "3"]), ..Case::new("embed-scale-contradicts-card", &[], &["--scale 3", "scale 16"]) }.file("x.npy", rows),
+        Case { args: embed(&run, &["--scale", "3"]), ..Case::new("embed-scale-contradicts-card", &[], &["--scale 3", "scale 16"]) }.file("x.npy", rows.clone()),
+        // Five training classes and batches of five: no calibration share, so no dedup
+        // threshold in the card; dedup without a flag says so.
+        Case {
+            args: ["dedup", "--model", &run.display().to_string(), "--input", "{dir}/x.npy", "--out", "{dir}/groups.json"].iter().map(|s| s.to_string()).collect(),
+            ..Case::new("dedup-card-without-dedup-threshold", &[], &["model.json", "no calibrated dedup threshold", "--threshold"])
+        }
+        .file("x.npy", rows)
+        .writes_nothing_to("groups.json"),
     ];
     run_all(&cases);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,12 @@
 //! `margin dedup`: groups of near-duplicates among embeddings, written as `groups.json`
 //! (version 1) with an HTML page beside it.
 //!
+//! **Threshold.** With `--model RUN` and no flag, the model card's own dedup threshold
+//! (`dedup` section: an item against its augmented, re-encoded copy, against different
+//! items, at the strictest estimable false-duplicate rate; margin-train's
+//! `dedup_calibrate`); `--far F` groups at the identity-level threshold of that FAR
+//! instead, `--threshold T` at an explicit distance. The output says which.
+//!
 //! The grouping is margin-search's ([`margin_search::dedup`]: greedy representatives over
 //! each item's k nearest neighbours, items in input order, the rule written into the file).
 //! The neighbours come from an in-memory index of the chosen kind (`--kind auto`: exact up
@@ -64,7 +70,13 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
 pub fn run(a: DedupArgs) -> Result<()> {
     let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
     let card = v.card_thresholds(a.metric);
-    let t = required(resolve(&a.threshold, card.as_ref().map(|c| c as &dyn super::threshold::CardThresholds))?, None, "margin dedup")?;
+    let flags = resolve(&a.threshold, card.as_ref().map(|c| c as &dyn super::threshold::CardThresholds))?;
+    let t = match (flags, &card) {
+        (Some(t), _) => t,
+        // No flag: the card's own near-duplicate threshold.
+        (None, Some(c)) => c.dedup()?,
+        (None, None) => required(None, None, "margin dedup")?,
+    };
     let (input, data, n, dim, ids) = (v.input.clone(), &v.data, v.n, v.dim, v.ids.clone());
     let started = std::time::Instant::now();
     let spec = Spec { metric: a.metric, dim, precision: Precision::F32, fingerprint: String::new(), tagged: false };

@@ -112,6 +112,6 @@ pub fn load(embeddings: Option<&Path>, ids: Option<&Path>, m: &ModelArgs, flag: 
 impl Vectors {
     /// The card's thresholds as a source for `--far`, for a command measuring `metric`.
     pub fn card_thresholds(&self, metric: margin_search::Metric) -> Option<super::threshold::Card<'_>> {
-        self.card.as_ref().map(|(c, run)| super::threshold::Card { run, thresholds: c.thresholds.as_ref(), metric })
+        self.card.as_ref().map(|(c, run)| super::threshold::Card { run, thresholds: c.thresholds.as_ref(), dedup: c.dedup.as_ref(), metric })
     }
 }
