@@ -2,7 +2,7 @@
 //! `margin train` on a generated image folder without validation classes (the calibration
 //! share of the training classes is held out and calibrates the card's thresholds and its
 //! dedup threshold), an index of the separate test images built through the embed path,
-//! search by image path, verify a genuine and an impostor test pair at the card's
+//! search by image path, `index add|remove` by a folder through the model, verify a genuine and an impostor test pair at the card's
 //! thresholds, dedup a folder with planted exact and near duplicates (JPEG re-encoded,
 //! re-quantised, resized, cropped copies) at the card's dedup threshold with precision and
 //! recall of the planted pairs printed and held to a floor; an index of another model, and
@@ -218,6 +218,21 @@ fn train_index_search_verify_and_dedup_end_to_end() {
         assert_eq!(q["query"], q["neighbors"][0]["id"], "every image finds itself first: {q}");
     }
     assert_eq!(v[0]["query"], "u00/0.pgm");
+    // index add through the model: new images embedded the same way, fingerprint checked;
+    // index remove by the same folder's paths.
+    classes(&dir.join("more"), "v", 7000, 2, 4);
+    let more = dir.join("more");
+    let more = more.to_str().unwrap();
+    let said = ok(&["index", "add", "--index", idx, "--model", r, "--input", more]);
+    assert!(said.contains("added 8 items") && said.contains("(32 items)"), "{said}");
+    let v: Value = serde_json::from_str(&ok(&["search", "--index", idx, "--model", r, "--input", more, "-k", "1", "--json"])).unwrap();
+    assert!(v.as_array().unwrap().iter().all(|q| q["query"] == q["neighbors"][0]["id"]), "{v}");
+    let e = err(&["index", "add", "--index", idx, "--model", other.to_str().unwrap(), "--input", more]);
+    assert!(e.contains("built by model"), "{e}");
+    let e = err(&["index", "remove", "--index", idx, "--input", more, "--model", other.to_str().unwrap()]);
+    assert!(e.contains("built by model"), "{e}");
+    let said = ok(&["index", "remove", "--index", idx, "--input", more, "--model", r]);
+    assert!(said.contains("removed 8 items") && said.contains("(24 items left)"), "{said}");
     // Another model's vectors, and an index of precomputed embeddings: refused.
     let e = err(&["search", "--index", idx, "--model", other.to_str().unwrap(), "--input", tdir, "-k", "3"]);
     assert!(e.contains("built by model") && e.contains("re-index"), "{e}");
