@@ -28,7 +28,8 @@ pub struct DedupArgs {
     /// Embeddings of the items (.npy, rows × dim).
     #[arg(long, value_name = "E.npy", required_unless_present = "model")]
     pub embeddings: Option<PathBuf>,
-    /// Embed the items with a model first (ids: the input's image paths).
+    /// Embed the items with a model first (ids: the input's image paths, or `FILE:LINE`
+    /// of a text input with a sentence-transformers folder; the page shows the texts).
     #[command(flatten)]
     pub source: ModelArgs,
     /// The items' ids, one per line (file paths of images show as thumbnails in the HTML
@@ -89,7 +90,8 @@ pub fn run(a: DedupArgs) -> Result<()> {
     margin_data::atomic::write_atomic(&a.out, &json).with_context(|| format!("writing {}", a.out.display()))?;
     let html_path = a.out.with_extension("html");
     let root = a.root.clone().or(v.root.clone()).unwrap_or_else(|| PathBuf::from("."));
-    let page = super::dedup_html::page(&groups, &root);
+    let texts: Option<std::collections::HashMap<&str, &str>> = v.texts.as_ref().map(|t| names.iter().map(String::as_str).zip(t.iter().map(String::as_str)).collect());
+    let page = super::dedup_html::page(&groups, &root, texts.as_ref());
     margin_data::atomic::write_atomic(&html_path, page.html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
     let in_groups: usize = groups.groups.iter().map(|g| 1 + g.members.len()).sum();
     println!(
@@ -102,7 +104,7 @@ pub fn run(a: DedupArgs) -> Result<()> {
         a.out.display(),
         html_path.display()
     );
-    if page.thumbnails == 0 {
+    if page.thumbnails == 0 && v.texts.is_none() {
         println!("the HTML page lists ids as text (no id is a PNG/JPEG file under {} of at most {} KiB)", root.display(), super::dedup_html::MAX_INLINE / 1024);
     }
     Ok(())

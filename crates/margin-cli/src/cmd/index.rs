@@ -131,8 +131,8 @@ pub struct RemoveArgs {
     /// A file of ids to remove, one per line.
     #[arg(long, value_name = "ids.txt")]
     pub ids: Option<PathBuf>,
-    /// Remove the items of this image folder or zip (ids: its image paths, as `index
-    /// build|add --model RUN --input` gave them).
+    /// Remove the items of this image folder or zip (ids: its image paths) or text file
+    /// (`FILE:LINE`), as `index build|add --model RUN --input` named them.
     #[arg(long, value_name = "DIR|ZIP")]
     pub input: Option<PathBuf>,
     /// With --input: the model the index must be of (its fingerprint is checked, so the
@@ -259,15 +259,18 @@ fn remove(a: RemoveArgs) -> Result<()> {
         ids.extend(read_ids(p)?.names().iter().cloned());
     }
     if let Some(p) = &a.input {
-        ids.extend(margin_data::image_folder::image_paths(p)?);
+        ids.extend(input_ids(p)?);
     }
     if ids.is_empty() {
         bail!("nothing to remove: give --id ID (repeatable), --ids ids.txt or --input DIR");
     }
     let mut index = open_index(&a.index, &Expect::default())?;
     if let Some(run) = &a.model {
-        let card = margin_data::ModelCard::read(&run.join("model.json"))?;
-        let fp = super::model_input::fingerprint(run, &card)?;
+        let fp = if super::embed_text::is_sentence_transformers(run) {
+            super::model_input::text_fingerprint(run)?
+        } else {
+            super::model_input::fingerprint(run, &margin_data::ModelCard::read(&run.join("model.json"))?)?
+        };
         super::search::check_model(index.as_index(), &a.index, Some(&fp))?;
     }
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -276,6 +279,18 @@ fn remove(a: RemoveArgs) -> Result<()> {
     index.as_index().save(out)?;
     println!("removed {removed} items → {} ({} items left)", out.display(), index.as_index().len());
     Ok(())
+}
+
+/// The ids `--model RUN --input PATH` gives the items of `p` (without embedding them): a
+/// text file's `FILE:LINE`, an image folder's or zip's image paths.
+fn input_ids(p: &Path) -> Result<Vec<String>> {
+    use margin_data::Samples;
+    let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    if matches!(ext.as_deref(), Some("txt" | "jsonl" | "ndjson")) {
+        let items = margin_data::text::load_items(p, &margin_data::text::ItemFormat::for_path(p))?;
+        return Ok((0..items.len()).map(|i| items.sample_id(i).into_owned()).collect());
+    }
+    Ok(margin_data::image_folder::image_paths(p)?)
 }
 
 /// What `margin index info` reports.
