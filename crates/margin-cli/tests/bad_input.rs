@@ -431,6 +431,11 @@ fn search_commands_refuse_bad_galleries_ids_and_indexes() {
             .file("g.idx", index.clone())
             .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5])))
             .file("ids.txt", "2\n"),
+        Case::new("index-add-embeddings-without-ids", &["index", "add", "--index", "{dir}/g.idx", "--embeddings", "{dir}/q.npy"], &["--ids", "required"])
+            .file("g.idx", index.clone())
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5])))
+            .usage(),
+        Case::new("index-remove-input-not-a-folder", &["index", "remove", "--index", "{dir}/g.idx", "--input", "{dir}/no-such-folder"], &["cannot read", "no-such-folder"]).file("g.idx", index.clone()),
         Case::new("index-remove-unknown-id", &["index", "remove", "--index", "{dir}/g.idx", "--id", "zz"], &["\"zz\"", "not in the index", "nothing was removed"]).file("g.idx", index.clone()),
         Case::new("verify-needs-a-threshold", &["verify", "--embeddings", "{dir}/g.npy", "0", "1"], &["needs a threshold", "--threshold"]).file("g.npy", gallery.clone()),
         Case::new("verify-unknown-item", &["verify", "--embeddings", "{dir}/g.npy", "0", "7", "--threshold", "1"], &["\"7\"", "not an item", "row numbers"]).file("g.npy", gallery.clone()),
