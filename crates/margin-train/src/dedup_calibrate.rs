@@ -161,3 +161,49 @@ fn rate_entry(t: &TarAtFar) -> DedupRate {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picture(h: usize, w: usize) -> Vec<f32> {
+        (0..h * w).map(|p| if (p / w + p % w) % 5 < 2 { 0.9 } else { 0.1 }).collect()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn feature_vectors_are_copied_unchanged_and_pictures_re_encoded_in_their_own_units() {
+        let src = picture(12, 12);
+        let mut dst = vec![0f32; src.len()];
+        let plain = CopyRecipe { augment: None, levels: None, seed: 0 };
+        plain.copy(&src, &[144], 0, &mut dst).unwrap();
+        assert_eq!(dst, src, "feature vectors: no re-encoding");
+        assert!(plain.describe().contains("unchanged"));
+        // Ink (1 − grey): mapped to levels and back, so the JPEG sees the picture, and the
+        // copy is close to the source in ink units (a wrong map would clamp it away).
+        let ink = CopyRecipe { augment: None, levels: Some(PixelMap { mean: [1.0; 3], std: [-1.0; 3] }), seed: 0 };
+        ink.copy(&src, &[1, 12, 12], 0, &mut dst).unwrap();
+        let d = max_diff(&src, &dst);
+        assert!(d > 0.0 && d < 0.35, "JPEG at quality 75 changes a little: {d}");
+        assert!(ink.describe().contains("JPEG re-encoding at quality 75"));
+    }
+
+    #[test]
+    fn each_copy_has_its_own_seeded_augmentation() {
+        let src = picture(12, 12);
+        let a = AugmentConfig { max_shift: 2.0, max_rotation_deg: 10.0, rotated_classes: false, photo: None };
+        let r = CopyRecipe { augment: Some(a), levels: None, seed: 3 };
+        let copy = |i: usize, r: &CopyRecipe| {
+            let mut d = vec![0f32; src.len()];
+            r.copy(&src, &[1, 12, 12], i, &mut d).unwrap();
+            d
+        };
+        assert_eq!(copy(5, &r), copy(5, &r), "deterministic for (seed, item)");
+        assert_ne!(copy(5, &r), copy(6, &r), "another item, another draw");
+        assert_ne!(copy(5, &r), copy(5, &CopyRecipe { seed: 4, ..r }), "another seed, another draw");
+        assert!(r.describe().contains("max_shift 2") && r.describe().contains("seed 3"));
+    }
+}
