@@ -97,9 +97,8 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         m.check(cfg, out)?;
     }
     let t_load = Instant::now();
-    let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
+    let mut loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
-    let mut loaded = loaded;
     let held = hold_out(&mut loaded, cfg, share_given, obs)?;
     obs.info(&describe(&loaded, load_seconds));
     for (file, why) in &loaded.skipped {
