@@ -349,7 +349,20 @@ fn embed_text_refuses_bad_folders_and_texts() {
             .writes_nothing_to("e.npy"),
         Case { args: embed(&model, "x.npy", &[]), ..Case::new("embed-text-npy-input", &[], &["x.npy", ".txt", ".jsonl"]) }.file("x.npy", npy("<f4", &[1, 2], &f32s(&[0.0, 1.0]))).writes_nothing_to("e.npy"),
         Case { args: embed(&model, "x.txt", &["--raw"]), ..Case::new("embed-text-raw", &[], &["--raw", "modules.json"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
-        Case { args: embed(&model, "x.txt", &["--scale", "2"]), ..Case::new("embed-text-scale", &[], &["--scale", "text model"]) }.file("x.txt", texts).writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.txt", &["--scale", "2"]), ..Case::new("embed-text-scale", &[], &["--scale", "text model"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
+        // The search commands embed through the same path: the same refusals.
+        Case {
+            args: ["index", "build", "-q", "--model", &model.display().to_string(), "--input", "{dir}/x.csv", "--out", "{dir}/t.idx"].iter().map(|s| s.to_string()).collect(),
+            ..Case::new("index-text-model-csv-input", &[], &["x.csv", "a text model embeds .txt"])
+        }
+        .file("x.csv", "a,b\n")
+        .writes_nothing_to("t.idx"),
+        Case {
+            args: ["dedup", "-q", "--model", &model.display().to_string(), "--input", "{dir}/x.txt", "--out", "{dir}/g.json"].iter().map(|s| s.to_string()).collect(),
+            ..Case::new("dedup-text-model-needs-a-threshold", &[], &["needs a threshold", "--threshold"])
+        }
+        .file("x.txt", texts)
+        .writes_nothing_to("g.json"),
     ];
     run_all(&cases);
     let _ = std::fs::remove_dir_all(&dir);
