@@ -116,6 +116,7 @@ fn training_configurations_are_refused_up_front() {
         train("threshold-reducer-empty", &[("margin = 0.2", "margin = 0.2\nreducer = { kind = \"threshold\", low = 0.5, high = 0.1 }")], &["low must be < high"]),
         train("classes-per-batch-beyond-classes", &[("classes_per_batch = 5", "classes_per_batch = 50")], &["train.sampler.classes_per_batch", "5 classes"]),
         train("val-fraction-one", &[("[split]", "[split]\nval_fraction = 1.0")], &["split.val_fraction", "[0, 1)"]),
+        train("calibration-fraction-one", &[("[split]", "[split]\ncalibration_fraction = 1.0")], &["split.calibration_fraction", "[0, 1)"]),
     ];
     run_all(&cases);
 }
@@ -186,7 +187,15 @@ fn embed_refuses_what_would_give_meaningless_embeddings() {
         Case { args: embed(&run, &["--labels-out", "{dir}/l.npy"]), ..Case::new("embed-labels-from-npy", &[], &["--labels-out", "no labels"]) }
             .file("x.npy", rows.clone())
             .writes_nothing_to("l.npy"),
-        Case { args: embed(&run, &["--scale", "3"]), ..Case::new("embed-scale-contradicts-card", &[], &["--scale 3", "scale 16"]) }.file("x.npy", rows),
+        Case { args: embed(&run, &["--scale", "3"]), ..Case::new("embed-scale-contradicts-card", &[], &["--scale 3", "scale 16"]) }.file("x.npy", rows.clone()),
+        // Five training classes and batches of five: no calibration share, so no dedup
+        // threshold in the card; dedup without a flag says so.
+        Case {
+            args: ["dedup", "--model", &run.display().to_string(), "--input", "{dir}/x.npy", "--out", "{dir}/groups.json"].iter().map(|s| s.to_string()).collect(),
+            ..Case::new("dedup-card-without-dedup-threshold", &[], &["model.json", "no calibrated dedup threshold", "--threshold"])
+        }
+        .file("x.npy", rows)
+        .writes_nothing_to("groups.json"),
     ];
     run_all(&cases);
     let _ = std::fs::remove_dir_all(&dir);
@@ -340,7 +349,20 @@ fn embed_text_refuses_bad_folders_and_texts() {
             .writes_nothing_to("e.npy"),
         Case { args: embed(&model, "x.npy", &[]), ..Case::new("embed-text-npy-input", &[], &["x.npy", ".txt", ".jsonl"]) }.file("x.npy", npy("<f4", &[1, 2], &f32s(&[0.0, 1.0]))).writes_nothing_to("e.npy"),
         Case { args: embed(&model, "x.txt", &["--raw"]), ..Case::new("embed-text-raw", &[], &["--raw", "modules.json"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
-        Case { args: embed(&model, "x.txt", &["--scale", "2"]), ..Case::new("embed-text-scale", &[], &["--scale", "text model"]) }.file("x.txt", texts).writes_nothing_to("e.npy"),
+        Case { args: embed(&model, "x.txt", &["--scale", "2"]), ..Case::new("embed-text-scale", &[], &["--scale", "text model"]) }.file("x.txt", texts.clone()).writes_nothing_to("e.npy"),
+        // The search commands embed through the same path: the same refusals.
+        Case {
+            args: ["index", "build", "-q", "--model", &model.display().to_string(), "--input", "{dir}/x.csv", "--out", "{dir}/t.idx"].iter().map(|s| s.to_string()).collect(),
+            ..Case::new("index-text-model-csv-input", &[], &["x.csv", "a text model embeds .txt"])
+        }
+        .file("x.csv", "a,b\n")
+        .writes_nothing_to("t.idx"),
+        Case {
+            args: ["dedup", "-q", "--model", &model.display().to_string(), "--input", "{dir}/x.txt", "--out", "{dir}/g.json"].iter().map(|s| s.to_string()).collect(),
+            ..Case::new("dedup-text-model-needs-a-threshold", &[], &["needs a threshold", "--threshold"])
+        }
+        .file("x.txt", texts)
+        .writes_nothing_to("g.json"),
     ];
     run_all(&cases);
     let _ = std::fs::remove_dir_all(&dir);
@@ -422,6 +444,11 @@ fn search_commands_refuse_bad_galleries_ids_and_indexes() {
             .file("g.idx", index.clone())
             .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5])))
             .file("ids.txt", "2\n"),
+        Case::new("index-add-embeddings-without-ids", &["index", "add", "--index", "{dir}/g.idx", "--embeddings", "{dir}/q.npy"], &["--ids", "required"])
+            .file("g.idx", index.clone())
+            .file("q.npy", npy("<f4", &[1, 2], &f32s(&[0.5, 0.5])))
+            .usage(),
+        Case::new("index-remove-input-not-a-folder", &["index", "remove", "--index", "{dir}/g.idx", "--input", "{dir}/no-such-folder"], &["cannot read", "no-such-folder"]).file("g.idx", index.clone()),
         Case::new("index-remove-unknown-id", &["index", "remove", "--index", "{dir}/g.idx", "--id", "zz"], &["\"zz\"", "not in the index", "nothing was removed"]).file("g.idx", index.clone()),
         Case::new("verify-needs-a-threshold", &["verify", "--embeddings", "{dir}/g.npy", "0", "1"], &["needs a threshold", "--threshold"]).file("g.npy", gallery.clone()),
         Case::new("verify-unknown-item", &["verify", "--embeddings", "{dir}/g.npy", "0", "7", "--threshold", "1"], &["\"7\"", "not an item", "row numbers"]).file("g.npy", gallery.clone()),

@@ -158,12 +158,16 @@ pub struct ModelCard {
     /// cards and for runs without validation classes: commands then ask for `--threshold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<crate::thresholds::Thresholds>,
+    /// The near-duplicate threshold of `margin dedup`, calibrated on the same held-out
+    /// classes (version 3, optional: absent in cards written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<crate::thresholds::DedupThresholds>,
 }
 
 impl ModelCard {
     /// A card of the current version.
     pub fn new(model: ModelConfig, preprocessing: Preprocessing, normalize_output: bool) -> Self {
-        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape: preprocessing.sample_shape(), normalize_output, preprocessing: Some(preprocessing), thresholds: None }
+        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape: preprocessing.sample_shape(), normalize_output, preprocessing: Some(preprocessing), thresholds: None, dedup: None }
     }
 
     /// Reads `model.json`, refusing a newer format.

@@ -194,6 +194,12 @@ pub struct SplitSpec {
     /// Explicit test classes.
     #[serde(default)]
     pub test_classes: Option<Vec<ClassRef>>,
+    /// Share of the training classes held out of training to calibrate the model card's
+    /// thresholds when there are no validation classes (`margin_data::calibration`; unset:
+    /// [`crate::calibration::DEFAULT_CALIBRATION_FRACTION`], written into the run's
+    /// `config.toml`; 0: none, the card then has no thresholds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_fraction: Option<f64>,
 }
 
 /// A class named in a configuration: its name, or an integer label (which names the class

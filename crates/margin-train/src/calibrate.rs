@@ -4,11 +4,12 @@
 //! the test classes.
 //!
 //! **Which classes.** The validation classes, when the configuration has them
-//! (`split.val_fraction` or `split.val_classes`); they are already held out of training,
-//! so nothing changes in what is trained or tested. A run without validation classes
-//! records no thresholds (its commands ask for `--threshold`): carving a calibration share
-//! out of the training classes by default — which the issue asks for — would change every
-//! existing run's training set and figures, and is left for the next phase.
+//! (`split.val_fraction` or `split.val_classes`); they are already held out of training.
+//! Otherwise the calibration share of the training classes (`margin_data::calibration`,
+//! `split.calibration_fraction`, 10% by default, at least two classes), which `run_job`
+//! holds out of training for this purpose. The card names the classes and the rule
+//! (`thresholds.held_out`). With `split.calibration_fraction = 0` (or too few training
+//! classes for a share) there are no thresholds and commands ask for `--threshold`.
 //!
 //! **How.** The validation embeddings (L2-normalised, as the card's output), all pairs or
 //! a seeded sample of `eval.max_pairs`, Euclidean distance, margin-eval's verification
@@ -18,7 +19,7 @@
 
 use burn::tensor::Device;
 use margin_data::Dataset;
-use margin_data::thresholds::{FarThreshold, Thresholds};
+use margin_data::thresholds::{FarThreshold, HeldOut, HeldOutKind, Thresholds};
 use margin_eval::{Distance, Embeddings, Labelled, TarAtFar, VerificationConfig};
 use margin_models::{EmbeddingNet, embed};
 
@@ -27,33 +28,50 @@ use crate::TrainError;
 /// The false-accept rates a card records thresholds for.
 pub const FAR_TARGETS: [f64; 3] = [1e-2, 1e-3, 1e-4];
 
-/// Thresholds of `model` measured on `val`; `None` when `val` has fewer than two classes
-/// (no impostor pairs) or no class with two samples (no genuine pairs).
+/// Thresholds of `model` measured on the held-out set `val` (described by `held`); `None`
+/// when `val` has fewer than two classes (no impostor pairs) or no class with two samples
+/// (no genuine pairs).
 ///
 /// # Errors
 /// Embedding or metric errors (non-finite embeddings are refused by margin-eval).
-pub fn calibrate(model: &EmbeddingNet, val: &Dataset, dim: usize, batch: usize, max_pairs: usize, seed: u64, device: &Device) -> Result<Option<Thresholds>, TrainError> {
+#[allow(clippy::too_many_arguments)]
+pub fn calibrate(model: &EmbeddingNet, val: &Dataset, held: &HeldOut, dim: usize, batch: usize, max_pairs: usize, seed: u64, device: &Device) -> Result<Option<Thresholds>, TrainError> {
     let emb = embed(model, val, batch, true, device);
-    let e = Embeddings::new("validation embeddings", &emb, dim)?;
-    let l = Labelled::new(e, "validation labels", &val.labels)?;
+    let e = Embeddings::new("held-out (calibration) embeddings", &emb, dim)?;
+    let l = Labelled::new(e, "held-out labels", &val.labels)?;
     let config = VerificationConfig { far_targets: FAR_TARGETS.to_vec(), max_pairs: max_pairs.max(2), seed, ..VerificationConfig::default() };
     let report = match margin_eval::verification(&l, Distance::Euclidean, &config) {
         Ok(r) => r,
         Err(margin_eval::EvalError::NotEnoughData { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(Some(from_metrics(&report.metrics, val)))
+    Ok(Some(from_metrics(&report.metrics, val, held)))
+}
+
+/// The description of held-out classes `set` of kind `kind`, chosen by `rule`.
+pub fn held_out(set: &Dataset, kind: HeldOutKind, rule: String) -> HeldOut {
+    let classes = set.classes().iter().map(|&c| set.class_name(c).to_string()).collect();
+    HeldOut { kind, classes, samples: set.len(), rule }
+}
+
+/// The words naming held-out classes in a threshold's source.
+pub fn source_words(held: &HeldOut) -> String {
+    let what = match held.kind {
+        HeldOutKind::Validation => "validation classes",
+        HeldOutKind::CalibrationShare => "calibration share of the training classes",
+    };
+    format!("{what}: {} classes, {} samples", held.classes.len(), held.samples)
 }
 
 /// `x` to 12 significant digits: a decimal that JSON parsing gives back bit for bit
 /// (serde_json's default parser is exact on such short mantissas, not on every 17-digit
 /// one), so the card read back from `model.json` hashes as the card the weights were saved
 /// with (`margin_models::weights::card_hash`).
-fn tidy(x: f64) -> f64 {
+pub(crate) fn tidy(x: f64) -> f64 {
     format!("{x:.11e}").parse().unwrap_or(x)
 }
 
-fn from_metrics(m: &margin_eval::VerificationMetrics, val: &Dataset) -> Thresholds {
+fn from_metrics(m: &margin_eval::VerificationMetrics, val: &Dataset, held: &HeldOut) -> Thresholds {
     let far = m
         .tar_at_far
         .iter()
@@ -74,19 +92,15 @@ fn from_metrics(m: &margin_eval::VerificationMetrics, val: &Dataset) -> Threshol
             },
         })
         .collect();
-    let classes = {
-        let mut c = val.labels.clone();
-        c.sort_unstable();
-        c.dedup();
-        c.len()
-    };
+    debug_assert_eq!(held.samples, val.len());
     Thresholds {
         metric: Distance::Euclidean.name().to_string(),
-        source: format!("validation classes: {classes} classes, {} samples", val.len()),
+        source: source_words(held),
         n_genuine: m.n_genuine,
         n_impostor: m.n_impostor,
         eer: tidy(m.eer),
         eer_threshold: tidy(m.eer_threshold),
         far,
+        held_out: Some(held.clone()),
     }
 }

@@ -426,6 +426,9 @@ pub fn validate_run(cfg: &margin_data::RunConfig<TrainConfig>) -> Result<()> {
     let sp = &cfg.split;
     check::fraction("split.val_fraction", sp.val_fraction)?;
     check::fraction("split.test_fraction", sp.test_fraction)?;
+    if let Some(f) = sp.calibration_fraction {
+        check::fraction("split.calibration_fraction", f)?;
+    }
     if sp.val_fraction + sp.test_fraction >= 1.0 {
         return Err(MarginError::InvalidConfig {
             field: "split.val_fraction + split.test_fraction",

@@ -88,6 +88,8 @@ pub trait JobObserver: Observer {
 /// Runs the job of `cfg` in `opts.out`.
 pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dyn JobObserver) -> Result<JobOutcome, TrainError> {
     let started = Instant::now();
+    let share_given = cfg.split.calibration_fraction.is_some();
+    let cfg = &with_calibration_default(cfg);
     crate::config::validate_run(cfg)?;
     let out = &opts.out;
     let manifest = if opts.resume { RunManifest::read(out)? } else { None };
@@ -95,8 +97,9 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         m.check(cfg, out)?;
     }
     let t_load = Instant::now();
-    let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
+    let mut loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
+    let held = hold_out(&mut loaded, cfg, share_given, obs)?;
     obs.info(&describe(&loaded, load_seconds));
     for (file, why) in &loaded.skipped {
         obs.warn(&format!("skipped a bad image (data.skip_bad): {file}: {why}"));
@@ -144,9 +147,12 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     };
     let outcome = trainer.fit(&loaded.train, loaded.val.as_ref(), obs)?;
     let mut card = ModelCard::new(cfg.train.model.clone(), cfg.data.preprocessing(&shape), true);
-    if let Some(v) = loaded.val.as_ref() {
+    if let Some((set, h)) = &held {
         let dim = cfg.train.model.embedding_dim();
-        card.thresholds = crate::calibrate::calibrate(&outcome.model, v, dim, cfg.train.eval_batch, cfg.eval.max_pairs, cfg.train.seed, device)?;
+        card.thresholds = crate::calibrate::calibrate(&outcome.model, set, h, dim, cfg.train.eval_batch, cfg.eval.max_pairs, cfg.train.seed, device)?;
+        let recipe = crate::dedup_calibrate::CopyRecipe { augment: cfg.train.augment, levels: levels_map(&cfg.data.preprocessing(&shape)), seed: cfg.train.seed };
+        let source = crate::calibrate::source_words(h);
+        card.dedup = crate::dedup_calibrate::calibrate_dedup(&outcome.model, set, &source, &recipe, cfg.train.eval_batch, cfg.eval.max_pairs, device)?;
     }
     debug_assert_eq!(card.sample_shape, shape, "the preprocessing describes the loaded samples");
     save_model(&outcome.model, &card, out)?;
@@ -165,6 +171,7 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
             "best_validation": st.best.map(|(m, e)| serde_json::json!({"map_at_r": m, "epoch": e})),
             "classes": loaded.train.classes().len(),
             "samples": loaded.train.len(),
+            "held_out": held.as_ref().map(|(_, h)| serde_json::json!({"kind": h.kind, "classes": h.classes.len(), "samples": h.samples, "rule": h.rule})),
             "skipped_images": loaded.skipped.iter().map(|(f, why)| serde_json::json!({"file": f, "error": why})).collect::<Vec<_>>(),
         },
         "reference": {
@@ -248,15 +255,64 @@ fn evaluate_test(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: 
         f.seed = cfg.train.seed;
     }
     let report = margin_eval::evaluate(&l, None, &ec)?;
-    let map = match cfg.data.preprocessing(&test.sample_shape) {
-        margin_data::card::Preprocessing::Image(p) => Some(pixel_map(&p)),
-        // Ink back to grey (1 = white paper) for display.
+    let map = levels_map(&cfg.data.preprocessing(&test.sample_shape));
+    let gallery = crate::gallery::gallery(&l.embeddings, test, map, cfg.train.seed)?;
+    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone(), class_names: test.classes.clone(), gallery })
+}
+
+/// How samples of preprocessing `p` map back to picture levels in `[0, 1]` (for display
+/// and for the dedup copies' re-encoding); `None` for feature vectors.
+fn levels_map(p: &margin_data::card::Preprocessing) -> Option<crate::photo_augment::PixelMap> {
+    match p {
+        margin_data::card::Preprocessing::Image(p) => Some(pixel_map(p)),
+        // Ink back to grey (1 = white paper).
         margin_data::card::Preprocessing::GreyImage { invert: true, .. } => Some(crate::photo_augment::PixelMap { mean: [1.0; 3], std: [-1.0; 3] }),
         margin_data::card::Preprocessing::GreyImage { invert: false, .. } => Some(crate::photo_augment::PixelMap::IDENTITY),
         margin_data::card::Preprocessing::Features { .. } => None,
-    };
-    let gallery = crate::gallery::gallery(&l.embeddings, test, map, cfg.train.seed)?;
-    Ok(Evaluation { report, one_shot: None, embeddings: emb, dim, labels: test.labels.clone(), class_names: test.classes.clone(), gallery })
+    }
+}
+
+/// The configuration with `split.calibration_fraction` made explicit when there are no
+/// validation classes (the default share, written into the run's `config.toml` and its
+/// manifest, so a resume holds out the same classes and a run folder from before the
+/// share is not resumed with a different training set).
+fn with_calibration_default(cfg: &RunConfig) -> RunConfig {
+    let mut c = cfg.clone();
+    let has_val = c.split.val_fraction > 0.0 || c.split.val_classes.as_ref().is_some_and(|v| !v.is_empty());
+    if !has_val && c.split.calibration_fraction.is_none() {
+        c.split.calibration_fraction = Some(margin_data::calibration::DEFAULT_CALIBRATION_FRACTION);
+    }
+    c
+}
+
+/// The held-out classes the card's thresholds are measured on: the validation classes,
+/// else the calibration share, taken out of `loaded.train` here (never trained on).
+fn hold_out(loaded: &mut Loaded, cfg: &RunConfig, given: bool, obs: &mut dyn JobObserver) -> Result<Option<(Dataset, margin_data::thresholds::HeldOut)>, TrainError> {
+    use margin_data::calibration::Share;
+    use margin_data::thresholds::HeldOutKind;
+    if let Some(v) = &loaded.val {
+        let rule = "the configuration's validation classes (split.val_fraction / split.val_classes), held out of training".to_string();
+        return Ok(Some((v.clone(), crate::calibrate::held_out(v, HeldOutKind::Validation, rule))));
+    }
+    let fraction = cfg.split.calibration_fraction.unwrap_or(0.0);
+    let seed = cfg.split.seed.unwrap_or(cfg.train.seed);
+    match margin_data::calibration::hold_out(&loaded.train, fraction, cfg.train.sampler.classes_per_batch, seed)? {
+        Share::Held(c) => {
+            if let Some(t) = &loaded.test {
+                margin_data::check_no_leakage("calibration", &c.calibration, "test", t)?;
+            }
+            let h = crate::calibrate::held_out(&c.calibration, HeldOutKind::CalibrationShare, c.rule.clone());
+            obs.info(&format!("calibration share: {} classes ({} samples) held out of training for the model card's thresholds", h.classes.len(), h.samples));
+            loaded.train = c.train;
+            Ok(Some((c.calibration, h)))
+        }
+        Share::Skipped(why) => {
+            let line = format!("no calibration share ({why}): the model card will have no calibrated thresholds");
+            // Asked for in the configuration: a warning; the default on a small pool: a note.
+            if given && fraction > 0.0 { obs.warn(&line) } else { obs.info(&line) }
+            Ok(None)
+        }
+    }
 }
 
 fn baseline(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<serde_json::Value, TrainError> {

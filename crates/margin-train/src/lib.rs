@@ -16,6 +16,7 @@ mod checkpoint;
 mod budget;
 pub mod calibrate;
 mod config;
+pub mod dedup_calibrate;
 mod distance_form;
 mod head_lr;
 pub mod fault;

@@ -1,6 +1,12 @@
 //! `margin dedup`: groups of near-duplicates among embeddings, written as `groups.json`
 //! (version 1) with an HTML page beside it.
 //!
+//! **Threshold.** With `--model RUN` and no flag, the model card's own dedup threshold
+//! (`dedup` section: an item against its augmented, re-encoded copy, against different
+//! items, at the strictest estimable false-duplicate rate; margin-train's
+//! `dedup_calibrate`); `--far F` groups at the identity-level threshold of that FAR
+//! instead, `--threshold T` at an explicit distance. The output says which.
+//!
 //! The grouping is margin-search's ([`margin_search::dedup`]: greedy representatives over
 //! each item's k nearest neighbours, items in input order, the rule written into the file).
 //! The neighbours come from an in-memory index of the chosen kind (`--kind auto`: exact up
@@ -22,7 +28,8 @@ pub struct DedupArgs {
     /// Embeddings of the items (.npy, rows × dim).
     #[arg(long, value_name = "E.npy", required_unless_present = "model")]
     pub embeddings: Option<PathBuf>,
-    /// Embed the items with a model first (ids: the input's image paths).
+    /// Embed the items with a model first (ids: the input's image paths, or `FILE:LINE`
+    /// of a text input with a sentence-transformers folder; the page shows the texts).
     #[command(flatten)]
     pub source: ModelArgs,
     /// The items' ids, one per line (file paths of images show as thumbnails in the HTML
@@ -64,7 +71,13 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
 pub fn run(a: DedupArgs) -> Result<()> {
     let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
     let card = v.card_thresholds(a.metric);
-    let t = required(resolve(&a.threshold, card.as_ref().map(|c| c as &dyn super::threshold::CardThresholds))?, None, "margin dedup")?;
+    let flags = resolve(&a.threshold, card.as_ref().map(|c| c as &dyn super::threshold::CardThresholds))?;
+    let t = match (flags, &card) {
+        (Some(t), _) => t,
+        // No flag: the card's own near-duplicate threshold.
+        (None, Some(c)) => c.dedup()?,
+        (None, None) => required(None, None, "margin dedup")?,
+    };
     let (input, data, n, dim, ids) = (v.input.clone(), &v.data, v.n, v.dim, v.ids.clone());
     let started = std::time::Instant::now();
     let spec = Spec { metric: a.metric, dim, precision: Precision::F32, fingerprint: String::new(), tagged: false };
@@ -77,7 +90,8 @@ pub fn run(a: DedupArgs) -> Result<()> {
     margin_data::atomic::write_atomic(&a.out, &json).with_context(|| format!("writing {}", a.out.display()))?;
     let html_path = a.out.with_extension("html");
     let root = a.root.clone().or(v.root.clone()).unwrap_or_else(|| PathBuf::from("."));
-    let page = super::dedup_html::page(&groups, &root);
+    let texts: Option<std::collections::HashMap<&str, &str>> = v.texts.as_ref().map(|t| names.iter().map(String::as_str).zip(t.iter().map(String::as_str)).collect());
+    let page = super::dedup_html::page(&groups, &root, texts.as_ref());
     margin_data::atomic::write_atomic(&html_path, page.html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
     let in_groups: usize = groups.groups.iter().map(|g| 1 + g.members.len()).sum();
     println!(
@@ -90,7 +104,7 @@ pub fn run(a: DedupArgs) -> Result<()> {
         a.out.display(),
         html_path.display()
     );
-    if page.thumbnails == 0 {
+    if page.thumbnails == 0 && v.texts.is_none() {
         println!("the HTML page lists ids as text (no id is a PNG/JPEG file under {} of at most {} KiB)", root.display(), super::dedup_html::MAX_INLINE / 1024);
     }
     Ok(())

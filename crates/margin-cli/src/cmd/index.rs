@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use margin_search::{AnyIndex, Expect, FlatIndex, HnswIndex, HnswParams, Index, Items, Metric, Precision, Rows, Spec};
 
 use super::model_input::{ModelArgs, load};
-use super::vectors::{ids_or_rows, input_name, open_index, read_ids, read_rows, read_tags};
+use super::vectors::{open_index, read_ids, read_tags};
 
 /// Arguments of `margin index`.
 #[derive(clap::Args, Debug)]
@@ -101,11 +101,16 @@ pub struct AddArgs {
     #[arg(long, value_name = "INDEX")]
     pub index: PathBuf,
     /// Embeddings to add.
-    #[arg(long, value_name = "E.npy")]
-    pub embeddings: PathBuf,
-    /// Their ids (required: row numbers would collide with the existing items').
-    #[arg(long, value_name = "ids.txt")]
-    pub ids: PathBuf,
+    #[arg(long, value_name = "E.npy", required_unless_present = "model")]
+    pub embeddings: Option<PathBuf>,
+    /// Their ids (required with --embeddings: row numbers would collide with the existing
+    /// items'; with --model the ids are the input's image paths).
+    #[arg(long, value_name = "ids.txt", required_unless_present = "model")]
+    pub ids: Option<PathBuf>,
+    /// Embed the new items with a model first (the index must be of this model: its
+    /// fingerprint is checked).
+    #[command(flatten)]
+    pub source: ModelArgs,
     /// Their tags (required when the index has tags).
     #[arg(long, value_name = "tags.txt")]
     pub tags: Option<PathBuf>,
@@ -126,6 +131,14 @@ pub struct RemoveArgs {
     /// A file of ids to remove, one per line.
     #[arg(long, value_name = "ids.txt")]
     pub ids: Option<PathBuf>,
+    /// Remove the items of this image folder or zip (ids: its image paths) or text file
+    /// (`FILE:LINE`), as `index build|add --model RUN --input` named them.
+    #[arg(long, value_name = "DIR|ZIP")]
+    pub input: Option<PathBuf>,
+    /// With --input: the model the index must be of (its fingerprint is checked, so the
+    /// paths are removed from the index they were added to).
+    #[arg(long, value_name = "RUN", requires = "input")]
+    pub model: Option<PathBuf>,
     /// Write the result here instead of over --index.
     #[arg(long, value_name = "INDEX")]
     pub out: Option<PathBuf>,
@@ -224,10 +237,14 @@ fn kind_name(index: &AnyIndex) -> &'static str {
 }
 
 fn add(a: AddArgs) -> Result<()> {
-    let input = input_name("--embeddings", &a.embeddings);
-    let (data, n, dim) = read_rows(&a.embeddings, "--embeddings")?;
+    if a.embeddings.is_some() && a.ids.is_none() {
+        bail!("--ids is required with --embeddings: row numbers would collide with the existing items' ids");
+    }
+    let v = load(a.embeddings.as_deref(), a.ids.as_deref(), &a.source, "--embeddings")?;
+    let (input, data, n, dim) = (v.input, v.data, v.n, v.dim);
     let mut index = open_index(&a.index, &Expect { dim: Some(dim), ..Expect::default() })?;
-    let ids = ids_or_rows(Some(&a.ids), n, &input)?;
+    super::search::check_model(index.as_index(), &a.index, v.fingerprint.as_deref())?;
+    let ids = v.ids;
     let tags = a.tags.as_deref().map(|p| read_tags(p, n)).transpose()?;
     add_with_progress(index.as_index_mut(), &input, &data, dim, ids, tags.as_deref(), true)?;
     let out = a.out.as_ref().unwrap_or(&a.index);
@@ -241,16 +258,39 @@ fn remove(a: RemoveArgs) -> Result<()> {
     if let Some(p) = &a.ids {
         ids.extend(read_ids(p)?.names().iter().cloned());
     }
+    if let Some(p) = &a.input {
+        ids.extend(input_ids(p)?);
+    }
     if ids.is_empty() {
-        bail!("nothing to remove: give --id ID (repeatable) or --ids ids.txt");
+        bail!("nothing to remove: give --id ID (repeatable), --ids ids.txt or --input DIR");
     }
     let mut index = open_index(&a.index, &Expect::default())?;
+    if let Some(run) = &a.model {
+        let fp = if super::embed_text::is_sentence_transformers(run) {
+            super::model_input::text_fingerprint(run)?
+        } else {
+            super::model_input::fingerprint(run, &margin_data::ModelCard::read(&run.join("model.json"))?)?
+        };
+        super::search::check_model(index.as_index(), &a.index, Some(&fp))?;
+    }
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let removed = index.as_index_mut().remove(&refs).with_context(|| format!("removing from {} (nothing was removed)", a.index.display()))?;
     let out = a.out.as_ref().unwrap_or(&a.index);
     index.as_index().save(out)?;
     println!("removed {removed} items → {} ({} items left)", out.display(), index.as_index().len());
     Ok(())
+}
+
+/// The ids `--model RUN --input PATH` gives the items of `p` (without embedding them): a
+/// text file's `FILE:LINE`, an image folder's or zip's image paths.
+fn input_ids(p: &Path) -> Result<Vec<String>> {
+    use margin_data::Samples;
+    let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    if matches!(ext.as_deref(), Some("txt" | "jsonl" | "ndjson")) {
+        let items = margin_data::text::load_items(p, &margin_data::text::ItemFormat::for_path(p))?;
+        return Ok((0..items.len()).map(|i| items.sample_id(i).into_owned()).collect());
+    }
+    Ok(margin_data::image_folder::image_paths(p)?)
 }
 
 /// What `margin index info` reports.

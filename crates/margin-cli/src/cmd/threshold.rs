@@ -70,6 +70,8 @@ pub struct Card<'a> {
     pub run: &'a std::path::Path,
     /// The card's thresholds (`None`: a card without them).
     pub thresholds: Option<&'a margin_data::thresholds::Thresholds>,
+    /// The card's dedup section (`None`: a card without it).
+    pub dedup: Option<&'a margin_data::thresholds::DedupThresholds>,
     /// The metric the command decides with.
     pub metric: margin_search::Metric,
 }
@@ -86,6 +88,38 @@ impl Card<'_> {
             bail!("the model card's thresholds are {} distances, but this command measures {}: use --metric {} or give --threshold", t.metric, self.metric.name(), t.metric);
         }
         Ok(t)
+    }
+
+    /// The card's near-duplicate threshold (at the strictest estimable false-duplicate
+    /// rate), the default of `margin dedup`.
+    ///
+    /// # Errors
+    /// A card without one, or a metric other than the card's.
+    pub fn dedup(&self) -> Result<Threshold> {
+        let card = self.run.join("model.json");
+        let Some(d) = self.dedup else {
+            bail!("{}: the model card has no calibrated dedup threshold (a card written before it, or a run without held-out classes); give --threshold T, or --far F for identity-level grouping", card.display());
+        };
+        if d.metric != self.metric.name() {
+            bail!("the model card's dedup threshold is a {} distance, but this command measures {}: use --metric {} or give --threshold", d.metric, self.metric.name(), d.metric);
+        }
+        let Some(e) = d.default_entry() else {
+            let notes: Vec<String> = d.rates.iter().map(|r| format!("{:e}: {}", r.target_rate, r.note.as_deref().unwrap_or("none"))).collect();
+            bail!("{}: no dedup threshold is estimable ({}); give --threshold T", card.display(), notes.join("; "));
+        };
+        Ok(Threshold {
+            value: e.threshold.unwrap_or_default() as f32,
+            source: format!(
+                "model card {}: dedup threshold at false-duplicate rate {:e} (reached {:.2e}, recall of augmented copies {:.4}) on {}, {} duplicate / {} different pairs",
+                card.display(),
+                e.target_rate,
+                e.rate.unwrap_or(f64::NAN),
+                e.recall.unwrap_or(f64::NAN),
+                d.source,
+                d.n_duplicate,
+                d.n_different
+            ),
+        })
     }
 
     /// The card's EER threshold, when it has thresholds in this metric.
