@@ -1,5 +1,6 @@
 //! Checkpoints of a run, through its [`RunSink`]: `checkpoints/epoch-NNNN/{model.bpk,
-//! optimizer.bpk, state.json}` published as one folder; `checkpoint.json`, an atomically
+//! optimizer.bpk, state.json}` (and a loss with class parameters' `loss.bpk`,
+//! `loss_optimizer.bpk`: `crate::param_loss`) published as one folder; `checkpoint.json`, an atomically
 //! replaced pointer to the latest complete one; `checkpoints/best/` (the best epoch by
 //! validation MAP@R). A kill at any moment leaves either the previous checkpoint or the
 //! new one, never a half-written one.
