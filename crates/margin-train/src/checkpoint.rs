@@ -222,5 +222,5 @@ pub(crate) fn stored_loss(sink: &dyn RunSink, dir: &str, config: &crate::TrainCo
     if !config.loss.is_parametric() {
         return Ok(LossState::Fresh);
     }
-    Ok(LossState::Stored { params: required(sink, &format!("{dir}/{PARAMS_FILE}"))?, optim: required(sink, &format!("{dir}/{OPTIM_FILE}"))? })
+    Ok(LossState::Stored { dir: dir.to_string(), params: required(sink, &format!("{dir}/{PARAMS_FILE}"))?, optim: required(sink, &format!("{dir}/{OPTIM_FILE}"))? })
 }

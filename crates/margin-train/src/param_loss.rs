@@ -217,12 +217,23 @@ impl TrainedLoss {
 
     /// The loss of a checkpoint: rebuilt for `classes` and `embedding_dim`, then the stored
     /// parameters and optimiser state loaded (`params`, `optim`: the two files' bytes).
-    pub fn restore(config: &TrainConfig, classes: ClassMap, embedding_dim: usize, params: Vec<u8>, optim_bytes: Vec<u8>, optim: ModuleOptimizer, device: &Device) -> std::result::Result<Self, String> {
+    /// An error is the file that did not load and why.
+    pub fn restore(
+        config: &TrainConfig,
+        classes: ClassMap,
+        embedding_dim: usize,
+        params: Vec<u8>,
+        optim_bytes: Vec<u8>,
+        optim: ModuleOptimizer,
+        device: &Device,
+    ) -> std::result::Result<Self, (&'static str, String)> {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let skeleton = ParamLoss::init(&config.loss, classes.len(), embedding_dim, &mut rng, device).map_err(|e| e.to_string())?;
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(params)).map_err(|e| format!("{PARAMS_FILE}: {e}"))?;
-        let loss = skeleton.try_load_record(record).map_err(|e| format!("{PARAMS_FILE}: {e}"))?;
-        let optim = optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes)).map_err(|e| format!("{OPTIM_FILE}: {e}"))?;
+        let skeleton = ParamLoss::init(&config.loss, classes.len(), embedding_dim, &mut rng, device).map_err(|e| (PARAMS_FILE, e.to_string()))?;
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(params)).map_err(|e| (PARAMS_FILE, e.to_string()))?;
+        let loss = skeleton
+            .try_load_record(record)
+            .map_err(|e| (PARAMS_FILE, format!("{e} (the loss's parameters for {} training classes do not load)", classes.len())))?;
+        let optim = optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes)).map_err(|e| (OPTIM_FILE, e.to_string()))?;
         Ok(Self::with(config, loss, classes, optim))
     }
 }
@@ -248,6 +259,8 @@ pub enum LossState {
     Fresh,
     /// A resumed run's parameter and optimiser files.
     Stored {
+        /// The checkpoint folder they were read from.
+        dir: String,
         /// `loss.bpk`.
         params: Vec<u8>,
         /// `loss_optimizer.bpk`.
@@ -258,15 +271,24 @@ pub enum LossState {
 }
 
 impl LossState {
-    /// Builds the module for the training labels (fresh: drawn; stored: loaded), once.
-    pub fn activate(&mut self, config: &TrainConfig, labels: &[i64], optim: impl FnOnce() -> ModuleOptimizer, device: &Device) -> std::result::Result<(), String> {
+    /// Builds the module for the training labels (fresh: drawn; stored: loaded), once. A
+    /// stored file that does not load is `stored_error(its name in the run, reason)`.
+    pub fn activate(
+        &mut self,
+        config: &TrainConfig,
+        labels: &[i64],
+        optim: impl FnOnce() -> ModuleOptimizer,
+        device: &Device,
+        stored_error: impl FnOnce(String, String) -> crate::TrainError,
+    ) -> std::result::Result<(), crate::TrainError> {
         if !config.loss.is_parametric() || matches!(self, LossState::Live(_)) {
             return Ok(());
         }
         let dim = embedding_dim(&config.model);
         let live = match std::mem::replace(self, LossState::Fresh) {
-            LossState::Fresh => TrainedLoss::fresh(config, labels, dim, optim(), device).map_err(|e| e.to_string())?,
-            LossState::Stored { params, optim: bytes } => TrainedLoss::restore(config, ClassMap::of(labels), dim, params, bytes, optim(), device)?,
+            LossState::Fresh => TrainedLoss::fresh(config, labels, dim, optim(), device)?,
+            LossState::Stored { dir, params, optim: bytes } => TrainedLoss::restore(config, ClassMap::of(labels), dim, params, bytes, optim(), device)
+                .map_err(|(file, reason)| stored_error(format!("{dir}/{file}"), reason))?,
             LossState::Live(_) => unreachable!("returned above"),
         };
         *self = LossState::Live(live);

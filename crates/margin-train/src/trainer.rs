@@ -363,9 +363,8 @@ impl Trainer {
             None => train,
         };
         let cfg = self.config.clone();
-        self.param
-            .activate(&cfg, &train.labels, || build_optimizer(&cfg.optimizer), &self.device)
-            .map_err(|reason| TrainError::Checkpoint { path: self.sink.locate("checkpoints"), reason })?;
+        let sink = self.sink.as_ref();
+        self.param.activate(&cfg, &train.labels, || build_optimizer(&cfg.optimizer), &self.device, |name, reason| TrainError::Checkpoint { path: sink.locate(&name), reason })?;
         let num_classes = margin_data::indices_by_class(&train.labels).len();
         if cfg.sampler.classes_per_batch > num_classes {
             return Err(MarginError::InvalidConfig {

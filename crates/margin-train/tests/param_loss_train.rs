@@ -69,6 +69,13 @@ fn class_parameters_train_and_resume_exactly() {
         assert_eq!(bits(resumed.loss_params.as_ref().unwrap()), bits(&trained), "{loss:?}: resumed parameters = uninterrupted");
         assert_eq!(embeddings(&resumed.model), embeddings(&full.model), "{loss:?}: resumed encoder = uninterrupted");
     }
+    // A damaged parameter file is an error naming it, not a fresh draw.
+    let loss = LossSpec::ProxyNca { softmax_scale: 1.0, lr: None };
+    let first = Trainer::with_sink(config(1, loss), &[8], Box::new(MemorySink::new()), &device).unwrap().fit(&data, None, &mut Silent).unwrap();
+    let mut sink = first.sink;
+    sink.write("checkpoints/epoch-0001/loss.bpk", b"not a record").unwrap();
+    let err = Trainer::resume_sink(sink, &[8], Some(2), &device).unwrap().fit(&data, None, &mut Silent).unwrap_err().to_string();
+    assert!(err.contains("checkpoints/epoch-0001/loss.bpk"), "{err}");
 }
 
 
