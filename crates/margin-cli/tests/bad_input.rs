@@ -117,6 +117,13 @@ fn training_configurations_are_refused_up_front() {
         train("classes-per-batch-beyond-classes", &[("classes_per_batch = 5", "classes_per_batch = 50")], &["train.sampler.classes_per_batch", "5 classes"]),
         train("val-fraction-one", &[("[split]", "[split]\nval_fraction = 1.0")], &["split.val_fraction", "[0, 1)"]),
         train("calibration-fraction-one", &[("[split]", "[split]\ncalibration_fraction = 1.0")], &["split.calibration_fraction", "[0, 1)"]),
+        // A loss with class parameters has no tuples for a miner to choose.
+        train("class-parameter-loss-with-miner", &[("kind = \"triplet\"\nmargin = 0.2", "kind = \"arcface\"")], &["train.miner", "kind = \"none\""]),
+        train(
+            "arcface-margin-180-degrees",
+            &[("kind = \"triplet\"\nmargin = 0.2", "kind = \"arcface\"\nmargin_degrees = 180.0"), ("kind = \"batch-hard\"", "kind = \"none\"")],
+            &["margin_degrees", "180"],
+        ),
     ];
     run_all(&cases);
 }

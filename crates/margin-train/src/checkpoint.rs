@@ -1,5 +1,6 @@
 //! Checkpoints of a run, through its [`RunSink`]: `checkpoints/epoch-NNNN/{model.bpk,
-//! optimizer.bpk, state.json}` published as one folder; `checkpoint.json`, an atomically
+//! optimizer.bpk, state.json}` (and a loss with class parameters' `loss.bpk`,
+//! `loss_optimizer.bpk`: `crate::param_loss`) published as one folder; `checkpoint.json`, an atomically
 //! replaced pointer to the latest complete one; `checkpoints/best/` (the best epoch by
 //! validation MAP@R). A kill at any moment leaves either the previous checkpoint or the
 //! new one, never a half-written one.
@@ -177,14 +178,24 @@ pub(crate) fn truncate_log(sink: &mut dyn RunSink, epoch: usize) -> Result<(), T
 
 /// Publishes the checkpoint of `state.epoch` and points `checkpoint.json` at it; copies it
 /// to `best/` when `is_best`; removes the older epoch checkpoints.
-pub(crate) fn commit_epoch(sink: &mut dyn RunSink, model: &EmbeddingNet, optim: &ModuleOptimizer, state: &TrainState, is_best: bool) -> Result<(), TrainError> {
+///
+/// `extra` are more files of the checkpoint (a parametric loss's: `crate::param_loss`).
+pub(crate) fn commit_epoch(
+    sink: &mut dyn RunSink,
+    model: &EmbeddingNet,
+    optim: &ModuleOptimizer,
+    state: &TrainState,
+    extra: &[(&'static str, Vec<u8>)],
+    is_best: bool,
+) -> Result<(), TrainError> {
     let epoch = state.epoch;
     let name = format!("epoch-{epoch:04}");
     let dir = format!("checkpoints/{name}");
     let model_bytes = model.clone().into_record().into_bytes().map_err(|e| ckpt_err(sink, &dir, e))?;
     let opt_bytes = optim.into_bytes().map_err(|e| ckpt_err(sink, &dir, e))?;
     let state_bytes = serde_json::to_vec_pretty(state).expect("state serialises");
-    let files: [(&str, &[u8]); 3] = [("model.bpk", &model_bytes), ("optimizer.bpk", &opt_bytes), ("state.json", &state_bytes)];
+    let mut files: Vec<(&str, &[u8])> = vec![("model.bpk", &model_bytes), ("optimizer.bpk", &opt_bytes), ("state.json", &state_bytes)];
+    files.extend(extra.iter().map(|(name, bytes)| (*name, bytes.as_slice())));
     sink.publish(&dir, &files)?;
     let pointer = serde_json::to_vec(&Pointer { epoch, dir }).expect("a pointer serialises");
     sink.write(POINTER, &pointer)?;
@@ -203,4 +214,13 @@ pub(crate) fn commit_epoch(sink: &mut dyn RunSink, model: &EmbeddingNet, optim: 
 /// The model of `checkpoints/best/` (loaded into `model`'s architecture).
 pub(crate) fn best_model(sink: &dyn RunSink, model: EmbeddingNet) -> Result<EmbeddingNet, TrainError> {
     load_model(sink, "checkpoints/best/model.bpk", model)
+}
+
+/// A parametric loss's files of the checkpoint folder `dir` (none for a stateless loss).
+pub(crate) fn stored_loss(sink: &dyn RunSink, dir: &str, config: &crate::TrainConfig) -> Result<crate::param_loss::LossState, TrainError> {
+    use crate::param_loss::{LossState, OPTIM_FILE, PARAMS_FILE};
+    if !config.loss.is_parametric() {
+        return Ok(LossState::Fresh);
+    }
+    Ok(LossState::Stored { dir: dir.to_string(), params: required(sink, &format!("{dir}/{PARAMS_FILE}"))?, optim: required(sink, &format!("{dir}/{OPTIM_FILE}"))? })
 }

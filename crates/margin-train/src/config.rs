@@ -72,6 +72,113 @@ pub enum LossSpec {
         #[serde(default = "default_reducer")]
         reducer: Reducer,
     },
+    /// ArcFace (additive angular margin; class weights trained with the encoder:
+    /// [`crate::param_loss`]). PML's defaults.
+    Arcface {
+        /// The angular margin in degrees (PML: 28.6).
+        #[serde(default = "default_arcface_margin")]
+        margin_degrees: f64,
+        /// The scale (PML: 64).
+        #[serde(default = "default_face_scale")]
+        scale: f64,
+        /// Learning rate of the class weights (default: `train.lr`); follows the schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+    },
+    /// CosFace (additive cosine margin; class weights trained with the encoder). PML's defaults.
+    Cosface {
+        /// The cosine margin (PML: 0.35).
+        #[serde(default = "default_cosface_margin")]
+        margin: f64,
+        /// The scale (PML: 64).
+        #[serde(default = "default_face_scale")]
+        scale: f64,
+        /// Learning rate of the class weights (default: `train.lr`); follows the schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+    },
+    /// The normalised softmax (class weights trained with the encoder). PML's defaults.
+    NormalizedSoftmax {
+        /// The temperature (PML: 0.05).
+        #[serde(default = "default_softmax_temperature")]
+        temperature: f64,
+        /// Learning rate of the class weights (default: `train.lr`); follows the schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+    },
+    /// Proxy-Anchor (one proxy per class, trained with the encoder). PML's defaults.
+    ProxyAnchor {
+        /// The margin (PML: 0.1).
+        #[serde(default = "default_proxy_anchor_margin")]
+        margin: f64,
+        /// The scale α (PML: 32).
+        #[serde(default = "default_proxy_anchor_alpha")]
+        alpha: f64,
+        /// Learning rate of the proxies (default: `train.lr`); follows the schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+    },
+    /// Proxy-NCA (one proxy per class, trained with the encoder). PML's defaults.
+    ProxyNca {
+        /// The softmax scale (PML: 1).
+        #[serde(default = "default_one")]
+        softmax_scale: f64,
+        /// Learning rate of the proxies (default: `train.lr`); follows the schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+    },
+    /// SoftTriple (`centers_per_class` centres per class, trained with the encoder). PML's defaults.
+    SoftTriple {
+        /// Centres per class (PML: 10).
+        #[serde(default = "default_centers_per_class")]
+        centers_per_class: usize,
+        /// The scale λ (PML's `la`: 20).
+        #[serde(default = "default_soft_triple_la")]
+        la: f64,
+        /// The centre softmax's temperature γ (PML: 0.1).
+        #[serde(default = "default_soft_triple_gamma")]
+        gamma: f64,
+        /// The margin δ (PML: 0.01).
+        #[serde(default = "default_soft_triple_margin")]
+        margin: f64,
+        /// Learning rate of the centres (default: `train.lr`); follows the schedule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+    },
+}
+
+fn default_arcface_margin() -> f64 {
+    28.6
+}
+fn default_face_scale() -> f64 {
+    64.0
+}
+fn default_cosface_margin() -> f64 {
+    0.35
+}
+fn default_softmax_temperature() -> f64 {
+    0.05
+}
+fn default_proxy_anchor_margin() -> f64 {
+    0.1
+}
+fn default_proxy_anchor_alpha() -> f64 {
+    32.0
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_centers_per_class() -> usize {
+    10
+}
+fn default_soft_triple_la() -> f64 {
+    20.0
+}
+fn default_soft_triple_gamma() -> f64 {
+    0.1
+}
+fn default_soft_triple_margin() -> f64 {
+    0.01
 }
 
 fn default_margin() -> f64 {
@@ -106,14 +213,33 @@ pub enum BuiltLoss {
 }
 
 impl LossSpec {
-    /// The loss's distance.
+    /// The loss's distance (the cosine between normalised rows for the losses with class
+    /// parameters: what a miner would have to share; they take no miner).
     pub fn distance(&self) -> Distance {
         match self {
             LossSpec::Triplet { distance, .. } | LossSpec::Contrastive { distance, .. } => *distance,
+            _ => Distance::from_name("cosine", true).expect("a distance name"),
         }
     }
 
-    /// Validates and builds.
+    /// Whether the loss holds per-class parameters (built by the trainer, which knows the
+    /// class count: [`crate::param_loss`]).
+    pub fn is_parametric(&self) -> bool {
+        !matches!(self, LossSpec::Triplet { .. } | LossSpec::Contrastive { .. })
+    }
+
+    /// Validates and builds a stateless loss; `None` for a loss with class parameters
+    /// (validated here, built by the trainer: [`crate::param_loss::ParamLoss::init`]).
+    pub fn build_stateless(&self) -> Result<Option<BuiltLoss>> {
+        if self.is_parametric() {
+            crate::param_loss::validate(self)?;
+            return Ok(None);
+        }
+        self.build().map(Some)
+    }
+
+    /// Validates and builds a stateless loss (an error for a loss with class parameters:
+    /// see [`LossSpec::build_stateless`]).
     pub fn build(&self) -> Result<BuiltLoss> {
         Ok(match self {
             LossSpec::Triplet { margin, swap, smooth, distance, reducer } => BuiltLoss::Triplet(
@@ -133,6 +259,11 @@ impl LossSpec {
                     .with_reducer(*reducer)
                     .init()?,
             ),
+            _ => {
+                return Err(MarginError::Unsupported(
+                    "a loss with class parameters is built by the trainer, which knows the class count (LossSpec::build_stateless)".into(),
+                ));
+            }
         })
     }
 }
@@ -411,8 +542,18 @@ impl TrainConfig {
                 check::threshold("train.loss.pos_margin", *pos_margin, distance)?;
                 check::threshold("train.loss.neg_margin", *neg_margin, distance)?;
             }
+            _ => {
+                crate::param_loss::validate_lr(&self.loss)?;
+                if self.miner.build(self.loss.distance())?.is_some() {
+                    return Err(invalid(
+                        "train.miner",
+                        "a miner",
+                        "a loss with class parameters compares every row with its class parameters (no tuples to mine): use kind = \"none\"",
+                    ));
+                }
+            }
         }
-        self.loss.build()?;
+        self.loss.build_stateless()?;
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ mod job;
 pub mod gallery;
 pub mod manifest;
 mod miner_spec;
+pub mod param_loss;
 pub mod photo_augment;
 mod sink;
 mod trainer;

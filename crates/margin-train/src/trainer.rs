@@ -196,6 +196,8 @@ pub struct TrainOutcome {
     pub epochs: Vec<EpochRecord>,
     /// The run's storage (the folder, or the memory holding the log and checkpoints).
     pub sink: Box<dyn RunSink>,
+    /// A parametric loss's parameters at the end (row-major host values), `None` otherwise.
+    pub loss_params: Option<Vec<f64>>,
 }
 
 fn build_optimizer(spec: &OptimizerSpec) -> ModuleOptimizer {
@@ -258,7 +260,10 @@ pub struct Trainer {
     model: EmbeddingNet,
     optim: ModuleOptimizer,
     state: TrainState,
-    loss: BuiltLoss,
+    /// The stateless loss (`None`: the loss has class parameters, in `param`).
+    loss: Option<BuiltLoss>,
+    /// The class parameters of a parametric loss (`crate::param_loss`).
+    param: crate::param_loss::LossState,
     miner: Option<MinerConfig>,
     sample_shape: Vec<usize>,
     /// How sample values map to picture levels, for the photo colour jitter.
@@ -284,12 +289,13 @@ impl Trainer {
         // A fresh run starts from the pretrained weights its configuration names (if any).
         let model = config.model.init_pretrained(sample_shape, device)?;
         let optim = build_optimizer(&config.optimizer);
-        let loss = config.loss.build()?;
+        let loss = config.loss.build_stateless()?;
         let miner = config.miner.build(config.loss.distance())?;
         let state = TrainState { config: Some(config.clone()), ..Default::default() };
         // A fresh run starts a fresh log.
         sink.write(checkpoint::LOG, b"")?;
-        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec(), pixel_map: crate::photo_augment::PixelMap::IDENTITY })
+        let param = crate::param_loss::LossState::Fresh;
+        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, param, miner, sample_shape: sample_shape.to_vec(), pixel_map: crate::photo_augment::PixelMap::IDENTITY })
     }
 
     /// Continues the run in the folder `out` from its latest complete checkpoint (the
@@ -322,11 +328,12 @@ impl Trainer {
             config.epochs = e;
         }
         config.validate()?;
-        let loss = config.loss.build()?;
+        let loss = config.loss.build_stateless()?;
         let miner = config.miner.build(config.loss.distance())?;
+        let param = checkpoint::stored_loss(sink.as_ref(), &dir, &config)?;
         checkpoint::truncate_log(sink.as_mut(), state.epoch)?;
         state.config = Some(config.clone());
-        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, miner, sample_shape: sample_shape.to_vec(), pixel_map: crate::photo_augment::PixelMap::IDENTITY })
+        Ok(Trainer { config, sink, device: device.clone(), model, optim, state, loss, param, miner, sample_shape: sample_shape.to_vec(), pixel_map: crate::photo_augment::PixelMap::IDENTITY })
     }
 
     /// The configuration in force.
@@ -356,6 +363,8 @@ impl Trainer {
             None => train,
         };
         let cfg = self.config.clone();
+        let sink = self.sink.as_ref();
+        self.param.activate(&cfg, &train.labels, || build_optimizer(&cfg.optimizer), &self.device, |name, reason| TrainError::Checkpoint { path: sink.locate(&name), reason })?;
         let num_classes = margin_data::indices_by_class(&train.labels).len();
         if cfg.sampler.classes_per_batch > num_classes {
             return Err(MarginError::InvalidConfig {
@@ -389,6 +398,9 @@ impl Trainer {
                 // (The model moves through the optimizer, so it can update the weights in place.)
                 let policy = crate::head_lr::policy(crate::head_lr::HeadLr::of(&cfg.model, &self.model).as_ref(), lr);
                 self.model = self.optim.step(policy, self.model, grads);
+                if let Some(p) = self.param.live() {
+                    p.step(lr);
+                }
                 rec.seconds = t.elapsed().as_secs_f64();
                 totals.add(&rec);
                 self.sink.append_line(checkpoint::LOG, &serde_json::to_string(&rec).expect("a record serialises"))?;
@@ -399,7 +411,11 @@ impl Trainer {
             self.sink.sync(checkpoint::LOG)?;
             let is_best = self.state.best.is_some_and(|(_, e)| e == epoch);
             self.model.sync_running_statistics();
-            checkpoint::commit_epoch(self.sink.as_mut(), &self.model, &self.optim, &self.state, is_best)?;
+            let loss_files = match self.param.live() {
+                Some(p) => p.files().map_err(|reason| TrainError::Checkpoint { path: self.sink.locate("checkpoints"), reason })?,
+                None => Vec::new(),
+            };
+            checkpoint::commit_epoch(self.sink.as_mut(), &self.model, &self.optim, &self.state, &loss_files, is_best)?;
             obs.epoch(&rec);
             records.push(rec);
         }
@@ -408,7 +424,8 @@ impl Trainer {
             Some((_, e)) if e != self.state.epoch => checkpoint::best_model(self.sink.as_ref(), self.model.clone())?,
             _ => self.model,
         };
-        Ok(TrainOutcome { model, state: self.state, epochs: records, sink: self.sink })
+        let loss_params = self.param.live().map(|p| p.loss.param_values());
+        Ok(TrainOutcome { model, state: self.state, epochs: records, sink: self.sink, loss_params })
     }
 
     /// Checks `train` (and `val`) against the model and configuration; returns the
@@ -472,9 +489,12 @@ impl Trainer {
         // The loss's one entry point, the miner planned inside it: mined on the loss's own
         // distance matrix, fused where it can be (the shipped default, contrastive +
         // multi-similarity, never lists its pairs).
-        let loss: &dyn MetricLoss = match &self.loss {
-            BuiltLoss::Triplet(l) => l,
-            BuiltLoss::Contrastive(l) => l,
+        // A parametric loss (class weights, proxies) reads class indices 0..C of the training set.
+        let (loss, labels): (&dyn MetricLoss, Vec<i64>) = match (&self.loss, &self.param) {
+            (Some(BuiltLoss::Triplet(l)), _) => (l, labels),
+            (Some(BuiltLoss::Contrastive(l)), _) => (l, labels),
+            (None, crate::param_loss::LossState::Live(p)) => (p.loss.as_metric(), p.classes.map(&labels)),
+            (None, _) => return Err(MarginError::Unsupported("the loss's class parameters are built by `fit`".into()).into()),
         };
         let tuples = match &self.miner {
             Some(m) => Tuples::mined(m, rng),
@@ -485,7 +505,11 @@ impl Trainer {
         if !st.loss.is_finite() {
             return Err(self.diverged(epoch, lr, format!("the loss is {} (the embeddings are finite: the distances overflowed)", st.loss)));
         }
-        let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+        let mut all_grads = out.loss.backward();
+        if let Some(p) = self.param.live() {
+            p.take_grads(&mut all_grads);
+        }
+        let grads = GradientsParams::from_module(&mut all_grads, &self.model);
         self.state.step += 1;
         self.state.images_seen += idx.len();
         let rec = StepRecord {

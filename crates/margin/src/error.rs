@@ -108,6 +108,18 @@ pub enum MarginError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// A label is not a class of a loss with per-class parameters (class weights, proxies).
+    #[error("{input}[{position}] = {label} is not a class of this loss: it holds parameters for {num_classes} classes, labels 0..{num_classes} (class indices into the training set's class table)")]
+    LabelOutOfRange {
+        /// Which labels.
+        input: &'static str,
+        /// Position of the first bad label.
+        position: usize,
+        /// The label.
+        label: i64,
+        /// Number of classes the loss holds parameters for.
+        num_classes: usize,
+    },
     /// A combination of options that has no defined meaning.
     #[error("unsupported combination: {0}")]
     Unsupported(String),

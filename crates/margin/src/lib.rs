@@ -77,6 +77,10 @@ pub use loss::{
     Batch, ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig, InfoNceLoss, LossOutput, LossStats, MetricLoss, Mining,
     ReferenceSet, TripletMarginLoss, TripletMarginLossConfig, Tuples,
 };
+pub use loss::{
+    ArcFaceLossConfig, CosFaceLossConfig, MarginSoftmaxLoss, NormalizedSoftmaxLossConfig, ProxyAnchorLoss,
+    ProxyAnchorLossConfig, ProxyNcaLoss, ProxyNcaLossConfig, SoftTripleLoss, SoftTripleLossConfig, TargetMargin,
+};
 pub use reducer::{ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer};
 pub use tuples::{PairPolarity, Pairs, Triplets};
 pub use miner::{

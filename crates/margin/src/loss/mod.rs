@@ -1,4 +1,6 @@
-//! Losses: triplet margin and contrastive, each through one entry point,
+//! Losses: triplet margin, contrastive, InfoNCE, and the losses with per-class parameters
+//! (ArcFace / CosFace / normalised softmax, Proxy-Anchor, Proxy-NCA, SoftTriple: Burn
+//! `Module`s over one embedding–parameter cosine matrix, `class_sim`), each through one entry point,
 //! `forward(`[`Batch`]`, `[`Tuples`]`)` ([`MetricLoss`]; the planner is described in
 //! the `batch` module docs, re-exported here).
 //!
@@ -12,10 +14,15 @@ use burn::tensor::{Int, Tensor, TensorData};
 mod backward_matrix;
 mod batch;
 mod batch_all;
+mod class_sim;
 mod contrastive;
 mod contrastive_all;
 mod host_rows;
 mod info_nce;
+mod margin_softmax;
+mod proxy_anchor;
+mod proxy_nca;
+mod soft_triple;
 mod triplet;
 mod weighted;
 mod weighted_grad;
@@ -27,6 +34,12 @@ pub use batch::{Batch, MetricLoss, Mining, Tuples};
 pub use info_nce::InfoNceLoss;
 pub use contrastive::{ContrastiveForm, ContrastiveLoss, ContrastiveLossConfig};
 pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};
+pub use margin_softmax::{
+    ArcFaceLossConfig, CosFaceLossConfig, MIN_SIN, MarginSoftmaxLoss, NormalizedSoftmaxLossConfig, TargetMargin,
+};
+pub use proxy_anchor::{ProxyAnchorLoss, ProxyAnchorLossConfig};
+pub use proxy_nca::{ProxyNcaLoss, ProxyNcaLossConfig};
+pub use soft_triple::{SoftTripleLoss, SoftTripleLossConfig};
 
 /// A reference set distinct from the query batch (e.g. a cross-batch memory).
 ///
