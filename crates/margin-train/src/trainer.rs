@@ -475,6 +475,7 @@ impl Trainer {
         let loss: &dyn MetricLoss = match &self.loss {
             BuiltLoss::Triplet(l) => l,
             BuiltLoss::Contrastive(l) => l,
+            BuiltLoss::InfoNce(l) => l,
         };
         let tuples = match &self.miner {
             Some(m) => Tuples::mined(m, rng),
