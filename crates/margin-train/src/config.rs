@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::distance_form;
 use crate::miner_spec::MinerSpec;
 use margin::check;
-use margin::{ContrastiveLoss, ContrastiveLossConfig, Distance, MarginError, Reducer, TripletMarginLoss, TripletMarginLossConfig};
+use margin::{ContrastiveLoss, ContrastiveLossConfig, Distance, InfoNceLoss, MarginError, Reducer, TripletMarginLoss, TripletMarginLossConfig};
 use margin_data::ModelConfig;
 
 type Result<T> = std::result::Result<T, MarginError>;
@@ -145,6 +145,15 @@ pub enum LossSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lr: Option<f64>,
     },
+    /// InfoNCE / NT-Xent with in-batch negatives (PML's `NTXentLoss`; sentence-transformers'
+    /// MultipleNegativesRankingLoss is its one-directional form) on cosine similarity: every
+    /// positive pair of the P×K batch against the batch's other classes. Takes no miner
+    /// (`[train.miner] kind = "none"`).
+    InfoNce {
+        /// Temperature `τ` (> 0; sentence-transformers' scale 20 is τ = 0.05).
+        #[serde(default = "default_temperature")]
+        temperature: f64,
+    },
 }
 
 fn default_arcface_margin() -> f64 {
@@ -181,6 +190,10 @@ fn default_soft_triple_margin() -> f64 {
     0.01
 }
 
+fn default_temperature() -> f64 {
+    0.05
+}
+
 fn default_margin() -> f64 {
     0.2
 }
@@ -210,6 +223,19 @@ pub enum BuiltLoss {
     Triplet(TripletMarginLoss),
     /// Contrastive.
     Contrastive(ContrastiveLoss),
+    /// InfoNCE / NT-Xent.
+    InfoNce(InfoNceLoss),
+}
+
+impl BuiltLoss {
+    /// The loss behind margin's one entry point.
+    pub fn as_metric_loss(&self) -> &dyn margin::MetricLoss {
+        match self {
+            BuiltLoss::Triplet(l) => l,
+            BuiltLoss::Contrastive(l) => l,
+            BuiltLoss::InfoNce(l) => l,
+        }
+    }
 }
 
 impl LossSpec {
@@ -218,6 +244,7 @@ impl LossSpec {
     pub fn distance(&self) -> Distance {
         match self {
             LossSpec::Triplet { distance, .. } | LossSpec::Contrastive { distance, .. } => *distance,
+            LossSpec::InfoNce { .. } => Distance::Cosine(margin::CosineSimilarity),
             _ => Distance::from_name("cosine", true).expect("a distance name"),
         }
     }
@@ -225,7 +252,7 @@ impl LossSpec {
     /// Whether the loss holds per-class parameters (built by the trainer, which knows the
     /// class count: [`crate::param_loss`]).
     pub fn is_parametric(&self) -> bool {
-        !matches!(self, LossSpec::Triplet { .. } | LossSpec::Contrastive { .. })
+        !matches!(self, LossSpec::Triplet { .. } | LossSpec::Contrastive { .. } | LossSpec::InfoNce { .. })
     }
 
     /// Validates and builds a stateless loss; `None` for a loss with class parameters
@@ -259,6 +286,10 @@ impl LossSpec {
                     .with_reducer(*reducer)
                     .init()?,
             ),
+            LossSpec::InfoNce { temperature } => {
+                check::positive("train.loss.temperature", *temperature)?;
+                BuiltLoss::InfoNce(InfoNceLoss::new(*temperature)?)
+            }
             _ => {
                 return Err(MarginError::Unsupported(
                     "a loss with class parameters is built by the trainer, which knows the class count (LossSpec::build_stateless)".into(),
@@ -489,26 +520,7 @@ impl TrainConfig {
     /// `embedding_dim = 1e11` is refused before anything is allocated) and the batch
     /// `P × K` against [`check::MAX_BATCH`].
     fn validate_sizes(&self) -> Result<()> {
-        let s = &self.sampler;
-        if s.classes_per_batch < 2 {
-            return Err(invalid("train.sampler.classes_per_batch", s.classes_per_batch, "need at least 2 classes per batch for negatives"));
-        }
-        if s.samples_per_class < 2 {
-            return Err(invalid("train.sampler.samples_per_class", s.samples_per_class, "need at least 2 samples per class for positives"));
-        }
-        check::size("train.sampler.classes_per_batch", s.classes_per_batch, check::MAX_BATCH)?;
-        check::size("train.sampler.samples_per_class", s.samples_per_class, check::MAX_BATCH)?;
-        let batch = s.classes_per_batch.checked_mul(s.samples_per_class).unwrap_or(usize::MAX);
-        if batch > check::MAX_BATCH {
-            return Err(MarginError::InvalidConfig {
-                field: "train.sampler (classes_per_batch × samples_per_class)",
-                value: format!("{} × {} (the largest batch accepted is {})", s.classes_per_batch, s.samples_per_class, check::MAX_BATCH),
-                reason: "is too large",
-            });
-        }
-        if let Some(b) = s.batches_per_epoch {
-            check::count("train.sampler.batches_per_epoch", b, 1)?;
-        }
+        validate_sampler(&self.sampler)?;
         check::size("train.eval_batch", self.eval_batch, check::MAX_BATCH)?;
         match &self.model {
             ModelConfig::Mlp { hidden, embedding_dim, .. } => {
@@ -532,7 +544,39 @@ impl TrainConfig {
     /// ([`check::margin`], [`check::threshold`]: a margin past what normalised embeddings
     /// can reach keeps every tuple active forever).
     fn validate_loss(&self) -> Result<()> {
-        match &self.loss {
+        validate_loss_and_miner(&self.loss, &self.miner)
+    }
+}
+
+/// The sampler's sizes: P ≥ 2, K ≥ 2, each and `P × K` within [`check::MAX_BATCH`].
+pub(crate) fn validate_sampler(s: &SamplerConfig) -> Result<()> {
+    if s.classes_per_batch < 2 {
+        return Err(invalid("train.sampler.classes_per_batch", s.classes_per_batch, "need at least 2 classes per batch for negatives"));
+    }
+    if s.samples_per_class < 2 {
+        return Err(invalid("train.sampler.samples_per_class", s.samples_per_class, "need at least 2 samples per class for positives"));
+    }
+    check::size("train.sampler.classes_per_batch", s.classes_per_batch, check::MAX_BATCH)?;
+    check::size("train.sampler.samples_per_class", s.samples_per_class, check::MAX_BATCH)?;
+    let batch = s.classes_per_batch.checked_mul(s.samples_per_class).unwrap_or(usize::MAX);
+    if batch > check::MAX_BATCH {
+        return Err(MarginError::InvalidConfig {
+            field: "train.sampler (classes_per_batch × samples_per_class)",
+            value: format!("{} × {} (the largest batch accepted is {})", s.classes_per_batch, s.samples_per_class, check::MAX_BATCH),
+            reason: "is too large",
+        });
+    }
+    if let Some(b) = s.batches_per_epoch {
+        check::count("train.sampler.batches_per_epoch", b, 1)?;
+    }
+    Ok(())
+}
+
+/// The loss's parameters against the range of its distance, the miner against the loss
+/// (the image and text trainers' one check).
+pub(crate) fn validate_loss_and_miner(loss: &LossSpec, miner: &MinerSpec) -> Result<()> {
+    {
+        match loss {
             LossSpec::Triplet { margin, smooth, distance, .. } => {
                 if !smooth {
                     check::margin("train.loss.margin", *margin, distance)?;
@@ -542,9 +586,13 @@ impl TrainConfig {
                 check::threshold("train.loss.pos_margin", *pos_margin, distance)?;
                 check::threshold("train.loss.neg_margin", *neg_margin, distance)?;
             }
+            LossSpec::InfoNce { .. } if miner.miner.is_some() => {
+                return Err(invalid("train.miner", "a miner", "InfoNCE scores every positive pair against every in-batch negative: set [train.miner] kind = \"none\""));
+            }
+            LossSpec::InfoNce { .. } => {}
             _ => {
-                crate::param_loss::validate_lr(&self.loss)?;
-                if self.miner.build(self.loss.distance())?.is_some() {
+                crate::param_loss::validate_lr(loss)?;
+                if miner.build(loss.distance())?.is_some() {
                     return Err(invalid(
                         "train.miner",
                         "a miner",
@@ -553,7 +601,8 @@ impl TrainConfig {
                 }
             }
         }
-        self.loss.build_stateless()?;
+        loss.build_stateless()?;
+        miner.build(loss.distance())?;
         Ok(())
     }
 }

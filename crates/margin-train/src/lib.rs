@@ -26,12 +26,17 @@ pub mod manifest;
 mod miner_spec;
 pub mod param_loss;
 pub mod photo_augment;
+mod grad_clip;
+pub mod schedule;
 mod sink;
 mod trainer;
 pub mod text_eval;
+pub mod text_job;
+pub mod text_train;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig, validate_run};
 pub use miner_spec::MinerSpec;
+pub use grad_clip::{clip_global_norm, global_norm};
 pub use checkpoint::{Pointer, PointerError, parse_pointer};
 pub use sink::{FolderSink, MemorySink, RunSink};
 pub use job::{DEFAULT_CONFIG, Evaluation, JobObserver, JobOptions, JobOutcome, RunConfig, config_toml, omniglot_one_shot, parse_config, run_job};

@@ -230,6 +230,22 @@ pub fn evaluate_text<E: std::fmt::Display>(
     }
 }
 
+/// The utterances a run under `protocol` trains on: the whole training file (closed-set),
+/// or its utterances of the training intents of the protocol's seeded intent split
+/// (open-set: the same split [`evaluate_text`] holds out).
+pub fn training_set(data: &TextData, protocol: &TextProtocol) -> Result<TextSet, TextEvalError> {
+    let sets = load(data)?;
+    match protocol {
+        TextProtocol::ClosedSet { .. } => Ok(sets.train),
+        TextProtocol::OpenSet { test_fraction, seed } => {
+            let classes: Vec<i64> = sets.train.labels().iter().chain(sets.test.labels()).copied().collect::<BTreeSet<_>>().into_iter().collect();
+            let split = ClassSplit::random(&classes, 0.0, *test_fraction, *seed)?;
+            let names: BTreeSet<String> = split.train.iter().map(|&c| sets.train.classes()[c as usize].clone()).collect();
+            Ok(sets.train.with_class_names(&names, "train (training intents)"))
+        }
+    }
+}
+
 /// STS-B: Spearman correlation of the cosine similarity of each pair with its gold score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StsMetrics {

@@ -493,6 +493,7 @@ impl Trainer {
         let (loss, labels): (&dyn MetricLoss, Vec<i64>) = match (&self.loss, &self.param) {
             (Some(BuiltLoss::Triplet(l)), _) => (l, labels),
             (Some(BuiltLoss::Contrastive(l)), _) => (l, labels),
+            (Some(BuiltLoss::InfoNce(l)), _) => (l, labels),
             (None, crate::param_loss::LossState::Live(p)) => (p.loss.as_metric(), p.classes.map(&labels)),
             (None, _) => return Err(MarginError::Unsupported("the loss's class parameters are built by `fit`".into()).into()),
         };

@@ -71,6 +71,7 @@ fn logged_and_direct(cfg: TrainConfig, name: &str) -> (StepRecord, margin::LossS
     let loss: &dyn MetricLoss = match &built {
         BuiltLoss::Triplet(l) => l,
         BuiltLoss::Contrastive(l) => l,
+        BuiltLoss::InfoNce(l) => l,
     };
     let miner = cfg.miner.build(cfg.loss.distance()).unwrap().expect("a miner is configured");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0); // unused by these miners

@@ -7,6 +7,7 @@ pub mod embed;
 mod embed_backbone;
 pub mod embed_text;
 pub mod train;
+pub mod train_text;
 mod progress;
 pub mod index;
 pub mod search;

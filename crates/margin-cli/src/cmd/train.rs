@@ -48,9 +48,12 @@ pub struct TrainArgs {
     /// Only print errors and the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Text runs: the base sentence-transformers folder (overrides the config's `encoder`).
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
 }
 
-fn new_run_dir(root: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn new_run_dir(root: &Path) -> anyhow::Result<PathBuf> {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     for i in 0..1000 {
         let p = root.join(format!("run-{secs}{}", if i == 0 { String::new() } else { format!("-{i}") }));
@@ -68,7 +71,7 @@ fn read_config(path: &Path, what: &str) -> anyhow::Result<RunConfig> {
 
 /// Whether `dir` holds a run that a new run would overwrite: a checkpoint pointer or a
 /// published epoch checkpoint.
-fn holds_run(dir: &Path) -> bool {
+pub(super) fn holds_run(dir: &Path) -> bool {
     dir.join("checkpoint.json").exists()
         || std::fs::read_dir(dir.join("checkpoints")).is_ok_and(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("epoch-")))
 }
@@ -165,6 +168,12 @@ fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threads {
         rayon_threads(t);
+    }
+    if let Some(text) = super::train_text::text_config(&args)? {
+        return super::train_text::run(&args, &text);
+    }
+    if args.encoder.is_some() {
+        bail!("--encoder is for text runs (a configuration naming `encoder`, e.g. configs/clinc150.toml)");
     }
     let (cfg, out, resume) = configure(&args)?;
     let device = margin::burn::tensor::Device::flex().autodiff();

@@ -13,6 +13,7 @@
 //! reader takes bytes (the file entry points read and pass them on), and every fault is
 //! a [`DataError::Format`] naming the file, the 1-based line and the field.
 
+pub mod card;
 pub mod clinc;
 pub mod items;
 pub mod sts;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 use crate::{DataError, Samples};
 
+pub use card::{BaseModel, TEXT_CARD_FILE, TEXT_CARD_VERSION, TextModelCard};
 pub use clinc::{Clinc150, load_clinc150};
 pub use items::{ItemFormat, load_items, parse_items};
 pub use sts::{ScoredPairs, load_sts, parse_sts};

@@ -4,8 +4,11 @@
 //!
 //! Only single-segment inputs are encoded (sentence embeddings), so every token's type is 0
 //! and the token-type embedding contributes its row 0 to every position; the table is still
-//! loaded (and checked) whole. Dropout is omitted: this is the inference function (and
-//! fine-tuning, later, adds it where training needs it).
+//! loaded (and checked) whole. Dropout is omitted, in inference and in margin's
+//! fine-tuning alike (`margin_train::text_train`: a step is a deterministic function of the
+//! weights and the batch, so a resumed run is bit-identical). On an autodiff device the
+//! GELU is Burn's composition (gradients), elsewhere the fused inference kernel; the two
+//! are tested equal (`tests/text_export.rs`).
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};

@@ -8,9 +8,12 @@
 //! `tokenizer.json` ([`TextTokenizer`]); pooling ([`Pooling`]); the whole pipeline of a
 //! folder's `modules.json` ([`SentenceEncoder`]).
 //!
+//! Writing a (fine-tuned) encoder back as a sentence-transformers folder, Hugging Face key
+//! names and all: [`save_sentence_folder`].
+//!
 //! Why a port rather than a binding: margin trains and evaluates on Burn, so fine-tuning a
-//! pretrained encoder with margin's losses (the next phase) needs the encoder as a Burn
-//! module; agreement with sentence-transformers is pinned by golden embeddings
+//! pretrained encoder with margin's losses (`margin_train::text_train`) needs the encoder
+//! as a Burn module; agreement with sentence-transformers is pinned by golden embeddings
 //! (`tests/text_golden.rs`). Why `tokenizers`: WordPiece details (accents, CJK, control
 //! characters, literal special-token text, truncation) are easy to get subtly wrong; the
 //! library that produced the reference ids reads the same `tokenizer.json`.
@@ -19,6 +22,7 @@ mod attention;
 mod bert;
 mod config;
 mod error;
+mod export;
 mod pooling;
 mod sentence;
 mod tokenize;
@@ -28,6 +32,7 @@ pub use attention::{MASKED, SelfAttention, SelfAttentionConfig, mask_bias};
 pub use bert::{BertEmbeddings, BertLayer, BertModel};
 pub use config::{Activation, BertConfig};
 pub use error::TextError;
+pub use export::{PIPELINE_FILES, file_sha256, identity_files, save_sentence_folder};
 pub use pooling::{Pooling, PoolingMode};
 pub use sentence::{SUPPORTED_MODULES, SentenceEncoder};
 pub use tokenize::{PaddedBatch, TextTokenizer, length_sorted_batches, pad_batch};

@@ -29,6 +29,16 @@ pub enum PoolingMode {
 }
 
 impl PoolingMode {
+    /// The mode's name in a model card: `cls`, `max`, `mean`, `mean_sqrt_len`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PoolingMode::Cls => "cls",
+            PoolingMode::Max => "max",
+            PoolingMode::Mean => "mean",
+            PoolingMode::MeanSqrtLen => "mean_sqrt_len",
+        }
+    }
+
     /// In sentence-transformers' concatenation order, with its config field.
     const FIELDS: [(&'static str, PoolingMode); 4] = [
         ("pooling_mode_cls_token", PoolingMode::Cls),

@@ -112,6 +112,8 @@ pub struct SentenceEncoder {
     /// L2-normalise the pooled vectors (a `Normalize` module).
     pub normalize: bool,
     folder: PathBuf,
+    /// The Transformer module's folder (the folder itself, or a sub-folder).
+    transformer: PathBuf,
     device: Device,
 }
 
@@ -135,12 +137,38 @@ impl SentenceEncoder {
         }
         let pooling = Pooling::read(&pooling_dir.join("config.json"), config.hidden_size)?;
         let model = BertModel::from_pretrained(&config, &find_weights(&transformer)?, device)?;
-        Ok(SentenceEncoder { tokenizer, model, pooling, normalize, folder: folder.to_path_buf(), device: device.clone() })
+        Ok(SentenceEncoder { tokenizer, model, pooling, normalize, folder: folder.to_path_buf(), transformer, device: device.clone() })
     }
 
     /// The folder it was loaded from.
     pub fn folder(&self) -> &Path {
         &self.folder
+    }
+
+    /// The Transformer module's folder (where `config.json`, the weights and
+    /// `tokenizer.json` are): the folder itself or one of its sub-folders.
+    pub fn transformer_folder(&self) -> &Path {
+        &self.transformer
+    }
+
+    /// The device its tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The same pipeline (tokenizer, pooling, normalisation, folder) around another
+    /// encoder on `device`: the trainer's fine-tuned weights, or an inference copy of
+    /// them (`model.valid()` on the device without autodiff).
+    pub fn with_model(&self, model: BertModel, device: &Device) -> SentenceEncoder {
+        SentenceEncoder {
+            tokenizer: self.tokenizer.clone(),
+            model,
+            pooling: self.pooling.clone(),
+            normalize: self.normalize,
+            folder: self.folder.clone(),
+            transformer: self.transformer.clone(),
+            device: device.clone(),
+        }
     }
 
     /// Width of the embeddings.
@@ -196,7 +224,13 @@ impl SentenceEncoder {
     /// - `ids`: `[B, L]` token ids; `mask`: `[B, L]`, 1 for a real token, 0 for padding
     /// - output: `[B, dim]`
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<2> {
-        let hidden = self.model.forward(ids, mask.clone());
+        self.forward_with(&self.model, ids, mask)
+    }
+
+    /// [`SentenceEncoder::forward`] with another encoder of this architecture (the
+    /// trainer's copy, on an autodiff device: the graph runs through it).
+    pub fn forward_with(&self, model: &BertModel, ids: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<2> {
+        let hidden = model.forward(ids, mask.clone());
         let pooled = self.pooling.forward(hidden, mask);
         if self.normalize { margin::l2_normalize(pooled) } else { pooled }
     }

@@ -63,6 +63,11 @@ impl TextTokenizer {
         self.max_length
     }
 
+    /// Whether texts are lower-cased before tokenisation.
+    pub fn lowercase(&self) -> bool {
+        self.lowercase
+    }
+
     /// The id padding positions get (masked out, so any valid id would do).
     pub fn pad_id(&self) -> u32 {
         self.pad_id
