@@ -16,6 +16,7 @@ mod checkpoint;
 mod budget;
 pub mod calibrate;
 mod config;
+pub mod device;
 mod distance_form;
 mod head_lr;
 pub mod fault;
@@ -29,6 +30,7 @@ mod trainer;
 pub mod text_eval;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig, validate_run};
+pub use device::{DeviceError, DeviceSpec, DeviceSpecError};
 pub use miner_spec::MinerSpec;
 pub use checkpoint::{Pointer, PointerError, parse_pointer};
 pub use sink::{FolderSink, MemorySink, RunSink};
