@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use margin::burn::backend::DispatchDevice;
 use margin::burn::module::Module;
-use margin::burn::optim::{AdamConfig, GradientsParams};
+use margin::burn::optim::{GradientsParams, SgdConfig};
 use margin::burn::tensor::{Device, Tensor, TensorData};
 use margin::{
     Batch, BatchEasyHardMiner, BatchHardMiner, ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance, DistanceWeightedMiner,
@@ -144,8 +144,9 @@ fn every_loss_distance_and_reducer_matches_flex() {
                 }
             }
             for form in [ContrastiveForm::Linear, ContrastiveForm::Squared] {
-                let loss = ContrastiveLossConfig::new().with_form(form).with_pos_margin(0.1).with_neg_margin(0.9).with_distance(distance).with_reducer(reducer).init();
-                let Ok(loss) = loss else { continue };
+                // Margins in the distance's own direction (a similarity's positives sit above).
+                let (pos, neg) = if matches!(distance, Distance::Cosine(_) | Distance::Dot(_)) { (0.9, 0.1) } else { (0.1, 0.9) };
+                let loss = ContrastiveLossConfig::new().with_form(form).with_pos_margin(pos).with_neg_margin(neg).with_distance(distance).with_reducer(reducer).init().unwrap();
                 let what = format!("contrastive {form:?} {} {reducer:?}", distance.describe());
                 compare(&gpu, &q, None, d, 2e-4, &what, &|x, _| loss.forward(Batch::labelled(x, &ql), Tuples::All).unwrap());
                 cases += 1;
@@ -210,7 +211,8 @@ fn every_miner_mines_the_same_tuples_as_flex() {
             assert_eq!(tuples(&g).0, tuples(&c).0, "{what}: mined tuples");
             nonempty += usize::from(tuples(&c).1 > 0);
             let triplet = TripletMarginLossConfig::new().with_margin(0.2).with_distance(distance).init().unwrap();
-            let contrastive = ContrastiveLossConfig::new().with_pos_margin(0.1).with_neg_margin(0.9).with_distance(distance).init().unwrap();
+            let (pos, neg) = if matches!(distance, Distance::Cosine(_)) { (0.9, 0.1) } else { (0.1, 0.9) };
+            let contrastive = ContrastiveLossConfig::new().with_pos_margin(pos).with_neg_margin(neg).with_distance(distance).init().unwrap();
             for (name, loss) in [("triplet", &triplet as &dyn MetricLoss), ("contrastive", &contrastive)] {
                 compare(&gpu, &q, None, d, 2e-4, &format!("{name} on {what}"), &|x, _| {
                     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -222,9 +224,11 @@ fn every_miner_mines_the_same_tuples_as_flex() {
     assert!(nonempty > 20, "the miners found tuples ({nonempty} non-empty)");
 }
 
-/// A few ConvNet-4 training steps (Adam, triplet loss with batch-hard mining): the same
-/// initial weights (built on flex, moved to wgpu) give the same losses step by step, the
-/// same embeddings after, and wgpu takes Burn's ops (the fused kernels serve flex only).
+/// A few ConvNet-4 training steps (SGD, the triplet loss on all triplets, mean reducer: no
+/// discrete choice that rounding could flip, and an update linear in the gradient — Adam's
+/// sign-like step would turn rounding noise in a near-zero gradient into a full `lr`): the
+/// same initial weights (built on flex, moved to wgpu) give the same losses step by step and
+/// the same embeddings after; wgpu takes Burn's ops (the fused kernels serve flex only).
 #[test]
 fn convnet4_training_steps_match_flex() {
     let Some(gpu) = wgpu() else { return };
@@ -236,12 +240,11 @@ fn convnet4_training_steps_match_flex() {
     let cpu = Device::flex().autodiff();
     cpu.seed(0);
     let init = cfg.init(&shape, &cpu).unwrap();
-    let loss = TripletMarginLossConfig::new().with_margin(0.2).init().unwrap();
-    let miner = MinerConfig::BatchHard(BatchHardMiner::new(Distance::euclidean_normalized()));
+    let loss = TripletMarginLossConfig::new().with_margin(0.2).with_reducer(Reducer::Mean).init().unwrap();
     let train = |device: &Device| {
         let device = device.clone().autodiff();
         let mut model = init.clone().to_device(&device);
-        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let mut optim = SgdConfig::new().init();
         let input = || Tensor::<2>::from_data(TensorData::new(x.clone(), [n, pixels]), &device);
         let mut losses = Vec::new();
         for _ in 0..3 {
@@ -249,11 +252,10 @@ fn convnet4_training_steps_match_flex() {
             let image = xt.clone().reshape([n, 1, 28, 28]);
             assert_eq!(margin_models::kernels::fused_available(&image), matches!(device.clone().without_autodiff().as_dispatch(), DispatchDevice::Flex(_)), "fused kernels on flex only");
             let emb = model.forward_flat(xt, &shape);
-            let mut rng = ChaCha8Rng::seed_from_u64(0);
-            let out = loss.forward(Batch::labelled(emb, &ql), Tuples::mined(&miner, &mut rng)).unwrap();
+            let out = loss.forward(Batch::labelled(emb, &ql), Tuples::All).unwrap();
             losses.push(margin::to_host(&out.loss)[0]);
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = optim.step(1e-3, model, grads);
+            model = optim.step(0.05, model, grads);
         }
         (losses, host(&model.valid().forward_flat(Tensor::<2>::from_data(TensorData::new(x.clone(), [n, pixels]), &device.clone().inner()), &shape)))
     };
@@ -281,8 +283,8 @@ fn digits_config(dir: &std::path::Path) -> PathBuf {
 }
 
 /// `margin train --device wgpu`: one short epoch on digits trains, evaluates and records the
-/// device in the run's config.toml; the same seed twice on wgpu gives the same log; the
-/// test metrics agree with the CPU run's within the devices' tolerance.
+/// device in the run's config.toml; the same seed twice on wgpu gives the same log; the step
+/// losses and the test MAP@R agree with the CPU run's (same seed) within rounding.
 #[test]
 fn margin_train_runs_on_wgpu() {
     if wgpu().is_none() {
@@ -310,10 +312,11 @@ fn margin_train_runs_on_wgpu() {
     let losses = |log: &str| -> Vec<f64> { log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v["kind"] == "step").map(|v| v["loss"].as_f64().unwrap()).collect() };
     assert_eq!(losses(&gpu_log).len(), 4, "{gpu_log}");
     assert_eq!(losses(&gpu_log), losses(&again_log), "same seed, same device: same losses");
-    let (_, _, cpu_metrics) = run("cpu", "cpu");
+    // The initial weights are drawn on the CPU for every device: the runs differ by rounding.
+    let (_, cpu_log, cpu_metrics) = run("cpu", "cpu");
+    close(&losses(&gpu_log), &losses(&cpu_log), 1e-3, "step losses, wgpu vs cpu");
     let map = |m: &serde_json::Value| m["test"]["retrieval"]["map_at_r"].as_f64().unwrap();
-    // Initialisation draws from each device's own generator, so the runs differ by more
-    // than rounding: the check is that both trained to a comparable model.
-    assert!((map(&gpu_metrics) - map(&cpu_metrics)).abs() < 0.1, "MAP@R wgpu {} vs cpu {}", map(&gpu_metrics), map(&cpu_metrics));
+    assert!(map(&cpu_metrics) > 0.2, "the CPU run trained: {cpu_metrics}");
+    assert!((map(&gpu_metrics) - map(&cpu_metrics)).abs() < 2e-3, "MAP@R wgpu {} vs cpu {}", map(&gpu_metrics), map(&cpu_metrics));
     let _ = std::fs::remove_dir_all(&dir);
 }

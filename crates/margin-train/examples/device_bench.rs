@@ -16,6 +16,7 @@
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use margin::{Batch, ContrastiveLossConfig, MetricLoss, TripletMarginLossConfig, Tuples};

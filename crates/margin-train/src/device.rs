@@ -127,6 +127,7 @@ impl From<DeviceSpec> for String {
 }
 
 /// The devices this build has, for [`DeviceError::NotBuilt`].
+#[cfg_attr(all(feature = "wgpu", feature = "cuda"), allow(dead_code))]
 const BUILT: &str = match (cfg!(feature = "wgpu"), cfg!(feature = "cuda")) {
     (true, true) => "cpu, cuda, wgpu, vulkan",
     (true, false) => "cpu, wgpu, vulkan",
@@ -154,6 +155,22 @@ impl DeviceSpec {
             DeviceSpec::Wgpu(_) | DeviceSpec::Vulkan => wgpu(self),
         }
     }
+}
+
+/// The initial network of a fresh run of `config` on `device` (the device already seeded
+/// with `config.seed`): on `flex` built there, as always; on any other device built on the
+/// CPU from the same seed and moved, so that a seed gives the same initial weights on every
+/// device (each backend's random generator draws its own numbers) and runs on two devices
+/// agree within rounding.
+pub(crate) fn init_model(config: &crate::TrainConfig, sample_shape: &[usize], device: &Device) -> Result<margin_models::EmbeddingNet, margin_models::ModelError> {
+    use burn::module::Module;
+    use margin_models::BuildEncoder;
+    if matches!(device.clone().without_autodiff().as_dispatch(), burn::backend::DispatchDevice::Flex(_)) {
+        return config.model.init_pretrained(sample_shape, device);
+    }
+    let host = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
+    host.seed(config.seed);
+    Ok(config.model.init_pretrained(sample_shape, &host)?.to_device(device))
 }
 
 #[cfg(feature = "cuda")]

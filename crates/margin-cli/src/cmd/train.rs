@@ -42,9 +42,9 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = crate::flags::count)]
     pub threads: Option<usize>,
-    /// Device to compute on: overrides `[train] device` (default cpu);, cuda[:N], wgpu[:N] or vulkan (GPU devices need a
-    /// margin built with `--features cuda` or `--features wgpu`).
-    /// free with --resume (a run may continue on another device).
+    /// Device to compute on, overriding `[train] device`: cpu (default), cuda[:N], wgpu[:N] or
+    /// vulkan (GPU devices need a margin built with `--features cuda` or `--features wgpu`).
+    /// Free with --resume: a run may continue on another device.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<margin_train::DeviceSpec>,
     /// Skip the final evaluation and report.
