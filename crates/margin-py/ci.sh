@@ -29,7 +29,11 @@ LOG="$RUN_DIR/maturin-build.log"
 # build on a bare machine compiles it here instead.
 BURN_BUILT=0
 if compgen -G "target/checked/deps/libburn_core-*.rlib" >/dev/null; then BURN_BUILT=1; fi
-CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" "$TOOLS/bin/maturin" build --profile checked \
+# The workspace's feature set of .ci/test (MARGIN_CI_FEATURES): with Burn's wgpu backend in
+# the cargo tests' build, the wheel enables margin-py's `wgpu` feature, so Burn resolves alike.
+WHEEL_FEATURES=()
+if [[ "${MARGIN_CI_FEATURES:-}" == *wgpu* ]]; then WHEEL_FEATURES=(--features wgpu); fi
+CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" "$TOOLS/bin/maturin" build --profile checked "${WHEEL_FEATURES[@]}" \
     -m crates/margin-py/Cargo.toml -i "$PY" -o "$WHEELS" 2>&1 | tee "$LOG"
 if [ "$BURN_BUILT" -eq 1 ] && grep -E '^\s*Compiling (burn|cubecl)' "$LOG"; then
     echo "error: the wheel build recompiled Burn (above): its features differ from the workspace's; see the feature pins in crates/margin-py/Cargo.toml" >&2

@@ -154,6 +154,52 @@ fn text_training_configurations_are_refused_up_front() {
     run_all(&cases);
 }
 
+/// `--device` (and `[train] device`): a name that is no device, a device this build lacks
+/// (the message names the cargo feature), one the machine lacks (no Vulkan driver), and
+/// f64 where the device has none.
+#[test]
+fn devices_the_build_or_the_machine_lacks_are_refused() {
+    let ok = npy("<f4", &[4, 2], &f32s(&[0.1, 0.2, 0.3, 0.1, -0.2, 0.5, 0.9, -0.4]));
+    let labels = npy("<i8", &[4], &i64s(&[0, 0, 1, 1]));
+    let loss = |device: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["loss", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy", "--loss", "triplet", "--device", device].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let loss_case = |name: &'static str, device: &str, extra: &[&str], says: &[&'static str]| {
+        Case { args: loss(device, extra), ..Case::new(name, &[], says) }.file("e.npy", ok.clone()).file("l.npy", labels.clone())
+    };
+    let spellings = "cpu, cuda, cuda:N, wgpu, wgpu:N or vulkan";
+    let mut cases = vec![
+        Case { args: loss("gpu", &[]), ..Case::new("device-unknown-loss", &[], &["--device", "unknown device \"gpu\"", spellings]).usage() },
+        Case::new("device-unknown-train", &["train", "--device", "cuda:x"], &["--device", "unknown device \"cuda:x\"", spellings]).usage(),
+        Case::new("device-unknown-embed", &["embed", "--model", "{dir}/m", "--input", "{dir}/x.npy", "--out", "{dir}/e.npy", "--device", "metal"], &["--device", spellings]).usage(),
+        Case::new("device-unknown-in-config", &["train", "--config", "{dir}/c.toml", "--out", "{dir}/run", "-q"], &["c.toml", "unknown device \"tpu\"", spellings])
+            .file("c.toml", digits_config(&[("eval_batch = 1024", "eval_batch = 1024\ndevice = \"tpu\"")])),
+        loss_case("device-f64-on-wgpu", "wgpu", &["--dtype", "f64"], &["--dtype f64", "--device wgpu", "no float64"]),
+    ];
+    if !cfg!(feature = "cuda") {
+        cases.push(loss_case("device-cuda-not-built", "cuda", &[], &["device cuda:0", "without the `cuda` feature", "--features cuda"]));
+        cases.push(
+            Case::new("device-cuda-not-built-config", &["train", "--config", "{dir}/c.toml", "--out", "{dir}/run", "-q"], &["device cuda:1", "--features cuda"])
+                .file("c.toml", digits_config(&[("eval_batch = 1024", "eval_batch = 1024\ndevice = \"cuda:1\"")]))
+                .writes_nothing_to("run/train_log.jsonl"),
+        );
+    }
+    if cfg!(feature = "wgpu") {
+        // No Vulkan driver to load (the loader reads its drivers from these variables).
+        cases.push(
+            loss_case("device-vulkan-absent", "vulkan", &[], &["device vulkan", "not available on this machine", "vulkaninfo"])
+                .env("VK_ICD_FILENAMES", "{dir}/none.json")
+                .env("VK_DRIVER_FILES", "{dir}/none.json"),
+        );
+    } else {
+        cases.push(loss_case("device-wgpu-not-built", "wgpu", &[], &["device wgpu", "without the `wgpu` feature", "--features wgpu"]));
+        cases.push(loss_case("device-vulkan-not-built", "vulkan", &[], &["device vulkan", "--features wgpu"]));
+    }
+    run_all(&cases);
+}
+
 /// A learning rate that blows the weights up: the error says so, at the step it happened.
 #[test]
 fn divergence_is_reported_with_its_cause() {

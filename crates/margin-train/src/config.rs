@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::distance_form;
 use crate::miner_spec::MinerSpec;
+use crate::device::DeviceSpec;
 use margin::check;
 use margin::{ContrastiveLoss, ContrastiveLossConfig, Distance, InfoNceLoss, MarginError, Reducer, TripletMarginLoss, TripletMarginLossConfig};
 use margin_data::ModelConfig;
@@ -449,6 +450,10 @@ pub struct TrainConfig {
     /// Samples per forward pass when embedding for validation/evaluation.
     #[serde(default = "default_eval_batch")]
     pub eval_batch: usize,
+    /// The device to train and evaluate on (`cpu` when absent; `--device` overrides it).
+    /// Not part of what a resume checks: a run may continue on another device.
+    #[serde(default, skip_serializing_if = "DeviceSpec::is_cpu")]
+    pub device: DeviceSpec,
 }
 
 fn default_validate_every() -> usize {
@@ -474,6 +479,7 @@ impl TrainConfig {
             augment: None,
             validate_every: 5,
             eval_batch: 1024,
+            device: DeviceSpec::Cpu,
         }
     }
 

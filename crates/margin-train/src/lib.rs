@@ -17,6 +17,7 @@ mod budget;
 pub mod calibrate;
 mod config;
 pub mod dedup_calibrate;
+pub mod device;
 mod distance_form;
 mod head_lr;
 pub mod fault;
@@ -35,6 +36,7 @@ pub mod text_job;
 pub mod text_train;
 
 pub use config::{AugmentConfig, BuiltLoss, LossSpec, OptimizerSpec, SamplerConfig, Schedule, TrainConfig, validate_run};
+pub use device::{DeviceError, DeviceSpec, DeviceSpecError};
 pub use miner_spec::MinerSpec;
 pub use grad_clip::{clip_global_norm, global_norm};
 pub use checkpoint::{Pointer, PointerError, parse_pointer};

@@ -94,6 +94,9 @@ pub fn canonical(cfg: &RunConfig) -> String {
     }
     c.output_root = PathBuf::new();
     c.train.epochs = 0;
+    // The device changes no setting of the run (results agree within the devices'
+    // tolerance): a run may resume on another one.
+    c.train.device = crate::DeviceSpec::Cpu;
     config_toml(&c)
 }
 

@@ -286,8 +286,9 @@ impl Trainer {
     pub fn with_sink(config: TrainConfig, sample_shape: &[usize], mut sink: Box<dyn RunSink>, device: &Device) -> Result<Self, TrainError> {
         config.validate()?;
         device.seed(config.seed);
-        // A fresh run starts from the pretrained weights its configuration names (if any).
-        let model = config.model.init_pretrained(sample_shape, device)?;
+        // A fresh run starts from the pretrained weights its configuration names (if any),
+        // initialised on the CPU whatever the device (the same weights for a seed everywhere).
+        let model = crate::device::init_model(&config, sample_shape, device)?;
         let optim = build_optimizer(&config.optimizer);
         let loss = config.loss.build_stateless()?;
         let miner = config.miner.build(config.loss.distance())?;

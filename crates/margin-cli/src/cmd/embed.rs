@@ -53,6 +53,10 @@ pub struct EmbedArgs {
     /// Text models: where the ids of the rows go (default: E.ids.txt beside E.npy).
     #[arg(long, value_name = "IDS.txt")]
     pub ids_out: Option<PathBuf>,
+    /// Device to compute on: cpu (default), cuda[:N], wgpu[:N] or vulkan (GPU devices need a
+    /// margin built with `--features cuda` or `--features wgpu`).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: margin_train::DeviceSpec,
 }
 
 /// The preprocessing to apply: the card's (flags must agree with it), or, for a card
@@ -191,7 +195,7 @@ pub struct Embedded {
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let Some(model_dir) = a.model.clone() else {
         let depth = a.backbone.expect("clap: --model or --backbone");
-        return super::embed_backbone::run(depth, a.weights.as_deref(), &a.input, &a.out, a.batch.unwrap_or(32));
+        return super::embed_backbone::run(depth, a.weights.as_deref(), &a.input, &a.out, a.batch.unwrap_or(32), a.device);
     };
     if super::embed_text::is_sentence_transformers(&model_dir) {
         return super::embed_text::run(&a, &model_dir);
@@ -216,7 +220,7 @@ pub fn embed_input(a: &EmbedArgs) -> anyhow::Result<Embedded> {
     let card = ModelCard::read(&card_path)
         .with_context(|| format!("is {} a run folder of `margin train` (model.json) or a sentence-transformers folder (modules.json)?", model_dir.display()))?;
     let prep = preprocessing(a, &model_dir, &card)?;
-    let device = margin::burn::tensor::Device::flex();
+    let device = a.device.device()?;
     let weights = model_dir.join("model.safetensors");
     let model = margin_models::weights::load_safetensors(&card, &weights, &device).with_context(|| format!("loading {}", weights.display()))?;
     let shape = card.sample_shape.clone();

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use margin::burn::tensor::{Device, Tensor, TensorData};
+use margin::burn::tensor::{Tensor, TensorData};
 use margin_data::{ResnetDepth, limits, npy};
 use margin_models::resnet::ResNet;
 
@@ -46,11 +46,11 @@ fn read_images(path: &Path) -> anyhow::Result<(Vec<f32>, [usize; 4])> {
 }
 
 /// Runs the backbone form of `margin embed`.
-pub fn run(depth: ResnetDepth, weights: Option<&Path>, input: &Path, out: &Path, batch: usize) -> anyhow::Result<()> {
+pub fn run(depth: ResnetDepth, weights: Option<&Path>, input: &Path, out: &Path, batch: usize, device: margin_train::DeviceSpec) -> anyhow::Result<()> {
     let Some(weights) = weights else {
         bail!("--backbone {} needs --weights FILE (a torchvision state_dict, .pth or .safetensors; margin downloads nothing)", depth.name());
     };
-    let device = Device::flex();
+    let device = device.device()?;
     let (values, [n, c, h, w]) = read_images(input)?;
     let net = ResNet::from_file(depth, weights, &device).with_context(|| format!("loading --weights for --backbone {}", depth.name()))?;
     let dim = depth.feature_dim();

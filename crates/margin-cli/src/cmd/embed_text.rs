@@ -74,7 +74,7 @@ pub fn embed_texts(model: &Path, p: &Path, batch: Option<usize>) -> anyhow::Resu
         bail!("{}: a text model embeds .txt (one item per line) or .jsonl (one JSON string or {{\"text\": …}} per line)", p.display());
     }
     let items = load_items(p, &ItemFormat::for_path(p))?;
-    let device = margin::burn::tensor::Device::flex();
+    let device = a.device.device()?;
     let enc = SentenceEncoder::load(model, &device).with_context(|| format!("loading the sentence-transformers folder {}", model.display()))?;
     let emb = enc.encode(items.texts(), batch.unwrap_or(TEXT_BATCH)).map_err(|e| match e {
         TextError::Input { index, reason } => anyhow::anyhow!("{}: {reason}; nothing written", items.sample_id(index)),

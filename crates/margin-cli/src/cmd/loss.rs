@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use margin::burn::tensor::{DType, Device, Tensor, TensorData};
+use margin::burn::tensor::{DType, Tensor, TensorData};
 use clap::{Args, ValueEnum};
 use margin::{
     ContrastiveForm, MinerStats, ContrastiveLossConfig, Distance,
@@ -255,6 +255,10 @@ pub struct LossArgs {
     /// Precision of the computation.
     #[arg(long, value_enum, default_value_t = DtypeKind::F32)]
     pub dtype: DtypeKind,
+    /// Device to compute on: cpu (default), cuda[:N], wgpu[:N] or vulkan (GPU devices need a
+    /// margin built with `--features cuda` or `--features wgpu`; wgpu has no f64).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: margin_train::DeviceSpec,
     /// Write d loss / d embeddings here (.npy, same dtype as --dtype).
     #[arg(long)]
     pub grad_out: Option<PathBuf>,
@@ -412,11 +416,14 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
 pub fn run(args: LossArgs) -> Result<()> {
     let (m, stored) = read_matrix(&args.embeddings)?;
     let (rows, dim) = m.dim();
-    let device = Device::flex().autodiff();
     let dtype = match args.dtype {
         DtypeKind::F32 => DType::F32,
         DtypeKind::F64 => DType::F64,
     };
+    if dtype == DType::F64 && !args.device.has_f64() {
+        bail!("--dtype f64 is not available on --device {}: WGSL (wgpu's shader language) has no float64; use --dtype f32 or --device cpu", args.device);
+    }
+    let device = args.device.device()?.autodiff();
     if stored == FloatKind::F64 && dtype == DType::F32 && !args.json {
         eprintln!("note: {} holds float64; computing in f32 (--dtype f64 keeps full precision)", args.embeddings.display());
     }

@@ -42,6 +42,11 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = crate::flags::count)]
     pub threads: Option<usize>,
+    /// Device to compute on, overriding `[train] device`: cpu (default), cuda[:N], wgpu[:N] or
+    /// vulkan (GPU devices need a margin built with `--features cuda` or `--features wgpu`).
+    /// Free with --resume: a run may continue on another device.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<margin_train::DeviceSpec>,
     /// Skip the final evaluation and report.
     #[arg(long)]
     pub no_eval: bool,
@@ -146,6 +151,9 @@ fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;
     }
+    if let Some(d) = args.device {
+        cfg.train.device = d;
+    }
     if !resume {
         if let Some(s) = args.seed {
             cfg.train.seed = s;
@@ -176,7 +184,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         bail!("--encoder is for text runs (a configuration naming `encoder`, e.g. configs/clinc150.toml)");
     }
     let (cfg, out, resume) = configure(&args)?;
-    let device = margin::burn::tensor::Device::flex().autodiff();
+    let device = cfg.train.device.device()?.autodiff();
     let opts = JobOptions { out: out.clone(), resume, epochs: args.epochs, evaluate: !args.no_eval };
     let mut progress = Progress::new(args.quiet);
     let job = run_job(&cfg, &opts, &device, &mut progress).with_context(|| format!("training in {}", out.display()));
