@@ -157,6 +157,23 @@ impl DeviceSpec {
     }
 }
 
+/// Held while a backend's random generator is seeded and an initial network drawn from it.
+///
+/// Burn's backends keep one generator per process, set by `Device::seed`: two runs in one
+/// process (test threads, bindings, parallel sweep runs) would interleave their draws and a
+/// seed would stop fixing the weights. Every seeded draw of the workspace's runs goes
+/// through [`seeded`], so it is atomic.
+static SEEDED_DRAW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `draw()` with `device`'s generator seeded by `seed` and no other seeded draw of this
+/// process in between.
+pub(crate) fn seeded<T>(device: &Device, seed: u64, draw: impl FnOnce() -> T) -> T {
+    // A poisoned lock only means another draw panicked; the generator is reseeded here.
+    let _guard = SEEDED_DRAW.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    draw()
+}
+
 /// The initial network of a fresh run of `config` on `device` (the device already seeded
 /// with `config.seed`): on `flex` built there, as always; on any other device built on the
 /// CPU from the same seed and moved, so that a seed gives the same initial weights on every

@@ -134,9 +134,8 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
             let fresh;
             let model = if opts.resume {
                 // The initial network of this run, rebuilt from the seed.
-                let d = device.clone();
-                d.seed(cfg.train.seed);
-                fresh = cfg.train.model.init(&shape, &d)?;
+                // (As `Trainer::with_sink` draws it: pretrained weights, CPU-drawn on other devices.)
+                fresh = crate::device::seeded(device, cfg.train.seed, || crate::device::init_model(&cfg.train, &shape, device))?;
                 &fresh
             } else {
                 trainer.model()

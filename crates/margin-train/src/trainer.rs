@@ -285,10 +285,10 @@ impl Trainer {
     /// A fresh run writing through `sink` (a folder, or memory: [`crate::MemorySink`]).
     pub fn with_sink(config: TrainConfig, sample_shape: &[usize], mut sink: Box<dyn RunSink>, device: &Device) -> Result<Self, TrainError> {
         config.validate()?;
-        device.seed(config.seed);
         // A fresh run starts from the pretrained weights its configuration names (if any),
-        // initialised on the CPU whatever the device (the same weights for a seed everywhere).
-        let model = crate::device::init_model(&config, sample_shape, device)?;
+        // initialised on the CPU whatever the device (the same weights for a seed everywhere),
+        // drawn with the generator seeded and no other run's draws in between.
+        let model = crate::device::seeded(device, config.seed, || crate::device::init_model(&config, sample_shape, device))?;
         let optim = build_optimizer(&config.optimizer);
         let loss = config.loss.build_stateless()?;
         let miner = config.miner.build(config.loss.distance())?;
