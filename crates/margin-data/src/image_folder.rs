@@ -29,6 +29,7 @@ use crate::{DataError, Dataset};
 pub const MAX_DEPTH: usize = 64;
 
 /// Where one image's bytes are.
+#[derive(Debug, Clone)]
 pub(crate) enum Source {
     File(std::path::PathBuf),
     Member(usize),
@@ -85,7 +86,7 @@ fn walk(dir: &Path, rel: &str, depth: usize, list: &mut Listing, root: &Path) ->
     Ok(())
 }
 
-fn list_zip(zip: &Archive) -> Result<Listing, DataError> {
+pub(crate) fn list_zip(zip: &Archive) -> Result<Listing, DataError> {
     let names = zip.names();
     for n in &names {
         let p = Path::new(n);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use margin_data::{Dataset, Loaded, ModelCard, write_atomic};
+use margin_data::{Dataset, ModelCard, write_atomic};
 use margin_eval::{Distance, Embeddings, EvalConfig, EvalReport, Labelled, OneShotReport};
 use margin_models::{BuildEncoder, EmbeddingNet, embed};
 
@@ -95,13 +95,13 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         m.check(cfg, out)?;
     }
     let t_load = Instant::now();
-    let loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
+    let loaded = crate::feed::load(cfg)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
     obs.info(&describe(&loaded, load_seconds));
     for (file, why) in &loaded.skipped {
         obs.warn(&format!("skipped a bad image (data.skip_bad): {file}: {why}"));
     }
-    let shape = loaded.train.sample_shape.clone();
+    let shape = loaded.train.sample_shape().to_vec();
     crate::budget::check_training(&cfg.train, &shape)?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
     let mut trainer = if opts.resume {
@@ -142,7 +142,8 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         }
         _ => None,
     };
-    let outcome = trainer.fit(&loaded.train, loaded.val.as_ref(), obs)?;
+    let outcome = trainer.fit_feed(&loaded.train, loaded.val.as_ref(), obs)?;
+    let skipped: Vec<_> = loaded.skipped.iter().cloned().chain(loaded.train.skipped()).collect();
     let mut card = ModelCard::new(cfg.train.model.clone(), cfg.data.preprocessing(&shape), true);
     if let Some(v) = loaded.val.as_ref() {
         let dim = cfg.train.model.embedding_dim();
@@ -163,9 +164,10 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
             "images_per_s": images_per_s,
             "load_seconds": load_seconds,
             "best_validation": st.best.map(|(m, e)| serde_json::json!({"map_at_r": m, "epoch": e})),
-            "classes": loaded.train.classes().len(),
-            "samples": loaded.train.len(),
-            "skipped_images": loaded.skipped.iter().map(|(f, why)| serde_json::json!({"file": f, "error": why})).collect::<Vec<_>>(),
+            "classes": loaded.train_classes,
+            "samples": loaded.train.labels().len(),
+            "lazy_loading": matches!(loaded.train, crate::feed::Feed::Lazy(_)),
+            "skipped_images": skipped.iter().map(|(f, why)| serde_json::json!({"file": f, "error": why})).collect::<Vec<_>>(),
         },
         "reference": {
             "what": "PyTorch 2 + pytorch-metric-learning, same ConvNet-4, 35 epochs, 2 CPU cores (from issue 5)",
@@ -182,6 +184,9 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         let t_eval = Instant::now();
         let mut e = evaluate_test(&outcome.model, test, cfg, device)?;
         metrics["test"] = serde_json::to_value(&e.report).expect("a report serialises");
+        if let Some(g) = &e.gallery {
+            metrics["test_by_class"] = crate::gallery::by_class(g, &e.labels, &|y| test.class_name(y).to_string());
+        }
         if let Some(p) = &loaded.one_shot {
             let r = omniglot_one_shot(&outcome.model, p, &shape, device)?;
             metrics["omniglot_one_shot"] = serde_json::to_value(&r).expect("a report serialises");
@@ -220,11 +225,12 @@ fn check_stored_train(cfg: &RunConfig, stored: &TrainConfig, out: &Path) -> Resu
     })
 }
 
-fn describe(loaded: &Loaded, load_seconds: f64) -> String {
+fn describe(loaded: &crate::feed::Loaded, load_seconds: f64) -> String {
     format!(
-        "data: {} train samples ({} classes){}{}; loaded in {load_seconds:.1}s",
-        loaded.train.len(),
-        loaded.train.classes().len(),
+        "data: {} train samples ({} classes{}){}{}; loaded in {load_seconds:.1}s",
+        loaded.train.labels().len(),
+        loaded.train_classes,
+        if matches!(loaded.train, crate::feed::Feed::Lazy(_)) { ", decoded per batch" } else { "" },
         loaded.val.as_ref().map(|v| format!(", {} validation ({} classes)", v.len(), v.classes().len())).unwrap_or_default(),
         loaded.test.as_ref().map(|v| format!(", {} test ({} classes, unseen)", v.len(), v.classes().len())).unwrap_or_default(),
     )

@@ -17,6 +17,7 @@ mod budget;
 pub mod calibrate;
 mod config;
 mod distance_form;
+pub mod feed;
 mod head_lr;
 pub mod fault;
 mod job;
