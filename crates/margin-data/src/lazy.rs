@@ -160,6 +160,7 @@ impl LazyImages {
     /// [`LazyImages::to_dataset`]; with `skip_bad`, a sample that fails is left out and
     /// returned with its error (as [`crate::image_folder::load_images_skipping`] does).
     pub fn to_dataset_skipping(&self, skip_bad: bool) -> Result<(crate::Dataset, Vec<Skipped>), DataError> {
+        crate::image_folder::check_decoded_fits(&self.name, self.len(), &self.shape)?;
         let d = self.dim();
         let mut features = vec![0f32; self.len() * d];
         let (mut labels, mut skipped, mut at) = (Vec::with_capacity(self.len()), Vec::new(), 0);

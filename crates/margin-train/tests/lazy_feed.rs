@@ -39,7 +39,7 @@ fn folder(name: &str, classes: usize, per_class: usize) -> PathBuf {
 }
 
 fn prep() -> Prep {
-    let spec: ImagePreprocess = toml::from_str("channels = \"rgb\"\nsize = 12\nresize = { kind = \"shorter_side\" }\nnormalize = { kind = \"imagenet\" }").unwrap();
+    let spec: ImagePreprocess = toml::from_str("channels = \"rgb\"\nsize = 16\nresize = { kind = \"shorter_side\" }\nnormalize = { kind = \"imagenet\" }").unwrap();
     Prep::Spec(spec)
 }
 

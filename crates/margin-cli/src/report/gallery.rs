@@ -3,7 +3,6 @@
 //! other's nearest neighbour. Everything comes from margin-train's [`Gallery`] (one kNN on
 //! the test embeddings); thumbnails are small PNG data URIs, so the page stays one file.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use base64::Engine;
