@@ -146,6 +146,36 @@ impl LazyImages {
         LazyImages { name: name.into(), items, labels, classes, prep, shape, zip, cache_budget: 0, cache: None }.with_cache(self.cache_budget)
     }
 
+    /// Reads every file once and checks its header ([`crate::decode::check_header`]):
+    /// the first bad file is an error naming it, or, with `skip_bad`, the bad files leave
+    /// the index and are returned with their errors (a class left without a file stays in
+    /// the class table, as with eager loading). Pixels are decoded later, per batch.
+    pub fn check_headers(mut self, skip_bad: bool) -> Result<(Self, Vec<Skipped>), DataError> {
+        let mut keep = vec![true; self.items.len()];
+        let mut skipped = Vec::new();
+        for (i, k) in keep.iter_mut().enumerate() {
+            let checked = self.read(i).and_then(|(what, bytes)| crate::decode::check_header(&bytes, &what));
+            match checked {
+                Ok(()) => {}
+                Err(e) if skip_bad => {
+                    skipped.push((self.items[i].rel.to_string(), e.to_string()));
+                    *k = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !skipped.is_empty() {
+            let mut it = keep.iter();
+            self.items.retain(|_| *it.next().expect("one flag per item"));
+            let mut it = keep.iter();
+            self.labels.retain(|_| *it.next().expect("one flag per label"));
+        }
+        if self.items.is_empty() {
+            return Err(DataError::Format { path: self.name.clone(), reason: format!("every one of its {} images was bad (skip_bad left none)", keep.len()) });
+        }
+        Ok((self, skipped))
+    }
+
     /// The path of sample `i` below its root (a manifest's: the file), as `skip_bad`
     /// reports name it.
     pub fn rel_path(&self, i: usize) -> &str {
@@ -407,6 +437,13 @@ mod tests {
         let b = Prefetch::start(Arc::clone(&lazy), p, 2, 1, true).next().unwrap().unwrap();
         assert_eq!((b.samples.len(), b.skipped.len()), (lazy.len() - 1, 1));
         assert!(b.skipped[0].1.contains("broken.png"));
+        // The header check at load time finds it before any batch.
+        let prep = Prep::Grey { size: 8, invert: false };
+        let e = LazyImages::folder(&d, prep).unwrap().check_headers(false).err().expect("a bad header").to_string();
+        assert!(e.contains("broken.png"), "{e}");
+        let (ok, bad) = LazyImages::folder(&d, prep).unwrap().check_headers(true).unwrap();
+        assert_eq!((ok.len(), bad.len(), ok.classes().len()), (lazy.len() - 1, 1, 3));
+        assert!(bad[0].0.ends_with("broken.png") && bad[0].1.contains("broken.png"), "{bad:?}");
     }
 
     /// A zip of the folder and a manifest listing it index the same samples, in the order

@@ -6,9 +6,11 @@
 //!
 //! Why the sides differ: training visits the pool many times in random batches, so it is
 //! the part whose decoded size grows with the data set; evaluation sets are usually a
-//! small share of the classes. `skip_bad` on the lazy side is applied per batch by the
-//! loader ([`crate::lazy::Prefetch`]): a bad training file is reported when a batch first
-//! meets it, not at load time.
+//! small share of the classes. Every file's header is checked at load time
+//! ([`LazyImages::check_headers`]: one read of each file, no pixel decoded), so an empty,
+//! truncated or mislabelled file stops the run (or, with `skip_bad`, leaves the index)
+//! before training, as with eager loading; a file that fails only in its pixel data is
+//! met by the loader ([`crate::lazy::Prefetch`]), which stops or skips it then.
 
 use std::collections::BTreeSet;
 
@@ -79,6 +81,8 @@ pub fn load_data_lazy(data: &DataSpec, sp: &SplitSpec, seed: u64, cache_bytes: u
         }
         _ => return Ok(None),
     };
+    let (pool, bad) = pool.check_headers(skip_bad)?;
+    skipped.extend(bad);
     let pool = pool.with_cache(cache_bytes);
     if let Some(t) = &test
         && t.sample_shape != pool.sample_shape()
