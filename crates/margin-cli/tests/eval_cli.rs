@@ -83,3 +83,42 @@ fn find(v: &Value, key: &str) -> Option<f64> {
         _ => None,
     }
 }
+
+/// `--labels` takes the `.txt` class names `margin embed --labels-out` writes: the report
+/// equals the one of the same labels as integers (names sorting in another order than the
+/// integers, and labels that do not follow the clusters, so the metrics are not all 1);
+/// query and reference `.txt` files share one class table.
+#[test]
+fn margin_eval_reads_txt_label_files_as_class_names() {
+    let dir = scratch("txt");
+    let (e, _) = separable(&dir);
+    let ints: Vec<i64> = (0..48).map(|i| ((i / 8 + i % 3) % 6) as i64).collect();
+    Array1::from(ints.clone()).write_npy(std::fs::File::create(dir.join("l.npy")).unwrap()).unwrap();
+    let names = ["zed", "amy", "kai", "bo", "yan", "cy"];
+    let text: String = ints.iter().map(|&k| format!("{}\r\n", names[k as usize])).collect();
+    std::fs::write(dir.join("l.txt"), text).unwrap();
+    let report = |labels: &str, extra: &[&str]| {
+        let p = dir.join(labels).display().to_string();
+        let mut args = vec!["--embeddings", &e, "--labels", &p, "--json"];
+        args.extend_from_slice(extra);
+        let out = eval(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Timings vary; a skipped section's reason names the labels file.
+        for k in ["seconds", "skipped"] {
+            r.as_object_mut().unwrap().remove(k);
+        }
+        r
+    };
+    let from_ints = report("l.npy", &[]);
+    let map = find(&from_ints, "map_at_r").unwrap();
+    assert!(map < 0.9, "the labels do not follow the clusters: MAP@R {map}");
+    assert_eq!(report("l.txt", &[]), from_ints);
+    let (rn, rt) = (dir.join("l.npy").display().to_string(), dir.join("l.txt").display().to_string());
+    let with_ref = |l: &str, r: &str| report(l, &["--reference-embeddings", &e, "--reference-labels", r]);
+    assert_eq!(with_ref("l.txt", &rt), with_ref("l.npy", &rn), "query and reference names in one table");
+    std::fs::write(dir.join("gap.txt"), "amy\n\nbo\n").unwrap();
+    let out = eval(&["--embeddings", &e, "--labels", dir.join("gap.txt").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("gap.txt") && err.contains("line 2"), "{err}");
+}

@@ -136,6 +136,17 @@ fn photo_folders_train_end_to_end_and_embed_with_the_cards_preprocessing() {
     let names = std::fs::read_to_string(&l).unwrap();
     assert_eq!(names.lines().count(), 18);
     assert_eq!(names.lines().next(), Some("dara"));
+    // `margin eval` reads the names back; metrics.json's per-class figures carry them too.
+    let out = margin(&["eval", "--embeddings", e.to_str().unwrap(), "--labels", l.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["n_query_classes"], 3);
+    let per: Vec<&str> = m["test_by_class"]["per_class"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
+    assert_eq!(per, ["dara", "emeka", "femi"]);
+    for p in m["test_by_class"]["confused_pairs"].as_array().unwrap() {
+        assert!(p["classes"].as_array().unwrap().iter().all(|c| per.contains(&c.as_str().unwrap())), "{p}");
+    }
+    assert_eq!(m["train"]["lazy_loading"], true, "the training folder is decoded per batch");
     let out = margin(&["embed", "--model", run.to_str().unwrap(), "--input", test.to_str().unwrap(), "--out", e.to_str().unwrap(), "--labels-out", dir.join("L.npy").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(".txt"), "{err}");
@@ -194,4 +205,45 @@ fn check_gallery(html: &str) {
     let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).expect("a valid PNG");
     assert!(img.width() <= 64 && img.height() <= 64 && img.width() > 0);
     assert!(html.contains("Most confused class pairs"));
+}
+
+/// `margin train` with the bundled ResNet configuration (configs/photos_resnet.toml, made
+/// small: 32² pictures, 3 classes a batch) and the flags a user gives it: the data and test
+/// folders, the pretrained weights (the golden torchvision ResNet-18), epochs, batches and
+/// the run folder. The stored configuration has the overridden fields, the card is a
+/// ResNet's, the evaluation names the test classes. `--weights` with a ConvNet
+/// configuration is refused, naming the model kind.
+#[test]
+fn a_resnet_trains_on_photo_folders_from_the_cli_with_override_flags() {
+    let dir = tmp("resnet");
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    folder(&train, &[("anna", 0), ("boris", 1), ("chen", 2)], 4);
+    folder(&test, &[("dara", 3), ("emeka", 4), ("femi", 5)], 3);
+    let bundled = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/photos_resnet.toml")).unwrap();
+    let small = bundled.replace("size = 224", "size = 32").replace("classes_per_batch = 8", "classes_per_batch = 3").replace("samples_per_class = 4", "samples_per_class = 2");
+    assert_ne!(small, bundled);
+    let cfg = dir.join("photos_resnet.toml");
+    std::fs::write(&cfg, small).unwrap();
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/resnet18/resnet18.pth");
+    let run = dir.join("run");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = margin(&[
+        "train", "--config", &s(&cfg), "--data", &s(&train), "--test", &s(&test), "--weights", &s(&weights),
+        "--epochs", "1", "--batches-per-epoch", "2", "--out", &s(&run), "-q",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for want in [s(&train), s(&test), s(&weights)] {
+        assert!(stored.contains(&want), "config.toml records {want}:\n{stored}");
+    }
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!((card["model"]["kind"].as_str(), card["model"]["depth"].as_u64()), (Some("resnet"), Some(18)), "{card}");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!((m["train"]["epochs"].as_u64(), m["train"]["steps"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(m["test_by_class"]["per_class"][0]["class"], "dara");
+
+    let convnet = config(&dir, &train, &test);
+    let out = margin(&["train", "--config", &s(&convnet), "--weights", &s(&weights), "--out", &s(&dir.join("run2")), "-q"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--weights") && err.contains("convnet4"), "{err}");
 }

@@ -15,9 +15,10 @@ use std::path::Path;
 use crate::DataError;
 use crate::limits::{DEFLATE_MAX_RATIO, MAX_MEMBER_BYTES, guarded};
 
-/// What a zip archive can be read from: a file or bytes in memory.
-pub trait ReadSeek: Read + Seek {}
-impl<T: Read + Seek> ReadSeek for T {}
+/// What a zip archive can be read from: a file or bytes in memory (`Send`, so the lazy
+/// loader's worker threads can share an open archive behind a lock).
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
 
 /// An open zip archive.
 pub struct Archive {

@@ -44,23 +44,36 @@ pub enum Share {
     Skipped(String),
 }
 
-/// Holds out the calibration share of `train` (see the module docs).
+/// Which classes of a training pool form the calibration share (the rule of the module
+/// docs), decided from the pool's classes alone, so an in-memory [`Dataset`] and a lazily
+/// decoded source ([`crate::lazy::LazyImages`]) are split alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Hold out `held`, train on `kept` (both sorted labels), as `rule` says in words.
+    Held { held: Vec<i64>, kept: Vec<i64>, rule: String },
+    /// No share, and why (in words): disabled, or too few classes.
+    Skipped(String),
+}
+
+/// The calibration share of a pool whose classes (present labels) are `classes`.
 ///
 /// # Errors
 /// `fraction` outside `[0, 1)` (`split.calibration_fraction`).
-pub fn hold_out(train: &Dataset, fraction: f64, min_train: usize, seed: u64) -> Result<Share, DataError> {
+pub fn choose(classes: &[i64], fraction: f64, min_train: usize, seed: u64) -> Result<Choice, DataError> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(DataError::Config { field: "split.calibration_fraction", value: fraction.to_string(), reason: "must be in [0, 1) (0: no calibration share)" });
     }
     if fraction == 0.0 {
-        return Ok(Share::Skipped("split.calibration_fraction = 0".into()));
+        return Ok(Choice::Skipped("split.calibration_fraction = 0".into()));
     }
-    let mut classes = train.classes();
+    let mut classes = classes.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
     let n = classes.len();
     let held = ((fraction * n as f64).round() as usize).max(2);
     let min_train = min_train.max(2);
     if n < held + min_train {
-        return Ok(Share::Skipped(format!("{n} training classes: holding out {held} for calibration would leave fewer than {min_train} to train on")));
+        return Ok(Choice::Skipped(format!("{n} training classes: holding out {held} for calibration would leave fewer than {min_train} to train on")));
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ STREAM);
     classes.shuffle(&mut rng);
@@ -68,13 +81,25 @@ pub fn hold_out(train: &Dataset, fraction: f64, min_train: usize, seed: u64) -> 
     let mut kept = classes[held..].to_vec();
     cal.sort_unstable();
     kept.sort_unstable();
+    let rule = format!(
+        "calibration share of the training classes: {held} of {n} (split.calibration_fraction = {fraction}: max(2, round({fraction} · {n}))), chosen by a seeded shuffle (ChaCha8, split seed {seed}), held out of training"
+    );
+    Ok(Choice::Held { held: cal, kept, rule })
+}
+
+/// Holds out the calibration share of `train` (see the module docs and [`choose`]).
+///
+/// # Errors
+/// `fraction` outside `[0, 1)` (`split.calibration_fraction`).
+pub fn hold_out(train: &Dataset, fraction: f64, min_train: usize, seed: u64) -> Result<Share, DataError> {
+    let (cal, kept, rule) = match choose(&train.classes(), fraction, min_train, seed)? {
+        Choice::Held { held, kept, rule } => (held, kept, rule),
+        Choice::Skipped(why) => return Ok(Share::Skipped(why)),
+    };
     let calibration = train.with_classes(&cal, format!("{} [calibration classes]", train.name));
     let rest = train.with_classes(&kept, train.name.clone());
     crate::check_no_leakage("train", &rest, "calibration", &calibration)?;
     let names = cal.iter().map(|&c| train.class_name(c).to_string()).collect();
-    let rule = format!(
-        "calibration share of the training classes: {held} of {n} (split.calibration_fraction = {fraction}: max(2, round({fraction} · {n}))), chosen by a seeded shuffle (ChaCha8, split seed {seed}), held out of training"
-    );
     Ok(Share::Held(Box::new(CalibrationShare { train: rest, calibration, classes: names, rule })))
 }
 

@@ -139,18 +139,53 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<Decoded, DataError> {
     guarded(what, || decode_format(bytes, format, what))
 }
 
+/// What [`decode`] checks before it decodes a pixel — the format, the checks of broken
+/// files (a short PNG palette, a JPEG cut short, TIFF entry counts), the header's size
+/// against the caps and against what the bytes can hold — without decoding: the lazy
+/// loader's index runs it on every file, so a bad file stops the run (or is skipped) at
+/// load time, as with eager loading, instead of when a batch first meets it.
+pub fn check_header(bytes: &[u8], what: &str) -> Result<(), DataError> {
+    if bytes.is_empty() {
+        return Err(bad(what, "empty file (0 bytes), not an image"));
+    }
+    let format = image::guess_format(bytes).ok().filter(|f| SUPPORTED.contains(f)).ok_or_else(|| {
+        bad(what, "not a recognised image (margin reads JPEG, PNG, WebP, BMP, TIFF, PBM/PGM/PPM)")
+    })?;
+    match format {
+        ImageFormat::Png => check_png_palette(bytes, what)?,
+        ImageFormat::Jpeg => check_jpeg_complete(bytes, what)?,
+        ImageFormat::Tiff => check_tiff_entries(bytes, what)?,
+        _ => {}
+    }
+    guarded(what, || {
+        let corrupt = |e: image::ImageError| bad(what, format!("corrupt or unsupported {}: {e}", format_name(format)));
+        let mut limits = Limits::default();
+        limits.max_alloc = Some(MAX_IMAGE_PIXELS as u64 * 8 + (64 << 20));
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+        reader.limits(limits);
+        let dec = reader.into_decoder().map_err(corrupt)?;
+        let (w, h) = dec.dimensions();
+        let pixels = check_image_size(w as usize, h as usize, what)? as u64;
+        check_producible(bytes, format, w, h, dec.color_type().bits_per_pixel(), pixels, what)
+    })
+}
+
 /// The formats margin's `image` build decodes (its cargo features).
 const SUPPORTED: [ImageFormat; 6] = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Pnm];
 
-fn decode_format(bytes: &[u8], format: ImageFormat, what: &str) -> Result<Decoded, DataError> {
-    let name = match format {
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
         ImageFormat::Jpeg => "JPEG",
         ImageFormat::Png => "PNG",
         ImageFormat::WebP => "WebP",
         ImageFormat::Bmp => "BMP",
         ImageFormat::Tiff => "TIFF",
         _ => "PNM (PBM/PGM/PPM)",
-    };
+    }
+}
+
+fn decode_format(bytes: &[u8], format: ImageFormat, what: &str) -> Result<Decoded, DataError> {
+    let name = format_name(format);
     let corrupt = |e: image::ImageError| bad(what, format!("corrupt or unsupported {name}: {e}"));
     // margin's own caps are checked on the header below, with messages naming them; the
     // `image` limit is the second fence, on what the decoder allocates: the most a capped picture needs (16-bit RGBA) plus the decoders' working space.

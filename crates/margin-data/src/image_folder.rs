@@ -29,6 +29,7 @@ use crate::{DataError, Dataset};
 pub const MAX_DEPTH: usize = 64;
 
 /// Where one image's bytes are.
+#[derive(Debug, Clone)]
 pub(crate) enum Source {
     File(std::path::PathBuf),
     Member(usize),
@@ -85,7 +86,7 @@ fn walk(dir: &Path, rel: &str, depth: usize, list: &mut Listing, root: &Path) ->
     Ok(())
 }
 
-fn list_zip(zip: &Archive) -> Result<Listing, DataError> {
+pub(crate) fn list_zip(zip: &Archive) -> Result<Listing, DataError> {
     let names = zip.names();
     for n in &names {
         let p = Path::new(n);
@@ -261,20 +262,25 @@ pub fn load_manifest_skipping(path: &Path, prep: &Prep, skip_bad: bool) -> Resul
     Ok((d, test, skipped))
 }
 
+/// The decoded set lives in memory as f32: refuses up front what cannot fit
+/// ([`crate::memory`]), rather than abort half-way through the decoding.
+pub(crate) fn check_decoded_fits(name: &str, count: usize, shape: &[usize]) -> Result<(), DataError> {
+    let dim: usize = shape.iter().product();
+    let mut budget = crate::memory::Budget::new();
+    budget.add(format!("{count} images at {}×{} ({} channel(s)) as f32", shape[1], shape[2], shape[0]), count as u64, (dim * 4) as u64);
+    budget
+        .check("loading the images", "lower data.image_size, or load fewer images")
+        .map_err(|e| DataError::Format { path: name.to_string(), reason: e.to_string() })
+}
+
 fn decode_all(name: String, list: Listing, mut zip: Option<&mut Archive>, prep: &Prep, skip_bad: bool) -> Result<(Dataset, Vec<Skipped>), DataError> {
     if list.is_empty() {
         return Err(DataError::Format { path: name, reason: "no <class>/<image> files found (extensions: png, jpg, jpeg, webp, bmp, tif(f), pgm, ppm, pbm, pnm)".into() });
     }
     let shape = prep.sample_shape();
     let dim: usize = shape.iter().product();
-    // The decoded set lives in memory as f32: refuse up front what cannot fit
-    // (margin_data::memory), rather than abort half-way through the decoding.
     let count: usize = list.values().map(Vec::len).sum();
-    let mut budget = crate::memory::Budget::new();
-    budget.add(format!("{count} images at {}×{} ({} channel(s)) as f32", shape[1], shape[2], shape[0]), count as u64, (dim * 4) as u64);
-    budget
-        .check("loading the images", "lower data.image_size, or load fewer images")
-        .map_err(|e| DataError::Format { path: name.clone(), reason: e.to_string() })?;
+    check_decoded_fits(&name, count, &shape)?;
     let mut features = vec![0f32; count * dim];
     let mut labels = Vec::with_capacity(count);
     let names: Vec<String> = list.keys().cloned().collect();

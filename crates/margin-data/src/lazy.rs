@@ -1,5 +1,7 @@
-//! Lazy image loading: a file index ([`LazyImages`]: paths, labels, the class table — a
-//! few hundred bytes an image) that decodes a sample only when asked, and a prefetcher
+//! Lazy image loading: a file index ([`LazyImages`]: paths or zip members, labels, the
+//! class table — a few hundred bytes an image) that decodes a sample only when asked, in
+//! the same order and to the same values as the eager loaders of [`crate::image_folder`]
+//! (folder, zip, manifest; tested), and a prefetcher
 //! ([`Prefetch`]) whose worker threads decode the next batches of a plan while the
 //! current step runs.
 //!
@@ -23,18 +25,30 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use crate::image_folder::{Prep, Source};
+use crate::archive::{Archive, Which};
+use crate::image_folder::{Listing, Prep, Skipped, Source};
 use crate::{DataError, Samples};
 
-/// A folder's or manifest's images, decoded on demand.
+/// A folder's, zip's or manifest's images, decoded on demand.
 pub struct LazyImages {
     name: String,
-    files: Vec<PathBuf>,
+    items: Vec<Item>,
     labels: Vec<i64>,
     classes: Vec<String>,
     prep: Prep,
     shape: Vec<usize>,
+    /// The open archive of a zip source, shared by the workers: a member's bytes are read
+    /// under the lock, decoded outside it.
+    zip: Option<Arc<Mutex<Archive>>>,
+    cache_budget: usize,
     cache: Option<Mutex<Cache>>,
+}
+
+/// One image of the index: where its bytes are, and its path below the root (a
+/// manifest's: the resolved path) for messages and `skip_bad` reports.
+struct Item {
+    src: Source,
+    rel: Box<str>,
 }
 
 /// Decoded samples by index, at most `budget` bytes, first in first out.
@@ -46,43 +60,67 @@ struct Cache {
 }
 
 impl LazyImages {
-    /// Indexes `root/<class>/…` (the layout rule of [`crate::image_folder`]); nothing is
-    /// decoded. Zips are read whole by [`crate::image_folder::load_images`] instead.
-    pub fn folder(root: &Path, prep: Prep) -> Result<Self, DataError> {
+    /// Indexes `root/<class>/…` or a zip of that tree (the layout rule of
+    /// [`crate::image_folder`]: the same samples in the same order as
+    /// [`crate::image_folder::load_images`], tested); nothing is decoded.
+    pub fn open(root: &Path, prep: Prep) -> Result<Self, DataError> {
         prep.check()?;
-        let list = crate::image_folder::list_folder(root)?;
-        let mut entries = Vec::new();
-        for (class, mut images) in list {
-            images.sort_by(|a, b| a.0.cmp(&b.0));
-            for (_, src) in images {
-                if let Source::File(p) = src {
-                    entries.push((p, class.clone()));
-                }
-            }
+        if root.is_file() {
+            let zip = Archive::open(root)?;
+            let list = crate::image_folder::list_zip(&zip)?;
+            Self::from_listing(root.display().to_string(), list, Some(Arc::new(Mutex::new(zip))), prep)
+        } else {
+            Self::from_listing(root.display().to_string(), crate::image_folder::list_folder(root)?, None, prep)
         }
-        Self::from_entries(root.display().to_string(), entries, prep)
     }
 
-    /// Indexes the rows of a manifest ([`crate::manifest`]) on the side `split`.
+    /// [`LazyImages::open`] of a folder (kept for callers that name the layout).
+    pub fn folder(root: &Path, prep: Prep) -> Result<Self, DataError> {
+        Self::open(root, prep)
+    }
+
+    /// Indexes the rows of a manifest ([`crate::manifest`]) on the side `split`, in the
+    /// order [`crate::image_folder::load_manifest`] decodes them (class, then path).
     pub fn manifest(path: &Path, split: crate::manifest::RowSplit, prep: Prep) -> Result<Self, DataError> {
         prep.check()?;
         let entries = crate::manifest::read_manifest(path)?.into_iter().filter(|e| e.split == split).map(|e| (e.path, e.label)).collect();
-        Self::from_entries(path.display().to_string(), entries, prep)
+        let name = match split {
+            crate::manifest::RowSplit::Train => path.display().to_string(),
+            crate::manifest::RowSplit::Test => format!("{} [test rows]", path.display()),
+        };
+        Self::from_entries(name, entries, prep)
     }
 
-    /// Indexes `(file, class name)` pairs; the class table is the sorted distinct names.
+    /// Indexes `(file, class name)` pairs; the class table is the sorted distinct names,
+    /// the samples ordered by class, then path.
     pub fn from_entries(name: String, entries: Vec<(PathBuf, String)>, prep: Prep) -> Result<Self, DataError> {
-        if entries.is_empty() {
-            return Err(DataError::Format { path: name, reason: "no image listed".into() });
+        let mut list = Listing::new();
+        for (p, class) in entries {
+            list.entry(class).or_default().push((p.display().to_string(), Source::File(p)));
         }
-        let classes: Vec<String> = entries.iter().map(|e| e.1.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let labels = entries.iter().map(|e| classes.binary_search(&e.1).map_or(0, |k| k as i64)).collect();
+        Self::from_listing(name, list, None, prep)
+    }
+
+    fn from_listing(name: String, list: Listing, zip: Option<Arc<Mutex<Archive>>>, prep: Prep) -> Result<Self, DataError> {
+        if list.is_empty() {
+            return Err(DataError::Format { path: name, reason: "no <class>/<image> files found (extensions: png, jpg, jpeg, webp, bmp, tif(f), pgm, ppm, pbm, pnm)".into() });
+        }
+        let classes: Vec<String> = list.keys().cloned().collect();
+        let (mut items, mut labels) = (Vec::new(), Vec::new());
+        for (c, (_, mut images)) in list.into_iter().enumerate() {
+            images.sort_by(|a, b| a.0.cmp(&b.0));
+            for (rel, src) in images {
+                items.push(Item { src, rel: rel.into_boxed_str() });
+                labels.push(c as i64);
+            }
+        }
         let shape = prep.sample_shape();
-        Ok(LazyImages { name, files: entries.into_iter().map(|e| e.0).collect(), labels, classes, prep, shape, cache: None })
+        Ok(LazyImages { name, items, labels, classes, prep, shape, zip, cache_budget: 0, cache: None })
     }
 
     /// Keeps up to `bytes` of decoded samples for reuse (0: no cache).
     pub fn with_cache(mut self, bytes: usize) -> Self {
+        self.cache_budget = bytes;
         self.cache = (bytes > 0).then(|| Mutex::new(Cache { budget: bytes, used: 0, order: VecDeque::new(), values: HashMap::new() }));
         self
     }
@@ -92,15 +130,122 @@ impl LazyImages {
         &self.classes
     }
 
-    /// Decodes every sample into an in-memory [`crate::Dataset`] (what the trainer takes
-    /// today), in index order.
+    /// Every sample's label (an index into [`LazyImages::classes`]).
+    pub fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+
+    /// The samples whose class is in `classes` (same class table, same order; the cache
+    /// setting kept, its content not), under the name `name`.
+    pub fn with_classes(&self, classes: &[i64], name: impl Into<String>) -> LazyImages {
+        let set: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
+        let keep: Vec<usize> = (0..self.items.len()).filter(|&i| set.contains(&self.labels[i])).collect();
+        let items = keep.iter().map(|&i| Item { src: self.items[i].src.clone(), rel: self.items[i].rel.clone() }).collect();
+        let labels = keep.iter().map(|&i| self.labels[i]).collect();
+        let (classes, prep, shape, zip) = (self.classes.clone(), self.prep, self.shape.clone(), self.zip.clone());
+        LazyImages { name: name.into(), items, labels, classes, prep, shape, zip, cache_budget: 0, cache: None }.with_cache(self.cache_budget)
+    }
+
+    /// Reads every file once and checks its header ([`crate::decode::check_header`]):
+    /// the first bad file is an error naming it, or, with `skip_bad`, the bad files leave
+    /// the index and are returned with their errors (a class left without a file stays in
+    /// the class table, as with eager loading). Pixels are decoded later, per batch.
+    pub fn check_headers(mut self, skip_bad: bool) -> Result<(Self, Vec<Skipped>), DataError> {
+        let mut keep = vec![true; self.items.len()];
+        let mut skipped = Vec::new();
+        for (i, k) in keep.iter_mut().enumerate() {
+            let checked = self.read(i).and_then(|(what, bytes)| crate::decode::check_header(&bytes, &what));
+            match checked {
+                Ok(()) => {}
+                Err(e) if skip_bad => {
+                    skipped.push((self.items[i].rel.to_string(), e.to_string()));
+                    *k = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !skipped.is_empty() {
+            let mut it = keep.iter();
+            self.items.retain(|_| *it.next().expect("one flag per item"));
+            let mut it = keep.iter();
+            self.labels.retain(|_| *it.next().expect("one flag per label"));
+        }
+        if self.items.is_empty() {
+            return Err(DataError::Format { path: self.name.clone(), reason: format!("every one of its {} images was bad (skip_bad left none)", keep.len()) });
+        }
+        Ok((self, skipped))
+    }
+
+    /// The path of sample `i` below its root (a manifest's: the file), as `skip_bad`
+    /// reports name it.
+    pub fn rel_path(&self, i: usize) -> &str {
+        &self.items[i].rel
+    }
+
+    /// Decodes every sample into an in-memory [`crate::Dataset`], in index order.
     pub fn to_dataset(&self) -> Result<crate::Dataset, DataError> {
+        self.to_dataset_skipping(false).map(|(d, _)| d)
+    }
+
+    /// [`LazyImages::to_dataset`]; with `skip_bad`, a sample that fails is left out and
+    /// returned with its error (as [`crate::image_folder::load_images_skipping`] does).
+    pub fn to_dataset_skipping(&self, skip_bad: bool) -> Result<(crate::Dataset, Vec<Skipped>), DataError> {
+        crate::image_folder::check_decoded_fits(&self.name, self.len(), &self.shape)?;
         let d = self.dim();
         let mut features = vec![0f32; self.len() * d];
-        for (i, out) in features.chunks_exact_mut(d).enumerate() {
-            self.decode_into(i, out)?;
+        let (mut labels, mut skipped, mut at) = (Vec::with_capacity(self.len()), Vec::new(), 0);
+        for i in 0..self.len() {
+            match self.decode_into(i, &mut features[at * d..(at + 1) * d]) {
+                Ok(()) => {
+                    labels.push(self.labels[i]);
+                    at += 1;
+                }
+                Err(e) if skip_bad => skipped.push((self.items[i].rel.to_string(), e.to_string())),
+                Err(e) => return Err(e),
+            }
         }
-        crate::Dataset::with_names(self.name.clone(), features, self.shape.clone(), self.labels.clone(), self.classes.clone())
+        if at == 0 {
+            return Err(DataError::Format { path: self.name.clone(), reason: format!("every one of its {} images was bad (skip_bad left none)", self.len()) });
+        }
+        features.truncate(at * d);
+        Ok((crate::Dataset::with_names(self.name.clone(), features, self.shape.clone(), labels, self.classes.clone())?, skipped))
+    }
+
+    /// The bytes of sample `i` and the name that errors give it.
+    fn read(&self, i: usize) -> Result<(String, Vec<u8>), DataError> {
+        match (&self.items[i].src, &self.zip) {
+            (Source::File(p), _) => std::fs::read(p).map(|b| (p.display().to_string(), b)).map_err(|e| DataError::io(p, e)),
+            (Source::Member(k), Some(z)) => {
+                let mut z = z.lock().map_err(|_| DataError::Split(format!("{}: the archive's lock was poisoned", self.name)))?;
+                let (n, b) = z.read(Which::Index(*k))?;
+                Ok((format!("{}:{n}", z.what()), b))
+            }
+            (Source::Member(_), None) => Err(DataError::Split(format!("{}: sample {i} is a zip member but no archive is open", self.name))),
+        }
+    }
+
+    fn cached(&self, i: usize, out: &mut [f32]) -> Result<bool, DataError> {
+        let Some(c) = &self.cache else { return Ok(false) };
+        let c = c.lock().map_err(|_| DataError::Split("the decode cache was poisoned".into()))?;
+        Ok(c.values.get(&i).map(|v| out.copy_from_slice(v)).is_some())
+    }
+
+    fn remember(&self, i: usize, v: &[f32]) {
+        let Some(c) = &self.cache else { return };
+        let Ok(mut c) = c.lock() else { return };
+        let size = v.len() * 4;
+        if size > c.budget || c.values.contains_key(&i) {
+            return;
+        }
+        while c.used + size > c.budget {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(v) = c.values.remove(&old) {
+                c.used -= v.len() * 4;
+            }
+        }
+        c.values.insert(i, v.to_vec());
+        c.used += size;
+        c.order.push_back(i);
     }
 }
 
@@ -109,7 +254,7 @@ impl Samples for LazyImages {
         &self.name
     }
     fn len(&self) -> usize {
-        self.files.len()
+        self.items.len()
     }
     fn sample_shape(&self) -> &[usize] {
         &self.shape
@@ -121,35 +266,21 @@ impl Samples for LazyImages {
         std::borrow::Cow::Borrowed(usize::try_from(label).ok().and_then(|k| self.classes.get(k)).map_or("?", String::as_str))
     }
     fn sample_id(&self, i: usize) -> std::borrow::Cow<'_, str> {
-        self.files[i].to_string_lossy()
+        match &self.items[i].src {
+            Source::File(p) => p.to_string_lossy(),
+            Source::Member(_) => format!("{}:{}", self.name, self.items[i].rel).into(),
+        }
     }
     fn decode_into(&self, i: usize, out: &mut [f32]) -> Result<(), DataError> {
-        let Some(p) = self.files.get(i) else {
-            return Err(DataError::Split(format!("{}: sample {i} of {}", self.name, self.files.len())));
-        };
-        if let Some(c) = &self.cache
-            && let Some(v) = c.lock().map_err(|_| DataError::Split("the decode cache was poisoned".into()))?.values.get(&i)
-        {
-            out.copy_from_slice(v);
+        if i >= self.items.len() {
+            return Err(DataError::Split(format!("{}: sample {i} of {}", self.name, self.items.len())));
+        }
+        if self.cached(i, out)? {
             return Ok(());
         }
-        let bytes = std::fs::read(p).map_err(|e| DataError::io(p, e))?;
-        self.prep.prepare(&bytes, &p.display().to_string(), out)?;
-        if let Some(c) = &self.cache
-            && let Ok(mut c) = c.lock()
-        {
-            let size = out.len() * 4;
-            while c.used + size > c.budget {
-                let Some(old) = c.order.pop_front() else { break };
-                if let Some(v) = c.values.remove(&old) {
-                    c.used -= v.len() * 4;
-                }
-            }
-            if size <= c.budget && c.values.insert(i, out.to_vec()).is_none() {
-                c.used += size;
-                c.order.push_back(i);
-            }
-        }
+        let (what, bytes) = self.read(i)?;
+        self.prep.prepare(&bytes, &what, out)?;
+        self.remember(i, out);
         Ok(())
     }
 }
@@ -199,7 +330,7 @@ pub struct Prefetch {
 impl Prefetch {
     /// Starts `workers` threads (≥ 1) decoding `plan`'s batches of `src`, each at most
     /// `depth` (≥ 1) finished batches ahead.
-    pub fn start<S: Samples + Send + 'static>(src: Arc<S>, plan: Vec<Vec<usize>>, workers: usize, depth: usize, skip_bad: bool) -> Self {
+    pub fn start<S: Samples + Send + ?Sized + 'static>(src: Arc<S>, plan: Vec<Vec<usize>>, workers: usize, depth: usize, skip_bad: bool) -> Self {
         let workers_n = workers.max(1);
         let plan = Arc::new(plan);
         let mut channels = Vec::with_capacity(workers_n);
@@ -306,6 +437,43 @@ mod tests {
         let b = Prefetch::start(Arc::clone(&lazy), p, 2, 1, true).next().unwrap().unwrap();
         assert_eq!((b.samples.len(), b.skipped.len()), (lazy.len() - 1, 1));
         assert!(b.skipped[0].1.contains("broken.png"));
+        // The header check at load time finds it before any batch.
+        let prep = Prep::Grey { size: 8, invert: false };
+        let e = LazyImages::folder(&d, prep).unwrap().check_headers(false).err().expect("a bad header").to_string();
+        assert!(e.contains("broken.png"), "{e}");
+        let (ok, bad) = LazyImages::folder(&d, prep).unwrap().check_headers(true).unwrap();
+        assert_eq!((ok.len(), bad.len(), ok.classes().len()), (lazy.len() - 1, 1, 3));
+        assert!(bad[0].0.ends_with("broken.png") && bad[0].1.contains("broken.png"), "{bad:?}");
+    }
+
+    /// A zip of the folder and a manifest listing it index the same samples, in the order
+    /// and with the values of the eager loaders; a class subset keeps the class table.
+    #[test]
+    fn zips_manifests_and_class_subsets_match_the_eager_loaders() {
+        use std::io::Write;
+        let d = photos("zip", 3, false);
+        let prep = Prep::Grey { size: 8, invert: false };
+        let zpath = d.with_extension("zip");
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+        let mut manifest = String::from("path,label\n");
+        for c in ["c2", "c0", "c1"] {
+            for k in [2, 0, 1] {
+                w.start_file(format!("{c}/{k}.png"), zip::write::SimpleFileOptions::default()).unwrap();
+                w.write_all(&std::fs::read(d.join(format!("{c}/{k}.png"))).unwrap()).unwrap();
+                manifest.push_str(&format!("{c}/{k}.png,person-{c}\n"));
+            }
+        }
+        w.finish().unwrap();
+        let eager = crate::image_folder::load_images(&zpath, &prep).unwrap();
+        let lazy = LazyImages::open(&zpath, prep).unwrap();
+        assert_eq!(lazy.to_dataset().unwrap(), eager);
+        assert!(lazy.sample_id(0).ends_with(".zip:c0/0.png"), "{}", lazy.sample_id(0));
+        std::fs::write(d.join("m.csv"), manifest).unwrap();
+        let (eager, _) = crate::image_folder::load_manifest(&d.join("m.csv"), &prep).unwrap();
+        let lazy = LazyImages::manifest(&d.join("m.csv"), crate::manifest::RowSplit::Train, prep).unwrap();
+        assert_eq!(lazy.to_dataset().unwrap(), eager);
+        let sub = lazy.with_classes(&[0, 2], "sub");
+        assert_eq!(sub.to_dataset().unwrap(), eager.with_classes(&[0, 2], "sub"));
     }
 
     /// The workers run at most `depth` batches ahead of the consumer (per worker).

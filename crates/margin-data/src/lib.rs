@@ -53,6 +53,7 @@ pub mod fuzzing;
 pub mod image_folder;
 pub mod label_file;
 pub mod lazy;
+pub mod lazy_load;
 pub mod manifest;
 pub mod thresholds;
 pub mod images;
@@ -74,6 +75,7 @@ pub use image_folder::load_image_folder;
 pub use images::area_resize;
 pub use samples::Samples;
 pub use spec::{ClassRef, DataSpec, EvalSpec, Loaded, RunConfig, SplitSpec, load_data};
+pub use lazy_load::{LazyLoaded, load_data_lazy};
 
 /// Why a dataset could not be loaded or split. Every variant names the file or input.
 #[derive(Debug, Error)]

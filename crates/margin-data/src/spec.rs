@@ -396,40 +396,7 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
             t.name, t.sample_shape, pool.name, pool.sample_shape
         )));
     }
-    let classes = pool.classes();
-    let split = if sp.train_classes.is_some() || sp.test_classes.is_some() || sp.val_classes.is_some() {
-        if sp.val_fraction > 0.0 || sp.test_fraction > 0.0 {
-            return Err(DataError::Split(
-                "split.val_fraction / split.test_fraction (or --val-fraction) cannot be combined with explicit \
-                 split.train_classes / val_classes / test_classes: name the validation classes in split.val_classes"
-                    .into(),
-            ));
-        }
-        let present: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
-        let resolve = |field: &str, list: &Option<Vec<ClassRef>>| -> Result<Option<Vec<i64>>, DataError> {
-            let Some(list) = list else { return Ok(None) };
-            list.iter()
-                .map(|c| {
-                    let name = c.name();
-                    pool.classes
-                        .iter()
-                        .position(|n| *n == name)
-                        .map(|k| k as i64)
-                        .filter(|k| present.contains(k))
-                        .ok_or_else(|| DataError::Split(format!("{field} names class {name:?}, which is not in {}", pool.name)))
-                })
-                .collect::<Result<Vec<i64>, _>>()
-                .map(Some)
-        };
-        let val = resolve("split.val_classes", &sp.val_classes)?.unwrap_or_default();
-        let test = resolve("split.test_classes", &sp.test_classes)?.unwrap_or_default();
-        let train = resolve("split.train_classes", &sp.train_classes)?
-            .unwrap_or_else(|| classes.iter().copied().filter(|c| !val.contains(c) && !test.contains(c)).collect());
-        ClassSplit { train, val, test }
-    } else {
-        ClassSplit::random(&classes, sp.val_fraction, sp.test_fraction, seed)?
-    };
-    split.check()?;
+    let split = choose_split(&pool.name, &pool.classes, &pool.classes(), sp, seed)?;
     let train = pool.with_classes(&split.train, format!("{} [train classes]", pool.name));
     let val = (!split.val.is_empty()).then(|| pool.with_classes(&split.val, format!("{} [validation classes]", pool.name)));
     let mut test_set = (!split.test.is_empty()).then(|| pool.with_classes(&split.test, format!("{} [test classes]", pool.name)));
@@ -455,3 +422,41 @@ pub fn load_data(data: &DataSpec, sp: &SplitSpec, seed: u64) -> Result<Loaded, D
     Ok(Loaded { train, val, test: test_set, one_shot, skipped })
 }
 
+/// The class-disjoint split of a pool (its name, class-name table and present labels,
+/// sorted) by `sp`: explicit class lists by name, else seeded fractions; checked disjoint.
+pub(crate) fn choose_split(pool_name: &str, table: &[String], classes: &[i64], sp: &SplitSpec, seed: u64) -> Result<ClassSplit, DataError> {
+    let split = if sp.train_classes.is_some() || sp.test_classes.is_some() || sp.val_classes.is_some() {
+        if sp.val_fraction > 0.0 || sp.test_fraction > 0.0 {
+            return Err(DataError::Split(
+                "split.val_fraction / split.test_fraction (or --val-fraction) cannot be combined with explicit \
+                 split.train_classes / val_classes / test_classes: name the validation classes in split.val_classes"
+                    .into(),
+            ));
+        }
+        let present: std::collections::BTreeSet<i64> = classes.iter().copied().collect();
+        let resolve = |field: &str, list: &Option<Vec<ClassRef>>| -> Result<Option<Vec<i64>>, DataError> {
+            let Some(list) = list else { return Ok(None) };
+            list.iter()
+                .map(|c| {
+                    let name = c.name();
+                    table
+                        .iter()
+                        .position(|n| *n == name)
+                        .map(|k| k as i64)
+                        .filter(|k| present.contains(k))
+                        .ok_or_else(|| DataError::Split(format!("{field} names class {name:?}, which is not in {pool_name}")))
+                })
+                .collect::<Result<Vec<i64>, _>>()
+                .map(Some)
+        };
+        let val = resolve("split.val_classes", &sp.val_classes)?.unwrap_or_default();
+        let test = resolve("split.test_classes", &sp.test_classes)?.unwrap_or_default();
+        let train = resolve("split.train_classes", &sp.train_classes)?
+            .unwrap_or_else(|| classes.iter().copied().filter(|c| !val.contains(c) && !test.contains(c)).collect());
+        ClassSplit { train, val, test }
+    } else {
+        ClassSplit::random(classes, sp.val_fraction, sp.test_fraction, seed)?
+    };
+    split.check()?;
+    Ok(split)
+}

@@ -22,7 +22,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use margin::{Batch, ContrastiveLossConfig, MetricLoss, TripletMarginLossConfig, Tuples};
 use margin_data::{Freeze, HeadConfig, ModelConfig, ResnetConfig, ResnetDepth};
 use margin_models::BuildEncoder;
-use margin_train::{BuiltLoss, DEFAULT_CONFIG, DeviceSpec, parse_config};
+use margin_train::{DEFAULT_CONFIG, DeviceSpec, parse_config};
 use rand::SeedableRng;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -51,10 +51,7 @@ fn convnet_step(device: &Device, spec: DeviceSpec, steps: usize) {
     let mut model = Some(cfg.train.model.init(&[1, 28, 28], device).expect("valid model"));
     let built = cfg.train.loss.build().expect("valid loss");
     let miner = cfg.train.miner.build(cfg.train.loss.distance()).expect("valid miner");
-    let loss: &dyn MetricLoss = match &built {
-        BuiltLoss::Triplet(l) => l,
-        BuiltLoss::Contrastive(l) => l,
-    };
+    let loss: &dyn MetricLoss = built.as_metric_loss();
     let labels: Vec<i64> = (0..batch).map(|i| (i / k) as i64).collect();
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let x = Tensor::<2>::random([batch, 28 * 28], Distribution::Uniform(0.0, 1.0), device);

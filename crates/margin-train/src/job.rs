@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use margin_data::{Dataset, Loaded, ModelCard, write_atomic};
+use margin_data::{Dataset, ModelCard, write_atomic};
 use margin_eval::{Distance, Embeddings, EvalConfig, EvalReport, Labelled, OneShotReport};
-use margin_models::{BuildEncoder, EmbeddingNet, embed};
+use margin_models::{EmbeddingNet, embed};
 
 use crate::manifest::RunManifest;
 use crate::{Observer, TrainConfig, TrainError, Trainer, fault, save_model};
@@ -97,14 +97,14 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         m.check(cfg, out)?;
     }
     let t_load = Instant::now();
-    let mut loaded = margin_data::load_data(&cfg.data, &cfg.split, cfg.train.seed)?;
+    let mut loaded = crate::feed::load(cfg)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
     let held = hold_out(&mut loaded, cfg, share_given, obs)?;
     obs.info(&describe(&loaded, load_seconds));
     for (file, why) in &loaded.skipped {
         obs.warn(&format!("skipped a bad image (data.skip_bad): {file}: {why}"));
     }
-    let shape = loaded.train.sample_shape.clone();
+    let shape = loaded.train.sample_shape().to_vec();
     crate::budget::check_training(&cfg.train, &shape)?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
     let mut trainer = if opts.resume {
@@ -144,7 +144,8 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         }
         _ => None,
     };
-    let outcome = trainer.fit(&loaded.train, loaded.val.as_ref(), obs)?;
+    let outcome = trainer.fit_feed(&loaded.train, loaded.val.as_ref(), obs)?;
+    let skipped: Vec<_> = loaded.skipped.iter().cloned().chain(loaded.train.skipped()).collect();
     let mut card = ModelCard::new(cfg.train.model.clone(), cfg.data.preprocessing(&shape), true);
     if let Some((set, h)) = &held {
         let dim = cfg.train.model.embedding_dim();
@@ -168,10 +169,11 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
             "images_per_s": images_per_s,
             "load_seconds": load_seconds,
             "best_validation": st.best.map(|(m, e)| serde_json::json!({"map_at_r": m, "epoch": e})),
-            "classes": loaded.train.classes().len(),
-            "samples": loaded.train.len(),
+            "classes": loaded.train_classes,
+            "samples": loaded.train.labels().len(),
             "held_out": held.as_ref().map(|(_, h)| serde_json::json!({"kind": h.kind, "classes": h.classes.len(), "samples": h.samples, "rule": h.rule})),
-            "skipped_images": loaded.skipped.iter().map(|(f, why)| serde_json::json!({"file": f, "error": why})).collect::<Vec<_>>(),
+            "lazy_loading": matches!(loaded.train, crate::feed::Feed::Lazy(_)),
+            "skipped_images": skipped.iter().map(|(f, why)| serde_json::json!({"file": f, "error": why})).collect::<Vec<_>>(),
         },
         "reference": {
             "what": "PyTorch 2 + pytorch-metric-learning, same ConvNet-4, 35 epochs, 2 CPU cores (from issue 5)",
@@ -188,6 +190,9 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         let t_eval = Instant::now();
         let mut e = evaluate_test(&outcome.model, test, cfg, device)?;
         metrics["test"] = serde_json::to_value(&e.report).expect("a report serialises");
+        if let Some(g) = &e.gallery {
+            metrics["test_by_class"] = crate::gallery::by_class(g, &e.labels, &|y| test.class_name(y).to_string());
+        }
         if let Some(p) = &loaded.one_shot {
             let r = omniglot_one_shot(&outcome.model, p, &shape, device)?;
             metrics["omniglot_one_shot"] = serde_json::to_value(&r).expect("a report serialises");
@@ -226,11 +231,12 @@ fn check_stored_train(cfg: &RunConfig, stored: &TrainConfig, out: &Path) -> Resu
     })
 }
 
-fn describe(loaded: &Loaded, load_seconds: f64) -> String {
+fn describe(loaded: &crate::feed::Loaded, load_seconds: f64) -> String {
     format!(
-        "data: {} train samples ({} classes){}{}; loaded in {load_seconds:.1}s",
-        loaded.train.len(),
-        loaded.train.classes().len(),
+        "data: {} train samples ({} classes{}){}{}; loaded in {load_seconds:.1}s",
+        loaded.train.labels().len(),
+        loaded.train_classes,
+        if matches!(loaded.train, crate::feed::Feed::Lazy(_)) { ", decoded per batch" } else { "" },
         loaded.val.as_ref().map(|v| format!(", {} validation ({} classes)", v.len(), v.classes().len())).unwrap_or_default(),
         loaded.test.as_ref().map(|v| format!(", {} test ({} classes, unseen)", v.len(), v.classes().len())).unwrap_or_default(),
     )
@@ -286,31 +292,29 @@ fn with_calibration_default(cfg: &RunConfig) -> RunConfig {
 
 /// The held-out classes the card's thresholds are measured on: the validation classes,
 /// else the calibration share, taken out of `loaded.train` here (never trained on).
-fn hold_out(loaded: &mut Loaded, cfg: &RunConfig, given: bool, obs: &mut dyn JobObserver) -> Result<Option<(Dataset, margin_data::thresholds::HeldOut)>, TrainError> {
-    use margin_data::calibration::Share;
+fn hold_out(loaded: &mut crate::feed::Loaded, cfg: &RunConfig, given: bool, obs: &mut dyn JobObserver) -> Result<Option<(Dataset, margin_data::thresholds::HeldOut)>, TrainError> {
     use margin_data::thresholds::HeldOutKind;
     if let Some(v) = &loaded.val {
         let rule = "the configuration's validation classes (split.val_fraction / split.val_classes), held out of training".to_string();
         return Ok(Some((v.clone(), crate::calibrate::held_out(v, HeldOutKind::Validation, rule))));
     }
-    let fraction = cfg.split.calibration_fraction.unwrap_or(0.0);
-    let seed = cfg.split.seed.unwrap_or(cfg.train.seed);
-    match margin_data::calibration::hold_out(&loaded.train, fraction, cfg.train.sampler.classes_per_batch, seed)? {
-        Share::Held(c) => {
+    match std::mem::replace(&mut loaded.share, crate::feed::Share::NotNeeded) {
+        crate::feed::Share::Held { calibration, rule } => {
             if let Some(t) = &loaded.test {
-                margin_data::check_no_leakage("calibration", &c.calibration, "test", t)?;
+                margin_data::check_no_leakage("calibration", &calibration, "test", t)?;
             }
-            let h = crate::calibrate::held_out(&c.calibration, HeldOutKind::CalibrationShare, c.rule.clone());
+            let h = crate::calibrate::held_out(&calibration, HeldOutKind::CalibrationShare, rule);
             obs.info(&format!("calibration share: {} classes ({} samples) held out of training for the model card's thresholds", h.classes.len(), h.samples));
-            loaded.train = c.train;
-            Ok(Some((c.calibration, h)))
+            Ok(Some((calibration, h)))
         }
-        Share::Skipped(why) => {
+        crate::feed::Share::Skipped(why) => {
             let line = format!("no calibration share ({why}): the model card will have no calibrated thresholds");
             // Asked for in the configuration: a warning; the default on a small pool: a note.
+            let fraction = cfg.split.calibration_fraction.unwrap_or(0.0);
             if given && fraction > 0.0 { obs.warn(&line) } else { obs.info(&line) }
             Ok(None)
         }
+        crate::feed::Share::NotNeeded => Ok(None),
     }
 }
 

@@ -19,6 +19,7 @@ mod config;
 pub mod dedup_calibrate;
 pub mod device;
 mod distance_form;
+pub mod feed;
 mod head_lr;
 pub mod fault;
 mod job;

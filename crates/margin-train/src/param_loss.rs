@@ -79,7 +79,7 @@ impl ParamLoss {
             LossSpec::SoftTriple { centers_per_class, la, gamma, margin, .. } => ParamLoss::SoftTriple(
                 SoftTripleLossConfig::new(c, d).with_centers_per_class(centers_per_class).with_la(la).with_gamma(gamma).with_margin(margin).init(rng, device)?,
             ),
-            LossSpec::Triplet { .. } | LossSpec::Contrastive { .. } => {
+            LossSpec::Triplet { .. } | LossSpec::Contrastive { .. } | LossSpec::InfoNce { .. } => {
                 return Err(MarginError::Unsupported("a triplet or contrastive loss has no class parameters".into()));
             }
         })
@@ -169,7 +169,7 @@ fn own_lr(spec: &LossSpec) -> Option<f64> {
         | LossSpec::ProxyAnchor { lr, .. }
         | LossSpec::ProxyNca { lr, .. }
         | LossSpec::SoftTriple { lr, .. } => lr,
-        LossSpec::Triplet { .. } | LossSpec::Contrastive { .. } => None,
+        LossSpec::Triplet { .. } | LossSpec::Contrastive { .. } | LossSpec::InfoNce { .. } => None,
     }
 }
 

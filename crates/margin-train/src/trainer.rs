@@ -354,36 +354,49 @@ impl Trainer {
 
     /// Runs the remaining epochs on `train`, validating on `val` (class-disjoint
     /// from `train`, checked) every `validate_every` epochs.
-    pub fn fit(mut self, train: &Dataset, val: Option<&Dataset>, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
-        let rotated;
-        let train = match self.checked_training_set(train, val)? {
-            Some(r) => {
-                rotated = r;
-                &rotated
+    pub fn fit(self, train: &Dataset, val: Option<&Dataset>, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
+        self.fit_feed(&crate::feed::Feed::Memory(std::borrow::Cow::Borrowed(train)), val, obs)
+    }
+
+    /// [`Trainer::fit`] on batches from `feed`: in memory, or decoded lazily by the
+    /// loader's threads while the steps run (the `feed` module; the same run either way).
+    pub fn fit_feed(mut self, feed: &crate::feed::Feed<'_>, val: Option<&Dataset>, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
+        let (rotated, rotated_feed);
+        let train = match feed {
+            crate::feed::Feed::Memory(train) => match self.checked_training_set(train, val)? {
+                Some(r) => {
+                    rotated = r;
+                    rotated_feed = crate::feed::Feed::Memory(std::borrow::Cow::Borrowed(&rotated));
+                    &rotated_feed
+                }
+                None => feed,
+            },
+            crate::feed::Feed::Lazy(_) => {
+                feed.check_lazy(&self.sample_shape, &self.config, val)?;
+                feed
             }
-            None => train,
         };
         let cfg = self.config.clone();
         let sink = self.sink.as_ref();
-        self.param.activate(&cfg, &train.labels, || build_optimizer(&cfg.optimizer), &self.device, |name, reason| TrainError::Checkpoint { path: sink.locate(&name), reason })?;
-        let num_classes = margin_data::indices_by_class(&train.labels).len();
+        self.param.activate(&cfg, train.labels(), || build_optimizer(&cfg.optimizer), &self.device, |name, reason| TrainError::Checkpoint { path: sink.locate(&name), reason })?;
+        let num_classes = margin_data::indices_by_class(train.labels()).len();
         if cfg.sampler.classes_per_batch > num_classes {
             return Err(MarginError::InvalidConfig {
                 field: "train.sampler.classes_per_batch",
-                value: format!("{} (the training set {} has {num_classes} classes after the split)", cfg.sampler.classes_per_batch, train.name),
+                value: format!("{} (the training set {} has {num_classes} classes after the split)", cfg.sampler.classes_per_batch, train.name()),
                 reason: "is more classes per batch than there are; lower it to at most the number of training classes",
             }
             .into());
         }
         let sampler = PKSampler::new(
-            &train.labels,
+            train.labels(),
             cfg.sampler.classes_per_batch,
             cfg.sampler.samples_per_class,
             SmallClassPolicy::WithReplacement,
             cfg.seed,
         )?;
         obs.start(self.state.epoch + 1, cfg.epochs, cfg.sampler.batches_per_epoch.unwrap_or(sampler.batches_per_epoch()));
-        let mut x = vec![0f32; sampler.batch_size() * train.dim()];
+        let mut x = vec![0f32; sampler.batch_size() * train.sample_shape().iter().product::<usize>()];
         let mut records = Vec::new();
         for epoch in self.state.epoch + 1..=cfg.epochs {
             let lr = cfg.schedule.lr(cfg.lr, epoch - 1, cfg.epochs);
@@ -393,9 +406,14 @@ impl Trainer {
             let steps = cfg.sampler.batches_per_epoch.unwrap_or(batches.len());
             let mut rng = epoch_rng(cfg.seed, epoch);
             let mut totals = EpochTotals { min_spread: f64::INFINITY, ..Default::default() };
-            for step in 0..steps {
+            let mut fed = train.epoch((0..steps).map(|s| batches[s % batches.len()].clone()).collect());
+            for _ in 0..steps {
                 let t = Instant::now();
-                let (grads, mut rec) = self.step(epoch, lr, train, &batches[step % batches.len()], &mut x, &mut rng)?;
+                let batch = fed.next_batch(obs)?;
+                if batch.samples.is_empty() {
+                    continue; // every sample of the batch was a bad file (skip_bad), each warned about
+                }
+                let (grads, mut rec) = self.step(epoch, lr, &batch, &mut x, &mut rng)?;
                 // (The model moves through the optimizer, so it can update the weights in place.)
                 let policy = crate::head_lr::policy(crate::head_lr::HeadLr::of(&cfg.model, &self.model).as_ref(), lr);
                 self.model = self.optim.step(policy, self.model, grads);
@@ -459,28 +477,28 @@ impl Trainer {
         Ok(rotated)
     }
 
-    /// One step on the samples `idx` of `train` (augmented with `rng`, which the miner then
-    /// draws from too): network → the loss's one entry point → backward; the gradients for
-    /// the optimizer and the step's record (its `seconds` are the caller's to set).
-    #[allow(clippy::too_many_arguments)]
-    fn step(&mut self, epoch: usize, lr: f64, train: &Dataset, idx: &[usize], x: &mut [f32], rng: &mut ChaCha8Rng) -> Result<(GradientsParams, StepRecord), TrainError> {
-        let d = train.dim();
-        let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i]).collect();
+    /// One step on `batch` (its samples augmented with `rng`, which the miner then draws
+    /// from too): network → the loss's one entry point → backward; the gradients for the
+    /// optimizer and the step's record (its `seconds` are the caller's to set).
+    fn step(&mut self, epoch: usize, lr: f64, batch: &margin_data::lazy::Batch, x: &mut [f32], rng: &mut ChaCha8Rng) -> Result<(GradientsParams, StepRecord), TrainError> {
+        let d: usize = self.sample_shape.iter().product();
+        let (idx, labels) = (&batch.samples, &batch.labels);
         for (row, &i) in idx.iter().enumerate() {
             let dst = &mut x[row * d..(row + 1) * d];
+            let src = &batch.values[row * d..(row + 1) * d];
             match self.config.augment {
                 Some(a) => {
-                    let s = &train.sample_shape;
-                    augment::augment_image(train.sample(i), s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, rng, dst);
+                    let s = &self.sample_shape;
+                    augment::augment_image(src, s[0], s[1], s[2], a.max_shift, a.max_rotation_deg, rng, dst);
                     if let Some(p) = a.photo {
                         let shifted = dst.to_vec();
                         p.apply(&shifted, s[0], s[1], s[2], &self.pixel_map, self.config.seed, epoch, i, dst);
                     }
                 }
-                None => dst.copy_from_slice(train.sample(i)),
+                None => dst.copy_from_slice(src),
             }
         }
-        let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [idx.len(), d]), &self.device);
+        let xt = Tensor::<2>::from_data(TensorData::new(x[..idx.len() * d].to_vec(), [idx.len(), d]), &self.device);
         let emb = self.model.forward_flat(xt, &self.sample_shape);
         let host = margin::to_host(&emb);
         if let Some(i) = host.iter().position(|v| !v.is_finite()) {
@@ -491,11 +509,9 @@ impl Trainer {
         // distance matrix, fused where it can be (the shipped default, contrastive +
         // multi-similarity, never lists its pairs).
         // A parametric loss (class weights, proxies) reads class indices 0..C of the training set.
-        let (loss, labels): (&dyn MetricLoss, Vec<i64>) = match (&self.loss, &self.param) {
-            (Some(BuiltLoss::Triplet(l)), _) => (l, labels),
-            (Some(BuiltLoss::Contrastive(l)), _) => (l, labels),
-            (Some(BuiltLoss::InfoNce(l)), _) => (l, labels),
-            (None, crate::param_loss::LossState::Live(p)) => (p.loss.as_metric(), p.classes.map(&labels)),
+        let (loss, labels): (&dyn MetricLoss, std::borrow::Cow<'_, [i64]>) = match (&self.loss, &self.param) {
+            (Some(l), _) => (l.as_metric_loss(), std::borrow::Cow::Borrowed(labels.as_slice())),
+            (None, crate::param_loss::LossState::Live(p)) => (p.loss.as_metric(), std::borrow::Cow::Owned(p.classes.map(labels))),
             (None, _) => return Err(MarginError::Unsupported("the loss's class parameters are built by `fit`".into()).into()),
         };
         let tuples = match &self.miner {

@@ -63,19 +63,19 @@ pub struct TextEmbedding {
     pub texts: Vec<String>,
 }
 
-/// Embeds the texts of `p` (`.txt` / `.jsonl`) with the sentence-transformers folder `model`.
+/// Embeds the texts of `p` (`.txt` / `.jsonl`) with the sentence-transformers folder `model`
+/// on `device`.
 ///
 /// # Errors
 /// Another input kind, an unreadable input or model, a text the encoder refuses, or
 /// embeddings that are not usable (non-finite).
-pub fn embed_texts(model: &Path, p: &Path, batch: Option<usize>) -> anyhow::Result<TextEmbedding> {
+pub fn embed_texts(model: &Path, p: &Path, batch: Option<usize>, device: &margin::burn::tensor::Device) -> anyhow::Result<TextEmbedding> {
     let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     if !matches!(ext.as_deref(), Some("txt" | "jsonl" | "ndjson")) {
         bail!("{}: a text model embeds .txt (one item per line) or .jsonl (one JSON string or {{\"text\": …}} per line)", p.display());
     }
     let items = load_items(p, &ItemFormat::for_path(p))?;
-    let device = a.device.device()?;
-    let enc = SentenceEncoder::load(model, &device).with_context(|| format!("loading the sentence-transformers folder {}", model.display()))?;
+    let enc = SentenceEncoder::load(model, device).with_context(|| format!("loading the sentence-transformers folder {}", model.display()))?;
     let emb = enc.encode(items.texts(), batch.unwrap_or(TEXT_BATCH)).map_err(|e| match e {
         TextError::Input { index, reason } => anyhow::anyhow!("{}: {reason}; nothing written", items.sample_id(index)),
         e => anyhow::Error::new(e),
@@ -91,7 +91,7 @@ pub fn embed_texts(model: &Path, p: &Path, batch: Option<usize>) -> anyhow::Resu
 /// Runs `margin embed` with a sentence-transformers folder.
 pub fn run(a: &EmbedArgs, model: &Path) -> anyhow::Result<()> {
     refuse_image_flags(a, model)?;
-    let e = embed_texts(model, &a.input, a.batch)?;
+    let e = embed_texts(model, &a.input, a.batch, &a.device.device()?)?;
     let n = e.ids.len();
     let ids_path = a.ids_out.clone().unwrap_or_else(|| default_ids_path(&a.out));
     let mut ids = String::new();

@@ -2,7 +2,10 @@
 //! metric of a set of labelled embeddings, computed by `margin-eval`.
 //!
 //! Inputs are `.npy` files: embeddings 2-D `f32` or `f64` (rows = samples),
-//! labels 1-D of any integer type (or bool). Without `--reference-*` the
+//! labels 1-D of any integer type (or bool), or `.txt` label files of class names, one
+//! a line (what `margin embed --labels-out` writes; `margin_data::label_file`). Query and
+//! reference labels are compared by name when either is a `.txt` file (an integer label
+//! is named by its decimal form). Without `--reference-*` the
 //! query set is searched against itself, each query's own row excluded.
 //! Output is a readable table, or the full report as JSON with `--json`.
 
@@ -20,15 +23,16 @@ pub struct EvalArgs {
     /// Query embeddings: .npy, 2-D (rows × dim), f32 or f64.
     #[arg(long, value_name = "E.npy")]
     pub embeddings: PathBuf,
-    /// Labels of the query embeddings: .npy, 1-D, any integer type.
-    #[arg(long, value_name = "L.npy")]
+    /// Labels of the query embeddings: .npy, 1-D, any integer type; or .txt, one class
+    /// name per line.
+    #[arg(long, value_name = "L.npy|L.txt")]
     pub labels: PathBuf,
     /// Reference (gallery) embeddings; default: the queries themselves,
     /// each query's own row excluded.
     #[arg(long, value_name = "R.npy", requires = "reference_labels")]
     pub reference_embeddings: Option<PathBuf>,
-    /// Labels of the reference embeddings.
-    #[arg(long, value_name = "RL.npy", requires = "reference_embeddings")]
+    /// Labels of the reference embeddings (.npy or .txt, as --labels).
+    #[arg(long, value_name = "RL.npy|RL.txt", requires = "reference_embeddings")]
     pub reference_labels: Option<PathBuf>,
     /// euclidean, squared-euclidean, cosine or dot.
     #[arg(long, default_value = "euclidean", value_parser = parse_distance)]
@@ -106,15 +110,38 @@ fn read_embeddings(path: &Path) -> anyhow::Result<Matrix> {
     }
 }
 
+/// The query (and reference) labels: `.npy` integers as they are; when either file is
+/// `.txt` (class names), both as indices into one table of names.
+fn read_label_files(query: &Path, reference: Option<&Path>) -> anyhow::Result<(Vec<i64>, Option<Vec<i64>>)> {
+    let is_txt = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+    if !is_txt(query) && reference.is_none_or(|r| !is_txt(r)) {
+        return Ok((crate::npy::read_labels(query)?, reference.map(crate::npy::read_labels).transpose()?));
+    }
+    let names = |p: &Path| -> anyhow::Result<Vec<String>> {
+        if is_txt(p) {
+            Ok(margin_data::label_file::read_label_names(p)?)
+        } else {
+            Ok(crate::npy::read_labels(p)?.iter().map(i64::to_string).collect())
+        }
+    };
+    let q = names(query)?;
+    let r = reference.map(names).transpose()?;
+    let mut lists = vec![q.as_slice()];
+    lists.extend(r.as_deref());
+    let (mut idx, _) = margin_data::label_file::index_names(&lists);
+    let r = r.map(|_| idx.pop().expect("one list per file"));
+    Ok((idx.pop().expect("one list per file"), r))
+}
+
 /// Runs `margin eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threads {
         margin_eval::init_threads(t).context("cannot start worker threads")?;
     }
     let q = read_embeddings(&args.embeddings)?;
-    let ql = crate::npy::read_labels(&args.labels)?;
-    let reference = match (&args.reference_embeddings, &args.reference_labels) {
-        (Some(e), Some(l)) => Some((read_embeddings(e)?, crate::npy::read_labels(l)?)),
+    let (ql, rl) = read_label_files(&args.labels, args.reference_labels.as_deref())?;
+    let reference = match (&args.reference_embeddings, rl) {
+        (Some(e), Some(l)) => Some((read_embeddings(e)?, l)),
         _ => None,
     };
     let config = EvalConfig {

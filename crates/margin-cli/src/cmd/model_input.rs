@@ -88,7 +88,7 @@ pub fn text_fingerprint(dir: &Path) -> Result<String> {
 /// Embeds the texts of `input` with the sentence-transformers folder `model` (`margin
 /// embed`'s text path); ids `INPUT:LINE`.
 fn embed_text(model: &Path, input: &Path) -> Result<Vectors> {
-    let e = super::embed_text::embed_texts(model, input, None)?;
+    let e = super::embed_text::embed_texts(model, input, None, &margin_train::DeviceSpec::Cpu.device()?)?;
     let n = e.ids.len();
     let ids = Ids::from_strings(&input.display().to_string(), e.ids)?;
     let fingerprint = text_fingerprint(model)?;

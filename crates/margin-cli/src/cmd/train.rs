@@ -24,6 +24,18 @@ pub struct TrainArgs {
     /// configuration (only --epochs may extend it; --threads is free).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
     pub resume: Option<PathBuf>,
+    /// Override the data's path (`data.path`; Omniglot: `data.dir`): an image folder, a
+    /// zip of one, a manifest, a feature or CSV file, as the configuration's `data.kind`.
+    #[arg(long, value_name = "PATH", conflicts_with = "resume")]
+    pub data: Option<PathBuf>,
+    /// Override the separate test set (`data.test`: a folder, zip, feature or CSV file of
+    /// other classes than the training data).
+    #[arg(long, value_name = "PATH", conflicts_with = "resume")]
+    pub test: Option<PathBuf>,
+    /// Override the ResNet's pretrained weights (`train.model.weights`: a torchvision
+    /// `state_dict`, `.pth` or `.safetensors`); the configuration's model must be a ResNet.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub weights: Option<PathBuf>,
     /// Override `train.epochs` (with --resume: extend the run).
     #[arg(long, value_parser = crate::flags::count)]
     pub epochs: Option<usize>,
@@ -167,9 +179,40 @@ fn configure(args: &TrainArgs) -> anyhow::Result<(RunConfig, PathBuf, bool)> {
         if let Some(v) = args.val_fraction {
             cfg.split.val_fraction = v;
         }
+        override_paths(args, &mut cfg)?;
     }
     margin_train::validate_run(&cfg).context("invalid configuration")?;
     Ok((cfg, out, resume))
+}
+
+/// Applies `--data`, `--test` and `--weights` to the fields the configuration's data kind
+/// and model have; a flag the configuration has no field for is refused, naming both.
+fn override_paths(args: &TrainArgs, cfg: &mut RunConfig) -> anyhow::Result<()> {
+    use margin_data::{DataSpec, ModelConfig};
+    if let Some(p) = &args.data {
+        match &mut cfg.data {
+            DataSpec::Omniglot { dir, .. } => *dir = p.clone(),
+            DataSpec::ImageFolder { path, .. } | DataSpec::Manifest { path, .. } | DataSpec::Features { path, .. } | DataSpec::Csv { path, .. } => *path = p.clone(),
+        }
+    }
+    if let Some(p) = &args.test {
+        match &mut cfg.data {
+            DataSpec::ImageFolder { test, .. } | DataSpec::Features { test, .. } | DataSpec::Csv { test, .. } => *test = Some(p.clone()),
+            DataSpec::Manifest { .. } => bail!("--test {}: a manifest's test images are its rows with split = test (data.kind = \"manifest\" has no data.test)", p.display()),
+            DataSpec::Omniglot { .. } => bail!("--test {}: Omniglot's test set is its evaluation half (data.kind = \"omniglot\" has no data.test)", p.display()),
+        }
+    }
+    if let Some(w) = &args.weights {
+        match &mut cfg.train.model {
+            ModelConfig::Resnet(r) => r.weights = Some(w.clone()),
+            other => bail!(
+                "--weights {}: pretrained weights are for a ResNet backbone, but the configuration's model is {} (set [train.model] kind = \"resnet\", as configs/photos_resnet.toml does)",
+                w.display(),
+                serde_json::to_value(&*other).ok().and_then(|v| v["kind"].as_str().map(|k| format!("kind = \"{k}\""))).unwrap_or_else(|| "not a ResNet".into())
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Runs `margin train`.

@@ -3,7 +3,6 @@
 //! other's nearest neighbour. Everything comes from margin-train's [`Gallery`] (one kNN on
 //! the test embeddings); thumbnails are small PNG data URIs, so the page stays one file.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use base64::Engine;
@@ -14,21 +13,7 @@ use super::{class_label, esc};
 /// Longest thumbnail side in pixels.
 const THUMB: usize = 64;
 
-/// Class pairs (unordered, names' label indices `a < b`) whose items have the other class
-/// as their nearest neighbour, most frequent first (ties by labels), with counts.
-pub fn confused_pairs(nearest: &[u32], labels: &[i64], top: usize) -> Vec<((i64, i64), usize)> {
-    let mut counts: BTreeMap<(i64, i64), usize> = BTreeMap::new();
-    for (i, &j) in nearest.iter().enumerate() {
-        let (a, b) = (labels[i], labels[j as usize]);
-        if a != b {
-            *counts.entry((a.min(b), a.max(b))).or_default() += 1;
-        }
-    }
-    let mut v: Vec<_> = counts.into_iter().collect();
-    v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    v.truncate(top);
-    v
-}
+pub use margin_train::gallery::confused_pairs;
 
 /// A PNG data URI of one picture (`[c, h, w]` levels in `[0, 1]`), nearest-sampled to at most
 /// [`THUMB`] pixels a side.
@@ -96,17 +81,6 @@ pub fn section(g: Option<&Gallery>, labels: &[i64], names: &[String]) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn confused_pairs_counts_unordered_cross_class_nearest() {
-        // Item → nearest: 0→2 (0,1), 1→0 (same class, not counted), 2→1 (1,0), 3→4 (1,2),
-        // 4→3 (2,1), 5→1 (2,0), 6→5 (2,1): pairs are unordered.
-        let labels = [0, 0, 1, 1, 2, 2, 1];
-        let nearest = [2, 0, 1, 4, 3, 1, 5];
-        let p = confused_pairs(&nearest, &labels, 10);
-        assert_eq!(p, vec![((1, 2), 3), ((0, 1), 2), ((0, 2), 1)]);
-        assert_eq!(confused_pairs(&nearest, &labels, 1), vec![((1, 2), 3)]);
-    }
 
     #[test]
     fn thumbnail_is_a_decodable_png_at_most_64_a_side() {
