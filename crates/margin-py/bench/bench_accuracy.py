@@ -80,25 +80,26 @@ def write_arrays(folder, n, dim, classes):
 
 
 def timed(cmd, env):
-    """Runs `cmd` under `/usr/bin/time -v`: (completed process, wall s, peak RSS MB)."""
+    """Runs `cmd` under `/usr/bin/time -v`: (completed process, wall s, peak RSS MB, CPU s)."""
     out = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, text=True)
     field = lambda name: next((line.split(": ", 1)[1] for line in out.stderr.splitlines() if line.strip().startswith(name)), "nan")
     wall = field("Elapsed (wall clock) time")
     secs = sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.split(":")))) if wall != "nan" else float("nan")
-    return out, secs, float(field("Maximum resident set size")) / 1024
+    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+    return out, secs, float(field("Maximum resident set size")) / 1024, cpu
 
 
 def cli_side(folder, margin_bin, threads, env):
     cmd = [margin_bin, "eval", "--embeddings", os.path.join(folder, "x.npy"), "--labels", os.path.join(folder, "labels.npy"), "--no-clustering", "--threads", str(threads), "--json"]
     t = time.perf_counter()
-    out, wall, rss = timed(cmd, env)
+    out, wall, rss, cpu = timed(cmd, env)
     secs = time.perf_counter() - t
     if out.returncode != 0:
         return None, out.stderr[-2000:]
     report = json.loads(out.stdout)
     rt = report.get("retrieval", report)
     keys = {"precision_at_1": "precision_at_1", "r_precision": "r_precision", "mean_average_precision_at_r": "map_at_r"}
-    return {"side": "cli", "seconds": secs, "process_wall_s": wall, "process_peak_rss_mb": rss, **{k: rt.get(v) for k, v in keys.items()}}, None
+    return {"side": "cli", "seconds": secs, "process_wall_s": wall, "process_cpu_s": cpu, "process_peak_rss_mb": rss, **{k: rt.get(v) for k, v in keys.items()}}, None
 
 
 def main():
@@ -120,12 +121,12 @@ def main():
                 line, err = cli_side(folder, args.margin_bin, args.threads, env)
                 print(json.dumps(line) if line else f"cli failed: {err}")
                 continue
-            out, wall, rss = timed([sys.executable, "-c", CHILD, folder, side], env)
+            out, wall, rss, cpu = timed([sys.executable, "-c", CHILD, folder, side], env)
             if out.returncode != 0:
                 print(side, "failed:", out.stderr[-2000:])
                 continue
             line = json.loads(out.stdout.strip().splitlines()[-1])
-            print(json.dumps({**line, "process_wall_s": wall, "process_peak_rss_mb": rss}))
+            print(json.dumps({**line, "process_wall_s": wall, "process_cpu_s": cpu, "process_peak_rss_mb": rss}))
     if args.loss_batch:
         out = subprocess.run([sys.executable, "-c", LOSS, str(args.loss_batch), "5"], env=env, capture_output=True, text=True)
         print("loss seconds per call (Python):", out.stdout.strip() or out.stderr[-2000:])
