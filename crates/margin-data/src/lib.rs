@@ -2,9 +2,10 @@
 //!
 //! Datasets and their loaders (Omniglot `.npz`, feature `.npy`/`.npz`, CSV, image
 //! folders and zips), class-disjoint splits and the leakage check, the Omniglot one-shot
-//! runs ([`omniglot`]), the run configuration's data/split/eval sections ([`spec`]) and
-//! the model card ([`card`]) — everything a Burn-free program (search, Python) needs to
-//! read margin's files.
+//! runs ([`omniglot`]), the run configuration's data/split/eval sections ([`spec`]), the
+//! model card ([`card`]) and arrays prepared by it as a model's samples
+//! ([`array_samples`]) — everything a Burn-free program (search, Python) needs to read
+//! margin's files.
 //!
 //! Why these dependencies: `zip` + `flate2` (pure-Rust deflate) read image-folder zips,
 //! `.npz` archives and Omniglot's `all_runs.zip`; `image` (the Rust ecosystem's maintained
@@ -43,6 +44,7 @@ use rand::SeedableRng;
 use thiserror::Error;
 
 pub mod atomic;
+pub mod array_samples;
 pub mod archive;
 pub mod backbone;
 pub mod calibration;

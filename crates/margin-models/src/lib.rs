@@ -32,7 +32,7 @@ pub mod text;
 pub mod weights;
 
 pub use embed::{embed, l2_normalize_rows};
-pub use finite::{BadParameter, first_non_finite_parameter};
+pub use finite::{BadParameter, EmbeddingFault, check_embeddings, first_non_finite_parameter};
 pub use encoder::{BuildEncoder, ConvBlock, ConvNet4, EmbeddingNet, Mlp};
 
 /// Why a model could not be built, saved or loaded.

@@ -1,13 +1,18 @@
 """margin.AccuracyCalculator vs pytorch-metric-learning's on the same arrays, same run.
 
     PYTHONPATH=/tmp/margin-wheel /work/.cache/peers-venv/bin/python bench_accuracy.py [--n 100000] [--threads 2]
+        [--sides margin,pml,cli] [--margin-bin target/release/margin]
 
-N × 128 float32 embeddings of 1,000 classes (seeded), k = "max_bin_count", P@1 / R-Precision /
-MAP@R. Each side runs in its own child process (so peak RSS is its own: ru_maxrss, the data
-included), margin first, then PML (faiss-cpu flat index); `uptime`'s load is printed, since
-the machine is shared. Also times loss calls at B = --loss-batch from Python against the Rust
-side's own wall time of the same call (`stats["seconds"]`: tensor in, forward, backward,
-gradient out), i.e. what the binding adds (input checks, conversions, the dict).
+N × 128 float32 embeddings of 1,000 classes (seeded; written once as .npy under a temporary
+folder, so every side reads the same arrays), k = "max_bin_count", P@1 / R-Precision / MAP@R.
+Each side runs in its own child process under `/usr/bin/time -v` (wall time and peak RSS of
+that process, loading included) and also reports the evaluation's own wall time: margin from
+Python, PML (faiss-cpu flat index), and the Rust CLI path (`margin eval --no-clustering` on the
+same .npy files; it also computes the verification and pair sections, a few percent more
+work). `uptime`'s load is printed, since the machine is shared. Also times loss calls at
+B = --loss-batch from Python against the Rust side's own wall time of the same call
+(`stats["seconds"]`: tensor in, forward, backward, gradient out), i.e. what the binding adds
+(input checks, conversions, the dict).
 """
 
 import argparse
@@ -15,16 +20,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 CHILD = r"""
 import json, os, resource, sys, time
 import numpy as np
-n, dim, classes, side = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-rng = np.random.default_rng(0)
-labels = rng.integers(0, classes, size=n)
-centres = rng.normal(size=(classes, dim)).astype(np.float32)
-x = (centres[labels] + 1.5 * rng.normal(size=(n, dim)).astype(np.float32)).astype(np.float32)
+folder, side = sys.argv[1], sys.argv[2]
+x, labels = np.load(os.path.join(folder, "x.npy")), np.load(os.path.join(folder, "labels.npy"))
 include = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
 ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = ru.ru_utime + ru.ru_stime
@@ -64,6 +67,41 @@ print(json.dumps(out))
 """
 
 
+def write_arrays(folder, n, dim, classes):
+    """The seeded arrays every side reads (the generator of the earlier runs of this script)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, classes, size=n)
+    centres = rng.normal(size=(classes, dim)).astype(np.float32)
+    x = (centres[labels] + 1.5 * rng.normal(size=(n, dim)).astype(np.float32)).astype(np.float32)
+    np.save(os.path.join(folder, "x.npy"), x)
+    np.save(os.path.join(folder, "labels.npy"), labels.astype(np.int64))
+
+
+def timed(cmd, env):
+    """Runs `cmd` under `/usr/bin/time -v`: (completed process, wall s, peak RSS MB, CPU s)."""
+    out = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, text=True)
+    field = lambda name: next((line.split(": ", 1)[1] for line in out.stderr.splitlines() if line.strip().startswith(name)), "nan")
+    wall = field("Elapsed (wall clock) time")
+    secs = sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.split(":")))) if wall != "nan" else float("nan")
+    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+    return out, secs, float(field("Maximum resident set size")) / 1024, cpu
+
+
+def cli_side(folder, margin_bin, threads, env):
+    cmd = [margin_bin, "eval", "--embeddings", os.path.join(folder, "x.npy"), "--labels", os.path.join(folder, "labels.npy"), "--no-clustering", "--threads", str(threads), "--json"]
+    t = time.perf_counter()
+    out, wall, rss, cpu = timed(cmd, env)
+    secs = time.perf_counter() - t
+    if out.returncode != 0:
+        return None, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    rt = report.get("retrieval", report)
+    keys = {"precision_at_1": "precision_at_1", "r_precision": "r_precision", "mean_average_precision_at_r": "map_at_r"}
+    return {"side": "cli", "seconds": secs, "process_wall_s": wall, "process_cpu_s": cpu, "process_peak_rss_mb": rss, **{k: rt.get(v) for k, v in keys.items()}}, None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
@@ -72,15 +110,23 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sides", default="margin,pml")
     ap.add_argument("--loss-batch", type=int, default=1024)
+    ap.add_argument("--margin-bin", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../target/release/margin"))
     args = ap.parse_args()
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     print("load:", os.getloadavg())
-    for side in args.sides.split(","):
-        out = subprocess.run([sys.executable, "-c", CHILD, str(args.n), str(args.dim), str(args.classes), side], env=env, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(side, "failed:", out.stderr[-2000:])
-            continue
-        print(out.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as folder:
+        write_arrays(folder, args.n, args.dim, args.classes)
+        for side in args.sides.split(","):
+            if side == "cli":
+                line, err = cli_side(folder, args.margin_bin, args.threads, env)
+                print(json.dumps(line) if line else f"cli failed: {err}")
+                continue
+            out, wall, rss, cpu = timed([sys.executable, "-c", CHILD, folder, side], env)
+            if out.returncode != 0:
+                print(side, "failed:", out.stderr[-2000:])
+                continue
+            line = json.loads(out.stdout.strip().splitlines()[-1])
+            print(json.dumps({**line, "process_wall_s": wall, "process_cpu_s": cpu, "process_peak_rss_mb": rss}))
     if args.loss_batch:
         out = subprocess.run([sys.executable, "-c", LOSS, str(args.loss_batch), "5"], env=env, capture_output=True, text=True)
         print("loss seconds per call (Python):", out.stdout.strip() or out.stderr[-2000:])

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use margin::burn::tensor::Device;
+use margin_data::array_samples::{GreyLevels, prepare_array};
 use margin_data::card::Preprocessing;
 use margin_data::image_folder::Prep;
 use margin_data::{Dataset, ModelCard};
@@ -103,43 +104,11 @@ fn array_values(x: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, Vec<usize>)> {
     Err(PyTypeError::new_err(format!("x: expected float32 or float64 values, got dtype {}", a.dtype())))
 }
 
-/// An array prepared as the model's samples, as `margin embed` prepares an `.npy` input:
-/// feature rows divided by the card's scale, prepared pictures as they are, grey images
-/// (`N × H × W` or `N × 1 × H × W` in `[0, 1]`) inverted when the card says so and
-/// area-resized to the model's input.
+/// An array prepared as the model's samples, as `margin embed` prepares an `.npy` input
+/// (one function for both: [`margin_data::array_samples::prepare_array`]), feature rows then
+/// divided by the card's scale.
 fn array_samples(values: Vec<f32>, s: &[usize], prep: Preprocessing, shape: &[usize]) -> Result<Dataset, String> {
-    let n = *s.first().unwrap_or(&0);
-    let feats = match prep {
-        Preprocessing::Features { dim, .. } => {
-            if s.len() != 2 || s[1] != dim {
-                return Err(format!("x: shape {s:?}, but the model takes rows of {dim} features ([N, {dim}])"));
-            }
-            values
-        }
-        Preprocessing::Image(spec) => {
-            if s.len() != 4 || s[1..] != spec.sample_shape()[..] {
-                return Err(format!("x: shape {s:?}, but the model takes prepared pictures of shape [N, {}, {}, {}] (or give a list of image paths)", spec.channel_count(), spec.size, spec.size));
-            }
-            values
-        }
-        Preprocessing::GreyImage { size, invert } => {
-            let (h, w) = match s {
-                [_, h, w] | [_, 1, h, w] => (*h, *w),
-                _ => return Err(format!("x: shape {s:?} is not N × H × W or N × 1 × H × W grey images")),
-            };
-            margin_data::limits::check_image_size(w, h, "x").map_err(|e| e.to_string())?;
-            let mut values = values;
-            if invert {
-                values.iter_mut().for_each(|v| *v = margin_data::omniglot::ink(*v));
-            }
-            let want = size * size;
-            let mut out = vec![0f32; n * want];
-            for i in 0..n {
-                margin_data::area_resize(&values[i * h * w..(i + 1) * h * w], h, w, &mut out[i * want..(i + 1) * want], size, size);
-            }
-            out
-        }
-    };
+    let (feats, n) = prepare_array("x", values, s, GreyLevels::Unit, prep).map_err(|e| e.to_string())?;
     let mut ds = Dataset::new("x", feats, shape.to_vec(), vec![0; n]).map_err(|e| e.to_string())?;
     if let Preprocessing::Features { scale, .. } = prep {
         ds.divide_features(scale, "the model card's scale").map_err(|e| e.to_string())?;
@@ -164,22 +133,6 @@ fn image_samples(paths: &[PathBuf], prep: Preprocessing, shape: &[usize]) -> PyR
         ip.prepare(&bytes, &p.display().to_string(), &mut feats[i * d..(i + 1) * d]).map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     Dataset::new("x", feats, shape.to_vec(), vec![0; paths.len()]).map_err(|e| PyValueError::new_err(e.to_string()))
-}
-
-/// Refuses embeddings that are not usable, naming the cause (the model's weights, the input
-/// sample, or an overflow inside the network), as `margin embed` does.
-fn check_finite(emb: &[f32], dim: usize, ds: &Dataset, net: &EmbeddingNet, path: &Path) -> Result<(), String> {
-    let Some(fault) = margin_linalg::rows::first_bad_row(emb, dim) else { return Ok(()) };
-    let row = match fault {
-        margin_linalg::rows::RowFault::NonFinite { row, .. } | margin_linalg::rows::RowFault::Overflow { row, .. } => row,
-    };
-    if let Some(p) = margin_models::first_non_finite_parameter(net) {
-        return Err(format!("{}: the model's parameter {} holds {} (at index {}), so its embeddings are not finite", path.join("model.safetensors").display(), p.path, p.value, p.index));
-    }
-    if let Some(c) = ds.sample(row).iter().position(|v| !v.is_finite()) {
-        return Err(format!("x: sample {row} has the non-finite value {} at position {c}", ds.sample(row)[c]));
-    }
-    Err(format!("x: the embedding of sample {row} is not finite ({fault:?}) although its input and the model's weights are: the values overflow inside the network; check the input's scale against the model card's"))
 }
 
 fn is_str_list(x: &Bound<'_, PyAny>) -> bool {
@@ -275,7 +228,7 @@ impl PyModel {
                 let emb = py.detach(|| {
                     margin::check::size("batch", b, margin::check::MAX_BATCH).map_err(|e| e.to_string())?;
                     let emb = margin_models::embed(net, &ds, b, norm, &device);
-                    check_finite(&emb, dim, &ds, net, &self.path)?;
+                    margin_models::check_embeddings(&emb, dim, &ds, net, &self.path.join("model.safetensors")).map_err(|e| e.to_string())?;
                     Ok::<_, String>(emb)
                 })
                 .map_err(PyValueError::new_err)?;

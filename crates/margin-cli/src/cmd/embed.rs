@@ -105,79 +105,6 @@ fn preprocessing(a: &EmbedArgs, model: &std::path::Path, card: &ModelCard) -> an
     Ok(p)
 }
 
-/// An `.npy` input prepared as the model's samples: feature rows as they are (the caller
-/// divides them by the scale, as for every feature input), or images (`N × H × W` or
-/// `N × 1 × H × W`, grey in `[0, 1]`, or 0–255 for integer arrays) inverted when the card
-/// says so and area-resized to the model's input.
-fn npy_samples(p: &std::path::Path, prep: Preprocessing) -> anyhow::Result<(Vec<f32>, usize)> {
-    let arr = npy::read_npy(p)?;
-    let s = arr.header.shape.clone();
-    let n = *s.first().unwrap_or(&0);
-    let mut values = arr.to_f32();
-    match prep {
-        Preprocessing::Features { dim, .. } => {
-            if s.len() != 2 || s[1] != dim {
-                bail!("{}: shape {s:?}, but the model takes rows of {dim} features", p.display());
-            }
-            Ok((values, n))
-        }
-        Preprocessing::Image(spec) => {
-            // Already prepared input (`[N, c, size, size]`, as the spec makes it).
-            if s.len() != 4 || s[1..] != spec.sample_shape()[..] {
-                bail!("{}: shape {s:?}, but the model takes prepared pictures of shape [N, {}, {}, {}] (or give an image folder, zip or manifest)", p.display(), spec.channel_count(), spec.size, spec.size);
-            }
-            Ok((values, n))
-        }
-        Preprocessing::GreyImage { size, invert } => {
-            let (h, w) = match s.as_slice() {
-                [_, h, w] | [_, 1, h, w] => (*h, *w),
-                _ => bail!("{}: shape {s:?} is not N × H × W or N × 1 × H × W grey images", p.display()),
-            };
-            data::limits::check_image_size(w, h, &p.display().to_string())?;
-            if matches!(arr.data, npy::NpyData::Int(_)) {
-                values.iter_mut().for_each(|v| *v /= 255.0);
-            }
-            if invert {
-                values.iter_mut().for_each(|v| *v = data::omniglot::ink(*v));
-            }
-            let want = size * size;
-            let mut out = vec![0f32; n * want];
-            for i in 0..n {
-                data::area_resize(&values[i * h * w..(i + 1) * h * w], h, w, &mut out[i * want..(i + 1) * want], size, size);
-            }
-            Ok((out, n))
-        }
-    }
-}
-
-/// Refuses embeddings that are not usable (a NaN or infinity, or a row whose squared
-/// norm overflows), naming the cause: the model's weights, the input sample, or an
-/// overflow inside the network. Nothing is written then.
-fn check_finite(emb: &[f32], dim: usize, ds: &Dataset, model: &margin_models::EmbeddingNet, weights: &std::path::Path) -> anyhow::Result<()> {
-    let Some(fault) = margin_linalg::rows::first_bad_row(emb, dim) else { return Ok(()) };
-    let row = match fault {
-        margin_linalg::rows::RowFault::NonFinite { row, .. } | margin_linalg::rows::RowFault::Overflow { row, .. } => row,
-    };
-    if let Some(p) = margin_models::first_non_finite_parameter(model) {
-        bail!(
-            "{}: the model's parameter {} holds {} (at index {}), so its embeddings are not finite; \
-             the run that wrote it diverged or the file is damaged: retrain, or use a checkpoint from before",
-            weights.display(),
-            p.path,
-            p.value,
-            p.index
-        );
-    }
-    if let Some(c) = ds.sample(row).iter().position(|v| !v.is_finite()) {
-        bail!("{}: sample {row} has the non-finite value {} at position {c}; nothing written", ds.name, ds.sample(row)[c]);
-    }
-    bail!(
-        "{}: the embedding of sample {row} is not finite ({fault:?}) although its input and the model's weights are: \
-         the values overflow inside the network; check the input's scale against the model card's; nothing written",
-        ds.name
-    )
-}
-
 /// Embeddings of an input by a model: what `margin embed` writes, and what the search
 /// commands' `--model RUN --input …` index, search, verify and deduplicate.
 pub struct Embedded {
@@ -213,7 +140,8 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the model of `a.model` (a run folder), prepares `a.input` by its card and embeds
-/// it; refuses unusable embeddings ([`check_finite`]).
+/// it; refuses unusable embeddings ([`margin_models::check_embeddings`]: the model's
+/// weights, the input sample or an overflow inside the network), writing nothing then.
 pub fn embed_input(a: &EmbedArgs) -> anyhow::Result<Embedded> {
     let Some(model_dir) = a.model.clone() else { bail!("--model RUN is needed to embed with a trained model") };
     let card_path = model_dir.join("model.json");
@@ -255,7 +183,7 @@ pub fn embed_input(a: &EmbedArgs) -> anyhow::Result<Embedded> {
     } else if name.ends_with(".npz") {
         (scale_features(data::load_features(p, None)?)?, true)
     } else if name.ends_with(".npy") {
-        let (feats, n) = npy_samples(p, prep)?;
+        let (feats, n) = data::array_samples::read_npy_samples(p, prep)?;
         // Placeholder labels for the Dataset type only: never written (see --labels-out).
         (scale_features(Dataset::new(p.display().to_string(), feats, shape.clone(), vec![0; n])?)?, false)
     } else {
@@ -269,6 +197,6 @@ pub fn embed_input(a: &EmbedArgs) -> anyhow::Result<Embedded> {
     }
     let emb = margin_models::embed(&model, &ds, a.batch.unwrap_or(1024), !a.raw, &device);
     let dim = card.model.embedding_dim();
-    check_finite(&emb, dim, &ds, &model, &weights)?;
+    margin_models::check_embeddings(&emb, dim, &ds, &model, &weights).map_err(|e| anyhow::anyhow!("{e}; nothing written"))?;
     Ok(Embedded { ds, emb, dim, card })
 }
