@@ -16,6 +16,7 @@ mod checkpoint;
 mod budget;
 pub mod calibrate;
 mod config;
+mod loss_spec;
 pub mod dedup_calibrate;
 pub mod device;
 mod distance_form;
