@@ -1,7 +1,8 @@
 //! `margin train --config configs/clinc150.toml --encoder MINILM` through the binary: one
 //! short step of fine-tuning on CLINC150 (`--epochs 1 --batches-per-epoch 1 --no-eval`),
 //! then `margin embed --model RUN` embeds texts with the run folder, which differ from the
-//! base model's embeddings (the weights moved); `--resume` with a changed setting and
+//! base model's embeddings (the weights moved), and serves `margin index` / `search` as a
+//! `--model` (the base model refused on its index); `--resume` with a changed setting and
 //! `--encoder` on an image configuration are refused by name. Skipped loudly without the
 //! all-MiniLM-L6-v2 folder (`MARGIN_TEST_MINILM`, or the pip cache `.ci/test` fills).
 
@@ -64,6 +65,18 @@ fn train_a_text_run_and_embed_with_it() {
     for row in a.rows() {
         assert!((row.dot(&row) - 1.0).abs() < 1e-4, "the pipeline's Normalize is kept");
     }
+
+    // The run folder serves the search commands as any sentence-transformers folder does;
+    // the index records the run's own fingerprint, so the base model is refused on it.
+    let idx = dir.join("t.idx").display().to_string();
+    ok(&margin(&["index", "build", "-q", "--model", &r, "--input", &t, "--out", &idx, "--metric", "cosine"]));
+    let found: serde_json::Value = serde_json::from_str(&ok(&margin(&["search", "--index", &idx, "--model", &r, "--input", &t, "-k", "1", "--json"]))).unwrap();
+    for (i, q) in found.as_array().unwrap().iter().enumerate() {
+        assert_eq!(q["neighbors"][0]["id"], q["query"], "query {i} finds itself first: {q}");
+    }
+    let other = margin(&["search", "--index", &idx, "--model", &m, "--input", &t, "-k", "1", "--json"]);
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && err.contains("the index was built by model"), "an index of the fine-tuned run refuses the base model's queries: {err}");
 
     let refused = margin(&["train", "--resume", &r, "--lr", "0.1"]);
     assert!(!refused.status.success());
