@@ -237,13 +237,15 @@ fn convnet4_training_steps_match_flex() {
     let x: Vec<f32> = rows(5, n, pixels).iter().map(|v| v.abs()).collect();
     let ql = labels(n, 4);
     let cfg = ModelConfig::Convnet4 { width: 16, embedding_dim: 16, normalize: false };
-    let cpu = Device::flex().autodiff();
-    cpu.seed(0);
-    let init = cfg.init(&shape, &cpu).unwrap();
     let loss = TripletMarginLossConfig::new().with_margin(0.2).with_reducer(Reducer::Mean).init().unwrap();
     let train = |device: &Device| {
         let device = device.clone().autodiff();
-        let mut model = init.clone().to_device(&device);
+        // The same initial weights for both devices, drawn on the CPU from one seed (as
+        // `margin train` does) and drawn afresh per run: one tracked network moved to two
+        // devices shares its graph, and the second run's backward finds the tape consumed.
+        let cpu = Device::flex().autodiff();
+        cpu.seed(0);
+        let mut model = cfg.init(&shape, &cpu).unwrap().to_device(&device);
         let mut optim = SgdConfig::new().init();
         let input = || Tensor::<2>::from_data(TensorData::new(x.clone(), [n, pixels]), &device);
         let mut losses = Vec::new();
@@ -319,4 +321,30 @@ fn margin_train_runs_on_wgpu() {
     assert!(map(&cpu_metrics) > 0.2, "the CPU run trained: {cpu_metrics}");
     assert!((map(&gpu_metrics) - map(&cpu_metrics)).abs() < 2e-3, "MAP@R wgpu {} vs cpu {}", map(&gpu_metrics), map(&cpu_metrics));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Burn's own ops under the ConvNet-4 (3×3 convolution, GEMM, batch mean and variance) on
+/// wgpu against flex: the first place to look when a network's steps disagree.
+#[test]
+fn burn_ops_match_flex() {
+    use margin::burn::tensor::module::conv2d;
+    use margin::burn::tensor::ops::ConvOptions;
+    let Some(gpu) = wgpu() else { return };
+    let (n, c, h) = (4usize, 3usize, 12usize);
+    let x = rows(1, n, c * h * h);
+    let w = rows(2, 8, c * 9);
+    let run = |d: &Device| {
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [n, c, h, h]), d);
+        let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), [8, c, 3, 3]), d);
+        let conv = conv2d(xt.clone(), wt, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+        let mean = xt.clone().mean_dim(0).mean_dim(2).mean_dim(3);
+        let var = xt.clone().var_bias(0);
+        let mm = Tensor::<2>::from_data(TensorData::new(x.clone(), [n, c * h * h]), d).matmul(Tensor::<2>::from_data(TensorData::new(x.clone(), [c * h * h, n]), d));
+        (host(&conv.reshape([n, 8 * h * h])), host(&mean.reshape([1, c])), host(&var.reshape([1, c * h * h])), host(&mm))
+    };
+    let (a, b) = (run(&gpu), run(&Device::flex()));
+    close(&a.3, &b.3, 1e-4, "matmul");
+    close(&a.1, &b.1, 1e-4, "mean");
+    close(&a.2, &b.2, 1e-4, "var");
+    close(&a.0, &b.0, 1e-4, "conv2d");
 }
