@@ -241,11 +241,12 @@ fn convnet4_training_steps_match_flex() {
     let train = |device: &Device| {
         let device = device.clone().autodiff();
         // The same initial weights for both devices, drawn on the CPU from one seed (as
-        // `margin train` does) and drawn afresh per run: one tracked network moved to two
-        // devices shares its graph, and the second run's backward finds the tape consumed.
+        // `margin train` does: drawn before the move, Burn's parameters being lazy) and afresh
+        // per run: one tracked network moved to two devices shares its graph, and the second
+        // run's backward finds the tape consumed.
         let cpu = Device::flex().autodiff();
         cpu.seed(0);
-        let mut model = cfg.init(&shape, &cpu).unwrap().to_device(&device);
+        let mut model = margin_train::device::drawn_now(cfg.init(&shape, &cpu).unwrap()).fork(&device);
         let mut optim = SgdConfig::new().init();
         let input = || Tensor::<2>::from_data(TensorData::new(x.clone(), [n, pixels]), &device);
         let mut losses = Vec::new();

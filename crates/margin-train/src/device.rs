@@ -183,11 +183,31 @@ pub(crate) fn init_model(config: &crate::TrainConfig, sample_shape: &[usize], de
     use burn::module::Module;
     use margin_models::BuildEncoder;
     if matches!(device.clone().without_autodiff().as_dispatch(), burn::backend::DispatchDevice::Flex(_)) {
-        return config.model.init_pretrained(sample_shape, device);
+        return Ok(drawn_now(config.model.init_pretrained(sample_shape, device)?));
     }
     let host = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
     host.seed(config.seed);
-    Ok(config.model.init_pretrained(sample_shape, &host)?.to_device(device))
+    // Forked, not moved: a moved tensor stays a node of the host's graph, and the device's
+    // first backward would consume it ("graph tape has already been consumed").
+    Ok(drawn_now(config.model.init_pretrained(sample_shape, &host)?).fork(device))
+}
+
+/// `model` with every parameter drawn now.
+///
+/// Burn initialises a parameter lazily, at its first use, from the generator of the device
+/// it meets then: a network moved to another device before its first forward was drawn
+/// there (another backend's generator: other weights for the same seed — wgpu's first steps
+/// differed from the CPU's), and a draw after [`seeded`] returned could interleave with
+/// another run's. Touching every parameter here draws them on the host, under the lock.
+pub fn drawn_now<M: burn::module::Module>(model: M) -> M {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+    model
 }
 
 #[cfg(feature = "cuda")]
