@@ -124,18 +124,7 @@ fn bad(what: &str, reason: impl Into<String>) -> DataError {
 /// Decodes one image file's bytes; `what` names the file in errors (module docs: formats,
 /// orientation, bounds).
 pub fn decode(bytes: &[u8], what: &str) -> Result<Decoded, DataError> {
-    if bytes.is_empty() {
-        return Err(bad(what, "empty file (0 bytes), not an image"));
-    }
-    let format = image::guess_format(bytes).ok().filter(|f| SUPPORTED.contains(f)).ok_or_else(|| {
-        bad(what, "not a recognised image (margin reads JPEG, PNG, WebP, BMP, TIFF, PBM/PGM/PPM)")
-    })?;
-    match format {
-        ImageFormat::Png => check_png_palette(bytes, what)?,
-        ImageFormat::Jpeg => check_jpeg_complete(bytes, what)?,
-        ImageFormat::Tiff => check_tiff_entries(bytes, what)?,
-        _ => {}
-    }
+    let format = checked_format(bytes, what)?;
     guarded(what, || decode_format(bytes, format, what))
 }
 
@@ -145,6 +134,12 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<Decoded, DataError> {
 /// loader's index runs it on every file, so a bad file stops the run (or is skipped) at
 /// load time, as with eager loading, instead of when a batch first meets it.
 pub fn check_header(bytes: &[u8], what: &str) -> Result<(), DataError> {
+    let format = checked_format(bytes, what)?;
+    guarded(what, || header_checked_decoder(bytes, format, what).map(|_| ()))
+}
+
+/// The file's format, once the checks of broken files that need no decoder have passed.
+fn checked_format(bytes: &[u8], what: &str) -> Result<ImageFormat, DataError> {
     if bytes.is_empty() {
         return Err(bad(what, "empty file (0 bytes), not an image"));
     }
@@ -157,17 +152,26 @@ pub fn check_header(bytes: &[u8], what: &str) -> Result<(), DataError> {
         ImageFormat::Tiff => check_tiff_entries(bytes, what)?,
         _ => {}
     }
-    guarded(what, || {
-        let corrupt = |e: image::ImageError| bad(what, format!("corrupt or unsupported {}: {e}", format_name(format)));
-        let mut limits = Limits::default();
-        limits.max_alloc = Some(MAX_IMAGE_PIXELS as u64 * 8 + (64 << 20));
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-        reader.limits(limits);
-        let dec = reader.into_decoder().map_err(corrupt)?;
-        let (w, h) = dec.dimensions();
-        let pixels = check_image_size(w as usize, h as usize, what)? as u64;
-        check_producible(bytes, format, w, h, dec.color_type().bits_per_pixel(), pixels, what)
-    })
+    Ok(format)
+}
+
+fn corrupt(what: &str, format: ImageFormat) -> impl Fn(image::ImageError) -> DataError + '_ {
+    move |e| bad(what, format!("corrupt or unsupported {}: {e}", format_name(format)))
+}
+
+/// A decoder of `bytes` whose header passed margin's caps and what the bytes can hold.
+fn header_checked_decoder<'a>(bytes: &'a [u8], format: ImageFormat, what: &str) -> Result<impl ImageDecoder + 'a, DataError> {
+    // margin's own caps are checked on the header below, with messages naming them; the
+    // `image` limit is the second fence, on what the decoder allocates: the most a capped picture needs (16-bit RGBA) plus the decoders' working space.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS as u64 * 8 + (64 << 20));
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits);
+    let dec = reader.into_decoder().map_err(corrupt(what, format))?;
+    let (w, h) = dec.dimensions();
+    let pixels = check_image_size(w as usize, h as usize, what)? as u64;
+    check_producible(bytes, format, w, h, dec.color_type().bits_per_pixel(), pixels, what)?;
+    Ok(dec)
 }
 
 /// The formats margin's `image` build decodes (its cargo features).
@@ -185,25 +189,15 @@ fn format_name(format: ImageFormat) -> &'static str {
 }
 
 fn decode_format(bytes: &[u8], format: ImageFormat, what: &str) -> Result<Decoded, DataError> {
-    let name = format_name(format);
-    let corrupt = |e: image::ImageError| bad(what, format!("corrupt or unsupported {name}: {e}"));
-    // margin's own caps are checked on the header below, with messages naming them; the
-    // `image` limit is the second fence, on what the decoder allocates: the most a capped picture needs (16-bit RGBA) plus the decoders' working space.
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_IMAGE_PIXELS as u64 * 8 + (64 << 20));
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(limits);
-    let mut dec = reader.into_decoder().map_err(corrupt)?;
-    let (w, h) = dec.dimensions();
-    let pixels = check_image_size(w as usize, h as usize, what)? as u64;
-    check_producible(bytes, format, w, h, dec.color_type().bits_per_pixel(), pixels, what)?;
+    let corrupt = corrupt(what, format);
+    let mut dec = header_checked_decoder(bytes, format, what)?;
     // Now the picture is known to be real: the decoder may allocate its output, a copy for
     // the orientation, and the file's worth of intermediate data (TIFF strips), no more.
     let mut tight = Limits::default();
     tight.max_alloc = Some(dec.total_bytes().saturating_mul(2).saturating_add(2 * bytes.len() as u64).saturating_add(1 << 20));
-    dec.set_limits(tight).map_err(corrupt)?;
-    let orientation = dec.orientation().map_err(corrupt)?;
-    let mut image = DynamicImage::from_decoder(dec).map_err(corrupt)?;
+    dec.set_limits(tight).map_err(&corrupt)?;
+    let orientation = dec.orientation().map_err(&corrupt)?;
+    let mut image = DynamicImage::from_decoder(dec).map_err(&corrupt)?;
     image.apply_orientation(orientation);
     Ok(Decoded { image, format })
 }
