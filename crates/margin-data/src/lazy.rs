@@ -253,6 +253,9 @@ impl Samples for LazyImages {
     fn name(&self) -> &str {
         &self.name
     }
+    fn cache_bytes(&self) -> usize {
+        self.cache_budget
+    }
     fn len(&self) -> usize {
         self.items.len()
     }

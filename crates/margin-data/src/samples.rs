@@ -39,6 +39,11 @@ pub trait Samples: Sync {
     /// [`DataError`] naming the sample when it cannot be read or decoded (a lazy source's
     /// file may have changed since it was listed).
     fn decode_into(&self, i: usize, out: &mut [f32]) -> Result<(), DataError>;
+    /// The bound in bytes of the decoded samples this source keeps for reuse (0: none, or
+    /// the samples are in memory already), for memory budgets.
+    fn cache_bytes(&self) -> usize {
+        0
+    }
 }
 
 impl Samples for Dataset {

@@ -1,7 +1,7 @@
 """margin.AccuracyCalculator vs pytorch-metric-learning's on the same arrays, same run.
 
     PYTHONPATH=/tmp/margin-wheel /work/.cache/peers-venv/bin/python bench_accuracy.py [--n 100000] [--threads 2]
-        [--sides margin,pml,cli] [--margin-bin target/release/margin]
+        [--sides margin,pml,cli] [--margin-bin target/release/margin] [--k max_bin_count|100]
 
 N × 128 float32 embeddings of 1,000 classes (seeded; written once as .npy under a temporary
 folder, so every side reads the same arrays), k = "max_bin_count", P@1 / R-Precision / MAP@R.
@@ -27,6 +27,7 @@ CHILD = r"""
 import json, os, resource, sys, time
 import numpy as np
 folder, side = sys.argv[1], sys.argv[2]
+k = sys.argv[3] if sys.argv[3] == "max_bin_count" else int(sys.argv[3])
 x, labels = np.load(os.path.join(folder, "x.npy")), np.load(os.path.join(folder, "labels.npy"))
 include = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
 ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -34,11 +35,11 @@ cpu0 = ru.ru_utime + ru.ru_stime
 t = time.perf_counter()
 if side == "margin":
     import margin
-    acc = margin.AccuracyCalculator(include=include, k="max_bin_count").get_accuracy(x, labels)
+    acc = margin.AccuracyCalculator(include=include, k=k).get_accuracy(x, labels)
 else:
     import torch
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
-    acc = AccuracyCalculator(include=include, k="max_bin_count", device=torch.device("cpu")).get_accuracy(x, labels)
+    acc = AccuracyCalculator(include=include, k=k, device=torch.device("cpu")).get_accuracy(x, labels)
 secs = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu = ru.ru_utime + ru.ru_stime - cpu0
@@ -105,6 +106,7 @@ def cli_side(folder, margin_bin, threads, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--k", default="max_bin_count", help='neighbours per query: "max_bin_count" (PML\'s) or a number (the CLI side always uses max_bin_count)')
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
@@ -121,7 +123,7 @@ def main():
                 line, err = cli_side(folder, args.margin_bin, args.threads, env)
                 print(json.dumps(line) if line else f"cli failed: {err}")
                 continue
-            out, wall, rss, cpu = timed([sys.executable, "-c", CHILD, folder, side], env)
+            out, wall, rss, cpu = timed([sys.executable, "-c", CHILD, folder, side, args.k], env)
             if out.returncode != 0:
                 print(side, "failed:", out.stderr[-2000:])
                 continue

@@ -107,9 +107,24 @@ pub fn training_budget(cfg: &TrainConfig, shape: &[usize]) -> Budget {
     b
 }
 
+/// [`training_budget`] plus a lazy feed's loader (its cache and batches in flight).
+pub fn training_budget_with(cfg: &TrainConfig, shape: &[usize], loader: Option<crate::feed::LoaderMemory>) -> Budget {
+    let mut budget = training_budget(cfg, shape);
+    if let Some(l) = loader {
+        l.add_to(&mut budget);
+    }
+    budget
+}
+
 /// Checks that training `cfg` on samples of `shape` fits in the memory left.
 pub fn check_training(cfg: &TrainConfig, shape: &[usize]) -> Result<(), MemoryError> {
-    training_budget(cfg, shape).check(
+    check_training_with(cfg, shape, None)
+}
+
+/// [`check_training`] with a lazy feed's loader counted too (its cache and batches in
+/// flight; the file index is already loaded, so the available figure excludes it).
+pub fn check_training_with(cfg: &TrainConfig, shape: &[usize], loader: Option<crate::feed::LoaderMemory>) -> Result<(), MemoryError> {
+    training_budget_with(cfg, shape, loader).check(
         "training",
         "lower train.sampler.classes_per_batch × samples_per_class, train.eval_batch or the model's size (or set MARGIN_MEMORY_LIMIT if the machine's figure is wrong)",
     )

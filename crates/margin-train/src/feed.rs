@@ -51,6 +51,25 @@ impl LoaderOptions {
     }
 }
 
+/// The loader's share of a lazy run's memory ([`Feed::loader_memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoaderMemory {
+    /// The decoded-sample cache's bound.
+    pub cache_bytes: u64,
+    /// Samples held in finished or decoding batches at most.
+    pub in_flight_samples: u64,
+    /// Bytes of one decoded sample (f32).
+    pub sample_bytes: u64,
+}
+
+impl LoaderMemory {
+    /// Adds the loader's lines to `budget`.
+    pub fn add_to(&self, budget: &mut margin_data::memory::Budget) {
+        budget.add("the loader's decoded-sample cache", 1, self.cache_bytes);
+        budget.add(format!("{} samples in the loader's batches in flight", self.in_flight_samples), self.in_flight_samples, self.sample_bytes);
+    }
+}
+
 /// The training data of [`crate::Trainer::fit_feed`].
 pub enum Feed<'a> {
     /// Every sample decoded in memory (borrowed, or owned by a job).
@@ -98,6 +117,20 @@ impl Feed<'_> {
             Feed::Memory(d) => &d.labels,
             Feed::Lazy(l) => &l.labels,
         }
+    }
+
+    /// What a lazy feed's loader holds besides the file index, for the memory budget:
+    /// the decoded-sample cache (its bound, [`DEFAULT_CACHE_BYTES`] in a job, or the whole set
+    /// when it is smaller) and the batches in
+    /// flight (`workers × (depth + 1)` batches of `batch` samples, plus the one the step
+    /// holds). `None` for data in memory (already counted: it is loaded when the budget
+    /// is checked).
+    pub fn loader_memory(&self, batch: usize) -> Option<LoaderMemory> {
+        let Feed::Lazy(l) = self else { return None };
+        let sample_bytes = l.src.sample_shape().iter().product::<usize>() as u64 * 4;
+        let batches = (l.opts.workers as u64) * (l.opts.depth as u64 + 1) + 1;
+        let cache_bytes = (l.src.cache_bytes() as u64).min((l.src.len() as u64).saturating_mul(sample_bytes));
+        Some(LoaderMemory { cache_bytes, in_flight_samples: batches.saturating_mul(batch as u64), sample_bytes })
     }
 
     /// The bad files a lazy feed left out so far (`(sample id, error)`).

@@ -105,7 +105,8 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         obs.warn(&format!("skipped a bad image (data.skip_bad): {file}: {why}"));
     }
     let shape = loaded.train.sample_shape().to_vec();
-    crate::budget::check_training(&cfg.train, &shape)?;
+    let batch = cfg.train.sampler.classes_per_batch.saturating_mul(cfg.train.sampler.samples_per_class);
+    crate::budget::check_training_with(&cfg.train, &shape, loaded.train.loader_memory(batch))?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
     let mut trainer = if opts.resume {
         let t = Trainer::resume(out, &shape, opts.epochs, device)?;

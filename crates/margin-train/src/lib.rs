@@ -13,7 +13,7 @@
 
 pub mod augment;
 mod checkpoint;
-mod budget;
+pub mod budget;
 pub mod calibrate;
 mod config;
 mod loss_spec;

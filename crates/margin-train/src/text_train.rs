@@ -4,8 +4,10 @@
 //! backward → global-norm clipping → AdamW at the step's warm-up/decay learning rate.
 //!
 //! Kept apart from the image [`crate::Trainer`] (whose model is an `EmbeddingNet` fed
-//! `f32` samples): a text batch is strings, tokenised once at the start and padded per
-//! batch to its own longest sequence. The schedule is per step ([`crate::schedule`]), as
+//! `f32` samples): a text batch is strings, tokenised once at the start; each step
+//! splits its batch into length-sorted chunks padded to their own longest
+//! ([`length_buckets`]: a P×K batch of short utterances padded to its longest computes on
+//! up to twice its real tokens) and concatenates their embeddings for the loss. The schedule is per step ([`crate::schedule`]), as
 //! transformer fine-tuning does, not per epoch.
 //!
 //! Freezing: `freeze.embeddings` and the lowest `freeze.layers` transformer layers are
@@ -35,7 +37,11 @@ use serde::{Deserialize, Serialize};
 use margin::sampler::{PKSampler, SmallClassPolicy};
 use margin::{Batch, MarginError, MinerConfig, Tuples, check};
 use margin_data::text::TextSet;
-use margin_models::text::{BertModel, SentenceEncoder, pad_batch};
+use margin_models::text::{BertModel, SentenceEncoder, length_buckets, pad_batch};
+
+/// What a step's chunk costs beyond its padded positions, in positions
+/// ([`length_buckets`]): chunks are cut only where that saves more padding than this.
+const CHUNK_COST: usize = 64;
 
 use crate::checkpoint::{LOG, POINTER, Pointer, parse_pointer};
 use crate::config::{BuiltLoss, LossSpec, SamplerConfig, validate_loss_and_miner, validate_sampler};
@@ -149,7 +155,8 @@ pub struct TextStepRecord {
     pub grad_norm: Option<f64>,
     /// The step's learning rate.
     pub lr: f64,
-    /// Padded sequence length of the batch.
+    /// Positions computed per sentence (padding included), rounded up: the step's
+    /// length-sorted chunks are each padded to their own longest.
     pub tokens_per_sentence: usize,
     /// Wall seconds.
     pub seconds: f64,
@@ -317,16 +324,28 @@ impl TextTrainer {
 
     /// One step on the utterances `idx`.
     fn step(&mut self, epoch: usize, lr: f64, train: &TextSet, ids: &[Vec<u32>], idx: &[usize], rng: &mut ChaCha8Rng) -> Result<TextStepRecord, TrainError> {
-        let labels: Vec<i64> = idx.iter().map(|&i| train.labels()[i]).collect();
-        let seqs: Vec<&[u32]> = idx.iter().map(|&i| ids[i].as_slice()).collect();
-        let p = pad_batch(&seqs, self.base.tokenizer.pad_id());
-        let shape = [p.batch, p.len];
-        let t_ids = Tensor::<2, Int>::from_data(TensorData::new(p.ids, shape), &self.device);
-        let mask = Tensor::<2>::from_data(TensorData::new(p.mask, shape), &self.device);
-        let emb = self.base.forward_with(&self.model, t_ids, mask);
+        // Length-sorted chunks, each padded to its own longest (`length_buckets`); the
+        // embeddings' rows (and so the labels) follow the chunks' order — the loss
+        // compares rows by label, so the order is the batch's business only.
+        let lengths: Vec<usize> = idx.iter().map(|&i| ids[i].len()).collect();
+        let chunks = length_buckets(&lengths, CHUNK_COST);
+        let rows: Vec<usize> = chunks.iter().flatten().map(|&k| idx[k]).collect();
+        let labels: Vec<i64> = rows.iter().map(|&i| train.labels()[i]).collect();
+        let mut parts = Vec::with_capacity(chunks.len());
+        let mut padded = 0;
+        for chunk in &chunks {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&k| ids[idx[k]].as_slice()).collect();
+            let p = pad_batch(&seqs, self.base.tokenizer.pad_id());
+            padded += p.batch * p.len;
+            let shape = [p.batch, p.len];
+            let t_ids = Tensor::<2, Int>::from_data(TensorData::new(p.ids, shape), &self.device);
+            let mask = Tensor::<2>::from_data(TensorData::new(p.mask, shape), &self.device);
+            parts.push(self.base.forward_with(&self.model, t_ids, mask));
+        }
+        let emb = Tensor::cat(parts, 0);
         let diverged = |what: String| TrainError::Diverged { epoch, step: self.state.step + 1, lr, what };
         if let Some(i) = margin::to_host(&emb).iter().position(|v| !v.is_finite()) {
-            return Err(diverged(format!("embedding row {} is not finite; lower train.lr or set train.clip_grad_norm", i / emb.dims()[1])));
+            return Err(diverged(format!("the embedding of utterance {} is not finite; lower train.lr or set train.clip_grad_norm", rows[i / emb.dims()[1]])));
         }
         let tuples = match &self.miner {
             Some(m) => Tuples::mined(m, rng),
@@ -350,7 +369,7 @@ impl TextTrainer {
             active_fraction: out.stats.active_fraction,
             grad_norm,
             lr,
-            tokens_per_sentence: p.len,
+            tokens_per_sentence: padded.div_ceil(idx.len().max(1)),
             seconds: 0.0,
         })
     }

@@ -121,6 +121,16 @@ fn lazy_and_in_memory_feeds_train_the_same_bits() {
     assert!(a.0.windows(2).any(|w| w[0] != w[1]), "the losses move: the comparison can fail");
     assert_eq!(weights(&in_memory, &eager), weights(&lazily, &eager), "final weights (their embeddings of every sample)");
     assert_eq!(in_memory.state.images_seen, lazily.state.images_seen);
+    // The memory budget counts the loader: its cache bound and 3 × (1 + 1) + 1 batches of 6.
+    let mem = feed.loader_memory(6).expect("a lazy feed has a loader");
+    assert_eq!((mem.cache_bytes, mem.in_flight_samples, mem.sample_bytes), (4 * eager.dim() as u64 * 4, 42, eager.dim() as u64 * 4));
+    assert!(Feed::Memory(std::borrow::Cow::Borrowed(&eager)).loader_memory(6).is_none(), "data in memory is loaded already");
+    let cfg = margin_train::parse_config(TRAIN, "lazy_feed.rs").unwrap().train;
+    let with = margin_train::budget::training_budget_with(&cfg, &shape, Some(mem));
+    let without = margin_train::budget::training_budget(&cfg, &shape);
+    assert_eq!(with.total() - without.total(), mem.cache_bytes + 42 * mem.sample_bytes);
+    let err = with.check_against("training", "lower it", without.total(), "test").unwrap_err().to_string();
+    assert!(err.contains("the loader's decoded-sample cache"), "{err}");
 }
 
 #[test]

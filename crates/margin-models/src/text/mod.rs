@@ -35,5 +35,5 @@ pub use error::TextError;
 pub use export::{PIPELINE_FILES, file_sha256, identity_files, save_sentence_folder};
 pub use pooling::{Pooling, PoolingMode};
 pub use sentence::{SUPPORTED_MODULES, SentenceEncoder};
-pub use tokenize::{PaddedBatch, TextTokenizer, length_sorted_batches, pad_batch};
+pub use tokenize::{PaddedBatch, TextTokenizer, length_buckets, length_sorted_batches, pad_batch};
 pub use weights::{WEIGHT_FILES, find_weights, read_checkpoint};
