@@ -567,8 +567,14 @@ pub fn run(args: LossArgs) -> Result<()> {
         }
         println!("  tuples          {}", s.num_tuples);
         println!("  active          {} ({:.1}%)", s.num_active, 100.0 * s.active_fraction);
-        println!("  mean d(a, p)    {}", opt(s.mean_ap_dist));
-        println!("  mean d(a, n)    {}", opt(s.mean_an_dist));
+        if report.parameters.is_some() {
+            // The loss's own statistic: cosine similarities (Proxy-NCA: squared distances) to the row's class and to the others.
+            println!("  mean own class  {}", opt(s.mean_ap_dist));
+            println!("  mean others     {}", opt(s.mean_an_dist));
+        } else {
+            println!("  mean d(a, p)    {}", opt(s.mean_ap_dist));
+            println!("  mean d(a, n)    {}", opt(s.mean_an_dist));
+        }
         if let Some(p) = &args.mined_out {
             println!("  mined tuples    written to {}", p.display());
         }
