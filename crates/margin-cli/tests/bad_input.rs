@@ -96,6 +96,55 @@ fn losses_and_evaluation_refuse_unusable_embeddings() {
     run_all(&cases);
 }
 
+/// `margin loss` with a loss that holds class parameters: parameters of the wrong shape,
+/// none at all, unusable values, labels beyond the classes, and flags of other losses —
+/// each refused naming the file, the shape or the flag.
+#[test]
+fn losses_with_class_parameters_refuse_bad_parameters() {
+    let emb = npy("<f4", &[4, 2], &f32s(&[0.1, 0.2, 0.3, 0.1, -0.2, 0.5, 0.9, -0.4]));
+    let labels = npy("<i8", &[4], &i64s(&[0, 0, 1, 1]));
+    let loss = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["loss", "--embeddings", "{dir}/e.npy", "--labels", "{dir}/l.npy"].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let case = |name: &'static str, extra: &[&str], says: &[&'static str]| {
+        Case { args: loss(extra), ..Case::new(name, &[], says) }.file("e.npy", emb.clone()).file("l.npy", labels.clone())
+    };
+    let w2 = npy("<f8", &[2, 2], &f64s(&[1.0, 0.0, 0.0, 1.0]));
+    let cases = vec![
+        case("param-loss-params-wrong-dim", &["--loss", "proxy-nca", "--params", "{dir}/w.npy"], &["w.npy", "proxies of shape [2, 3]", "2 columns"])
+            .file("w.npy", npy("<f8", &[2, 3], &f64s(&[0.0; 6]))),
+        case("param-loss-soft-triple-rows", &["--loss", "soft-triple", "--centers-per-class", "2", "--params", "{dir}/w.npy"], &["w.npy", "[5, 2]", "c·2 rows", "2 centres per class"])
+            .file("w.npy", npy("<f8", &[5, 2], &f64s(&[0.5; 10]))),
+        case("param-loss-num-classes-mismatch", &["--loss", "arcface", "--params", "{dir}/w.npy", "--num-classes", "3"], &["w.npy", "class weights of shape [2, 2]", "--num-classes 3", "[3, 2]"])
+            .file("w.npy", w2.clone()),
+        case("param-loss-no-parameters", &["--loss", "cosface"], &["--loss cosface", "class weights", "--params file", "--seed n"]),
+        Case { args: loss(&["--loss", "cosface", "--params", "{dir}/w.npy", "--seed", "1"]), ..Case::new("param-loss-params-and-seed", &[], &["--params", "--seed"]).usage() },
+        case("param-loss-params-nan", &["--loss", "proxy-anchor", "--params", "{dir}/w.npy"], &["w.npy", "proxies", "nan"])
+            .file("w.npy", npy("<f8", &[2, 2], &f64s(&[1.0, 0.0, f64::NAN, 1.0]))),
+        case("param-loss-params-int", &["--loss", "proxy-anchor", "--params", "{dir}/w.npy"], &["w.npy", "float32 or float64"]).file("w.npy", npy("<i8", &[2, 2], &i64s(&[1, 0, 0, 1]))),
+        case("param-loss-params-beyond-f32", &["--loss", "proxy-anchor", "--params", "{dir}/w.npy"], &["w.npy", "row 1", "beyond the range of f32", "--dtype f64"])
+            .file("w.npy", npy("<f8", &[2, 2], &f64s(&[1.0, 0.0, 1e300, 1.0]))),
+        Case { args: loss(&["--loss", "proxy-nca", "--params", "{dir}/w.npy"]), ..Case::new("param-loss-label-beyond-classes", &[], &["labels[3] = 9", "2 classes"]) }
+            .file("e.npy", emb.clone())
+            .file("l.npy", npy("<i8", &[4], &i64s(&[0, 0, 1, 9])))
+            .file("w.npy", w2.clone()),
+        Case { args: loss(&["--loss", "proxy-nca", "--seed", "0"]), ..Case::new("param-loss-seed-huge-label", &[], &["largest label 5000000", "--num-classes", "num_classes"]) }
+            .file("e.npy", emb.clone())
+            .file("l.npy", npy("<i8", &[4], &i64s(&[0, 0, 1, 5_000_000]))),
+        case("param-loss-flag-of-another-loss", &["--loss", "proxy-nca", "--seed", "0", "--scale", "2"], &["--scale does not apply to --loss proxy-nca", "--softmax-scale"]),
+        case("param-loss-margin-of-none", &["--loss", "normalized-softmax", "--seed", "0", "--margin", "0.1"], &["--margin does not apply to --loss normalized-softmax", "--temperature"]),
+        case("param-flag-with-triplet", &["--loss", "triplet", "--scale", "2"], &["--scale applies to the losses with class parameters"]),
+        case("param-loss-distance", &["--loss", "arcface", "--seed", "0", "--distance", "dot"], &["--distance does not apply to --loss arcface", "cosine"]),
+        case("param-loss-miner", &["--loss", "arcface", "--seed", "0", "--miner", "batch-hard"], &["--miner does not apply to --loss arcface"]),
+        case("param-loss-arcface-margin-180", &["--loss", "arcface", "--seed", "0", "--margin", "200"], &["margin_degrees", "180 degrees"]),
+        Case { args: loss(&["--loss", "arcface", "--seed", "0", "--scale", "0"]), ..Case::new("param-loss-scale-zero", &[], &["--scale", "> 0"]).usage() },
+        Case { args: loss(&["--loss", "soft-triple", "--seed", "0", "--centers-per-class", "0"]), ..Case::new("param-loss-centres-zero", &[], &["--centers-per-class", ">= 1"]).usage() },
+    ];
+    run_all(&cases);
+}
+
 /// Training configurations refused before anything is allocated or trained.
 #[test]
 fn training_configurations_are_refused_up_front() {
@@ -108,6 +157,18 @@ fn training_configurations_are_refused_up_front() {
         // Within the sanity bounds, beyond the memory: the budget names the figures.
         train("batch-beyond-memory", &[("samples_per_class = 16", "samples_per_class = 200000")], &["training needs about", "a batch of 1000000 samples", "MARGIN_MEMORY_LIMIT"])
             .env("MARGIN_MEMORY_LIMIT", "4G"),
+        // A loss's parameters beyond the memory: 5 classes × 200,000 centres × 4096 dimensions.
+        train(
+            "soft-triple-centres-beyond-memory",
+            &[
+                ("kind = \"triplet\"\nmargin = 0.2", "kind = \"soft_triple\"\ncenters_per_class = 200000"),
+                ("kind = \"batch-hard\"", "kind = \"none\""),
+                ("embedding_dim = 32", "embedding_dim = 4096"),
+            ],
+            &["training needs about", "the loss's centers (1000000 × 4096 = 4096000000 parameters for 5 training classes)", "centers_per_class", "MARGIN_MEMORY_LIMIT"],
+        )
+        .env("MARGIN_MEMORY_LIMIT", "4G")
+        .writes_nothing_to("run/train_log.jsonl"),
         train("hidden-width-huge", &[("hidden = [64, 64]", "hidden = [64, 10000000]")], &["train.model.hidden", "largest accepted"]),
         train("margin-1e300", &[("margin = 0.2", "margin = 1e300")], &["train.loss.margin", "exceeds 2", "margin too large"]),
         train("margin-nan", &[("margin = 0.2", "margin = nan")], &["train.loss.margin", "finite"]),

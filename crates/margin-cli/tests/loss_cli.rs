@@ -314,3 +314,168 @@ fn margin_loss_takes_the_config_files_miner_table() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown field `margin`") && err.contains("epsilon"), "{err}");
 }
+
+/// The golden cases of the losses with class parameters (margin's own test data, from PML 2.9:
+/// `crates/margin/tests/data/make_param_losses_golden.py`).
+fn param_golden() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../margin/tests/data/param_losses_golden.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["cases"].as_array().unwrap().clone()
+}
+
+/// A golden case's options as `margin loss` flags (margin's option names → flags).
+fn option_flags(case: &Value) -> Vec<String> {
+    let mut flags = Vec::new();
+    for (k, v) in case["options"].as_object().unwrap() {
+        let flag = match k.as_str() {
+            "margin_degrees" | "margin" => "--margin".to_string(),
+            other => format!("--{}", other.replace('_', "-")),
+        };
+        flags.push(flag);
+        flags.push(if k == "centers_per_class" { v.as_u64().unwrap().to_string() } else { v.as_f64().unwrap().to_string() });
+    }
+    flags
+}
+
+/// The `LossSpec` of a golden case, as the config file would say it.
+fn case_spec(case: &Value) -> margin_train::LossSpec {
+    let mut t = toml::Table::new();
+    t.insert("kind".into(), toml::Value::String(case["kind"].as_str().unwrap().into()));
+    for (k, v) in case["options"].as_object().unwrap() {
+        let v = if k == "centers_per_class" { toml::Value::Integer(v.as_i64().unwrap()) } else { toml::Value::Float(v.as_f64().unwrap()) };
+        t.insert(k.clone(), v);
+    }
+    toml::Value::Table(t).try_into().unwrap()
+}
+
+fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    assert_eq!(a.dim(), b.dim());
+    (a - b).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v))
+}
+
+/// Every golden case of the losses with class parameters through `margin loss --params`:
+/// the value and both gradients equal PML's (float64), and equal the library's
+/// (`ParamLoss`, what `margin train` builds) on the same inputs bit for bit.
+#[test]
+fn margin_loss_with_class_parameters_reproduces_pml_and_the_library() {
+    use margin::burn::tensor::{DType, Device, Tensor, TensorData};
+    let dir = scratch("param-golden");
+    let cases = param_golden();
+    assert_eq!(cases.len(), 12);
+    let mut kinds = std::collections::BTreeSet::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let kind = case["kind"].as_str().unwrap();
+        kinds.insert(kind);
+        let (x, w) = (matrix(&case["embeddings"]), matrix(&case["params"]));
+        let labels: Vec<i64> = case["labels"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let c = case["num_classes"].as_u64().unwrap() as usize;
+        write(&dir.join("e.npy"), &x);
+        write(&dir.join("w.npy"), &w);
+        write(&dir.join("l.npy"), &Array1::from(labels.clone()));
+        let out = margin()
+            .args(["loss", "--embeddings", "e.npy", "--labels", "l.npy", "--params", "w.npy", "--dtype", "f64", "--json"])
+            .args(["--loss", &kind.replace('_', "-"), "--num-classes", &c.to_string()])
+            .args(option_flags(case))
+            .args(["--grad-out", "g.npy", "--param-grad-out", "gw.npy", "--params-out", "w2.npy"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["loss_function"], kind, "{name}");
+        assert_eq!(report["parameters"]["num_classes"].as_u64(), Some(c as u64), "{name}");
+        let value = report["loss"].as_f64().unwrap();
+        let want = case["loss"].as_f64().unwrap();
+        assert!((value - want).abs() <= 1e-10 * want.abs() + 1e-12, "{name}: loss {value} vs PML's {want}");
+        let read = |f: &str| Array2::<f64>::read_npy(std::fs::File::open(dir.join(f)).unwrap()).unwrap();
+        let (gx, gw) = (read("g.npy"), read("gw.npy"));
+        assert!(max_abs_diff(&gx, &matrix(&case["grad"])) <= 1e-8, "{name}: ∂/∂x vs PML");
+        assert!(max_abs_diff(&gw, &matrix(&case["param_grad"])) <= 1e-8, "{name}: ∂/∂W vs PML");
+        assert_eq!(read("w2.npy"), w, "{name}: --params-out writes the parameters used");
+        // The library on the same inputs.
+        let device = Device::flex().autodiff();
+        let t = |a: &Array2<f64>| Tensor::<2>::from_data(TensorData::new(a.iter().copied().collect::<Vec<_>>(), [a.nrows(), a.ncols()]), (&device, DType::F64)).require_grad();
+        let (xt, wt) = (t(&x), t(&w));
+        let loss = margin_train::param_loss::ParamLoss::init_with(&case_spec(case), c, x.ncols(), wt).unwrap();
+        let lib = loss.as_metric().forward(margin::Batch::labelled(xt.clone(), &labels), margin::Tuples::All).unwrap();
+        // (The JSON text round trip may move the last bit: serde_json parses without float_roundtrip.)
+        let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+            (Some(a), Some(b)) => (a - b).abs() <= 2.0 * f64::EPSILON * b.abs(),
+            _ => a == b,
+        };
+        assert!(same(&report["loss"], &serde_json::json!(lib.stats.loss)), "{name}: the CLI's value is the library's");
+        let grads = lib.loss.backward();
+        assert_eq!(gx.iter().copied().collect::<Vec<_>>(), margin::to_host(&xt.grad(&grads).unwrap()), "{name}: ∂/∂x");
+        assert_eq!(gw.iter().copied().collect::<Vec<_>>(), margin::to_host(&loss.params().grad(&grads).unwrap()), "{name}: ∂/∂W");
+        for key in ["num_tuples", "num_active", "active_fraction", "mean_ap_dist", "mean_an_dist"] {
+            assert!(same(&report[key], &serde_json::to_value(lib.stats).unwrap()[key]), "{name}: {key}");
+        }
+    }
+    assert_eq!(kinds.len(), 6, "every loss with class parameters: {kinds:?}");
+}
+
+/// `--seed N` draws the parameters as `margin train` with `seed = N` does (for C = the
+/// largest label + 1, or --num-classes); the drawn parameters through `--params` give the same value.
+#[test]
+fn margin_loss_seeded_parameters_are_the_trainers() {
+    let dir = scratch("param-seed");
+    clustered_batch(&dir, 24, 6, 4);
+    for (loss, extra, rows_per_class) in [
+        ("proxy-anchor", &[][..], 1),
+        ("arcface", &["--scale", "16"][..], 1),
+        ("soft-triple", &["--centers-per-class", "3"][..], 3),
+        ("normalized-softmax", &["--num-classes", "9"][..], 1),
+    ] {
+        let run = |more: &[&str]| {
+            let out = margin()
+                .args(["loss", "--embeddings", "e.npy", "--labels", "l.npy", "--dtype", "f64", "--json", "--loss", loss])
+                .args(extra)
+                .args(more)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{loss}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        };
+        let seeded = run(&["--seed", "7", "--params-out", "p.npy"]);
+        let classes = if loss == "normalized-softmax" { 9 } else { 4 };
+        assert_eq!(seeded["parameters"]["num_classes"].as_u64(), Some(classes as u64), "{loss}");
+        let drawn = Array2::<f64>::read_npy(std::fs::File::open(dir.join("p.npy")).unwrap()).unwrap();
+        assert_eq!(drawn.dim(), (classes * rows_per_class, 6), "{loss}");
+        let mut cfg = margin_train::TrainConfig::omniglot_default();
+        cfg.seed = 7;
+        let table: toml::Table = toml::from_str(&format!("kind = \"{}\"\n{}", loss.replace('-', "_"), spec_lines(extra))).unwrap();
+        cfg.loss = toml::Value::Table(table).try_into().unwrap();
+        let trainer = margin_train::param_loss::init_for_run(&cfg, classes, 6, &margin::burn::tensor::Device::flex()).unwrap().param_values();
+        assert_eq!(drawn.iter().copied().collect::<Vec<_>>(), trainer, "{loss}: the trainer's draw for seed 7");
+        let given = run(&["--params", "p.npy"]);
+        assert_eq!(given["loss"], seeded["loss"], "{loss}: the drawn parameters, given back");
+        let other = run(&["--seed", "8"]);
+        assert_ne!(other["loss"], seeded["loss"], "{loss}: another seed, other parameters");
+    }
+}
+
+/// `--scale 16` → `scale = 16` (the flags of `margin_loss_seeded_parameters_are_the_trainers`).
+fn spec_lines(flags: &[&str]) -> String {
+    flags
+        .chunks(2)
+        .filter(|f| f[0] != "--num-classes")
+        .map(|f| format!("{} = {}\n", f[0].trim_start_matches("--").replace('-', "_"), f[1]))
+        .collect()
+}
+
+/// The `--loss` values are margin-train's `LossSpec` kinds (kebab-case), each parametric
+/// one a loss with class parameters there.
+#[test]
+fn margin_loss_kinds_are_the_configs_loss_kinds() {
+    let out = margin().args(["loss", "--embeddings", "e.npy", "--labels", "l.npy", "--loss", "no-such-loss"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let values = err.split("[possible values: ").nth(1).and_then(|r| r.split(']').next()).unwrap_or_else(|| panic!("{err}"));
+    let values: Vec<&str> = values.split(", ").collect();
+    assert_eq!(values.len(), 8, "{values:?}");
+    for v in values {
+        let spec: margin_train::LossSpec = toml::from_str(&format!("kind = \"{}\"", v.replace('-', "_"))).unwrap_or_else(|e| panic!("{v}: {e}"));
+        assert_eq!(spec.is_parametric(), !matches!(v, "triplet" | "contrastive"), "{v}");
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! The native half (`margin._margin`) of the `margin` Python package: thin pyo3 functions
 //! over margin-eval (evaluation, exact kNN, the retrieval core of the drop-in
-//! `AccuracyCalculator`), margin-search (`Index`), margin (the fused losses) and margin-models (`Model`: embed with a
+//! `AccuracyCalculator`), margin-search (`Index`), margin (the fused losses, and the losses with class parameters) and margin-models (`Model`: embed with a
 //! run folder's card, or texts with a sentence-transformers folder). The Python
 //! half (`python/margin/`) gives the public API, converts inputs (anything with
 //! `__array__`, e.g. torch CPU tensors, without importing torch) and holds the type stubs.
@@ -29,6 +29,7 @@ pub mod errors;
 pub mod evaluate;
 pub mod losses;
 pub mod model;
+pub mod param_losses;
 pub mod pml;
 pub mod search;
 
@@ -43,5 +44,7 @@ fn _margin(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::PyModel>()?;
     m.add_function(wrap_pyfunction!(losses::loss, m)?)?;
     m.add_function(wrap_pyfunction!(losses::miner_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(param_losses::param_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(param_losses::param_init, m)?)?;
     Ok(())
 }

@@ -71,6 +71,16 @@ CASES = [
     ("loss reducer", lambda: L.ContrastiveLoss(reducer="median")(E, Y), ValueError, ["reducer", "median"]),
     ("loss cosine unnormalised", lambda: L.TripletMarginLoss(distance="cosine", normalize=False)(E, Y), ValueError, ["cosine"]),
     ("loss miner type", lambda: L.TripletMarginLoss(miner="batch-hard"), TypeError, ["miner"]),
+    ("param loss params shape", lambda: L.ProxyNCALoss(3, 4, params=np.zeros((3, 5))), ValueError, ["params", "(3, 5)", "(3, 4)"]),
+    ("param loss soft triple rows", lambda: L.SoftTripleLoss(3, 4, centers_per_class=2, params=np.ones((3, 4))), ValueError, ["centers", "(6, 4)", "2 per class"]),
+    ("param loss params NaN", lambda: L.ProxyAnchorLoss(3, 4, params=with_nan(2, 1)[:3])(E, Y), ValueError, ["proxies", "row 2"]),
+    ("param loss label beyond classes", lambda: L.ArcFaceLoss(2, 4)(E, Y), ValueError, ["labels[8] = 2", "2 classes"]),
+    ("param loss margin 180", lambda: L.ArcFaceLoss(3, 4, margin=180), ValueError, ["margin_degrees", "180"]),
+    ("param loss scale", lambda: L.CosFaceLoss(3, 4, scale=0), ValueError, ["scale"]),
+    ("param loss classes zero", lambda: L.ProxyNCALoss(0, 4), ValueError, ["num_classes"]),
+    ("param loss seed", lambda: L.ProxyNCALoss(3, 4, seed=-1), ValueError, ["seed"]),
+    ("param loss dim", lambda: L.ProxyNCALoss(3, 5)(E, Y), ValueError, ["embeddings", "proxies"]),
+    ("param loss NaN embeddings", lambda: L.NormalizedSoftmaxLoss(3, 4)(with_nan(), Y), ValueError, ["row 5"]),
     ("loss miner field", lambda: L.TripletMarginLoss(miner=margin.miners.BatchHardMiner(bogus=1))(E, Y), ValueError, ["bogus"]),
 ]
 

@@ -106,7 +106,7 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     }
     let shape = loaded.train.sample_shape().to_vec();
     let batch = cfg.train.sampler.classes_per_batch.saturating_mul(cfg.train.sampler.samples_per_class);
-    crate::budget::check_training_with(&cfg.train, &shape, loaded.train.loader_memory(batch))?;
+    crate::budget::check_training_with(&cfg.train, &shape, param_classes(&loaded, &cfg.train), loaded.train.loader_memory(batch))?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
     let mut trainer = if opts.resume {
         let t = Trainer::resume(out, &shape, opts.epochs, device)?;
@@ -293,6 +293,13 @@ fn with_calibration_default(cfg: &RunConfig) -> RunConfig {
 
 /// The held-out classes the card's thresholds are measured on: the validation classes,
 /// else the calibration share, taken out of `loaded.train` here (never trained on).
+/// The number of classes a loss with class parameters holds parameters for: the training
+/// set's distinct labels (the trainer's `ClassMap`), four times as many with `rotated_classes`.
+fn param_classes(loaded: &crate::feed::Loaded, cfg: &crate::TrainConfig) -> usize {
+    let n = crate::param_loss::ClassMap::of(loaded.train.labels()).len();
+    if cfg.augment.is_some_and(|a| a.rotated_classes) { 4 * n } else { n }
+}
+
 fn hold_out(loaded: &mut crate::feed::Loaded, cfg: &RunConfig, given: bool, obs: &mut dyn JobObserver) -> Result<Option<(Dataset, margin_data::thresholds::HeldOut)>, TrainError> {
     use margin_data::thresholds::HeldOutKind;
     if let Some(v) = &loaded.val {

@@ -22,7 +22,7 @@
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use margin::{
     ArcFaceLossConfig, CosFaceLossConfig, MarginError, MarginSoftmaxLoss, MetricLoss, NormalizedSoftmaxLossConfig, ProxyAnchorLoss,
     ProxyAnchorLossConfig, ProxyNcaLoss, ProxyNcaLossConfig, SoftTripleLoss, SoftTripleLossConfig,
@@ -61,28 +61,68 @@ pub fn validate(spec: &LossSpec) -> Result<()> {
     ParamLoss::init(spec, ANY, ANY, &mut rng, &Device::flex()).map(|_| ())
 }
 
+/// Where a loss's parameters come from.
+enum Source<'a> {
+    /// Drawn from `rng` (PML's initialiser of the loss, `f32`) on a device.
+    Draw(&'a mut ChaCha8Rng, &'a Device),
+    /// Given values (`[C·K, d]`; their float type and device are the loss's).
+    Given(Tensor<2>),
+}
+
+/// `$cfg.init(rng, device)` or `$cfg.init_with(values)`, as `$src` says.
+macro_rules! build {
+    ($cfg:expr, $src:expr) => {
+        match $src {
+            Source::Draw(rng, device) => $cfg.init(rng, device),
+            Source::Given(values) => $cfg.init_with(values),
+        }
+    };
+}
+
 impl ParamLoss {
     /// The loss `spec` names for `num_classes` classes of `embedding_dim`, its parameters
     /// drawn from `rng` on `device`. An error for a stateless `spec`.
     pub fn init(spec: &LossSpec, num_classes: usize, embedding_dim: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
+        Self::build(spec, num_classes, embedding_dim, Source::Draw(rng, device))
+    }
+
+    /// The loss `spec` names for `num_classes` classes of `embedding_dim` with given
+    /// parameters (`[C·K, d]` rows, [`rows_per_class`] `K`; finite; their float type and
+    /// device are the loss's). A shape other than the configuration's is an error naming both.
+    pub fn init_with(spec: &LossSpec, num_classes: usize, embedding_dim: usize, params: Tensor<2>) -> Result<Self> {
+        Self::build(spec, num_classes, embedding_dim, Source::Given(params))
+    }
+
+    fn build(spec: &LossSpec, num_classes: usize, embedding_dim: usize, src: Source<'_>) -> Result<Self> {
         let (c, d) = (num_classes, embedding_dim);
         Ok(match *spec {
             LossSpec::Arcface { margin_degrees, scale, .. } => {
-                ParamLoss::MarginSoftmax(ArcFaceLossConfig::new(c, d).with_margin_degrees(margin_degrees).with_scale(scale).init(rng, device)?)
+                ParamLoss::MarginSoftmax(build!(ArcFaceLossConfig::new(c, d).with_margin_degrees(margin_degrees).with_scale(scale), src)?)
             }
-            LossSpec::Cosface { margin, scale, .. } => ParamLoss::MarginSoftmax(CosFaceLossConfig::new(c, d).with_margin(margin).with_scale(scale).init(rng, device)?),
+            LossSpec::Cosface { margin, scale, .. } => ParamLoss::MarginSoftmax(build!(CosFaceLossConfig::new(c, d).with_margin(margin).with_scale(scale), src)?),
             LossSpec::NormalizedSoftmax { temperature, .. } => {
-                ParamLoss::MarginSoftmax(NormalizedSoftmaxLossConfig::new(c, d).with_temperature(temperature).init(rng, device)?)
+                ParamLoss::MarginSoftmax(build!(NormalizedSoftmaxLossConfig::new(c, d).with_temperature(temperature), src)?)
             }
-            LossSpec::ProxyAnchor { margin, alpha, .. } => ParamLoss::ProxyAnchor(ProxyAnchorLossConfig::new(c, d).with_margin(margin).with_alpha(alpha).init(rng, device)?),
-            LossSpec::ProxyNca { softmax_scale, .. } => ParamLoss::ProxyNca(ProxyNcaLossConfig::new(c, d).with_softmax_scale(softmax_scale).init(rng, device)?),
-            LossSpec::SoftTriple { centers_per_class, la, gamma, margin, .. } => ParamLoss::SoftTriple(
-                SoftTripleLossConfig::new(c, d).with_centers_per_class(centers_per_class).with_la(la).with_gamma(gamma).with_margin(margin).init(rng, device)?,
-            ),
+            LossSpec::ProxyAnchor { margin, alpha, .. } => ParamLoss::ProxyAnchor(build!(ProxyAnchorLossConfig::new(c, d).with_margin(margin).with_alpha(alpha), src)?),
+            LossSpec::ProxyNca { softmax_scale, .. } => ParamLoss::ProxyNca(build!(ProxyNcaLossConfig::new(c, d).with_softmax_scale(softmax_scale), src)?),
+            LossSpec::SoftTriple { centers_per_class, la, gamma, margin, .. } => ParamLoss::SoftTriple(build!(
+                SoftTripleLossConfig::new(c, d).with_centers_per_class(centers_per_class).with_la(la).with_gamma(gamma).with_margin(margin),
+                src
+            )?),
             LossSpec::Triplet { .. } | LossSpec::Contrastive { .. } | LossSpec::InfoNce { .. } => {
                 return Err(MarginError::Unsupported("a triplet or contrastive loss has no class parameters".into()));
             }
         })
+    }
+
+    /// The parameter tensor (`[C·K, d]`; on the graph when the loss's device is autodiff).
+    pub fn params(&self) -> Tensor<2> {
+        match self {
+            ParamLoss::MarginSoftmax(l) => l.weights.val(),
+            ParamLoss::ProxyAnchor(l) => l.proxies.val(),
+            ParamLoss::ProxyNca(l) => l.proxies.val(),
+            ParamLoss::SoftTriple(l) => l.centers.val(),
+        }
     }
 
     /// The loss behind the one entry point.
@@ -97,14 +137,37 @@ impl ParamLoss {
 
     /// The parameter tensor's host values (row-major).
     pub fn param_values(&self) -> Vec<f64> {
-        let t = match self {
-            ParamLoss::MarginSoftmax(l) => l.weights.val(),
-            ParamLoss::ProxyAnchor(l) => l.proxies.val(),
-            ParamLoss::ProxyNca(l) => l.proxies.val(),
-            ParamLoss::SoftTriple(l) => l.centers.val(),
-        };
-        margin::to_host(&t)
+        margin::to_host(&self.params())
     }
+}
+
+/// Parameter rows per class of a parametric `spec`: SoftTriple's `centers_per_class`, else 1.
+pub fn rows_per_class(spec: &LossSpec) -> usize {
+    match *spec {
+        LossSpec::SoftTriple { centers_per_class, .. } => centers_per_class,
+        _ => 1,
+    }
+}
+
+/// What a parametric `spec`'s parameters are called (PML's names): class weights, proxies
+/// or centres; `None` for a stateless loss.
+pub fn params_name(spec: &LossSpec) -> Option<&'static str> {
+    match spec {
+        LossSpec::Arcface { .. } | LossSpec::Cosface { .. } | LossSpec::NormalizedSoftmax { .. } => Some("class weights"),
+        LossSpec::ProxyAnchor { .. } | LossSpec::ProxyNca { .. } => Some("proxies"),
+        LossSpec::SoftTriple { .. } => Some("centers"),
+        LossSpec::Triplet { .. } | LossSpec::Contrastive { .. } | LossSpec::InfoNce { .. } => None,
+    }
+}
+
+/// The number of parameters `spec` holds for `num_classes` classes of `embedding_dim`
+/// (`C · K · d`; 0 for a stateless loss), counted without building it (the memory budget's
+/// figure; tested equal to the built module's).
+pub fn parameter_count(spec: &LossSpec, num_classes: usize, embedding_dim: usize) -> u64 {
+    if !spec.is_parametric() {
+        return 0;
+    }
+    (num_classes as u64).saturating_mul(rows_per_class(spec) as u64).saturating_mul(embedding_dim as u64)
 }
 
 /// The training set's labels as class indices `0..C`: each label's rank among the distinct
@@ -143,8 +206,14 @@ impl ClassMap {
 /// The loss a fresh run of `config` starts from, for `num_classes` training classes: its
 /// parameters drawn from a stream of the run's seed of their own.
 pub fn init_for_run(config: &TrainConfig, num_classes: usize, embedding_dim: usize, device: &Device) -> Result<ParamLoss> {
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6c6f_7373_5f70_6172);
-    ParamLoss::init(&config.loss, num_classes, embedding_dim, &mut rng, device)
+    init_seeded(&config.loss, config.seed, num_classes, embedding_dim, device)
+}
+
+/// The loss `spec` names, its parameters drawn as a run seeded `seed` draws them
+/// ([`margin::param_rng`]): what `margin loss --seed` computes with.
+pub fn init_seeded(spec: &LossSpec, seed: u64, num_classes: usize, embedding_dim: usize, device: &Device) -> Result<ParamLoss> {
+    let mut rng = margin::param_rng(seed);
+    ParamLoss::init(spec, num_classes, embedding_dim, &mut rng, device)
 }
 
 /// The loss's module, its optimiser and learning-rate ratio, and the gradients of the step

@@ -126,8 +126,8 @@ fn lazy_and_in_memory_feeds_train_the_same_bits() {
     assert_eq!((mem.cache_bytes, mem.in_flight_samples, mem.sample_bytes), (4 * eager.dim() as u64 * 4, 42, eager.dim() as u64 * 4));
     assert!(Feed::Memory(std::borrow::Cow::Borrowed(&eager)).loader_memory(6).is_none(), "data in memory is loaded already");
     let cfg = margin_train::parse_config(TRAIN, "lazy_feed.rs").unwrap().train;
-    let with = margin_train::budget::training_budget_with(&cfg, &shape, Some(mem));
-    let without = margin_train::budget::training_budget(&cfg, &shape);
+    let with = margin_train::budget::training_budget_with(&cfg, &shape, 4, Some(mem));
+    let without = margin_train::budget::training_budget(&cfg, &shape, 4);
     assert_eq!(with.total() - without.total(), mem.cache_bytes + 42 * mem.sample_bytes);
     let err = with.check_against("training", "lower it", without.total(), "test").unwrap_err().to_string();
     assert!(err.contains("the loader's decoded-sample cache"), "{err}");

@@ -79,7 +79,7 @@ pub use loss::{
 };
 pub use loss::{
     ArcFaceLossConfig, CosFaceLossConfig, MarginSoftmaxLoss, NormalizedSoftmaxLossConfig, ProxyAnchorLoss,
-    ProxyAnchorLossConfig, ProxyNcaLoss, ProxyNcaLossConfig, SoftTripleLoss, SoftTripleLossConfig, TargetMargin,
+    ProxyAnchorLossConfig, ProxyNcaLoss, ProxyNcaLossConfig, SoftTripleLoss, SoftTripleLossConfig, TargetMargin, param_rng,
 };
 pub use reducer::{ElementKind, KindPooling, LossTerms, PerElementLoss, Reducer};
 pub use tuples::{PairPolarity, Pairs, Triplets};

@@ -1,4 +1,6 @@
-//! `margin loss`: compute a loss on a saved batch and show what it does to it.
+//! `margin loss`: compute a loss on a saved batch and show what it does to it. The losses
+//! with class parameters (ArcFace, CosFace, normalised softmax, Proxy-Anchor, Proxy-NCA,
+//! SoftTriple) are built as `margin train` builds them: `loss_param.rs`.
 
 use std::path::PathBuf;
 
@@ -16,13 +18,33 @@ use serde::Serialize;
 use crate::npy::{FloatKind, read_index_rows, read_labels, read_matrix, write_matrix};
 use rand::SeedableRng;
 
-/// Which loss.
+/// Which loss. The ones after `contrastive` hold class parameters (`--params` or `--seed`);
+/// their names are margin-train's `LossSpec` kinds (`kind = "proxy_anchor"` in a config).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossKind {
     /// Triplet margin loss.
     Triplet,
     /// Contrastive loss.
     Contrastive,
+    /// ArcFace (Deng 2019): additive angular margin --margin (degrees, 28.6), --scale (64).
+    Arcface,
+    /// CosFace (Wang 2018): additive cosine margin --margin (0.35), --scale (64).
+    Cosface,
+    /// Normalised softmax (Zhai & Wu 2019): --temperature (0.05).
+    NormalizedSoftmax,
+    /// Proxy-Anchor (Kim 2020): --margin (0.1), --alpha (32).
+    ProxyAnchor,
+    /// Proxy-NCA (Movshovitz-Attias 2017): --softmax-scale (1).
+    ProxyNca,
+    /// SoftTriple (Qian 2019): --centers-per-class (10), --la (20), --gamma (0.1), --margin (0.01).
+    SoftTriple,
+}
+
+impl LossKind {
+    /// Whether the loss holds per-class parameters.
+    pub fn is_parametric(self) -> bool {
+        !matches!(self, LossKind::Triplet | LossKind::Contrastive)
+    }
 }
 
 /// Which distance.
@@ -154,9 +176,10 @@ pub struct LossArgs {
     /// The loss.
     #[arg(long, value_enum)]
     pub loss: LossKind,
-    /// Triplet margin (in the distance's units).
-    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = crate::flags::finite)]
-    pub margin: f64,
+    /// The loss's margin: triplet (the distance's units; default 0.05), arcface (degrees;
+    /// 28.6), cosface (cosine; 0.35), proxy-anchor (cosine; 0.1), soft-triple (0.01).
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
+    pub margin: Option<f64>,
     /// Contrastive: similar pairs are penalised beyond this.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub pos_margin: f64,
@@ -246,9 +269,10 @@ pub struct LossArgs {
     /// distance-weighted: negatives at or beyond this are never drawn (default 1.4).
     #[arg(long, allow_negative_numbers = true, value_parser = crate::flags::finite)]
     pub nonzero_loss_cutoff: Option<f64>,
-    /// Seed of the miner's random draw (distance-weighted).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the miner's random draw (distance-weighted; default 0); for a loss with class
+    /// parameters, the seed its parameters are drawn from as `margin train` draws them.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Write the mined tuples here (.npy int64: [n, 3] triplets, or [n, 4] pairs a1, p, a2, n padded with -1).
     #[arg(long, requires = "miner")]
     pub mined_out: Option<PathBuf>,
@@ -265,6 +289,9 @@ pub struct LossArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The losses with class parameters.
+    #[command(flatten)]
+    pub param: super::loss_param::ParamArgs,
 }
 
 #[derive(Serialize)]
@@ -281,6 +308,8 @@ struct Report {
     mined: Option<usize>,
     miner_stats: Option<MinerStats>,
     grad_out: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<super::loss_param::ParamInfo>,
 }
 
 pub(super) fn distance(args: &LossArgs) -> Result<Distance> {
@@ -316,7 +345,26 @@ fn select(x: &Tensor<2>, rows: impl Iterator<Item = usize>) -> Tensor<2> {
     x.clone().select(0, Tensor::<1, margin::burn::tensor::Int>::from_data(TensorData::new(idx, [n]), &x.device()))
 }
 
-fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin::Mined>)> {
+/// What a loss computed: its output, the mined tuples, and a parametric loss's parameters.
+struct Computed {
+    out: LossOutput,
+    mined: Option<margin::Mined>,
+    param: Option<(Tensor<2>, super::loss_param::ParamInfo)>,
+}
+
+fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<Computed> {
+    if args.loss.is_parametric() {
+        let r = super::loss_param::compute(args, x)?;
+        return Ok(Computed { out: r.out, mined: None, param: Some((r.params, r.info)) });
+    }
+    if let Some(flag) = args.param.given() {
+        bail!("{flag} applies to the losses with class parameters (--loss arcface, cosface, normalized-softmax, proxy-anchor, proxy-nca, soft-triple)");
+    }
+    let (out, mined) = compute_stateless(args, x)?;
+    Ok(Computed { out, mined, param: None })
+}
+
+fn compute_stateless(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin::Mined>)> {
     let miner = super::loss_miner::miner(args)?;
     if miner.is_some() && args.labels.is_none() {
         bail!("--miner mines a labelled batch; give --labels");
@@ -325,7 +373,7 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
     // asked for (the report counts them, --mined-out saves them), so they are listed.
     let labelled = |loss: &dyn margin::MetricLoss| -> Result<(LossOutput, Option<margin::Mined>)> {
         let labels = read_labels(args.labels.as_ref().expect("clap requires one source"))?;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed.unwrap_or(0));
         let tuples = match &miner {
             Some(cfg) => margin::Tuples::Mined(margin::Mining::new(cfg, &mut rng).returning_tuples()),
             None => margin::Tuples::All,
@@ -344,7 +392,7 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
                 bail!("--similar/--dissimilar give pairs, which --loss triplet cannot use; give --labels or --triplets");
             }
             let loss = TripletMarginLossConfig::new()
-                .with_margin(args.margin)
+                .with_margin(args.margin.unwrap_or(0.05))
                 .with_distance(distance)
                 .with_swap(args.swap)
                 .with_smooth(args.smooth)
@@ -372,6 +420,9 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
             }
             if args.swap || args.smooth {
                 bail!("--swap and --smooth apply to --loss triplet only");
+            }
+            if args.margin.is_some() {
+                bail!("--margin applies to --loss triplet; the contrastive loss has --pos-margin and --neg-margin");
             }
             let loss = ContrastiveLossConfig::new()
                 .with_form(match args.form {
@@ -409,6 +460,7 @@ fn compute(args: &LossArgs, x: &Tensor<2>) -> Result<(LossOutput, Option<margin:
                 labelled(&loss)
             }
         }
+        _ => unreachable!("the losses with class parameters are computed by loss_param"),
     }
 }
 
@@ -440,7 +492,7 @@ pub fn run(args: LossArgs) -> Result<()> {
         );
     }
     let x = Tensor::<2>::from_data(TensorData::new(flat, [rows, dim]), (&device, dtype)).require_grad();
-    let (out, mined) = compute(&args, &x).with_context(|| format!("computing the loss on {}", args.embeddings.display()))?;
+    let Computed { out, mined, param } = compute(&args, &x).with_context(|| format!("computing the loss on {}", args.embeddings.display()))?;
     if !out.stats.loss.is_finite() {
         bail!(
             "the loss on {} is {} although every embedding is finite: its distances overflow {:?}; scale the embeddings down or use --dtype f64",
@@ -455,21 +507,44 @@ pub fn run(args: LossArgs) -> Result<()> {
         let flat: Vec<i64> = rows.into_iter().flatten().collect();
         write_matrix(path, &Array2::from_shape_vec((flat.len() / width, width), flat)?)?;
     }
-    if let Some(path) = &args.grad_out {
-        let g = x.grad(&out.loss.backward()).context("the embeddings received no gradient")?;
-        let g = margin::to_host(&g);
-        if let Some(i) = g.iter().position(|v| !v.is_finite()) {
-            bail!("the gradient of row {} is {} (not written to {}): the embeddings are too large for {:?}; use --dtype f64", i / dim.max(1), g[i], path.display(), dtype);
-        }
+    let write = |path: &std::path::Path, values: Vec<f64>, (r, c): (usize, usize)| -> Result<()> {
         match args.dtype {
-            DtypeKind::F32 => write_matrix(path, &Array2::from_shape_vec((rows, dim), g.iter().map(|&v| v as f32).collect())?)?,
-            DtypeKind::F64 => write_matrix(path, &Array2::from_shape_vec((rows, dim), g)?)?,
+            DtypeKind::F32 => write_matrix(path, &Array2::from_shape_vec((r, c), values.iter().map(|&v| v as f32).collect())?),
+            DtypeKind::F64 => write_matrix(path, &Array2::from_shape_vec((r, c), values)?),
+        }
+    };
+    let param_grad_out = args.param.param_grad_out.as_ref().filter(|_| param.is_some());
+    if let Some((p, info)) = &param
+        && let Some(path) = &args.param.params_out
+    {
+        write(path, margin::to_host(p), (info.shape[0], info.shape[1]))?;
+    }
+    if args.grad_out.is_some() || param_grad_out.is_some() {
+        let grads = out.loss.backward();
+        if let Some(path) = &args.grad_out {
+            let g = margin::to_host(&x.grad(&grads).context("the embeddings received no gradient")?);
+            if let Some(i) = g.iter().position(|v| !v.is_finite()) {
+                bail!("the gradient of row {} is {} (not written to {}): the embeddings are too large for {:?}; use --dtype f64", i / dim.max(1), g[i], path.display(), dtype);
+            }
+            write(path, g, (rows, dim))?;
+        }
+        if let (Some(path), Some((p, info))) = (param_grad_out, &param) {
+            let g = margin::to_host(&p.grad(&grads).with_context(|| format!("the {} received no gradient", info.name))?);
+            if let Some(i) = g.iter().position(|v| !v.is_finite()) {
+                bail!("the gradient of {} row {} is {} (not written to {}): use --dtype f64", info.name, i / dim.max(1), g[i], path.display());
+            }
+            write(path, g, (info.shape[0], info.shape[1]))?;
         }
     }
+    let (distance, reducer) = match param {
+        // Cosine between L2-normalised rows and parameters; the mean over rows (PML's MeanReducer).
+        Some(_) => (margin::Distance::from_name("cosine", true).expect("a distance name").describe(), format!("{:?}", Reducer::Mean)),
+        None => (distance(&args)?.describe(), format!("{:?}", reducer(&args)?)),
+    };
     let report = Report {
-        loss_function: format!("{:?}", args.loss).to_lowercase(),
-        distance: distance(&args)?.describe(),
-        reducer: format!("{:?}", reducer(&args)?),
+        loss_function: super::loss_param::spec_kind(args.loss),
+        distance,
+        reducer,
         rows,
         dim,
         dtype: format!("{:?}", args.dtype).to_lowercase(),
@@ -478,6 +553,7 @@ pub fn run(args: LossArgs) -> Result<()> {
         mined: mined.as_ref().map(margin::Mined::len),
         miner_stats: mined.as_ref().map(|m| *m.stats()),
         grad_out: args.grad_out.clone(),
+        parameters: param.map(|(_, info)| info),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -491,10 +567,25 @@ pub fn run(args: LossArgs) -> Result<()> {
         }
         println!("  tuples          {}", s.num_tuples);
         println!("  active          {} ({:.1}%)", s.num_active, 100.0 * s.active_fraction);
-        println!("  mean d(a, p)    {}", opt(s.mean_ap_dist));
-        println!("  mean d(a, n)    {}", opt(s.mean_an_dist));
+        if report.parameters.is_some() {
+            // The loss's own statistic: cosine similarities (Proxy-NCA: squared distances) to the row's class and to the others.
+            println!("  mean own class  {}", opt(s.mean_ap_dist));
+            println!("  mean others     {}", opt(s.mean_an_dist));
+        } else {
+            println!("  mean d(a, p)    {}", opt(s.mean_ap_dist));
+            println!("  mean d(a, n)    {}", opt(s.mean_an_dist));
+        }
         if let Some(p) = &args.mined_out {
             println!("  mined tuples    written to {}", p.display());
+        }
+        if let Some(p) = &report.parameters {
+            println!("  {:<15} [{}, {}] for {} classes, {}", p.name, p.shape[0], p.shape[1], p.num_classes, p.source);
+            if let Some(path) = &p.params_out {
+                println!("  {:<15} written to {}", p.name, path.display());
+            }
+            if let Some(path) = &p.param_grad_out {
+                println!("  ∂/∂{:<12} written to {}", p.name, path.display());
+            }
         }
         if let Some(p) = &args.grad_out {
             println!("  gradient        written to {}", p.display());

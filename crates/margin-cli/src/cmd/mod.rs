@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod loss;
 mod loss_miner;
+mod loss_param;
 pub mod embed;
 mod embed_backbone;
 pub mod embed_text;

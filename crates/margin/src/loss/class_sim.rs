@@ -14,11 +14,12 @@
 //!
 //! Also here: the check that labels are class indices `0..C` (the parameters are per
 //! class), and the seeded initialisers of the parameters (PML's defaults, drawn from an
-//! explicit RNG, so a run is reproducible).
+//! explicit RNG, so a run is reproducible; [`param_rng`]: the one stream a seed gives them).
 
 use burn::module::Param;
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use rand::{Rng, RngCore};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::Resolved;
 use crate::error::{MarginError, Result};
@@ -112,6 +113,14 @@ pub(crate) fn log_softmax_into(z: &[f64], p: &mut [f64]) -> f64 {
     max + sum.ln()
 }
 
+
+/// The generator a seed draws a loss's parameters from: a stream of their own (the seed
+/// xor a constant), so they do not depend on what else the seed draws. The one rule for
+/// `margin train` (the run's `seed`), `margin loss --seed` and `margin.losses`' `seed=`:
+/// the same seed, class count and dimension give the same parameters everywhere.
+pub fn param_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ 0x6c6f_7373_5f70_6172)
+}
 
 /// How a parameter matrix is drawn (PML's `weight_init_func` defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -37,6 +37,7 @@ pub use triplet::{TripletMarginLoss, TripletMarginLossConfig};
 pub use margin_softmax::{
     ArcFaceLossConfig, CosFaceLossConfig, MIN_SIN, MarginSoftmaxLoss, NormalizedSoftmaxLossConfig, TargetMargin,
 };
+pub use class_sim::param_rng;
 pub use proxy_anchor::{ProxyAnchorLoss, ProxyAnchorLossConfig};
 pub use proxy_nca::{ProxyNcaLoss, ProxyNcaLossConfig};
 pub use soft_triple::{SoftTripleLoss, SoftTripleLossConfig};
