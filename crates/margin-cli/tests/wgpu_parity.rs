@@ -1,5 +1,6 @@
 //! The wgpu suite (issue 17): margin on Burn's wgpu device against the CPU (`flex`) in
-//! `f32` — every loss × distance × reducer (value and gradient), every miner (mined
+//! `f32` — every loss × distance × reducer (value and gradient), the losses with per-class
+//! parameters (value, gradient w.r.t. embeddings and parameters), every miner (mined
 //! tuples, and the loss on them), a few ConvNet-4 training steps, and `margin train
 //! --device wgpu` for one short epoch on digits.
 //!
@@ -25,6 +26,7 @@ use margin::burn::module::Module;
 use margin::burn::optim::{GradientsParams, SgdConfig};
 use margin::burn::tensor::{Device, Tensor, TensorData};
 use margin::{
+    ArcFaceLossConfig, CosFaceLossConfig, NormalizedSoftmaxLossConfig, ProxyAnchorLossConfig, ProxyNcaLossConfig, SoftTripleLossConfig,
     Batch, BatchEasyHardMiner, BatchHardMiner, ContrastiveForm, ContrastiveLossConfig, CosineSimilarity, Distance, DistanceWeightedMiner,
     DotProductSimilarity, FaceNetSemiHardMiner, InfoNceLoss, LossOutput, LpDistance, MetricLoss, Mined, MinerConfig, MiningStrategy, MultiSimilarityMiner,
     PairMarginMiner, Power, Reducer, ReferenceSet, SemiHardFallback, TripletMarginLossConfig, TripletMarginMiner, TripletType, Tuples,
@@ -159,6 +161,63 @@ fn every_loss_distance_and_reducer_matches_flex() {
 }
 
 /// Every miner configuration (margin's tests/mining.rs list), on `distance`.
+/// The losses with per-class parameters (ArcFace, CosFace, normalised softmax, Proxy-Anchor,
+/// Proxy-NCA, SoftTriple) with PML's defaults: value, gradient w.r.t. the embeddings and
+/// w.r.t. the parameters, on wgpu against flex (the similarity GEMM and its backward on the
+/// device; the `O(B·M)` closed forms on the host either way).
+#[test]
+fn every_parametric_loss_matches_flex() {
+    let Some(gpu) = wgpu() else { return };
+    let (n, classes, d, k) = (24, 6, 8, 3);
+    let q = rows(11, n, d);
+    let y = labels(n, classes);
+    for name in ["arcface", "cosface", "normalized-softmax", "proxy-anchor", "proxy-nca", "soft-triple"] {
+        let per_class = if name == "soft-triple" { k } else { 1 };
+        let p = rows(12, classes * per_class, d);
+        let run = |device: &Device| -> Outcome {
+            let x = tracked(&q, d, device);
+            let w = tracked(&p, d, device);
+            let batch = Batch::labelled(x.clone(), &y);
+            let (out, wt) = match name {
+                "arcface" => {
+                    let l = ArcFaceLossConfig::new(classes, d).init_with(w).unwrap();
+                    (l.forward(batch, Tuples::All).unwrap(), l.weights.val())
+                }
+                "cosface" => {
+                    let l = CosFaceLossConfig::new(classes, d).init_with(w).unwrap();
+                    (l.forward(batch, Tuples::All).unwrap(), l.weights.val())
+                }
+                "normalized-softmax" => {
+                    let l = NormalizedSoftmaxLossConfig::new(classes, d).init_with(w).unwrap();
+                    (l.forward(batch, Tuples::All).unwrap(), l.weights.val())
+                }
+                "proxy-anchor" => {
+                    let l = ProxyAnchorLossConfig::new(classes, d).init_with(w).unwrap();
+                    (l.forward(batch, Tuples::All).unwrap(), l.proxies.val())
+                }
+                "proxy-nca" => {
+                    let l = ProxyNcaLossConfig::new(classes, d).init_with(w).unwrap();
+                    (l.forward(batch, Tuples::All).unwrap(), l.proxies.val())
+                }
+                _ => {
+                    let l = SoftTripleLossConfig::new(classes, d).with_centers_per_class(k).init_with(w).unwrap();
+                    (l.forward(batch, Tuples::All).unwrap(), l.centers.val())
+                }
+            };
+            let value = margin::to_host(&out.loss)[0];
+            let grads = out.loss.backward();
+            (value, host(&x.grad(&grads).expect("the embeddings are tracked")), Some(host(&wt.grad(&grads).expect("the parameters are tracked"))))
+        };
+        let (g, c) = (run(&gpu), run(&Device::flex()));
+        assert!(g.0.is_finite() && c.0.is_finite(), "{name}: finite losses ({} / {})", g.0, c.0);
+        assert!((g.0 - c.0).abs() <= 2e-4 * (1.0 + c.0.abs()), "{name}: value wgpu {} vs flex {}", g.0, c.0);
+        close(&g.1, &c.1, 2e-4, &format!("{name}: ∂/∂x"));
+        let (gw, cw) = (g.2.unwrap(), c.2.unwrap());
+        assert!(cw.iter().any(|v| v.abs() > 1e-6), "{name}: the parameters get a gradient (the comparison can fail)");
+        close(&gw, &cw, 2e-4, &format!("{name}: ∂/∂W"));
+    }
+}
+
 fn all_miners(distance: Distance) -> Vec<MinerConfig> {
     use MiningStrategy::*;
     let mut v = vec![
