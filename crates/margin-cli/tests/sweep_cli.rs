@@ -70,7 +70,10 @@ fn untimed(out: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn three_margins_give_the_report_the_lines_and_best_toml() {
     let dir = tmp("three");
-    let cfg = digits_config(&dir, &[]);
+    // Every triplet, not batch-hard's hardest: with batch-hard every hardest triplet is active
+    // in a short run, and a margin that is a constant in every active hinge changes nothing.
+    let all = ("kind = \"batch-hard\"", "kind = \"none\"");
+    let cfg = digits_config(&dir, &[all]);
     let out = dir.join("sweep");
     let stdout = ok(&sweep(&cfg, &out, &[], None));
     assert!(stdout.contains("best: #"), "{stdout}");
@@ -105,9 +108,16 @@ fn three_margins_give_the_report_the_lines_and_best_toml() {
         }
         assert!(out.join("runs").join(l["id"].as_str().unwrap()).join("train_log.jsonl").is_file());
     }
-    // A larger margin keeps more tuples active.
+    // A larger margin keeps more triplets active; the late active fraction is the mean over
+    // the last half of the steps.
     let late = |i: usize| lines[i]["diagnosis"]["late_active_fraction"].as_f64().unwrap();
-    assert!(late(0) < late(2), "margin 0.05: {}, margin 0.8: {}", late(0), late(2));
+    assert!(late(0) < late(1) && late(1) < late(2), "margins 0.05, 0.2, 0.8: {} {} {}", late(0), late(1), late(2));
+    for l in &lines {
+        let a: Vec<f64> = l["steps"]["active_fraction"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let half = &a[a.len() - a.len().div_ceil(2)..];
+        let mean = half.iter().sum::<f64>() / half.len() as f64;
+        assert!((mean - l["diagnosis"]["late_active_fraction"].as_f64().unwrap()).abs() < 1e-12);
+    }
     // best.toml: the original text (comments, epochs, split) with the best margin.
     let text = std::fs::read_to_string(out.join("best.toml")).unwrap();
     assert!(text.starts_with("# A small end-to-end check"), "comments kept:\n{text}");
@@ -130,7 +140,7 @@ fn three_margins_give_the_report_the_lines_and_best_toml() {
     let o = margin(&["sweep", "--config", cfg.to_str().unwrap(), "--param", "train.loss.margin=0.05,0.2", "--epochs", "2", "--out", out.to_str().unwrap(), "-q"], None);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("another sweep") && e.contains("the grid differs") && e.contains("epochs differ"), "{e}");
-    let edited = digits_config(&dir, &[("lr = 3e-4", "lr = 1e-3")]);
+    let edited = digits_config(&dir, &[all, ("lr = 3e-4", "lr = 1e-3")]);
     let e = String::from_utf8_lossy(&sweep(&edited, &out, &[], None).stderr).into_owned();
     assert!(e.contains("another sweep") && e.contains("train.lr"), "{e}");
 }
