@@ -196,3 +196,19 @@ fn parallel_runs_and_the_configuration_s_validation_classes() {
     let metrics = |ls: &[serde_json::Value]| ls.iter().map(|l| (l["metrics"].clone(), l["steps"].clone())).collect::<Vec<_>>();
     assert_eq!(metrics(&untimed(&serial)), metrics(&lines));
 }
+
+#[test]
+fn a_diverged_run_is_a_result_and_never_best() {
+    let dir = tmp("diverged");
+    let cfg = digits_config(&dir, &[]);
+    let out = dir.join("sweep");
+    let stdout = ok(&margin(&["sweep", "--config", cfg.to_str().unwrap(), "--param", "train.lr=1e30,1e-3", "--epochs", "1", "--out", out.to_str().unwrap(), "-q"], None));
+    let lines = untimed(&out);
+    assert_eq!(lines[0]["status"]["kind"], "diverged");
+    assert!(lines[0]["status"]["error"].as_str().unwrap().contains("lower train.lr"));
+    assert!(lines[0]["metrics"].is_null() && lines[0]["diagnosis"]["verdict"] == "diverged");
+    assert_eq!(lines[1]["status"]["kind"], "finished");
+    assert!(stdout.contains("best: #2"), "{stdout}");
+    let best: toml::Table = std::fs::read_to_string(out.join("best.toml")).unwrap().parse().unwrap();
+    assert_eq!(best["train"]["lr"].as_float(), Some(1e-3));
+}

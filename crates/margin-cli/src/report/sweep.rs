@@ -189,7 +189,7 @@ pub fn render(inp: &SweepReportInput) -> String {
     let best_toml = inp.best_toml.map(|t| format!("<h2>best.toml</h2><p class=\"note\">The original configuration with the best run's values: its own epochs and split, not the sweep's.</p><pre>{}</pre>", esc(t))).unwrap_or_default();
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><style>
-{STYLE}th{{text-align:left;padding:7px 14px;border-bottom:1px solid var(--line);font-weight:600}}table.sweep td{{text-align:right;font-variant-numeric:tabular-nums}}table.sweep td:nth-child(2){{text-align:left}}tr.best{{background:#ecfdf5}}td.bad{{color:#b91c1c;font-weight:600}}</style></head><body><header><h1>{title}</h1><p>Short runs validated on training classes held out of training · distances between L2-normalised embeddings</p></header><main>
+{STYLE}th{{text-align:left;padding:7px 14px;border-bottom:1px solid var(--line);font-weight:600}}table.sweep td{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}table.sweep td:nth-child(2),table.sweep td:nth-child(8){{text-align:left;white-space:normal}}tr.best{{background:#ecfdf5}}td.bad{{color:#b91c1c;font-weight:600}}</style></head><body><header><h1>{title}</h1><p>Short runs validated on training classes held out of training · distances between L2-normalised embeddings</p></header><main>
 <div class="cards">{cards}</div>
 <h2>Runs</h2>{table}<p class="note">{rules}</p>
 <div class="grid">{charts}</div>

@@ -72,12 +72,12 @@ fn split(cfg: &RunConfig) -> Result<(crate::feed::Loaded, Dataset, ValidationSpl
     let (val, source) = match (loaded.val.take(), std::mem::replace(&mut loaded.share, crate::feed::Share::NotNeeded)) {
         (Some(v), _) => (v, ValidationSource::Configuration),
         (None, crate::feed::Share::Held { calibration, .. }) => (calibration, ValidationSource::HeldOut),
-        (None, crate::feed::Share::Skipped(why)) => {
+        (None, crate::feed::Share::Skipped(_)) => {
             let n = loaded.train_classes;
             let held = ((VALIDATION_FRACTION * n as f64).round() as usize).max(2);
             return Err(SweepError::Validation {
                 reason: format!(
-                    "the configuration has no validation classes, and holding out {held} of its {n} training classes ({}%, at least 2) would leave {}, fewer than train.sampler.classes_per_batch = {} ({why}); give it validation classes (split.val_classes or split.val_fraction) or lower train.sampler.classes_per_batch",
+                    "the configuration has no validation classes, and holding out {held} of its {n} training classes ({}%, at least 2) would leave {}, fewer than train.sampler.classes_per_batch = {}; give it validation classes (split.val_classes or split.val_fraction) or lower train.sampler.classes_per_batch",
                     VALIDATION_FRACTION * 100.0,
                     n.saturating_sub(held),
                     c.train.sampler.classes_per_batch
