@@ -9,7 +9,7 @@
 //! same id in every sweep, whatever the spelling (`0.10` and `0.1` are one value).
 
 use sha2::{Digest, Sha256};
-use toml_edit::Value;
+use toml::Value;
 
 use super::SweepError;
 
@@ -52,24 +52,22 @@ pub struct ParamValue {
     pub value: serde_json::Value,
 }
 
-/// `v` as TOML text without its decoration (`0.1`, `"cosine"`, `[64, 64]`).
+/// `v` as TOML text (`0.1`, `"cosine"`, `[64, 64]`).
 pub fn value_text(v: &Value) -> String {
-    let mut c = v.clone();
-    c.decor_mut().clear();
-    c.to_string().trim().to_string()
+    v.to_string().trim().to_string()
 }
 
 /// `v` as JSON (non-finite floats, which JSON cannot hold, as their TOML text: `"nan"`).
 pub fn value_json(v: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
-        Value::String(s) => J::String(s.value().clone()),
-        Value::Integer(i) => J::from(*i.value()),
-        Value::Float(f) => serde_json::Number::from_f64(*f.value()).map_or_else(|| J::String(value_text(v)), J::Number),
-        Value::Boolean(b) => J::Bool(*b.value()),
-        Value::Datetime(d) => J::String(d.value().to_string()),
+        Value::String(s) => J::String(s.clone()),
+        Value::Integer(i) => J::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| J::String(value_text(v)), J::Number),
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Datetime(d) => J::String(d.to_string()),
         Value::Array(a) => J::Array(a.iter().map(value_json).collect()),
-        Value::InlineTable(t) => J::Object(t.iter().map(|(k, v)| (k.to_string(), value_json(v))).collect()),
+        Value::Table(t) => J::Object(t.iter().map(|(k, v)| (k.clone(), value_json(v))).collect()),
     }
 }
 
@@ -127,22 +125,20 @@ fn is_bare_word(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// One value: TOML if it parses as TOML, else a bare word as a string.
+/// One value: TOML if it parses as one TOML value, else a bare word as a string.
 fn parse_value(param: &str, position: usize, raw: &str) -> Result<Value, SweepError> {
     let s = raw.trim();
     if s.is_empty() {
         return Err(bad(param, format!("value {position} is empty (values are separated by commas: PATH=V1,V2)")));
     }
-    match s.parse::<Value>() {
-        Ok(mut v) => {
-            v.decor_mut().clear();
-            Ok(v)
-        }
-        Err(_) if is_bare_word(s) => Ok(Value::from(s)),
-        Err(e) => Err(bad(
-            param,
-            format!("value {position} {s:?} is not a TOML value (a number, true/false, a \"string\" or bare word, an [array]): {}", e.to_string().lines().next().unwrap_or("").trim()),
-        )),
+    // Parsed as the right-hand side of a key; anything past one value (a newline and
+    // another key) is refused.
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {s}")).map_err(|e| e.message().to_string());
+    match parsed {
+        Ok(mut t) if t.len() == 1 && !s.contains(['\n', '\r']) => Ok(t.remove("v").expect("the one key")),
+        Err(_) if is_bare_word(s) => Ok(Value::String(s.to_string())),
+        Ok(_) => Err(bad(param, format!("value {position} {s:?} is more than one TOML value"))),
+        Err(e) => Err(bad(param, format!("value {position} {s:?} is not a TOML value (a number, true/false, a \"string\" or bare word, an [array]): {}", e.trim()))),
     }
 }
 
@@ -278,6 +274,7 @@ mod tests {
         assert_eq!(value_json(&p[1].values[0]), serde_json::json!("cosine"));
         assert_eq!(value_json(&p[1].values[1]), serde_json::json!("step"));
         assert_eq!(value_json(&p[2].values[0]), serde_json::json!([64, 64]));
+        assert_eq!(value_text(&p[0].values[1]), "0.1");
         assert_eq!(p[2].values.len(), 2, "commas inside an array do not split values");
         assert_eq!(value_json(&p[3].values[0]), serde_json::json!(true));
         assert_eq!(g.len(), 3 * 2 * 2);

@@ -20,9 +20,9 @@
 //! serialised ([`crate::device`]), so a run's result does not depend on what runs beside it;
 //! the lines are written in grid order whatever order runs finish in.
 //!
-//! **Dependency.** `toml_edit` (the `toml` crate's format-preserving sibling, same
-//! maintainers and parser) edits the configuration document, so `best.toml` keeps the
-//! original's comments and layout; `toml` alone re-serialises without them.
+//! **No new dependency.** `best.toml` keeps the original's comments by splicing values into
+//! its text at the spans of the `toml` crate's parser ([`overrides`]); a format-preserving
+//! editor crate (`toml_edit`) would turn on features of a crate below Burn and rebuild it.
 
 pub mod best;
 pub mod grid;
