@@ -17,7 +17,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// A dotted TOML path and its comma-separated values, each parsed as the TOML value it
-    /// would be in the file (`train.loss.margin=0.05,0.1,0.2`, `train.schedule.kind=cosine,step`,
+    /// would be in the file (`train.loss.margin=0.05,0.1,0.2`, `train.schedule.kind=constant,cosine`,
     /// `train.model.hidden=[64,64],[128]`); several --param form a grid (the first varies slowest).
     #[arg(long = "param", value_name = "PATH=V1,V2,…", required = true, value_parser = param)]
     pub params: Vec<String>,
