@@ -26,6 +26,9 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Train an embedding model end to end (default: ConvNet-4 on the bundled Omniglot).
     Train(cmd::train::TrainArgs),
+    /// Short runs of a configuration over a grid of values (margins, learning rates…),
+    /// validated on held-out training classes, with active-fraction verdicts and best.toml.
+    Sweep(cmd::sweep::SweepArgs),
     /// Embed new data with a trained model.
     Embed(cmd::embed::EmbedArgs),
     /// Build, extend, shrink or describe a search index of embeddings.
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Loss(args) => cmd::loss::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Sweep(args) => cmd::sweep::run(args),
         Command::Embed(args) => cmd::embed::run(args),
         Command::Index(args) => cmd::index::run(args),
         Command::Search(args) => cmd::search::run(args),

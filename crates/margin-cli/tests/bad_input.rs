@@ -145,6 +145,31 @@ fn losses_with_class_parameters_refuse_bad_parameters() {
     run_all(&cases);
 }
 
+/// `margin sweep`'s params: bad syntax refused by the command line, an unknown path or a
+/// value the configuration refuses named with the param and the value — before anything is
+/// written; a configuration whose training classes cannot spare a validation split.
+#[test]
+fn sweep_params_are_refused_naming_the_param_and_value() {
+    let sweep = |name: &'static str, param: &str, says: &[&'static str]| {
+        Case::new(name, &["sweep", "--config", "{dir}/c.toml", "--param", param, "--epochs", "1", "--out", "{dir}/s", "-q"], says)
+            .file("c.toml", digits_config(&[("classes_per_batch = 5", "classes_per_batch = 3")]))
+            .writes_nothing_to("s/sweep.json")
+    };
+    let cases = vec![
+        sweep("sweep-param-no-equals", "train.loss.margin", &["--param", "expected PATH=V1,V2"]).usage(),
+        sweep("sweep-param-empty-value", "train.loss.margin=0.1,", &["--param", "value 2 is empty"]).usage(),
+        sweep("sweep-param-not-toml", "train.loss.margin=0.1x", &["--param", "0.1x", "not a TOML value"]).usage(),
+        sweep("sweep-param-unknown-path", "train.loss.marginn=0.1", &["train.loss.marginn=0.1", "unknown"]),
+        sweep("sweep-param-unknown-section", "trian.lr=0.1", &["trian.lr=0.1", "unknown"]),
+        sweep("sweep-param-wrong-type", "train.loss.margin=0.1,abc", &["train.loss.margin=\"abc\"", "invalid type"]),
+        sweep("sweep-param-out-of-range", "train.loss.margin=0.1,5", &["train.loss.margin=5", "exceeds 2"]),
+        sweep("sweep-param-into-a-value", "train.lr.x=1", &["train.lr.x=1", "train.lr holds a float", "not a table"]),
+        Case::new("sweep-no-validation-split", &["sweep", "--config", "{dir}/c.toml", "--param", "train.loss.margin=0.1", "--out", "{dir}/s", "-q"], &["no validation split", "2 of its 5 training classes", "train.sampler.classes_per_batch = 5", "split.val_classes"])
+            .file("c.toml", digits_config(&[])),
+    ];
+    run_all(&cases);
+}
+
 /// Training configurations refused before anything is allocated or trained.
 #[test]
 fn training_configurations_are_refused_up_front() {

@@ -350,7 +350,7 @@ pub fn omniglot_one_shot(model: &EmbeddingNet, path: &Path, shape: &[usize], dev
 }
 
 /// How a picture spec's values map back to levels in `[0, 1]` (the photo jitter's units).
-fn pixel_map(p: &margin_data::preprocess::ImagePreprocess) -> crate::photo_augment::PixelMap {
+pub(crate) fn pixel_map(p: &margin_data::preprocess::ImagePreprocess) -> crate::photo_augment::PixelMap {
     use margin_data::preprocess::{IMAGENET_MEAN, IMAGENET_STD, Normalize, Scaling};
     let scale = if p.scaling == Scaling::Byte { 255.0 } else { 1.0 };
     let (mean, std) = match p.normalize {

@@ -7,7 +7,9 @@
 //! from files to `metrics.json` — what `margin train` calls, usable without the CLI.
 //! A resume continues exactly the run the folder holds: the run manifest ([`manifest`])
 //! refuses an edited configuration or other data, the checkpoint pointer is validated
-//! ([`parse_pointer`]), and [`fault`] is the test-only hook of the kill test.
+//! ([`parse_pointer`]), and [`fault`] is the test-only hook of the kill test. [`sweep`]:
+//! `margin sweep` — a grid of short runs validated on held-out training classes, with the
+//! active-fraction verdicts, resumable, and `best.toml`.
 
 #![warn(missing_docs)]
 
@@ -32,6 +34,7 @@ pub mod photo_augment;
 mod grad_clip;
 pub mod schedule;
 mod sink;
+pub mod sweep;
 mod trainer;
 pub mod text_eval;
 pub mod text_job;

@@ -10,6 +10,8 @@ pub mod embed_text;
 pub mod train;
 pub mod train_text;
 mod progress;
+pub mod sweep;
+mod sweep_progress;
 pub mod index;
 pub mod search;
 pub mod verify;

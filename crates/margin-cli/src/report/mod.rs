@@ -8,6 +8,7 @@
 use std::fmt::Write;
 
 mod gallery;
+pub(crate) mod sweep;
 
 use margin_eval::{EvalReport, OneShotReport, TarAtFar};
 
@@ -40,6 +41,28 @@ pub struct ReportInput<'a> {
     /// Top-5 neighbours and the shown pictures (margin-train's one test kNN).
     pub gallery: Option<&'a margin_train::gallery::Gallery>,
 }
+
+/// The pages' CSS (the run report and the sweep report share it).
+const STYLE: &str = r#":root{--ink:#1d2330;--mute:#6b7280;--line:#e5e7eb;--bg:#f7f8fa}
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:var(--bg)}
+header{background:linear-gradient(120deg,#24324a,#3d5a80);color:#fff;padding:26px 36px}header h1{margin:0;font-size:22px;font-weight:600}header p{margin:4px 0 0;opacity:.8}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 48px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:14px;margin:-44px 0 24px}
+.card{background:#fff;border-radius:10px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08)}.card .v{font-size:28px;font-weight:650;letter-spacing:-.5px}.card .l{font-weight:600}.card .n{color:var(--mute);font-size:12.5px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:16px}
+.panel{background:#fff;border-radius:10px;padding:10px 12px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+svg.chart{width:100%;height:auto;display:block}.ct{font-size:13px;font-weight:600;fill:var(--ink)}.tick{font-size:10.5px;fill:var(--mute)}.mark{fill:#e15759;font-weight:600}
+line.grid{stroke:var(--line);stroke-width:1}line.axis{stroke:#9ca3af}line.diag{stroke:#d1d5db;stroke-dasharray:3 3}
+h2{font-size:16px;margin:28px 0 10px}table{border-collapse:collapse;width:100%;background:#fff;border-radius:10px;overflow:hidden;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+td{padding:7px 14px;border-bottom:1px solid var(--line)}td:last-child{text-align:right;font-variant-numeric:tabular-nums}tr:last-child td{border-bottom:0}
+pre{background:#fff;padding:14px;border-radius:10px;overflow:auto;font-size:12.5px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+.warn{background:#fff7ed;border:1px solid #fdba74;border-radius:10px;padding:4px 18px;margin-top:16px}
+.gallery .row{display:flex;align-items:flex-start;gap:6px;margin:6px 0}.nb{margin:0;width:76px;text-align:center;font-size:10.5px;color:var(--mute)}
+.nb img,.nb .noimg{width:68px;height:68px;object-fit:contain;border:3px solid #9ca3af;border-radius:4px;image-rendering:pixelated;background:#fff;display:block;margin:0 auto}
+.nb .noimg{line-height:62px;font-size:11px}.nb.same img,.nb.same .noimg{border-color:#16a34a}.nb.diff img,.nb.diff .noimg{border-color:#dc2626}.nb.query img,.nb.query .noimg{border-color:#24324a}
+.arrow{align-self:center;color:var(--mute);padding:0 4px}.note{color:var(--mute)}
+footer{color:var(--mute);font-size:12px;margin-top:28px}
+"#;
 
 const PALETTE: [&str; 12] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c",
@@ -457,26 +480,7 @@ pub fn render(inp: &ReportInput) -> String {
     }
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><style>
-:root{{--ink:#1d2330;--mute:#6b7280;--line:#e5e7eb;--bg:#f7f8fa}}
-*{{box-sizing:border-box}}body{{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:var(--bg)}}
-header{{background:linear-gradient(120deg,#24324a,#3d5a80);color:#fff;padding:26px 36px}}header h1{{margin:0;font-size:22px;font-weight:600}}header p{{margin:4px 0 0;opacity:.8}}
-main{{max-width:1120px;margin:0 auto;padding:24px 28px 48px}}
-.cards{{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:14px;margin:-44px 0 24px}}
-.card{{background:#fff;border-radius:10px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08)}}.card .v{{font-size:28px;font-weight:650;letter-spacing:-.5px}}.card .l{{font-weight:600}}.card .n{{color:var(--mute);font-size:12.5px}}
-.grid{{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:16px}}
-.panel{{background:#fff;border-radius:10px;padding:10px 12px;box-shadow:0 1px 3px rgba(0,0,0,.08)}}
-svg.chart{{width:100%;height:auto;display:block}}.ct{{font-size:13px;font-weight:600;fill:var(--ink)}}.tick{{font-size:10.5px;fill:var(--mute)}}.mark{{fill:#e15759;font-weight:600}}
-line.grid{{stroke:var(--line);stroke-width:1}}line.axis{{stroke:#9ca3af}}line.diag{{stroke:#d1d5db;stroke-dasharray:3 3}}
-h2{{font-size:16px;margin:28px 0 10px}}table{{border-collapse:collapse;width:100%;background:#fff;border-radius:10px;overflow:hidden;box-shadow:0 1px 3px rgba(0,0,0,.08)}}
-td{{padding:7px 14px;border-bottom:1px solid var(--line)}}td:last-child{{text-align:right;font-variant-numeric:tabular-nums}}tr:last-child td{{border-bottom:0}}
-pre{{background:#fff;padding:14px;border-radius:10px;overflow:auto;font-size:12.5px;box-shadow:0 1px 3px rgba(0,0,0,.08)}}
-.warn{{background:#fff7ed;border:1px solid #fdba74;border-radius:10px;padding:4px 18px;margin-top:16px}}
-.gallery .row{{display:flex;align-items:flex-start;gap:6px;margin:6px 0}}.nb{{margin:0;width:76px;text-align:center;font-size:10.5px;color:var(--mute)}}
-.nb img,.nb .noimg{{width:68px;height:68px;object-fit:contain;border:3px solid #9ca3af;border-radius:4px;image-rendering:pixelated;background:#fff;display:block;margin:0 auto}}
-.nb .noimg{{line-height:62px;font-size:11px}}.nb.same img,.nb.same .noimg{{border-color:#16a34a}}.nb.diff img,.nb.diff .noimg{{border-color:#dc2626}}.nb.query img,.nb.query .noimg{{border-color:#24324a}}
-.arrow{{align-self:center;color:var(--mute);padding:0 4px}}.note{{color:var(--mute)}}
-footer{{color:var(--mute);font-size:12px;margin-top:28px}}
-</style></head><body><header><h1>{title}</h1><p>Embedding quality on classes never seen in training · distances between L2-normalised embeddings</p></header><main>
+{style}</style></head><body><header><h1>{title}</h1><p>Embedding quality on classes never seen in training · distances between L2-normalised embeddings</p></header><main>
 <div class="cards">{cards}</div>{warn_html}
 {gallery}
 <div class="grid"><div class="panel">{c1}</div><div class="panel">{c2}</div><div class="panel">{hist}</div><div class="panel">{roc}</div></div>
@@ -485,6 +489,7 @@ footer{{color:var(--mute);font-size:12px;margin-top:28px}}
 <h2>Configuration</h2><pre>{config}</pre>
 <footer>Generated by margin {ver}. Self-contained page: no scripts, no network.</footer></main></body></html>"#,
         title = esc(&inp.title),
+        style = STYLE,
         hist = histogram_svg(e),
         roc = roc_svg(e),
         pca = pca_svg(inp),
