@@ -295,7 +295,7 @@ fn with_calibration_default(cfg: &RunConfig) -> RunConfig {
 /// else the calibration share, taken out of `loaded.train` here (never trained on).
 /// The number of classes a loss with class parameters holds parameters for: the training
 /// set's distinct labels (the trainer's `ClassMap`), four times as many with `rotated_classes`.
-fn param_classes(loaded: &crate::feed::Loaded, cfg: &crate::TrainConfig) -> usize {
+pub(crate) fn param_classes(loaded: &crate::feed::Loaded, cfg: &crate::TrainConfig) -> usize {
     let n = crate::param_loss::ClassMap::of(loaded.train.labels()).len();
     if cfg.augment.is_some_and(|a| a.rotated_classes) { 4 * n } else { n }
 }

@@ -167,7 +167,8 @@ pub(crate) fn run_point(point: &Point, cfg: &RunConfig, dir: &Path, device: &Dev
     let started = Instant::now();
     let (loaded, val, validation) = split(cfg)?;
     let shape = loaded.train.sample_shape().to_vec();
-    crate::budget::check_training(&cfg.train, &shape)?;
+    let batch = cfg.train.sampler.classes_per_batch.saturating_mul(cfg.train.sampler.samples_per_class);
+    crate::budget::check_training_with(&cfg.train, &shape, crate::job::param_classes(&loaded, &cfg.train), loaded.train.loader_memory(batch))?;
     let say = |line: &str| obs.info(point, line);
     let mut t = trainer(cfg, &shape, dir, device, &say)?;
     if let margin_data::card::Preprocessing::Image(p) = cfg.data.preprocessing(&shape) {
