@@ -2,6 +2,16 @@
 //!
 //! Each subcommand lives in its own module under `cmd/`; this file only parses
 //! the command line and dispatches.
+//!
+//! Modules: `cmd/loss_param.rs` (`margin loss` for the losses with class parameters — flags →
+//! margin-train's `LossSpec` → `ParamLoss`, parameters from `--params FILE` or a run's draw by
+//! `--seed`); `report/gallery.rs` (the HTML report: seeded test queries with top-5 neighbour
+//! thumbnails as PNG data URIs, most confused class pairs, from margin-train's `gallery` — one
+//! k=5 kNN on the test embeddings); `cmd/index.rs`, `search.rs`, `verify.rs`, `dedup.rs`
+//! (+ `dedup_html.rs`) over margin-search; `model_input.rs` (`--model RUN --input` through
+//! `margin embed`'s path — images, features, or texts with a sentence-transformers folder — and
+//! the model fingerprint); `threshold.rs` (which threshold and its source); `flags.rs` (the clap
+//! value parsers, calling margin-linalg's `check` validators).
 
 use clap::{Parser, Subcommand};
 

@@ -35,6 +35,39 @@
 //! joining two datasets merges their tables by name ([`Dataset::concat`]). So a train
 //! folder and a separate test folder, each listing its own classes, are compared by what
 //! their classes are called, never by their positions in two unrelated numberings.
+//!
+//! ## Modules
+//!
+//! - the `Samples` trait (length, label, class name, sample id, decode on demand) and the
+//!   in-memory `Dataset` (labels index its class-name table);
+//! - `backbone`: the backbone configuration (ResNet depth, head, freezing);
+//! - `array_samples`: an array prepared as a model's samples by its card, the one copy
+//!   `margin embed` (`.npy`) and `margin.Model.embed` use;
+//! - loaders (npz/npy/csv/image folder/zip/manifest); `decode`: image decoding by the `image`
+//!   crate (JPEG/PNG/WebP/BMP/TIFF/PNM, EXIF orientation, Pillow's RGB); `preprocess`: the typed
+//!   picture preprocessing;
+//! - `lazy`: the lazy file index and prefetching loader (folders, zips, manifests, in the eager
+//!   loaders' order); `lazy_load`: `load_data` with the training side left lazy;
+//! - `label_file` (label files of class names), `npy` (the one `.npy` reader), `archive` (the one
+//!   zip reader), `limits` (the size caps), `fuzzing` (the fuzz dispatch);
+//! - class-disjoint splits and the leakage check (by class name); Omniglot and its one-shot runs;
+//! - `text`: text datasets as `TextSet` (plain-text/JSONL items, labelled CSV/TSV/JSONL by column
+//!   name, pair tables, CLINC150 with its out-of-scope sets apart, STS-B; the utterance leakage
+//!   check of the closed-set protocol);
+//! - `spec`: the run-config sections (`DataSpec`, `SplitSpec`, `EvalSpec`, `RunConfig<T>`);
+//!   `card`: the model card (`ModelCard`, `ModelConfig`, `Preprocessing`); `thresholds`: the
+//!   card's calibrated thresholds; `calibration`: the calibration share of the training classes;
+//! - `reencode`: JPEG round trip of a prepared picture, for the dedup copies;
+//! - `memory`: the up-front memory budget. What a run will still allocate (model and optimizer
+//!   state, a batch's activations, the loss's matrices, a loss's class parameters — `C·K × d` with
+//!   gradient and optimizer state — and its `B × C·K` similarities; the data loader its cache) is
+//!   compared with `MemAvailable` / the cgroup limit (`MARGIN_MEMORY_LIMIT` overrides), and an
+//!   impossible run is an error with the figures, not an allocator abort.
+//!
+//! Burn-free code (search, Python bindings) reads a run folder with this crate alone:
+//! `RunConfig<T>` is generic over the training section (typed as `TrainConfig` in margin-train,
+//! readable as a raw value elsewhere); the model card is fully typed. The file formats:
+//! `docs/formats.md` at the repository root.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -55,6 +55,14 @@
 //!   naming the input (and row), never a panic.
 //! - **Precision.** Search runs in the input's type (`f32` or `f64`);
 //!   metrics, pair distances and k-means centroids accumulate in `f64`.
+//!
+//! # What this crate holds
+//!
+//! Metrics — retrieval, clustering, verification, `intent` (1-NN / centroid accuracy,
+//! out-of-scope AUROC / FPR@95%TPR / accuracy at a validation-chosen threshold) and
+//! `correlation` (Spearman) — few-shot episodes, one-shot trial scoring, and exact kNN by tiled
+//! GEMM: the one kNN of the workspace (margin-search builds on it). Depends on margin-linalg
+//! only; no Burn, and no image, archive or compression crate.
 #![warn(missing_docs)]
 
 pub mod clustering;

@@ -20,6 +20,36 @@
 //!
 //! Adding an encoder: a variant of `ModelConfig` (margin-data, `card.rs`), its module
 //! here (one file), and its arm in [`BuildEncoder::init`] and [`EmbeddingNet::forward_flat`].
+//!
+//! ConvNet-4 is `[conv3x3 kernel → fused BN/ReLU/pool] × 4 → linear`. Also:
+//! `check_embeddings` (unusable embeddings blamed on the weights, the input row or an overflow;
+//! shared by `margin embed` and `margin.Model`). `text`: a sentence-transformers folder (BERT +
+//! pooling + normalise) loaded by Hugging Face key names and tokenised by Hugging Face's
+//! `tokenizers`. `resnet`: torchvision ResNet-18/34/50 (blocks, stages, backbone to the pooled
+//! features, embedding head, freezing) loaded from torchvision `state_dict`s (`.pth` through
+//! burn-store's PyTorch reader, `.safetensors`) by torchvision key names, pinned by torchvision
+//! golden features.
+//!
+//! A pretrained text encoder is not a `ModelConfig` (its architecture is the folder's
+//! `config.json`): `margin_models::text::SentenceEncoder::load(folder)` reads a
+//! sentence-transformers folder (`modules.json`: Transformer → Pooling → optional Normalize); a
+//! new module type or architecture is one file in `margin-models/src/text/` plus its arm in
+//! `sentence.rs`, pinned by golden outputs of sentence-transformers (`tests/text_golden.rs`). A
+//! fine-tuned text encoder is saved back as a sentence-transformers folder (`text/export.rs`:
+//! burn-store's PyTorch adapter + key remapping to Hugging Face names, pinned by a bit-exact round
+//! trip through the loader), with margin-data's `TextModelCard` (`text_model.json`) beside it
+//! instead of `model.json`.
+//!
+//! A pretrained image backbone is a `ModelConfig` variant holding its own section
+//! (`ModelConfig::Resnet(ResnetConfig)`, in `margin-data/src/backbone.rs`: depth, `weights`,
+//! `head`, `freeze`): `BuildEncoder::init` builds the architecture (what a saved model's weights
+//! load into), `init_pretrained` also reads `weights` (how a run starts). Its module
+//! (`margin-models/src/resnet/`) keeps torchvision's field names, so one walk over it (`keys.rs`)
+//! gives the expected `state_dict` keys, the loader's assignments and the export; every conv →
+//! BatchNorm (→ ReLU) goes through `resnet/ops.rs`, the one place for a faster kernel. The budget
+//! (`margin_train::budget`) counts its parameters and activations, the head's learning-rate
+//! multiplier is a Burn parameter group (`margin-train/src/head_lr.rs`). Pinned by torchvision
+//! golden features (`margin-models/tests/resnet_golden.rs`).
 
 #![warn(missing_docs)]
 

@@ -21,6 +21,15 @@
 //!   maturin only (`pyproject.toml`), so `cargo test --workspace` still links this crate.
 //!   maturin builds with the workspace's `checked` profile and this crate pins the features
 //!   of a few crates below Burn (see `Cargo.toml`), so the wheel reuses CI's Burn build.
+//!
+//! The Python API: `evaluate` (the `margin eval` report), the drop-in `AccuracyCalculator`
+//! (PML's semantics over margin-eval's kNN), `knn`, `Index` (margin-search; pickles as its file's
+//! bytes), `losses`/`miners` (the fused CPU losses → value, gradient, stats; the losses with class
+//! parameters hold them in `.params`, `value_and_grads` → value, ∂/∂embeddings, ∂/∂params, stats,
+//! `seed=` a run's draw: `param_losses.rs`), `Model.load(run_dir).embed(array | image paths |
+//! texts)` (`margin embed` with the card's preprocessing; pickles by path). Built by maturin, abi3
+//! ≥ 3.9: `pip install` builds `release` (pyproject), CI `checked` (ci.sh's command line, which
+//! also checks the wheel reuses the workspace's Burn build).
 
 use pyo3::prelude::*;
 

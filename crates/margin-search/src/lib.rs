@@ -45,6 +45,14 @@
 //!   slot; a one-thread build is deterministic for its seed.
 //! - Search allocates nothing per query: each rayon task takes a scratch (visited set,
 //!   heaps, prepared query) from the index's pool and returns it.
+//!
+//! ## What else it holds
+//!
+//! Tags, tombstone removal, the index file (its layout: `docs/formats.md` at the repository root);
+//! HNSW storage f32, f16 (converted in registers by F16C) or per-row-scaled i8, with AVX2 kernels;
+//! `dedup` (greedy-representative grouping over the kNN, its all-pairs reference, `groups.json`);
+//! `metric::distance` (the pair distance `margin verify` reports). Depends on margin-linalg,
+//! margin-eval and margin-data, never Burn: `.ci/test` checks it stays Burn-free.
 #![warn(missing_docs)]
 
 mod atomic;
