@@ -22,17 +22,26 @@ impl Progress {
 
     /// Clears the bar (before the summary is printed).
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
+        finish_bar(self.bar.as_ref());
     }
 
-    /// Prints `line` above the bar on a terminal, else on stderr as a plain line.
     fn line(&self, line: String) {
-        match &self.bar {
-            Some(b) if !b.is_hidden() => b.println(line),
-            _ => eprintln!("{line}"),
-        }
+        print_line(self.bar.as_ref(), line);
+    }
+}
+
+/// Clears `bar`, if any (before a command's summary is printed).
+pub(crate) fn finish_bar(bar: Option<&ProgressBar>) {
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}
+
+/// Prints `line` above `bar` on a terminal, else on stderr as a plain line.
+pub(crate) fn print_line(bar: Option<&ProgressBar>, line: String) {
+    match bar {
+        Some(b) if !b.is_hidden() => b.println(line),
+        _ => eprintln!("{line}"),
     }
 }
 

@@ -28,17 +28,11 @@ impl SweepProgress {
 
     /// Clears the bar (before the summary is printed).
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
+        super::progress::finish_bar(self.bar.as_ref());
     }
 
-    /// Prints `line` above the bar on a terminal, else on stderr as a plain line.
     fn line(&self, line: String) {
-        match &self.bar {
-            Some(b) if !b.is_hidden() => b.println(line),
-            _ => eprintln!("{line}"),
-        }
+        super::progress::print_line(self.bar.as_ref(), line);
     }
 }
 
