@@ -53,7 +53,7 @@ fn embed_applies_the_card_and_refuses_contradictions() {
     std::fs::create_dir_all(&dir).unwrap();
     let run = trained_run(&dir);
     let card: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
-    assert_eq!(card["version"], 3);
+    assert_eq!(card["version"], 4);
     assert_eq!(card["preprocessing"], serde_json::json!({"kind": "features", "dim": 64, "scale": 16.0}));
 
     let (model, input) = (run.to_str().unwrap(), digits_csv());

@@ -92,7 +92,9 @@ impl ModelConfig {
 /// The model-card format this release writes; a card with a larger `version` is refused.
 /// Version 1 (before this release): no `version` field, no `preprocessing`.
 /// Version 3 adds `thresholds` (calibrated by `margin train`; absent in version 2).
-pub const MODEL_CARD_VERSION: u32 = 3;
+/// Version 4 adds `tta` (test-time augmentation, `crate::tta`; absent: one view), which a
+/// release that ignored it would silently embed differently with: older releases refuse it.
+pub const MODEL_CARD_VERSION: u32 = 4;
 
 /// How raw inputs become the model's input samples: recorded in the model card by
 /// `margin train`, applied by `margin embed` (so nobody has to repeat `--invert` or
@@ -162,12 +164,15 @@ pub struct ModelCard {
     /// classes (version 3, optional: absent in cards written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<crate::thresholds::DedupThresholds>,
+    /// The views every embedding averages (version 4; absent in older cards: one view).
+    #[serde(default, skip_serializing_if = "crate::tta::TestTimeAugment::is_none")]
+    pub tta: crate::tta::TestTimeAugment,
 }
 
 impl ModelCard {
     /// A card of the current version.
     pub fn new(model: ModelConfig, preprocessing: Preprocessing, normalize_output: bool) -> Self {
-        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape: preprocessing.sample_shape(), normalize_output, preprocessing: Some(preprocessing), thresholds: None, dedup: None }
+        ModelCard { version: MODEL_CARD_VERSION, model, sample_shape: preprocessing.sample_shape(), normalize_output, preprocessing: Some(preprocessing), thresholds: None, dedup: None, tta: crate::tta::TestTimeAugment::None }
     }
 
     /// Reads `model.json`, refusing a newer format.
@@ -183,6 +188,7 @@ impl ModelCard {
         if card.version > MODEL_CARD_VERSION {
             return Err(bad(format!("model card version {} is newer than this margin reads ({MODEL_CARD_VERSION}); upgrade margin", card.version)));
         }
+        card.tta.validate(&card.sample_shape).map_err(|e| bad(format!("tta: {e}")))?;
         Ok(card)
     }
 }

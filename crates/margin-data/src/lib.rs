@@ -91,6 +91,7 @@ pub mod lazy;
 pub mod lazy_load;
 pub mod manifest;
 pub mod thresholds;
+pub mod tta;
 pub mod images;
 pub mod memory;
 pub mod limits;

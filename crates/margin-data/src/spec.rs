@@ -236,6 +236,10 @@ pub struct EvalSpec {
     /// Also evaluate the untrained network (the baseline in metrics.json).
     #[serde(default = "yes")]
     pub untrained_baseline: bool,
+    /// Test-time augmentation of embeddings (`crate::tta`): recorded in the model card, so
+    /// every command that embeds with the model averages the same views.
+    #[serde(default, skip_serializing_if = "crate::tta::TestTimeAugment::is_none")]
+    pub tta: crate::tta::TestTimeAugment,
 }
 
 fn default_pairs() -> usize {
@@ -250,7 +254,7 @@ fn yes() -> bool {
 
 impl Default for EvalSpec {
     fn default() -> Self {
-        EvalSpec { max_pairs: default_pairs(), map_classes: default_map_classes(), untrained_baseline: true }
+        EvalSpec { max_pairs: default_pairs(), map_classes: default_map_classes(), untrained_baseline: true, tta: crate::tta::TestTimeAugment::None }
     }
 }
 

@@ -61,7 +61,7 @@ pub mod resnet;
 pub mod text;
 pub mod weights;
 
-pub use embed::{embed, l2_normalize_rows};
+pub use embed::{embed, embed_views, l2_normalize_rows};
 pub use finite::{BadParameter, EmbeddingFault, check_embeddings, first_non_finite_parameter};
 pub use encoder::{BuildEncoder, ConvBlock, ConvNet4, EmbeddingNet, Mlp};
 

@@ -227,7 +227,7 @@ impl PyModel {
                 let device = Device::flex();
                 let emb = py.detach(|| {
                     margin::check::size("batch", b, margin::check::MAX_BATCH).map_err(|e| e.to_string())?;
-                    let emb = margin_models::embed(net, &ds, b, norm, &device);
+                    let emb = margin_models::embed_views(net, &ds, b, norm, card.tta, &device);
                     margin_models::check_embeddings(&emb, dim, &ds, net, &self.path.join("model.safetensors")).map_err(|e| e.to_string())?;
                     Ok::<_, String>(emb)
                 })

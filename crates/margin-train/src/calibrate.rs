@@ -21,7 +21,7 @@ use burn::tensor::Device;
 use margin_data::Dataset;
 use margin_data::thresholds::{FarThreshold, HeldOut, HeldOutKind, Thresholds};
 use margin_eval::{Distance, Embeddings, Labelled, TarAtFar, VerificationConfig};
-use margin_models::{EmbeddingNet, embed};
+use margin_models::{EmbeddingNet, embed_views};
 
 use crate::TrainError;
 
@@ -35,8 +35,9 @@ pub const FAR_TARGETS: [f64; 3] = [1e-2, 1e-3, 1e-4];
 /// # Errors
 /// Embedding or metric errors (non-finite embeddings are refused by margin-eval).
 #[allow(clippy::too_many_arguments)]
-pub fn calibrate(model: &EmbeddingNet, val: &Dataset, held: &HeldOut, dim: usize, batch: usize, max_pairs: usize, seed: u64, device: &Device) -> Result<Option<Thresholds>, TrainError> {
-    let emb = embed(model, val, batch, true, device);
+pub fn calibrate(model: &EmbeddingNet, val: &Dataset, held: &HeldOut, dim: usize, batch: usize, tta: margin_data::tta::TestTimeAugment, max_pairs: usize, seed: u64, device: &Device) -> Result<Option<Thresholds>, TrainError> {
+    // The views the model card records: thresholds for the embeddings users will get.
+    let emb = embed_views(model, val, batch, true, tta, device);
     let e = Embeddings::new("held-out (calibration) embeddings", &emb, dim)?;
     let l = Labelled::new(e, "held-out labels", &val.labels)?;
     let config = VerificationConfig { far_targets: FAR_TARGETS.to_vec(), max_pairs: max_pairs.max(2), seed, ..VerificationConfig::default() };

@@ -18,7 +18,7 @@ use burn::tensor::Device;
 use margin_data::Dataset;
 use margin_data::thresholds::{DedupRate, DedupThresholds};
 use margin_eval::{Distance, Polarity, TarAtFar, VerificationConfig};
-use margin_models::{EmbeddingNet, embed};
+use margin_models::{EmbeddingNet, embed_views};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
@@ -99,7 +99,7 @@ impl CopyRecipe {
 /// # Errors
 /// Re-encoding or metric errors (non-finite embeddings are refused by margin-eval).
 #[allow(clippy::too_many_arguments)]
-pub fn calibrate_dedup(model: &EmbeddingNet, held: &Dataset, source: &str, recipe: &CopyRecipe, batch: usize, max_pairs: usize, device: &Device) -> Result<Option<DedupThresholds>, TrainError> {
+pub fn calibrate_dedup(model: &EmbeddingNet, held: &Dataset, source: &str, recipe: &CopyRecipe, batch: usize, tta: margin_data::tta::TestTimeAugment, max_pairs: usize, device: &Device) -> Result<Option<DedupThresholds>, TrainError> {
     let mut idx: Vec<usize> = (0..held.len()).collect();
     if idx.len() > MAX_ITEMS {
         idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(recipe.seed ^ STREAM));
@@ -117,8 +117,9 @@ pub fn calibrate_dedup(model: &EmbeddingNet, held: &Dataset, source: &str, recip
     for (i, dst) in copies.features.chunks_mut(d).enumerate() {
         recipe.copy(items.sample(i), &items.sample_shape, idx[i], dst)?;
     }
-    let a = embed(model, &items, batch, true, device);
-    let b = embed(model, &copies, batch, true, device);
+    // The views the model card records (as `margin dedup` will embed).
+    let a = embed_views(model, &items, batch, true, tta, device);
+    let b = embed_views(model, &copies, batch, true, tta, device);
     let dim = a.len() / n;
     let duplicate: Vec<f64> = (0..n).map(|i| Distance::Euclidean.between(row(&a, dim, i), row(&b, dim, i))).collect();
     let singletons: Vec<i64> = (0..n as i64).collect();

@@ -14,7 +14,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 use margin_data::{Dataset, ModelCard, write_atomic};
 use margin_eval::{Distance, Embeddings, EvalConfig, EvalReport, Labelled, OneShotReport};
-use margin_models::{EmbeddingNet, embed};
+use margin_models::{EmbeddingNet, embed_views};
 
 use crate::manifest::RunManifest;
 use crate::{Observer, TrainConfig, TrainError, Trainer, fault, save_model};
@@ -105,6 +105,7 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
         obs.warn(&format!("skipped a bad image (data.skip_bad): {file}: {why}"));
     }
     let shape = loaded.train.sample_shape().to_vec();
+    cfg.eval.tta.validate(&shape)?;
     let batch = cfg.train.sampler.classes_per_batch.saturating_mul(cfg.train.sampler.samples_per_class);
     crate::budget::check_training_with(&cfg.train, &shape, param_classes(&loaded, &cfg.train), loaded.train.loader_memory(batch))?;
     std::fs::create_dir_all(out).map_err(|e| margin_data::DataError::io(out, e))?;
@@ -148,12 +149,13 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
     let outcome = trainer.fit_feed(&loaded.train, loaded.val.as_ref(), obs)?;
     let skipped: Vec<_> = loaded.skipped.iter().cloned().chain(loaded.train.skipped()).collect();
     let mut card = ModelCard::new(cfg.train.model.clone(), cfg.data.preprocessing(&shape), true);
+    card.tta = cfg.eval.tta;
     if let Some((set, h)) = &held {
         let dim = cfg.train.model.embedding_dim();
-        card.thresholds = crate::calibrate::calibrate(&outcome.model, set, h, dim, cfg.train.eval_batch, cfg.eval.max_pairs, cfg.train.seed, device)?;
+        card.thresholds = crate::calibrate::calibrate(&outcome.model, set, h, dim, cfg.train.eval_batch, cfg.eval.tta, cfg.eval.max_pairs, cfg.train.seed, device)?;
         let recipe = crate::dedup_calibrate::CopyRecipe { augment: cfg.train.augment, levels: levels_map(&cfg.data.preprocessing(&shape)), seed: cfg.train.seed };
         let source = crate::calibrate::source_words(h);
-        card.dedup = crate::dedup_calibrate::calibrate_dedup(&outcome.model, set, &source, &recipe, cfg.train.eval_batch, cfg.eval.max_pairs, device)?;
+        card.dedup = crate::dedup_calibrate::calibrate_dedup(&outcome.model, set, &source, &recipe, cfg.train.eval_batch, cfg.eval.tta, cfg.eval.max_pairs, device)?;
     }
     debug_assert_eq!(card.sample_shape, shape, "the preprocessing describes the loaded samples");
     save_model(&outcome.model, &card, out)?;
@@ -195,7 +197,7 @@ pub fn run_job(cfg: &RunConfig, opts: &JobOptions, device: &Device, obs: &mut dy
             metrics["test_by_class"] = crate::gallery::by_class(g, &e.labels, &|y| test.class_name(y).to_string());
         }
         if let Some(p) = &loaded.one_shot {
-            let r = omniglot_one_shot(&outcome.model, p, &shape, device)?;
+            let r = omniglot_one_shot(&outcome.model, p, &shape, cfg.eval.tta, device)?;
             metrics["omniglot_one_shot"] = serde_json::to_value(&r).expect("a report serialises");
             e.one_shot = Some(r);
         }
@@ -245,7 +247,7 @@ fn describe(loaded: &crate::feed::Loaded, load_seconds: f64) -> String {
 
 /// The full evaluation report of `model` on the test classes.
 fn evaluate_test(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<Evaluation, TrainError> {
-    let emb = embed(model, test, cfg.train.eval_batch, true, device);
+    let emb = embed_views(model, test, cfg.train.eval_batch, true, cfg.eval.tta, device);
     let dim = cfg.train.model.embedding_dim();
     let e = Embeddings::new("test embeddings", &emb, dim)?;
     let l = Labelled::new(e, "test labels", &test.labels)?;
@@ -327,7 +329,7 @@ fn hold_out(loaded: &mut crate::feed::Loaded, cfg: &RunConfig, given: bool, obs:
 }
 
 fn baseline(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Device) -> Result<serde_json::Value, TrainError> {
-    let emb = embed(model, test, cfg.train.eval_batch, true, device);
+    let emb = embed_views(model, test, cfg.train.eval_batch, true, cfg.eval.tta, device);
     let e = Embeddings::new("untrained test embeddings", &emb, cfg.train.model.embedding_dim())?;
     let l = Labelled::new(e, "test labels", &test.labels)?;
     let r = margin_eval::retrieval(&l, None, Distance::Euclidean, &margin_eval::RetrievalConfig { mrr: false, ..Default::default() })?;
@@ -336,7 +338,7 @@ fn baseline(model: &EmbeddingNet, test: &Dataset, cfg: &RunConfig, device: &Devi
 
 /// The 20 standard 20-way one-shot runs of `all_runs.zip` at `path`, the images
 /// preprocessed as the training data (ink, area-resized to the model's input).
-pub fn omniglot_one_shot(model: &EmbeddingNet, path: &Path, shape: &[usize], device: &Device) -> Result<OneShotReport, TrainError> {
+pub fn omniglot_one_shot(model: &EmbeddingNet, path: &Path, shape: &[usize], tta: margin_data::tta::TestTimeAugment, device: &Device) -> Result<OneShotReport, TrainError> {
     let bench = margin_data::omniglot::OmniglotOneShot::load(path)?;
     if shape.len() != 3 || shape[0] != 1 || shape[1] != shape[2] {
         return Err(margin_data::DataError::format(path, format!("the one-shot runs need a model on square grey images, not {shape:?}")).into());
@@ -344,7 +346,7 @@ pub fn omniglot_one_shot(model: &EmbeddingNet, path: &Path, shape: &[usize], dev
     let feats = bench.ink_images(shape[1]);
     let labels = (0..bench.images.len() as i64).collect();
     let ds = Dataset::new(path.display().to_string(), feats, shape.to_vec(), labels)?;
-    let emb = embed(model, &ds, 1024, true, device);
+    let emb = embed_views(model, &ds, 1024, true, tta, device);
     let e = Embeddings::new("one-shot embeddings", &emb, emb.len() / ds.len().max(1))?;
     Ok(margin_eval::one_shot_accuracy(&bench.runs, &e, Distance::Euclidean)?)
 }

@@ -195,7 +195,7 @@ pub fn embed_input(a: &EmbedArgs) -> anyhow::Result<Embedded> {
     if ds.sample_shape != shape {
         bail!("{}: samples have shape {:?} but the model takes {shape:?}", p.display(), ds.sample_shape);
     }
-    let emb = margin_models::embed(&model, &ds, a.batch.unwrap_or(1024), !a.raw, &device);
+    let emb = margin_models::embed_views(&model, &ds, a.batch.unwrap_or(1024), !a.raw, card.tta, &device);
     let dim = card.model.embedding_dim();
     margin_models::check_embeddings(&emb, dim, &ds, &model, &weights).map_err(|e| anyhow::anyhow!("{e}; nothing written"))?;
     Ok(Embedded { ds, emb, dim, card })

@@ -63,6 +63,19 @@ fn set(table: &mut toml::Table, keys: &[String], value: &Value) -> Result<(), St
     Ok(())
 }
 
+/// Removes the value at `keys` from `table`; `false` when there is none.
+fn remove(table: &mut toml::Table, keys: &[String]) -> bool {
+    let (last, parents) = keys.split_last().expect("a parsed path has a key");
+    let mut here = table;
+    for k in parents {
+        match here.get_mut(k) {
+            Some(Value::Table(t)) => here = t,
+            _ => return false,
+        }
+    }
+    here.remove(last).is_some()
+}
+
 /// Whether `keys` name something in the typed configuration written back out (see the
 /// module docs): `Err` with the first key that is not there.
 fn check_known(cfg: &RunConfig, keys: &[String]) -> Result<(), String> {
@@ -182,9 +195,17 @@ impl BaseConfig {
             SweepError::Value { reason, .. } => reason,
             other => other.to_string(),
         })?;
-        let cfg = typed(table, &self.source)?;
+        let cfg = typed(table.clone(), &self.source)?;
         for (p, _) in values {
-            check_known(&cfg, &p.keys)?;
+            if let Err(e) = check_known(&cfg, &p.keys) {
+                // A value equal to a default the written configuration leaves out
+                // (`eval.tta = { kind = "none" }`) is known: without the key the
+                // configuration is the same.
+                let mut without = table.clone();
+                if !(remove(&mut without, &p.keys) && typed(without, &self.source).is_ok_and(|c| c == cfg)) {
+                    return Err(e);
+                }
+            }
         }
         crate::validate_run(&cfg).map_err(|e| e.to_string())?;
         Ok(cfg)
@@ -290,6 +311,18 @@ samples_per_class = 16
         let text = b.text_with(&g.points()[0].values).unwrap();
         assert!(text.starts_with("# digits.toml with the sweep's values"), "{text}");
         assert_eq!(parse_config(&text, "best").unwrap().output_root, std::path::PathBuf::from("elsewhere"));
+    }
+
+    #[test]
+    fn a_value_equal_to_a_default_the_written_configuration_leaves_out_is_known() {
+        let b = base();
+        let g = grid(&["eval.tta={kind=\"none\"},{kind=\"shifts\",pixels=1}", "train.loss.swap=false"]);
+        b.check_grid(&g).unwrap();
+        let cfg = b.run_config(&g.points()[1], None).unwrap();
+        assert_eq!(cfg.eval.tta, margin_data::tta::TestTimeAugment::Shifts { pixels: 1 });
+        // Still refused: a key no configuration has, whatever its value.
+        let e = refused(&["eval.ttaa={kind=\"none\"}"]);
+        assert!(e.contains("eval.ttaa") && e.contains("unknown"), "{e}");
     }
 
     #[test]

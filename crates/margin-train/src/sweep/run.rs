@@ -17,7 +17,6 @@ use std::time::Instant;
 use burn::tensor::Device;
 use margin_data::Dataset;
 use margin_eval::{Distance, Embeddings, Labelled, RetrievalConfig, VerificationConfig};
-use margin_models::embed;
 
 use super::SweepError;
 use super::grid::Point;
@@ -153,7 +152,7 @@ fn curves(dir: &Path) -> Result<(StepCurves, Vec<EpochPoint>), TrainError> {
 /// Validation metrics of `model` on `val` (Euclidean between L2-normalised embeddings; the
 /// verification pairs sampled with the split seed, the same for every point).
 fn validate(model: &margin_models::EmbeddingNet, val: &Dataset, cfg: &RunConfig, device: &Device) -> Result<ValMetrics, TrainError> {
-    let emb = embed(model, val, cfg.train.eval_batch, true, device);
+    let emb = margin_models::embed_views(model, val, cfg.train.eval_batch, true, cfg.eval.tta, device);
     let e = Embeddings::new("validation embeddings", &emb, cfg.train.model.embedding_dim())?;
     let l = Labelled::new(e, "validation labels", &val.labels)?;
     let r = margin_eval::retrieval(&l, None, Distance::Euclidean, &RetrievalConfig { mrr: false, ..Default::default() })?;
@@ -167,6 +166,7 @@ pub(crate) fn run_point(point: &Point, cfg: &RunConfig, dir: &Path, device: &Dev
     let started = Instant::now();
     let (loaded, val, validation) = split(cfg)?;
     let shape = loaded.train.sample_shape().to_vec();
+    cfg.eval.tta.validate(&shape)?;
     let batch = cfg.train.sampler.classes_per_batch.saturating_mul(cfg.train.sampler.samples_per_class);
     crate::budget::check_training_with(&cfg.train, &shape, crate::job::param_classes(&loaded, &cfg.train), loaded.train.loader_memory(batch))?;
     let say = |line: &str| obs.info(point, line);
