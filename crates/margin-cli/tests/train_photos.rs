@@ -152,6 +152,41 @@ fn photo_folders_train_end_to_end_and_embed_with_the_cards_preprocessing() {
     assert!(!out.status.success() && err.contains(".txt"), "{err}");
 }
 
+/// Test-time augmentation travels with the model: a run trained with `[eval] tta` records it
+/// in its card, and `margin embed` of the test folder then gives the embeddings the run
+/// evaluated — `margin eval` on them reproduces metrics.json's test figures, the
+/// verification thresholds (distances, which move with every embedding) included.
+#[test]
+fn embed_averages_the_views_the_card_records() {
+    let dir = tmp("tta");
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    folder(&train, &[("anna", 0), ("boris", 1), ("chen", 2)], 8);
+    folder(&test, &[("dara", 3), ("emeka", 4), ("femi", 5)], 6);
+    let text = std::fs::read_to_string(config(&dir, &train, &test)).unwrap().replace("[eval]\n", "[eval]\ntta = { kind = \"shifts\", pixels = 1 }\n");
+    let cfg = dir.join("photos-tta.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let run = dir.join("run");
+    let out = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["tta"], serde_json::json!({"kind": "shifts", "pixels": 1}));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    let (e, l) = (dir.join("E.npy"), dir.join("L.txt"));
+    let out = margin(&["embed", "--model", run.to_str().unwrap(), "--input", test.to_str().unwrap(), "--out", e.to_str().unwrap(), "--labels-out", l.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = margin(&["eval", "--embeddings", e.to_str().unwrap(), "--labels", l.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let close = |a: &serde_json::Value, b: &serde_json::Value, what: &str| {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-5, "{what}: margin embed + eval {a} vs the run's evaluation {b}");
+    };
+    close(&r["retrieval"]["map_at_r"], &m["test"]["retrieval"]["map_at_r"], "MAP@R");
+    for k in ["eer_threshold", "best_threshold", "auc"] {
+        close(&r["verification"]["metrics"][k], &m["test"]["verification"]["metrics"][k], k);
+    }
+}
+
 #[test]
 fn a_class_in_both_photo_folders_is_refused_by_name() {
     let dir = tmp("leak");
