@@ -46,6 +46,14 @@ fn folder(root: &Path, classes: &[(&str, usize)], per_class: usize) {
     }
 }
 
+/// `dir/train` (anna, boris, chen: 8 pictures each) and `dir/test` (dara, emeka, femi: 6 each).
+fn photo_sets(dir: &Path) -> (PathBuf, PathBuf) {
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    folder(&train, &[("anna", 0), ("boris", 1), ("chen", 2)], 8);
+    folder(&test, &[("dara", 3), ("emeka", 4), ("femi", 5)], 6);
+    (train, test)
+}
+
 fn config(dir: &Path, train: &Path, test: &Path) -> PathBuf {
     let text = format!(
         r#"output_root = "runs"
@@ -109,9 +117,7 @@ map_classes = 3
 #[test]
 fn photo_folders_train_end_to_end_and_embed_with_the_cards_preprocessing() {
     let dir = tmp("e2e");
-    let (train, test) = (dir.join("train"), dir.join("test"));
-    folder(&train, &[("anna", 0), ("boris", 1), ("chen", 2)], 8);
-    folder(&test, &[("dara", 3), ("emeka", 4), ("femi", 5)], 6);
+    let (train, test) = photo_sets(&dir);
     let cfg = config(&dir, &train, &test);
     let run = dir.join("run");
     let out = margin(&["train", "--config", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "-q"]);
@@ -159,9 +165,7 @@ fn photo_folders_train_end_to_end_and_embed_with_the_cards_preprocessing() {
 #[test]
 fn embed_averages_the_views_the_card_records() {
     let dir = tmp("tta");
-    let (train, test) = (dir.join("train"), dir.join("test"));
-    folder(&train, &[("anna", 0), ("boris", 1), ("chen", 2)], 8);
-    folder(&test, &[("dara", 3), ("emeka", 4), ("femi", 5)], 6);
+    let (train, test) = photo_sets(&dir);
     let text = std::fs::read_to_string(config(&dir, &train, &test)).unwrap().replace("[eval]\n", "[eval]\ntta = { kind = \"shifts\", pixels = 1 }\n");
     let cfg = dir.join("photos-tta.toml");
     std::fs::write(&cfg, text).unwrap();

@@ -27,48 +27,52 @@ pub fn embed_views(model: &EmbeddingNet, data: &Dataset, batch: usize, normalize
     let m = model.valid();
     let d = data.dim();
     let offsets = tta.offsets();
+    let (first, rest) = offsets.split_first().expect("every TestTimeAugment has the identity view");
     let mut out = Vec::new();
-    let mut shifted = Vec::new();
     for start in (0..data.len()).step_by(batch.max(1)) {
         let n = batch.min(data.len() - start);
         let rows = &data.features[start * d..(start + n) * d];
-        let mut sum: Vec<f32> = Vec::new();
-        for &(dx, dy) in &offsets {
-            let values = if (dx, dy) == (0, 0) {
-                rows.to_vec()
-            } else {
-                let [c, h, w] = data.sample_shape[..] else { panic!("shifted views of samples of shape {:?} (TestTimeAugment::validate refuses them)", data.sample_shape) };
-                shifted.resize(rows.len(), 0.0);
-                for (src, dst) in rows.chunks(d).zip(shifted.chunks_mut(d)) {
-                    margin_data::tta::shift_image(src, c, h, w, dx, dy, dst);
-                }
-                shifted.clone()
-            };
-            let x = Tensor::<2>::from_data(TensorData::new(values, [n, d]), &inner);
-            let mut e = m.forward_flat(x, &data.sample_shape).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data");
-            if offsets.len() == 1 {
-                sum = e;
-                break;
-            }
+        let view = |&(dx, dy): &(isize, isize)| {
+            let x = Tensor::<2>::from_data(TensorData::new(shifted_rows(rows, &data.sample_shape, dx, dy), [n, d]), &inner);
+            m.forward_flat(x, &data.sample_shape).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+        };
+        let mut sum = view(first);
+        if !rest.is_empty() {
+            let dim = sum.len() / n;
             if normalize {
-                let dim = e.len() / n;
-                l2_normalize_rows(&mut e, dim);
+                l2_normalize_rows(&mut sum, dim);
             }
-            if sum.is_empty() {
-                sum = e;
-            } else {
+            for o in rest {
+                let mut e = view(o);
+                if normalize {
+                    l2_normalize_rows(&mut e, dim);
+                }
                 sum.iter_mut().zip(&e).for_each(|(s, v)| *s += v);
             }
-        }
-        if offsets.len() > 1 && !normalize {
-            let k = offsets.len() as f32;
-            sum.iter_mut().for_each(|s| *s /= k);
+            if !normalize {
+                let k = offsets.len() as f32;
+                sum.iter_mut().for_each(|s| *s /= k);
+            }
         }
         out.extend(sum);
     }
     if normalize {
         let dim = out.len() / data.len().max(1);
         l2_normalize_rows(&mut out, dim);
+    }
+    out
+}
+
+/// A copy of `rows` (samples of `shape`) with every sample shifted by `(dx, dy)` pixels
+/// (`margin_data::tta::shift_image`); the identity view is `rows` itself.
+fn shifted_rows(rows: &[f32], shape: &[usize], dx: isize, dy: isize) -> Vec<f32> {
+    if (dx, dy) == (0, 0) {
+        return rows.to_vec();
+    }
+    let [c, h, w] = shape[..] else { panic!("shifted views of samples of shape {shape:?} (TestTimeAugment::validate refuses them)") };
+    let mut out = vec![0.0; rows.len()];
+    for (src, dst) in rows.chunks(c * h * w).zip(out.chunks_mut(c * h * w)) {
+        margin_data::tta::shift_image(src, c, h, w, dx, dy, dst);
     }
     out
 }
