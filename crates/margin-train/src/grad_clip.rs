@@ -4,12 +4,39 @@
 //!
 //! Burn's own `GradientClipping::Norm` clips each parameter's gradient by its own norm,
 //! which changes the update's direction; the global form keeps it. The norm is summed on
-//! the host in f64 in the module's parameter order (a fixed order: the same bits every run).
+//! the host in f64 in the module's parameter order, each gradient in fixed chunks added in order
+//! (the same bits every run and for any thread count).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
+/// Elements per partial sum of [`sum_squares`].
+const SUM_CHUNK: usize = 1 << 15;
+
+/// Σ g² in f64 without a converted copy of `g`: partial sums over fixed chunks (eight
+/// interleaved accumulators each, so the loop is not one long chain of dependent adds), in
+/// parallel, added in chunk order — the same bits for any thread count.
+fn sum_squares(g: &TensorData) -> f64 {
+    fn chunk_sum(v: &[f32]) -> f64 {
+        let mut acc = [0.0f64; 8];
+        let mut lanes = v.chunks_exact(8);
+        for l in &mut lanes {
+            for (a, &x) in acc.iter_mut().zip(l) {
+                *a += f64::from(x) * f64::from(x);
+            }
+        }
+        let tail: f64 = lanes.remainder().iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        acc.iter().sum::<f64>() + tail
+    }
+    match g.as_slice::<f32>() {
+        Ok(v) => v.par_chunks(SUM_CHUNK).map(chunk_sum).collect::<Vec<f64>>().iter().sum(),
+        Err(_) => g.clone().convert::<f64>().iter::<f64>().map(|x| x * x).sum(),
+    }
+}
+
+/// Reads each gradient through a clone: a copy of its buffer (the gradients stay shared).
 struct SumSquares<'a> {
     grads: &'a GradientsParams,
     total: f64,
@@ -18,8 +45,25 @@ struct SumSquares<'a> {
 impl ModuleVisitor for SumSquares<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.get::<D>(param.id) {
-            let v = g.into_data().convert::<f64>().try_into_vec::<f64>().expect("converted to f64");
-            self.total += v.iter().map(|x| x * x).sum::<f64>();
+            self.total += sum_squares(&g.into_data());
+        }
+    }
+}
+
+/// Reads each gradient in place (CPU): taken out, its buffer handed over by `into_data`,
+/// summed and put back, no copy; the same sum as [`SumSquares`].
+struct SumSquaresInPlace<'a> {
+    grads: &'a mut GradientsParams,
+    total: f64,
+}
+
+impl ModuleVisitor for SumSquaresInPlace<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            let device = g.device();
+            let data = g.into_data();
+            self.total += sum_squares(&data);
+            self.grads.register(param.id, Tensor::<D>::from_data(data, &device));
         }
     }
 }
@@ -37,6 +81,11 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
+/// The device of `module`'s first parameter (the CPU for a module without any).
+fn module_device<M: Module>(module: &M) -> Device {
+    module.devices().into_iter().next().unwrap_or_else(Device::flex)
+}
+
 /// The global L2 norm of the gradients of `module`'s parameters.
 pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     let mut v = SumSquares { grads, total: 0.0 };
@@ -48,7 +97,13 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
 /// before clipping (logged: a norm far above `max_norm` every step says the learning
 /// rate is too high).
 pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
-    let norm = global_norm(module, grads);
+    let norm = if crate::fused_adamw::is_cpu(&module_device(module)) {
+        let mut v = SumSquaresInPlace { grads, total: 0.0 };
+        module.visit(&mut v);
+        v.total.sqrt()
+    } else {
+        global_norm(module, grads)
+    };
     if norm > max_norm && norm.is_finite() {
         // PyTorch's factor, with its 1e-6 guard.
         let mut v = Scale { grads, factor: max_norm / (norm + 1e-6) };
@@ -84,7 +139,9 @@ mod tests {
         let (lin, mut g) = grads();
         let before = host(&g, &lin);
         let naive = before.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let through_clones = global_norm(&lin, &g);
         let norm = clip_global_norm(&lin, &mut g, 1.0);
+        assert_eq!(norm.to_bits(), through_clones.to_bits(), "the in-place sum is the same sum");
         assert!((norm - naive).abs() < 1e-9 * naive, "{norm} vs {naive}");
         assert!(naive > 1.0, "the test needs a norm above the bound: {naive}");
         let after = host(&g, &lin);

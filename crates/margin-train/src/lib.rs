@@ -35,6 +35,9 @@
 //! - `text_train`: fine-tuning a sentence encoder (`TextTrainer`, P×K batches of utterances,
 //!   per-step `schedule` (warm-up + linear/cosine decay), `grad_clip` (global norm), freezing,
 //!   epoch checkpoints with the image trainer's pointer);
+//! - `fused_adamw`: AdamW as one in-place pass per parameter on the CPU (Burn's formulas and
+//!   state; Burn's own `AdamW` elsewhere), what `optimizer = { kind = "adamw" }` and text
+//!   fine-tuning use;
 //! - `text_job`: a text run (config with `encoder`, frozen baseline, fine-tune, the run folder
 //!   saved as a sentence-transformers folder + `text_model.json`, before/after `metrics.json`);
 //! - `device`: what `--device` (`train`, `embed`, `loss`; `[train] device` in the TOML) selects,
@@ -71,6 +74,7 @@ mod distance_form;
 pub mod feed;
 mod head_lr;
 pub mod fault;
+pub mod fused_adamw;
 mod job;
 pub mod gallery;
 pub mod manifest;

@@ -27,7 +27,7 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -176,7 +176,8 @@ pub struct TextTrainer {
 }
 
 fn optimizer(c: &TextTrainConfig) -> ModuleOptimizer {
-    AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(c.weight_decay as f32).init()
+    // One pass per parameter on the CPU, Burn's formulas and state (`fused_adamw`).
+    crate::fused_adamw::FusedAdamW::new(1e-8, c.weight_decay as f32).init()
 }
 
 /// `model` with the configured parts off the graph.

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -207,7 +207,7 @@ fn build_optimizer(spec: &OptimizerSpec) -> ModuleOptimizer {
             let c = if weight_decay > 0.0 { c.with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32))) } else { c };
             c.init()
         }
-        OptimizerSpec::Adamw { weight_decay } => AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(weight_decay as f32).init(),
+        OptimizerSpec::Adamw { weight_decay } => crate::fused_adamw::FusedAdamW::new(1e-8, weight_decay as f32).init(),
         OptimizerSpec::Sgd { momentum, nesterov, weight_decay } => {
             let m = (momentum > 0.0).then(|| MomentumConfig::new().with_momentum(momentum).with_dampening(0.0).with_nesterov(nesterov));
             let wd = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
