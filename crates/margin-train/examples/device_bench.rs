@@ -1,7 +1,8 @@
 //! Throughput on a `--device` (issue 17): the ConvNet-4 training step `margin train` runs
 //! (the bundled default configuration's loss and miner, P×K = 32 × 4, 28×28), a ResNet-18
 //! training step (batch 32 at 224×224, triplet loss on a 128-d head, Adam), and the fused
-//! losses' forward + backward on all valid tuples at B = 1024…8192 (D = 128, 100 classes).
+//! losses' forward + backward on all valid tuples at B = 1024…8192 (D = 128, 100 classes), and
+//! with `--text FOLDER` (a sentence-transformers folder, e.g. all-MiniLM-L6-v2) text encoding.
 //!
 //! ```sh
 //! cargo run --release -p margin-train --features wgpu --example device_bench -- --device wgpu
@@ -112,17 +113,33 @@ fn losses(device: &Device, spec: DeviceSpec, steps: usize, sizes: &[usize]) {
     }
 }
 
+/// Encoding with a sentence-transformers folder on the device: 2,048 sentences of 4–24 words
+/// (a fixed vocabulary, so every run encodes the same tokens), batch 64, length-sorted as
+/// `margin embed` does; median sentences per second over `steps` passes after 2 warm-ups.
+fn text_encode(device: &Device, spec: DeviceSpec, steps: usize, folder: &std::path::Path) {
+    let words = ["the", "card", "was", "declined", "when", "I", "tried", "to", "pay", "for", "my", "flight", "how", "do", "transfer", "money", "abroad", "please"];
+    let texts: Vec<String> = (0..2048).map(|i| (0..4 + i % 21).map(|j| words[(i * 7 + j * 5) % words.len()]).collect::<Vec<_>>().join(" ")).collect();
+    let encoder = margin_models::text::SentenceEncoder::load(folder, &device.clone().inner()).unwrap_or_else(|e| panic!("{e}"));
+    let s = time(steps, || {
+        let e = encoder.encode(&texts, 64).expect("sentences encode");
+        assert!(e.iter().all(|v| v.is_finite()));
+    });
+    println!("{{\"bench\":\"text_encode\",\"device\":\"{spec}\",\"sentences\":{},\"sentences_per_s\":{:.1},\"ms\":{:.1}}}", texts.len(), texts.len() as f64 / s, 1e3 * s);
+}
+
 fn main() {
     margin::alloc::tune();
     let mut args = std::env::args().skip(1);
     let (mut spec, mut steps, mut resnet, mut sizes) = (DeviceSpec::Cpu, 10usize, true, vec![1024usize, 2048, 4096, 8192]);
+    let mut text: Option<std::path::PathBuf> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--device" => spec = args.next().expect("--device SPEC").parse().unwrap_or_else(|e| panic!("{e}")),
             "--steps" => steps = args.next().and_then(|s| s.parse().ok()).expect("--steps N"),
             "--skip-resnet" => resnet = false,
+            "--text" => text = Some(args.next().expect("--text FOLDER (a sentence-transformers folder)").into()),
             "--sizes" => sizes = args.next().expect("--sizes B,B,…").split(',').map(|s| s.parse().expect("a batch size")).collect(),
-            other => panic!("unknown argument {other} (--device SPEC, --steps N, --skip-resnet, --sizes B,B,…)"),
+            other => panic!("unknown argument {other} (--device SPEC, --steps N, --skip-resnet, --sizes B,B,…, --text FOLDER)"),
         }
     }
     let device = spec.device().unwrap_or_else(|e| panic!("{e}")).autodiff();
@@ -131,4 +148,7 @@ fn main() {
         resnet_step(&device, spec, steps);
     }
     losses(&device, spec, steps, &sizes);
+    if let Some(folder) = &text {
+        text_encode(&device, spec, steps, folder);
+    }
 }
