@@ -174,6 +174,12 @@ pub(crate) fn seeded<T>(device: &Device, seed: u64, draw: impl FnOnce() -> T) ->
     draw()
 }
 
+/// Whether `device` (with or without autodiff) is Burn's CPU backend, `flex`: where margin's
+/// host-side paths (the fused optimizer, in-place gradient reads, drawing weights in place) apply.
+pub(crate) fn is_flex(device: &Device) -> bool {
+    matches!(device.clone().without_autodiff().as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+}
+
 /// The initial network of a fresh run of `config` on `device` (the device already seeded
 /// with `config.seed`): on `flex` built there, as always; on any other device built on the
 /// CPU from the same seed and moved, so that a seed gives the same initial weights on every
@@ -182,7 +188,7 @@ pub(crate) fn seeded<T>(device: &Device, seed: u64, draw: impl FnOnce() -> T) ->
 pub(crate) fn init_model(config: &crate::TrainConfig, sample_shape: &[usize], device: &Device) -> Result<margin_models::EmbeddingNet, margin_models::ModelError> {
     use burn::module::Module;
     use margin_models::BuildEncoder;
-    if matches!(device.clone().without_autodiff().as_dispatch(), burn::backend::DispatchDevice::Flex(_)) {
+    if is_flex(device) {
         return Ok(drawn_now(config.model.init_pretrained(sample_shape, device)?));
     }
     let host = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };

@@ -108,18 +108,13 @@ fn update_all(b: &mut Buffers, s: StepScalars) -> Option<()> {
     Some(())
 }
 
-/// Whether `device` (with or without autodiff) is Burn's CPU backend.
-pub(crate) fn is_cpu(device: &Device) -> bool {
-    matches!(device.clone().without_autodiff().as_dispatch(), burn::backend::DispatchDevice::Flex(_))
-}
-
 impl Optimizer for FusedAdamW {
     type State<const D: usize> = AdamWState<D>;
 
     fn step<const D: usize>(&self, lr: LearningRate, tensor: Tensor<D>, grad: Tensor<D>, state: Option<Self::State<D>>) -> (Tensor<D>, Option<Self::State<D>>) {
         let device = tensor.device();
         let amsgrad = state.as_ref().is_some_and(|s| s.momentum.max_moment_2.is_some());
-        if !is_cpu(&device) || amsgrad {
+        if !crate::device::is_flex(&device) || amsgrad {
             return self.fallback.step(lr, tensor, grad, state);
         }
         // The moments are moved out of the state: with the parameter and (after backward) the
@@ -159,9 +154,9 @@ impl Optimizer for FusedAdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
-        use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::module::Param;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
 
     fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()

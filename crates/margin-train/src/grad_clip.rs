@@ -97,7 +97,7 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
 /// before clipping (logged: a norm far above `max_norm` every step says the learning
 /// rate is too high).
 pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
-    let norm = if crate::fused_adamw::is_cpu(&module_device(module)) {
+    let norm = if crate::device::is_flex(&module_device(module)) {
         let mut v = SumSquaresInPlace { grads, total: 0.0 };
         module.visit(&mut v);
         v.total.sqrt()
