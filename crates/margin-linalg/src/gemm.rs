@@ -136,6 +136,41 @@ pub fn gemm_abt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut
     }
 }
 
+/// `c := (accumulate ? c : 0) + a · b` where `a` is `m × k`, `b` is `k × n` and `c` is
+/// `m × n`, all row-major and contiguous, on the calling thread (callers parallelise over
+/// tiles of rows: the NHWC convolutions of `margin-models`).
+///
+/// # Panics
+/// When a slice is shorter than its shape says (a caller's bug, never user data).
+pub fn gemm_ab<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], accumulate: bool) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm_ab: operands shorter than {m}×{k}, {k}×{n}, {m}×{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
+        }
+        return;
+    }
+    let extents = Extents::of(c, a, b);
+    // SAFETY: the lengths were checked above; the strides describe row-major `a` (m×k),
+    // `b` (k×n) and `c` (m×n), which does not alias `a` or `b` (a distinct `&mut`).
+    unsafe {
+        strided_gemm(
+            m,
+            n,
+            k,
+            Strided { ptr: c.as_mut_ptr(), cs: 1, rs: n as isize },
+            accumulate,
+            Strided { ptr: a.as_ptr(), cs: 1, rs: k as isize },
+            Strided { ptr: b.as_ptr(), cs: 1, rs: n as isize },
+            extents,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +186,25 @@ mod tests {
             for j in 0..n {
                 let want: f64 = (0..k).map(|p| a[i * k + p] * b[j * k + p]).sum();
                 assert!((c[i * n + j] - want).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_ab_matches_naive_and_accumulates() {
+        let (m, n, k) = (4, 6, 5);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let c0: Vec<f64> = (0..m * n).map(|i| i as f64 * 0.5).collect();
+        for accumulate in [false, true] {
+            let mut c = c0.clone();
+            gemm_ab(m, n, k, &a, &b, &mut c, accumulate);
+            for i in 0..m {
+                for j in 0..n {
+                    let prod: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                    let want = if accumulate { c0[i * n + j] + prod } else { prod };
+                    assert!((c[i * n + j] - want).abs() < 1e-12, "accumulate {accumulate} ({i}, {j})");
+                }
             }
         }
     }

@@ -3,7 +3,9 @@
 //! step (forward + backward + Adam, MSE against random targets on a 128-d linear head).
 //!
 //! `RAYON_NUM_THREADS=2 cargo run --release -p margin-models --example resnet_bench -- [steps]`
-//! (default 6 timed steps after 2 warm-ups, as the PyTorch script). Shapes: batch 32 at
+//! (default 6 timed steps after 2 warm-ups, as the PyTorch script; inference is also timed by
+//! Burn's ops, `infer_burn_ops_img_per_s`, the path the NHWC plan replaced; `--infer-only` after the
+//! step count skips the training step, for profiling inference). Shapes: batch 32 at
 //! 224×224 and batch 64 at 112×112. Prints one JSON line per shape with the medians.
 //! Run the PyTorch script in the same session (same load) and report the ratio.
 
@@ -23,6 +25,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     margin::alloc::tune();
     let steps: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(6);
+    let infer_only = std::env::args().any(|a| a == "--infer-only");
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
     for (batch, hw) in [(32usize, 224usize), (64, 112)] {
         // Inference.
@@ -38,6 +41,23 @@ fn main() {
             if i >= 2 {
                 ti.push(t.elapsed().as_secs_f64());
             }
+        }
+        // The same forward by Burn's ops (the path before the NHWC plan), 2 timed runs.
+        let mut tr = Vec::new();
+        for i in 0..3 {
+            let t = Instant::now();
+            let _ = net.forward_features_reference(x.clone()).into_data();
+            if i >= 1 {
+                tr.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let reference = batch as f64 / median(tr);
+        if infer_only {
+            println!(
+                "{{\"bench\":\"resnet18\",\"batch\":{batch},\"size\":{hw},\"threads\":\"{threads}\",\"infer_img_per_s\":{:.1},\"infer_burn_ops_img_per_s\":{reference:.1}}}",
+                batch as f64 / median(ti)
+            );
+            continue;
         }
         // Training step.
         let device = Device::flex().autodiff();
@@ -69,7 +89,7 @@ fn main() {
         }
         let (inf, tr) = (median(ti), median(tt));
         println!(
-            "{{\"bench\":\"resnet18\",\"batch\":{batch},\"size\":{hw},\"threads\":\"{threads}\",\"train_img_per_s\":{:.1},\"infer_img_per_s\":{:.1},\"train_ms_forward\":{:.0},\"train_ms_total\":{:.0}}}",
+            "{{\"bench\":\"resnet18\",\"batch\":{batch},\"size\":{hw},\"threads\":\"{threads}\",\"train_img_per_s\":{:.1},\"infer_img_per_s\":{:.1},\"infer_burn_ops_img_per_s\":{reference:.1},\"train_ms_forward\":{:.0},\"train_ms_total\":{:.0}}}",
             batch as f64 / tr,
             batch as f64 / inf,
             1e3 * median(fwd),

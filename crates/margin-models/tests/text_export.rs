@@ -3,9 +3,8 @@
 //! - the written weights carry Hugging Face's key names: they load back through the same
 //!   checked loader (every key present, none unexpected, every shape) and every tensor is
 //!   bit-equal to the file the folder was loaded from (the pooler, unused, is not written);
-//! - the encoder on an autodiff device (Burn's GELU composition, so gradients exist)
-//!   computes what the inference path (the fused `kernels::gelu`) computes, and the
-//!   gradient reaches every layer.
+//! - the encoder on an autodiff device (the GELU kernel with its backward) computes what the
+//!   inference path computes, and the gradient reaches every layer.
 
 mod common;
 

@@ -6,20 +6,29 @@
 //! approximation Eigen and XLA use for f32 (`x·P(x²)/Q(x²)` on `x` clamped to [−4, 4];
 //! within 5 × 10⁻⁷ of the exact erf, tested against f64 libm), so the whole
 //! `x · ½(1 + erf(x/√2))` is one branch-free loop the compiler vectorises (AVX2 + FMA when
-//! the CPU has them, same bits either way since nothing is contracted). Inference only:
-//! an autodiff device, another dtype or another backend takes Burn's `gelu`.
+//! the CPU has them, same bits either way since nothing is contracted).
+//!
+//! On the autodiff device (fine-tuning) the backward is one pass too:
+//! `∂x = ∂y · (Φ(x) + x · φ(x))`, `Φ(x) = ½(1 + erf(x/√2))`, `φ(x) = e^{−x²/2} / √(2π)`,
+//! from the saved input — where Burn's autodiff differentiates its five-op composition
+//! (libm's scalar `erff` again, and a pass per op). Another dtype or backend takes Burn's
+//! `gelu`.
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::DType;
 use core::mem::MaybeUninit;
 use margin::flex_element::FlexElement;
 use margin_linalg::buffer::build;
 use rayon::prelude::*;
 
-/// Backend extension: exact GELU, forward only.
-#[backend_extension(Flex)]
+/// Backend extension: exact GELU (with its backward on the autodiff device).
+#[backend_extension(Flex, Autodiff)]
 pub trait GeluBackend: Backend {
     /// `x · Φ(x)` element-wise, any shape (f32).
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -27,13 +36,54 @@ pub trait GeluBackend: Backend {
 
 impl GeluBackend for Flex {
     fn gelu_erf(x: FlexTensor) -> FlexTensor {
-        debug_assert_eq!(x.dtype(), DType::F32, "callers check the dtype");
-        let x = if x.layout().contiguous_offsets().is_some() { x } else { x.to_contiguous() };
-        let shape = x.layout().shape().clone();
-        let input = f32::slice(&x);
-        // SAFETY: `gelu_into` writes every element of its output (checked by `build` in debug builds).
-        let out = unsafe { build(input.len(), |o| gelu_into(input, o)) };
-        f32::tensor(out, shape)
+        forward(&contiguous(x))
+    }
+}
+
+impl<C: CheckpointStrategy> GeluBackend for Autodiff<Flex, C> {
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let xp = contiguous(x.primitive().clone());
+        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = forward(&xp);
+                prep.finish(xp, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(&xp)),
+        }
+    }
+}
+
+fn contiguous(x: FlexTensor) -> FlexTensor {
+    if x.layout().contiguous_offsets().is_some() { x } else { x.to_contiguous() }
+}
+
+/// `gelu(x)` of a contiguous f32 tensor.
+fn forward(x: &FlexTensor) -> FlexTensor {
+    debug_assert_eq!(x.dtype(), DType::F32, "callers check the dtype");
+    let input = f32::slice(x);
+    // SAFETY: `gelu_into` writes every element of its output (checked by `build` in debug builds).
+    let out = unsafe { build(input.len(), |o| gelu_into(input, o)) };
+    f32::tensor(out, x.layout().shape().clone())
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    /// The contiguous input.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        if let Some(node) = node {
+            let (x, dy) = (f32::slice(&ops.state), f32::slice(&grad));
+            debug_assert_eq!(x.len(), dy.len());
+            // SAFETY: `gelu_grad_into` writes every element of its output (checked by `build`
+            // in debug builds).
+            let dx = unsafe { build(x.len(), |o| gelu_grad_into(x, dy, o)) };
+            grads.register::<Flex>(node.id, f32::tensor(dx, ops.state.layout().shape().clone()));
+        }
     }
 }
 
@@ -46,6 +96,21 @@ fn gelu_into(x: &[f32], out: &mut [MaybeUninit<f32>]) {
 
 margin_linalg::avx2_dispatch! {
     fn gelu_chunk(x: &[f32], out: &mut [MaybeUninit<f32>]) = gelu_chunk_impl;
+}
+
+fn gelu_grad_into(x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>]) {
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK))).for_each(|(o, (x, dy))| gelu_grad_chunk(x, dy, o));
+}
+
+margin_linalg::avx2_dispatch! {
+    fn gelu_grad_chunk(x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>]) = gelu_grad_chunk_impl;
+}
+
+#[inline(always)]
+fn gelu_grad_chunk_impl(x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>]) {
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+        o.write(g * gelu_derivative_f32(v));
+    }
 }
 
 #[inline(always)]
@@ -79,6 +144,15 @@ pub fn erf_f32(x: f32) -> f32 {
 #[inline(always)]
 pub fn gelu_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_f32(x * core::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `d/dx gelu(x) = Φ(x) + x · φ(x)`.
+#[inline(always)]
+pub fn gelu_derivative_f32(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + erf_f32(x * core::f32::consts::FRAC_1_SQRT_2));
+    // exp underflows to 0 for |x| > ~13.2, where the term is 0 anyway (x·φ(x) < 1e-36).
+    cdf + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
 }
 
 #[cfg(test)]
@@ -131,10 +205,36 @@ mod tests {
             let d = ours.iter().zip(&burn).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(d < 2e-6, "kernel vs Burn: {d}");
         }
-        // Autodiff devices take Burn's composition, so gradients exist.
+    }
+
+    /// On the autodiff device the kernel's value and gradient equal Burn's composition's
+    /// (including a non-contiguous input and an upstream gradient that is not all ones), and
+    /// its derivative equals a central difference in f64 of the exact GELU.
+    #[test]
+    fn autodiff_kernel_equals_burns_gelu_and_its_gradient() {
+        use burn::tensor::{Device, Distribution, Tensor};
         let ad = Device::flex().autodiff();
-        let x = Tensor::<1>::from_floats([-1.0, 0.5, 2.0], &ad).require_grad();
-        let g = crate::kernels::gelu(x.clone()).sum().backward();
-        assert!(x.grad(&g).is_some());
+        ad.seed(4);
+        let x0 = Tensor::<2>::random([40, 70], Distribution::Normal(0.0, 3.0), &ad);
+        let w = Tensor::<2>::random([70, 40], Distribution::Normal(0.0, 1.0), &ad);
+        let run = |ours: bool| {
+            let x = x0.clone().require_grad();
+            let xt = x.clone().transpose();
+            let y = if ours { crate::kernels::gelu(xt) } else { burn::tensor::activation::gelu(xt) };
+            let g = y.clone().mul(w.clone()).sum().backward();
+            let dx = x.grad(&g).expect("a gradient").into_data().try_into_vec::<f32>().unwrap();
+            (y.into_data().try_into_vec::<f32>().unwrap(), dx)
+        };
+        let ((ya, ga), (yb, gb)) = (run(true), run(false));
+        let max = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(max(&ya, &yb) < 2e-6, "value: {}", max(&ya, &yb));
+        assert!(max(&ga, &gb) < 1e-5, "gradient: {}", max(&ga, &gb));
+        let gelu64 = |x: f64| 0.5 * x * (1.0 + erf64(x / core::f64::consts::SQRT_2));
+        for i in -800..=800 {
+            let x = i as f64 * 0.01;
+            let h = 1e-5;
+            let fd = (gelu64(x + h) - gelu64(x - h)) / (2.0 * h);
+            assert!((gelu_derivative_f32(x as f32) as f64 - fd).abs() < 2e-6, "x = {x}");
+        }
     }
 }

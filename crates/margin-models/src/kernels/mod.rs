@@ -3,7 +3,7 @@
 //! [`batch_norm_relu_max_pool`] fuses the post-convolution part of a ConvNet-4 block —
 //! BatchNorm2d (training mode) → ReLU → MaxPool 2×2 stride 2 — into two passes forward and two
 //! passes backward over the activation, on the Flex backend (`f32`/`f64`). [`gelu`] is BERT's
-//! exact GELU in one vectorised pass (inference, f32). Every other device or
+//! exact GELU in one vectorised pass forward and one backward (f32). Every other device or
 //! dtype takes the unfused Burn composition, so the functions never panic for lack of a kernel.
 
 mod bn_relu_pool;
@@ -141,11 +141,11 @@ pub fn conv3x3(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
 }
 
 /// Drop-in replacement for `burn::tensor::activation::gelu` (exact, erf form): one vectorised
-/// pass on Flex for f32 without autodiff (`kernels::gelu`'s erf is within 5·10⁻⁷ of exact),
-/// Burn's composition everywhere else.
+/// pass on Flex for f32 (`kernels::gelu`'s erf is within 5·10⁻⁷ of exact), and one backward
+/// pass on Flex's autodiff device; Burn's composition everywhere else.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    let flex = !device.is_autodiff() && matches!(device.as_dispatch(), DispatchDevice::Flex(_));
+    let flex = matches!(device.without_autodiff().as_dispatch(), DispatchDevice::Flex(_));
     if !flex || x.dtype() != burn::tensor::DType::F32 {
         return burn::tensor::activation::gelu(x);
     }

@@ -6,6 +6,10 @@
 //! - `load.rs`: `.pth` (read by burn-store's PyTorch reader, no Python) and `.safetensors` by
 //!   torchvision's key names, with errors naming missing / unexpected / mis-shaped keys and a
 //!   file of another architecture (`keys.rs`: the key walk and the architecture detection).
+//! - [`NhwcResNet`] (`nhwc.rs`): the eval-mode forward on the CPU in channels-last layout,
+//!   BatchNorm folded once, one GEMM pass per convolution, 3×3 stride-1 ones by Winograd
+//!   F(2×2, 3×3) (`winograd.rs`); `ResNet::forward_features` takes it on `flex` when no
+//!   gradient is wanted.
 //! - [`ResnetEncoder`] (`head.rs`): backbone + embedding head, freezing.
 //!
 //! BatchNorm follows burn-nn: running statistics on a device without autodiff (inference,
@@ -18,6 +22,8 @@ mod head;
 mod keys;
 mod load;
 mod net;
+mod nhwc;
+mod winograd;
 mod ops;
 
 pub use block::{Block, Downsample, Stage};
@@ -26,3 +32,4 @@ pub use head::{EmbeddingHead, ResnetEncoder};
 pub use keys::detect;
 pub use load::{HostTensor, read_tensors};
 pub use net::{ResNet, ResNetConfig};
+pub use nhwc::NhwcResNet;

@@ -8,7 +8,8 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
-use burn::tensor::{Device, Tensor};
+use burn::backend::DispatchDevice;
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use margin_data::ResnetDepth;
 
 use super::block::{Block, Stage, batch_norm, conv};
@@ -91,11 +92,61 @@ impl ResNet {
     /// Globally average-pooled features, `f[n, c] = (1 / H'W') Σ_{h,w} map[n, c, h, w]`
     /// (torchvision's `avgpool` + `flatten`: the input of its `fc`).
     ///
+    /// On the `flex` CPU device, when no gradient is needed (no autodiff, or a fully frozen
+    /// backbone and an input that does not require one), this runs the NHWC inference plan
+    /// ([`super::NhwcResNet`]); elsewhere, and in training, Burn's ops
+    /// ([`Self::forward_features_reference`]).
+    ///
     /// # Shapes
     /// `[N, 3, H, W] → [N, F]`, F = 512 (18, 34) or 2048 (50).
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        if !self.takes_nhwc_plan(&x) {
+            return self.forward_features_reference(x);
+        }
+        let Some(plan) = super::NhwcResNet::new(self) else {
+            return self.forward_features_reference(x);
+        };
+        let (device, dims) = (x.device(), x.dims());
+        let data = x.into_data().convert::<f32>().try_to_vec::<f32>().expect("converted to f32");
+        let f = plan.features(&data, dims);
+        Tensor::from_data(TensorData::new(f, [dims[0], plan.feature_dim()]), &device)
+    }
+
+    /// [`Self::forward_features`] by Burn's ops on any device (the reference).
+    ///
+    /// # Shapes
+    /// `[N, 3, H, W] → [N, F]`.
+    pub fn forward_features_reference(&self, x: Tensor<4>) -> Tensor<2> {
         let map = self.forward_map(x);
         let [n, c, h, w] = map.dims();
         map.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+    }
+
+    /// Whether [`Self::forward_features`] can take the NHWC plan: a `flex` device, `f32`,
+    /// the stem's channels, and no gradient wanted (see there).
+    pub(super) fn takes_nhwc_plan(&self, x: &Tensor<4>) -> bool {
+        let device = x.device();
+        let flex = matches!(device.clone().without_autodiff().as_dispatch(), DispatchDevice::Flex(_));
+        if !flex || x.dtype() != DType::F32 || x.dims()[1] != self.conv1.weight.val().dims()[1] {
+            return false;
+        }
+        !device.is_autodiff() || (!x.is_require_grad() && self.is_frozen())
+    }
+
+    /// Every parameter frozen and every BatchNorm in eval mode (`Module::freeze`).
+    fn is_frozen(&self) -> bool {
+        let frozen = |c: &Conv2d, b: &BatchNorm| {
+            !c.weight.val().is_require_grad() && !b.gamma.val().is_require_grad() && !b.beta.val().is_require_grad() && !b.training.is_enabled()
+        };
+        frozen(&self.conv1, &self.bn1)
+            && self.layers.iter().flat_map(|s| &s.blocks).all(|b| {
+                frozen(&b.conv1, &b.bn1)
+                    && frozen(&b.conv2, &b.bn2)
+                    && match (&b.conv3, &b.bn3) {
+                        (Some(c), Some(n)) => frozen(c, n),
+                        _ => true,
+                    }
+                    && b.downsample.as_ref().is_none_or(|d| frozen(&d.conv, &d.bn))
+            })
     }
 }

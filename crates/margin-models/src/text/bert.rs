@@ -6,9 +6,9 @@
 //! and the token-type embedding contributes its row 0 to every position; the table is still
 //! loaded (and checked) whole. Dropout is omitted, in inference and in margin's
 //! fine-tuning alike (`margin_train::text_train`: a step is a deterministic function of the
-//! weights and the batch, so a resumed run is bit-identical). On an autodiff device the
-//! GELU is Burn's composition (gradients), elsewhere the fused inference kernel; the two
-//! are tested equal (`tests/text_export.rs`).
+//! weights and the batch, so a resumed run is bit-identical). The GELU is margin's kernel
+//! on `flex`, with its own one-pass backward on the autodiff device (`kernels::gelu`,
+//! tested against Burn's composition and its gradient), Burn's composition elsewhere.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
