@@ -108,32 +108,8 @@ pub unsafe fn strided_gemm<T: Real>(
 /// # Panics
 /// When a slice is shorter than its shape says (a caller's bug, never user data).
 pub fn gemm_abt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], threads: usize) {
-    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_abt: operands shorter than {m}×{k}, {n}×{k}, {m}×{n}");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
-        return;
-    }
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    let extents = Extents::of(c, a, b);
-    // SAFETY: the lengths were checked above; the strides describe row-major `a` (m×k),
-    // `bᵀ` (k×n: `b` row-major n×k read column-wise) and row-major `c` (m×n), which does
-    // not alias `a` or `b` (a distinct `&mut`).
-    unsafe {
-        strided_gemm(
-            m,
-            n,
-            k,
-            Strided { ptr: c.as_mut_ptr(), cs: 1, rs: n as isize },
-            false,
-            Strided { ptr: a.as_ptr(), cs: 1, rs: k as isize },
-            Strided { ptr: b.as_ptr(), cs: k as isize, rs: 1 },
-            extents,
-            parallelism,
-        );
-    }
+    row_major(m, n, k, a, (b, true), c, false, parallelism);
 }
 
 /// `c := (accumulate ? c : 0) + a · b` where `a` is `m × k`, `b` is `k × n` and `c` is
@@ -143,7 +119,19 @@ pub fn gemm_abt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut
 /// # Panics
 /// When a slice is shorter than its shape says (a caller's bug, never user data).
 pub fn gemm_ab<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], accumulate: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm_ab: operands shorter than {m}×{k}, {k}×{n}, {m}×{n}");
+    row_major(m, n, k, a, (b, false), c, accumulate, gemm::Parallelism::None);
+}
+
+/// `c := (accumulate ? c : 0) + a · op(b)` on contiguous row-major slices, `op(b) = bᵀ` for
+/// `b` row-major `n × k` when `transposed`, else `b` row-major `k × n`: the one body of
+/// [`gemm_abt`] and [`gemm_ab`].
+///
+/// # Panics
+/// When a slice is shorter than its shape says.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+fn row_major<T: Real>(m: usize, n: usize, k: usize, a: &[T], (b, transposed): (&[T], bool), c: &mut [T], accumulate: bool, parallelism: gemm::Parallelism) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operands shorter than {m}×{k}, {}, {m}×{n}", if transposed { format!("{n}×{k}") } else { format!("{k}×{n}") });
     if m == 0 || n == 0 {
         return;
     }
@@ -153,9 +141,11 @@ pub fn gemm_ab<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut 
         }
         return;
     }
+    let b_strides = if transposed { Strided { ptr: b.as_ptr(), cs: k as isize, rs: 1 } } else { Strided { ptr: b.as_ptr(), cs: 1, rs: n as isize } };
     let extents = Extents::of(c, a, b);
     // SAFETY: the lengths were checked above; the strides describe row-major `a` (m×k),
-    // `b` (k×n) and `c` (m×n), which does not alias `a` or `b` (a distinct `&mut`).
+    // `op(b)` (k×n: `b` row-major n×k read column-wise, or row-major k×n) and row-major `c`
+    // (m×n), which does not alias `a` or `b` (a distinct `&mut`).
     unsafe {
         strided_gemm(
             m,
@@ -164,9 +154,9 @@ pub fn gemm_ab<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut 
             Strided { ptr: c.as_mut_ptr(), cs: 1, rs: n as isize },
             accumulate,
             Strided { ptr: a.as_ptr(), cs: 1, rs: k as isize },
-            Strided { ptr: b.as_ptr(), cs: 1, rs: n as isize },
+            b_strides,
             extents,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }
