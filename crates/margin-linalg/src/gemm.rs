@@ -122,6 +122,42 @@ pub fn gemm_ab<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut 
     row_major(m, n, k, a, (b, false), c, accumulate, gemm::Parallelism::None);
 }
 
+/// `c := (accumulate ? c : 0) + aᵀ · b` where `a` is `k × m`, `b` is `k × n` and `c` is
+/// `m × n`, all row-major and contiguous, on the calling thread (the weight gradient of the
+/// NHWC convolutions: im2col rowsᵀ · output gradient rows).
+///
+/// # Panics
+/// When a slice is shorter than its shape says (a caller's bug, never user data).
+#[track_caller]
+pub fn gemm_atb<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], accumulate: bool) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm_atb: operands shorter than {k}×{m}, {k}×{n}, {m}×{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
+        }
+        return;
+    }
+    let extents = Extents::of(c, a, b);
+    // SAFETY: the lengths were checked above; `aᵀ` (m×k) is `a` row-major k×m read with column
+    // stride m and row stride 1, `b` row-major k×n, `c` row-major m×n and a distinct `&mut`.
+    unsafe {
+        strided_gemm(
+            m,
+            n,
+            k,
+            Strided { ptr: c.as_mut_ptr(), cs: 1, rs: n as isize },
+            accumulate,
+            Strided { ptr: a.as_ptr(), cs: m as isize, rs: 1 },
+            Strided { ptr: b.as_ptr(), cs: 1, rs: n as isize },
+            extents,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// `c := (accumulate ? c : 0) + a · op(b)` on contiguous row-major slices, `op(b) = bᵀ` for
 /// `b` row-major `n × k` when `transposed`, else `b` row-major `k × n`: the one body of
 /// [`gemm_abt`] and [`gemm_ab`].
@@ -176,6 +212,25 @@ mod tests {
             for j in 0..n {
                 let want: f64 = (0..k).map(|p| a[i * k + p] * b[j * k + p]).sum();
                 assert!((c[i * n + j] - want).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_atb_matches_naive_and_accumulates() {
+        let (m, n, k) = (4, 6, 5);
+        let a: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let c0: Vec<f64> = (0..m * n).map(|i| i as f64 * 0.5).collect();
+        for accumulate in [false, true] {
+            let mut c = c0.clone();
+            gemm_atb(m, n, k, &a, &b, &mut c, accumulate);
+            for i in 0..m {
+                for j in 0..n {
+                    let prod: f64 = (0..k).map(|p| a[p * m + i] * b[p * n + j]).sum();
+                    let want = if accumulate { c0[i * n + j] + prod } else { prod };
+                    assert!((c[i * n + j] - want).abs() < 1e-12, "accumulate {accumulate} ({i}, {j})");
+                }
             }
         }
     }

@@ -10,6 +10,10 @@
 //!   BatchNorm folded once, one GEMM pass per convolution, 3×3 stride-1 ones by Winograd
 //!   F(2×2, 3×3) (`winograd.rs`); `ResNet::forward_features` takes it on `flex` when no
 //!   gradient is wanted.
+//! - Training on `flex` (`train_net.rs`): the same channels-last layout with backward passes
+//!   of its own — convolutions (`train_conv.rs`: Winograd for the forward and `∂x` of 3×3
+//!   stride-1 layers, GEMM for `∂W`), BatchNorm fused with ReLU / residual add
+//!   (`train_norm.rs`), the stem's max-pool — as Burn operations (`train_ops.rs`).
 //! - [`ResnetEncoder`] (`head.rs`): backbone + embedding head, freezing.
 //!
 //! BatchNorm follows burn-nn: running statistics on a device without autodiff (inference,
@@ -23,8 +27,12 @@ mod keys;
 mod load;
 mod net;
 mod nhwc;
-mod winograd;
 mod ops;
+mod train_conv;
+mod train_net;
+mod train_norm;
+mod train_ops;
+mod winograd;
 
 pub use block::{Block, Downsample, Stage};
 pub use error::ResnetError;

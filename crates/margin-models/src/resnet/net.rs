@@ -94,12 +94,15 @@ impl ResNet {
     ///
     /// On the `flex` CPU device, when no gradient is needed (no autodiff, or a fully frozen
     /// backbone and an input that does not require one), this runs the NHWC inference plan
-    /// ([`super::NhwcResNet`]); elsewhere, and in training, Burn's ops
-    /// ([`Self::forward_features_reference`]).
+    /// ([`super::NhwcResNet`]); in training on `flex` (f32), the channels-last training
+    /// operations (`train_net.rs`); elsewhere Burn's ops ([`Self::forward_features_reference`]).
     ///
     /// # Shapes
     /// `[N, 3, H, W] → [N, F]`, F = 512 (18, 34) or 2048 (50).
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        if self.takes_nhwc_training(&x) {
+            return self.forward_features_nhwc(x);
+        }
         if !self.takes_nhwc_plan(&x) {
             return self.forward_features_reference(x);
         }
@@ -131,6 +134,19 @@ impl ResNet {
             return false;
         }
         !device.is_autodiff() || (!x.is_require_grad() && self.is_frozen())
+    }
+
+    /// Whether [`Self::forward_features`] takes the channels-last training path: `flex` with
+    /// autodiff, `f32`, the stem's channels, a gradient wanted, and every convolution one the
+    /// kernels serve.
+    pub(super) fn takes_nhwc_training(&self, x: &Tensor<4>) -> bool {
+        let device = x.device();
+        let flex = matches!(device.clone().without_autodiff().as_dispatch(), DispatchDevice::Flex(_));
+        flex && device.is_autodiff()
+            && x.dtype() == DType::F32
+            && x.dims()[1] == self.conv1.weight.val().dims()[1]
+            && !self.takes_nhwc_plan(x)
+            && self.nhwc_convolutions()
     }
 
     /// Every parameter frozen and every BatchNorm in eval mode (`Module::freeze`).

@@ -37,7 +37,7 @@ use burn::nn::PaddingConfig2d;
 
 /// Bytes of im2col rows one tile gathers (the GEMM's left-hand side): large enough for the
 /// GEMM to run at speed, small enough to stay in the last-level cache.
-const COL_TILE_BYTES: usize = 1 << 21;
+pub(super) const COL_TILE_BYTES: usize = 1 << 21;
 
 /// `out[p, c] = bias[c] + residual[p, c]` (or `bias[c]`) for every pixel `p` of `out`
 /// (`[pixels, C]`), returned initialised: the destination a convolution's GEMM accumulates onto.
@@ -72,16 +72,17 @@ pub(super) fn scratch(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[..len]
 }
 
-/// A convolution with its BatchNorm folded in, ready for NHWC GEMM.
+/// A convolution with its BatchNorm folded in, ready for NHWC GEMM (the training path,
+/// `train_conv.rs`, builds it from raw weights with a zero bias).
 #[derive(Debug, Clone)]
-struct FoldedConv {
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    c_in: usize,
-    c_out: usize,
+pub(super) struct FoldedConv {
+    pub(super) kernel: usize,
+    pub(super) stride: usize,
+    pub(super) padding: usize,
+    pub(super) c_in: usize,
+    pub(super) c_out: usize,
     /// `[kernel · kernel · c_in, c_out]`, row-major; row `(ky · kernel + kx) · c_in + ci`.
-    weight: Vec<f32>,
+    pub(super) weight: Vec<f32>,
     /// `[c_out]`.
     bias: Vec<f32>,
     /// The Winograd form of a 3×3 stride-1 padding-1 convolution (`winograd.rs`).
@@ -110,7 +111,13 @@ impl FoldedConv {
         let eps = bn.epsilon as f32;
         let scale: Vec<f32> = (0..c_out).map(|co| gamma[co] / (var[co] + eps).sqrt()).collect();
         let bias: Vec<f32> = (0..c_out).map(|co| beta[co] - (mean[co] - b0[co]) * scale[co]).collect();
-        let k = kh;
+        Some(Self::from_oihw(&w, [c_out, c_in, kh], conv.stride[0], top, &scale, bias))
+    }
+
+    /// From weights in Burn's / torchvision's layout `[C_out, C_in, k, k]` (`w`), each output
+    /// channel scaled by `scale[co]`, with `bias` added: `conv(x; W·s) + b`.
+    pub(super) fn from_oihw(w: &[f32], [c_out, c_in, k]: [usize; 3], stride: usize, padding: usize, scale: &[f32], bias: Vec<f32>) -> Self {
+        debug_assert_eq!(w.len(), c_out * c_in * k * k);
         // Destination order (row `(ky·k + kx)·C_in + ci`, column `co`), read from `[co, ci, ky, kx]`.
         let mut weight = Vec::with_capacity(k * k * c_in * c_out);
         for tap in 0..k * k {
@@ -118,11 +125,11 @@ impl FoldedConv {
                 weight.extend((0..c_out).map(|co| w[(co * c_in + ci) * k * k + tap] * scale[co]));
             }
         }
-        let winograd = (k == 3 && conv.stride[0] == 1 && top == 1).then(|| Winograd3x3::new(&weight, &bias, c_in, c_out));
-        Some(FoldedConv { kernel: k, stride: conv.stride[0], padding: top, c_in, c_out, weight, bias, winograd })
+        let winograd = (k == 3 && stride == 1 && padding == 1).then(|| Winograd3x3::new(&weight, &bias, c_in, c_out));
+        FoldedConv { kernel: k, stride, padding, c_in, c_out, weight, bias, winograd }
     }
 
-    fn out_size(&self, size: usize) -> usize {
+    pub(super) fn out_size(&self, size: usize) -> usize {
         (size + 2 * self.padding - self.kernel) / self.stride + 1
     }
 
@@ -130,7 +137,7 @@ impl FoldedConv {
     ///
     /// # Shapes
     /// `x: [N, H, W, C_in] → [N, H', W', C_out]`; `residual` (when given) `[N, H', W', C_out]`.
-    fn forward(&self, x: &Nhwc, residual: Option<&Nhwc>, relu: bool) -> Nhwc {
+    pub(super) fn forward(&self, x: NhwcView<'_>, residual: Option<NhwcView<'_>>, relu: bool) -> Nhwc {
         debug_assert_eq!(x.c, self.c_in);
         if let Some(w) = &self.winograd {
             return w.forward(x, residual, relu);
@@ -172,7 +179,7 @@ impl FoldedConv {
 
     /// The im2col rows `r0 .. r0 + col.len() / K` of the output (row = `(n · H' + y) · W' + x`),
     /// zeros where a tap falls into the padding.
-    fn gather(&self, x: &Nhwc, oh: usize, ow: usize, r0: usize, col: &mut [f32]) {
+    pub(super) fn gather(&self, x: NhwcView<'_>, oh: usize, ow: usize, r0: usize, col: &mut [f32]) {
         let (kk, ci) = (self.kernel, self.c_in);
         for (i, row) in col.chunks_exact_mut(kk * kk * ci).enumerate() {
             let r = r0 + i;
@@ -204,7 +211,23 @@ pub(super) struct Nhwc {
     pub(super) c: usize,
 }
 
+/// A borrowed channels-last activation `[n, h, w, c]` (an [`Nhwc`]'s, or a `flex` tensor's
+/// storage on the training path).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NhwcView<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) n: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c: usize,
+}
+
 impl Nhwc {
+    /// The borrowed view.
+    pub(super) fn view(&self) -> NhwcView<'_> {
+        NhwcView { data: &self.data, n: self.n, h: self.h, w: self.w, c: self.c }
+    }
+
     /// From NCHW data.
     fn from_nchw(x: &[f32], [n, c, h, w]: [usize; 4]) -> Self {
         let mut data = vec![0f32; x.len()];
@@ -279,12 +302,12 @@ impl FoldedBlock {
 
     /// `relu(F(x) + shortcut(x))`, the residual added inside the last convolution's tile.
     fn forward(&self, x: Nhwc) -> Nhwc {
-        let identity = self.downsample.as_ref().map(|d| d.forward(&x, None, false));
-        let out = self.conv1.forward(&x, None, true);
+        let identity = self.downsample.as_ref().map(|d| d.forward(x.view(), None, false));
+        let out = self.conv1.forward(x.view(), None, true);
         let shortcut = identity.as_ref().unwrap_or(&x);
         match &self.conv3 {
-            Some(c3) => c3.forward(&self.conv2.forward(&out, None, true), Some(shortcut), true),
-            None => self.conv2.forward(&out, Some(shortcut), true),
+            Some(c3) => c3.forward(self.conv2.forward(out.view(), None, true).view(), Some(shortcut.view()), true),
+            None => self.conv2.forward(out.view(), Some(shortcut.view()), true),
         }
     }
 }
@@ -323,7 +346,7 @@ impl NhwcResNet {
         assert_eq!(x.len(), dims.iter().product::<usize>(), "NhwcResNet::features: data does not match {dims:?}");
         assert_eq!(dims[1], self.stem.c_in, "NhwcResNet::features: {} channels for a stem of {}", dims[1], self.stem.c_in);
         let x = Nhwc::from_nchw(x, dims);
-        let mut x = self.stem.forward(&x, None, true).max_pool_3x3_s2();
+        let mut x = self.stem.forward(x.view(), None, true).max_pool_3x3_s2();
         for b in &self.blocks {
             x = b.forward(x);
         }
@@ -332,7 +355,7 @@ impl NhwcResNet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::resnet::ResNetConfig;
     use burn::module::{Module, Param, RunningState};
@@ -341,7 +364,7 @@ mod tests {
 
     /// BatchNorm statistics and affine parameters away from the identity, so that a wrong
     /// fold (or a fold that is skipped) shows.
-    fn perturb(bn: &mut BatchNorm, device: &Device) {
+    pub(in crate::resnet) fn perturb(bn: &mut BatchNorm, device: &Device) {
         let c = bn.gamma.val().dims()[0];
         let u = |lo, hi| Tensor::<1>::random([c], Distribution::Uniform(lo, hi), device);
         bn.running_mean = RunningState::new(u(-0.3, 0.3));
@@ -350,7 +373,7 @@ mod tests {
         bn.beta = Param::from_tensor(u(-0.2, 0.2));
     }
 
-    fn perturbed(depth: ResnetDepth, device: &Device) -> ResNet {
+    pub(in crate::resnet) fn perturbed(depth: ResnetDepth, device: &Device) -> ResNet {
         let mut net = ResNetConfig::new(depth).init(device);
         perturb(&mut net.bn1, device);
         for b in net.layers.iter_mut().flat_map(|s| s.blocks.iter_mut()) {
@@ -425,7 +448,7 @@ mod tests {
             let x = Nhwc { data: data(c_in, 0.37), n: 2, h, w, c: c_in };
             let r = Nhwc { data: data(c_out, 0.11), n: 2, h, w, c: c_out };
             for (res, relu) in [(None, false), (Some(&r), true)] {
-                let (a, b) = (fast.forward(&x, res, relu).data, direct.forward(&x, res, relu).data);
+                let (a, b) = (fast.forward(x.view(), res.map(Nhwc::view), relu).data, direct.forward(x.view(), res.map(Nhwc::view), relu).data);
                 let d = a.iter().zip(&b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
                 assert!(d < 1e-5, "{c_in}->{c_out} {h}x{w}: {d}");
             }

@@ -28,7 +28,7 @@ use core::mem::MaybeUninit;
 
 use margin_linalg::buffer;
 
-use super::nhwc::{Nhwc, prefill, scratch, with_scratch};
+use super::nhwc::{Nhwc, NhwcView, prefill, scratch, with_scratch};
 
 /// Floats of `V` (or `M`) one group of tiles holds: 16 transformed tiles × channels.
 const GROUP_FLOATS: usize = 1 << 19;
@@ -100,7 +100,7 @@ impl Winograd3x3 {
     ///
     /// # Shapes
     /// `x: [N, H, W, C_in] → [N, H, W, C_out]`; `residual` (when given) `[N, H, W, C_out]`.
-    pub(super) fn forward(&self, x: &Nhwc, residual: Option<&Nhwc>, relu: bool) -> Nhwc {
+    pub(super) fn forward(&self, x: NhwcView<'_>, residual: Option<NhwcView<'_>>, relu: bool) -> Nhwc {
         debug_assert_eq!(x.c, self.c_in);
         let (n, h, w, c_out) = (x.n, x.h, x.w, self.c_out);
         let (tiles_y, tiles_x) = (h.div_ceil(2), w.div_ceil(2));
@@ -131,7 +131,7 @@ impl Winograd3x3 {
 
     /// One group of tile rows: prefilled with bias (+ residual), the tiles transformed, the 16
     /// GEMMs, the outputs transformed onto the prefill.
-    fn group(&self, x: &Nhwc, group: Vec<(usize, usize, &mut [MaybeUninit<f32>])>, tiles_x: usize, (h, w): (usize, usize), residual: Option<&Nhwc>, relu: bool) {
+    fn group(&self, x: NhwcView<'_>, group: Vec<(usize, usize, &mut [MaybeUninit<f32>])>, tiles_x: usize, (h, w): (usize, usize), residual: Option<NhwcView<'_>>, relu: bool) {
         let (ci, co) = (self.c_in, self.c_out);
         let t = group.len() * tiles_x;
         let rows: Vec<(usize, usize, &mut [f32])> = group
@@ -165,7 +165,7 @@ impl Winograd3x3 {
     /// `V[ξ][slot] = (Bᵀ d B)[ξ]` for the 4×4 patch of tile `(b, ty, tx)` (rows `2ty − 1 ..`,
     /// columns `2tx − 1 ..`, `zeros` outside the image), over all input channels.
     #[allow(clippy::too_many_arguments)]
-    fn input_transform(&self, x: &Nhwc, (b, ty, tx): (usize, usize, usize), slot: usize, t: usize, zeros: &[f32], v: &mut [f32]) {
+    fn input_transform(&self, x: NhwcView<'_>, (b, ty, tx): (usize, usize, usize), slot: usize, t: usize, zeros: &[f32], v: &mut [f32]) {
         let c = self.c_in;
         let mut patch: [&[f32]; 16] = [zeros; 16];
         for i in 0..4 {
