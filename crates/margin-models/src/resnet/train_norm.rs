@@ -16,6 +16,9 @@
 //! Tested against Burn's `batch_norm_train`, `relu`, `add` and `max_pool2d` with autodiff
 //! (`train_net.rs`).
 
+use core::mem::MaybeUninit;
+
+use margin_linalg::buffer::build;
 use rayon::prelude::*;
 
 /// Rows per statistics chunk (a constant: the sum order is a function of the shapes).
@@ -76,24 +79,24 @@ pub(super) fn normalize(x: &[f32], st: &NormStats, gamma: &[f32], beta: &[f32], 
     // `(x − μ)·s + β`, the mean subtracted first: `x·s + (β − μ·s)` cancels when |μ| ≫ σ.
     let mean: Vec<f32> = st.mean.iter().map(|m| *m as f32).collect();
     let scale: Vec<f32> = (0..c).map(|ch| (gamma[ch] as f64 * st.invstd[ch]) as f32).collect();
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(STAT_ROWS * c).enumerate().for_each(|(i, o)| {
-        let at = i * STAT_ROWS * c;
-        let xs = &x[at..at + o.len()];
-        for (r, (orow, xrow)) in o.chunks_exact_mut(c).zip(xs.chunks_exact(c)).enumerate() {
-            for ch in 0..c {
-                orow[ch] = (xrow[ch] - mean[ch]) * scale[ch] + beta[ch];
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(STAT_ROWS * c).enumerate().for_each(|(i, o)| {
+            let at = i * STAT_ROWS * c;
+            for (r, orow) in o.chunks_exact_mut(c).enumerate() {
+                let xrow = &x[at + r * c..at + (r + 1) * c];
+                let rrow = residual.map(|res| &res[at + r * c..at + (r + 1) * c]);
+                for ch in 0..c {
+                    let mut v = (xrow[ch] - mean[ch]) * scale[ch] + beta[ch];
+                    if let Some(rr) = rrow {
+                        v += rr[ch];
+                    }
+                    orow[ch].write(if relu { v.max(0.0) } else { v });
+                }
             }
-            if let Some(res) = residual {
-                let rrow = &res[at + r * c..at + (r + 1) * c];
-                orow.iter_mut().zip(rrow).for_each(|(o, r)| *o += r);
-            }
-            if relu {
-                orow.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-        }
-    });
-    out
+        })
+    };
+    // SAFETY: every row of every chunk is written, and the chunks cover the buffer.
+    unsafe { build(x.len(), fill) }
 }
 
 /// Gradients of [`normalize`]: `(∂x, ∂γ, ∂β)`; `masked` when the forward ended in ReLU (its
@@ -113,27 +116,33 @@ pub(super) fn backward(g: &[f32], x: &[f32], st: &NormStats, gamma: &[f32]) -> (
         b[ch] = (-gi * st.invstd[ch] * dgamma[ch] / m) as f32;
         d[ch] = (-gi * dbeta[ch] / m) as f32;
     }
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(STAT_ROWS * c).enumerate().for_each(|(i, o)| {
-        let at = i * STAT_ROWS * c;
-        for ((orow, grow), xrow) in o.chunks_exact_mut(c).zip(g[at..].chunks_exact(c)).zip(x[at..].chunks_exact(c)) {
-            for ch in 0..c {
-                orow[ch] = a[ch] * grow[ch] + b[ch] * (xrow[ch] - mean[ch]) + d[ch];
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(STAT_ROWS * c).enumerate().for_each(|(i, o)| {
+            let at = i * STAT_ROWS * c;
+            for ((orow, grow), xrow) in o.chunks_exact_mut(c).zip(g[at..].chunks_exact(c)).zip(x[at..].chunks_exact(c)) {
+                for ch in 0..c {
+                    orow[ch].write(a[ch] * grow[ch] + b[ch] * (xrow[ch] - mean[ch]) + d[ch]);
+                }
             }
-        }
-    });
+        })
+    };
+    // SAFETY: every row of every chunk is written, and the chunks cover the buffer.
+    let dx = unsafe { build(x.len(), fill) };
     (dx, dgamma, dbeta)
 }
 
 /// `∂y · [out > 0]` (the gradient through a final ReLU).
 pub(super) fn masked_grad(dy: &[f32], out: &[f32]) -> Vec<f32> {
-    let mut g = vec![0f32; dy.len()];
-    g.par_chunks_mut(1 << 14).zip(dy.par_chunks(1 << 14).zip(out.par_chunks(1 << 14))).for_each(|(g, (dy, o))| {
-        for ((g, dy), o) in g.iter_mut().zip(dy).zip(o) {
-            *g = if *o > 0.0 { *dy } else { 0.0 };
-        }
-    });
-    g
+    let fill = |g: &mut [MaybeUninit<f32>]| {
+        g.par_chunks_mut(1 << 14).zip(dy.par_chunks(1 << 14).zip(out.par_chunks(1 << 14))).for_each(|(g, (dy, o))| {
+            for ((g, dy), o) in g.iter_mut().zip(dy).zip(o) {
+                g.write(if *o > 0.0 { *dy } else { 0.0 });
+            }
+        })
+    };
+    debug_assert_eq!(dy.len(), out.len());
+    // SAFETY: the chunks of `g` pair one to one with equally long chunks of `dy`, all written.
+    unsafe { build(dy.len(), fill) }
 }
 
 /// Max-pool 3×3, stride 2, padding 1 of `x: [N, H, W, C]`: the output `[N, H', W', C]` and,
