@@ -1,6 +1,7 @@
 //! The one call convention for the `gemm` crate in the workspace: the 3×3 convolution
 //! kernel (margin-models), the fused losses' host path (margin) and the kNN tiles
-//! (margin-eval) all go through [`strided_gemm`] or its safe row-major form [`gemm_abt`].
+//! (margin-eval) all go through [`strided_gemm`] or its safe row-major forms ([`gemm_abt`],
+//! [`gemm_ab`], [`gemm_atb`]).
 //!
 //! `T` is [`Real`] (`f32` or `f64`, sealed): both are types gemm has kernels for, so its
 //! type dispatch cannot panic. The extents every operand must cover are checked by
@@ -216,39 +217,27 @@ mod tests {
         }
     }
 
+    /// `gemm_ab` (`a` row-major m×k) and `gemm_atb` (`a` row-major k×m, used transposed)
+    /// equal the naive product, with and without accumulating onto `c`.
     #[test]
-    fn gemm_atb_matches_naive_and_accumulates() {
-        let (m, n, k) = (4, 6, 5);
-        let a: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.37).sin()).collect();
-        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
-        let c0: Vec<f64> = (0..m * n).map(|i| i as f64 * 0.5).collect();
-        for accumulate in [false, true] {
-            let mut c = c0.clone();
-            gemm_atb(m, n, k, &a, &b, &mut c, accumulate);
-            for i in 0..m {
-                for j in 0..n {
-                    let prod: f64 = (0..k).map(|p| a[p * m + i] * b[p * n + j]).sum();
-                    let want = if accumulate { c0[i * n + j] + prod } else { prod };
-                    assert!((c[i * n + j] - want).abs() < 1e-12, "accumulate {accumulate} ({i}, {j})");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn gemm_ab_matches_naive_and_accumulates() {
+    fn gemm_ab_and_atb_match_naive_and_accumulate() {
         let (m, n, k) = (4, 6, 5);
         let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
         let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
         let c0: Vec<f64> = (0..m * n).map(|i| i as f64 * 0.5).collect();
-        for accumulate in [false, true] {
+        for (transposed, accumulate) in [(false, false), (false, true), (true, false), (true, true)] {
             let mut c = c0.clone();
-            gemm_ab(m, n, k, &a, &b, &mut c, accumulate);
+            let a_at = |i: usize, p: usize| if transposed { a[p * m + i] } else { a[i * k + p] };
+            if transposed {
+                gemm_atb(m, n, k, &a, &b, &mut c, accumulate);
+            } else {
+                gemm_ab(m, n, k, &a, &b, &mut c, accumulate);
+            }
             for i in 0..m {
                 for j in 0..n {
-                    let prod: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                    let prod: f64 = (0..k).map(|p| a_at(i, p) * b[p * n + j]).sum();
                     let want = if accumulate { c0[i * n + j] + prod } else { prod };
-                    assert!((c[i * n + j] - want).abs() < 1e-12, "accumulate {accumulate} ({i}, {j})");
+                    assert!((c[i * n + j] - want).abs() < 1e-12, "transposed {transposed} accumulate {accumulate} ({i}, {j})");
                 }
             }
         }
