@@ -147,6 +147,14 @@ impl ResNet {
             && x.dims()[1] == self.conv1.weight.val().dims()[1]
             && !self.takes_nhwc_plan(x)
             && self.nhwc_convolutions()
+            && self.torchvision_max_pool()
+    }
+
+    /// Whether the stem's max-pool is torchvision's, 3×3 stride 2 padding 1 (floor, no
+    /// dilation): the one both channels-last paths implement.
+    pub(super) fn torchvision_max_pool(&self) -> bool {
+        let p = &self.maxpool;
+        p.kernel_size == [3, 3] && p.stride == [2, 2] && p.dilation == [1, 1] && !p.ceil_mode && p.padding == PaddingConfig2d::Explicit(1, 1, 1, 1)
     }
 
     /// Every parameter frozen and every BatchNorm in eval mode (`Module::freeze`).

@@ -129,6 +129,11 @@ impl FoldedConv {
         FoldedConv { kernel: k, stride, padding, c_in, c_out, weight, bias, winograd }
     }
 
+    /// A convolution's geometry only (no weights): what [`Self::gather`] needs.
+    pub(super) fn window(kernel: usize, stride: usize, padding: usize, c_in: usize) -> Self {
+        FoldedConv { kernel, stride, padding, c_in, c_out: 0, weight: Vec::new(), bias: Vec::new(), winograd: None }
+    }
+
     pub(super) fn out_size(&self, size: usize) -> usize {
         (size + 2 * self.padding - self.kernel) / self.stride + 1
     }
@@ -323,6 +328,9 @@ impl NhwcResNet {
     /// The plan of `net`: BatchNorm folded, weights reordered (a weight-sized copy).
     /// `None` when a layer is not shaped as torchvision builds it.
     pub fn new(net: &ResNet) -> Option<Self> {
+        if !net.torchvision_max_pool() {
+            return None;
+        }
         let stem = FoldedConv::new(&net.conv1, &net.bn1)?;
         let blocks = net.layers.iter().flat_map(|s| &s.blocks).map(FoldedBlock::new).collect::<Option<Vec<_>>>()?;
         Some(NhwcResNet { stem, blocks })

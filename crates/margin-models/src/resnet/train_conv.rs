@@ -120,7 +120,7 @@ pub(super) fn backward_input(dy: NhwcView<'_>, w: &[f32], g: Geometry, (h, wd): 
 /// # Shapes
 /// `x: [N, H, W, C_in]`, `dy: [N, H', W', C_out]` → `[C_out · C_in · k · k]`.
 pub(super) fn backward_weight(x: NhwcView<'_>, dy: NhwcView<'_>, g: Geometry) -> Vec<f32> {
-    let plan = g.plan(&vec![0.0; g.c_out * g.c_in * g.kernel * g.kernel]);
+    let plan = FoldedConv::window(g.kernel, g.stride, g.padding, g.c_in);
     let (k, ci, co) = (g.kernel, g.c_in, g.c_out);
     let kk = k * k * ci;
     let (oh, ow) = (dy.h, dy.w);

@@ -76,6 +76,7 @@ pub(super) fn stats(x: &[f32], c: usize, epsilon: f64) -> NormStats {
 /// `x`, `residual`: `[M, C]`; `gamma`, `beta`: `[C]` → `[M, C]`.
 pub(super) fn normalize(x: &[f32], st: &NormStats, gamma: &[f32], beta: &[f32], residual: Option<&[f32]>, relu: bool) -> Vec<f32> {
     let c = gamma.len();
+    assert!(c > 0 && x.len() % c == 0 && residual.is_none_or(|r| r.len() == x.len()), "normalize: {} values for {c} channels", x.len());
     // `(x − μ)·s + β`, the mean subtracted first: `x·s + (β − μ·s)` cancels when |μ| ≫ σ.
     let mean: Vec<f32> = st.mean.iter().map(|m| *m as f32).collect();
     let scale: Vec<f32> = (0..c).map(|ch| (gamma[ch] as f64 * st.invstd[ch]) as f32).collect();
@@ -103,6 +104,7 @@ pub(super) fn normalize(x: &[f32], st: &NormStats, gamma: &[f32], beta: &[f32], 
 /// mask is `out > 0`). `∂residual` is `g` itself, returned by [`masked_grad`].
 pub(super) fn backward(g: &[f32], x: &[f32], st: &NormStats, gamma: &[f32]) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
     let c = gamma.len();
+    assert!(c > 0 && x.len() % c == 0 && g.len() == x.len(), "batch norm backward: {} gradients, {} values, {c} channels", g.len(), x.len());
     let m = (x.len() / c) as f64;
     let (sg, sgx) = channel_sums(g, Some(x), c);
     let dgamma: Vec<f64> = (0..c).map(|ch| st.invstd[ch] * (sgx[ch] - st.mean[ch] * sg[ch])).collect();
@@ -140,7 +142,7 @@ pub(super) fn masked_grad(dy: &[f32], out: &[f32]) -> Vec<f32> {
             }
         })
     };
-    debug_assert_eq!(dy.len(), out.len());
+    assert_eq!(dy.len(), out.len(), "masked_grad: gradient and output lengths");
     // SAFETY: the chunks of `g` pair one to one with equally long chunks of `dy`, all written.
     unsafe { build(dy.len(), fill) }
 }

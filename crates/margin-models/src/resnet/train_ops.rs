@@ -118,9 +118,10 @@ fn vector(v: &[f64]) -> FlexTensor {
 /// The convolution's geometry when the fast kernel serves it (`f32`, rank 4, channels agree,
 /// a square kernel that fits the padded input).
 fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, padding: usize) -> Option<Geometry> {
-    let ([_, h, w, c], ws) = (dims4(x)?, weight.layout().shape());
+    let ([n, h, w, c], ws) = (dims4(x)?, weight.layout().shape());
     let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
-    let square = ws.num_dims() == 4 && ws[1] == c && ws[2] == ws[3] && ws[0] > 0;
+    let non_empty = n > 0 && h > 0 && w > 0 && c > 0;
+    let square = non_empty && ws.num_dims() == 4 && ws[1] == c && ws[2] == ws[3] && ws[0] > 0 && ws[2] > 0;
     let g = Geometry { c_out: ws[0], c_in: c, kernel: ws[2], stride, padding };
     (f32s && square && stride > 0 && g.out_size(h).is_some() && g.out_size(w).is_some()).then_some(g)
 }
@@ -132,8 +133,9 @@ fn norm_fusable(x: &FlexTensor, residual: Option<&FlexTensor>, gamma: &FlexTenso
     x.dtype() == DType::F32 && c > 0 && d.iter().all(|&v| v > 0) && vec_c(gamma) && vec_c(beta) && residual.is_none_or(|r| r.dtype() == DType::F32 && dims4(r) == Some(d))
 }
 
+/// `f32`, non-empty, and an image small enough for the arg-max's `u32` pixel index.
 fn pool_fusable(x: &FlexTensor) -> bool {
-    x.dtype() == DType::F32 && dims4(x).is_some_and(|d| d.iter().all(|&v| v > 0))
+    x.dtype() == DType::F32 && dims4(x).is_some_and(|d| d.iter().all(|&v| v > 0) && d[1] * d[2] <= u32::MAX as usize)
 }
 
 fn host(t: &FlexTensor) -> Vec<f32> {

@@ -36,12 +36,13 @@ fn random<const D: usize>(dims: [usize; D], device: &Device) -> Tensor<D> {
 }
 
 /// Value, `∂x` and `∂W` of the channels-last convolution equal Burn's `conv2d` on NCHW, for
-/// every geometry of a ResNet (stem 7×7/2, 3×3/1 by Winograd, 3×3/2, 1×1/2, 1×1/1) at odd sizes.
+/// every geometry of a ResNet (stem 7×7/2, 3×3/1 by Winograd, 3×3/2, 1×1/2, 1×1/1) at odd sizes,
+/// and at sizes with several `∂W` row chunks (a short last one) and several `∂x` tiles per image.
 #[test]
 fn convolution_equals_burns_conv2d_value_and_gradients() {
     let device = Device::flex().autodiff();
     device.seed(3);
-    for (k, s, p, ci, co, h, w) in [(7, 2, 3, 3, 8, 13, 11), (3, 1, 1, 5, 6, 9, 7), (3, 1, 1, 16, 9, 1, 2), (3, 2, 1, 5, 6, 9, 8), (1, 2, 0, 5, 6, 9, 7), (1, 1, 0, 7, 4, 5, 3)] {
+    for (k, s, p, ci, co, h, w) in [(7, 2, 3, 3, 8, 13, 11), (3, 1, 1, 5, 6, 9, 7), (3, 1, 1, 16, 9, 1, 2), (3, 2, 1, 5, 6, 9, 8), (1, 2, 0, 5, 6, 9, 7), (1, 1, 0, 7, 4, 5, 3), (1, 1, 0, 4, 5, 40, 40), (7, 2, 3, 3, 4, 51, 49)] {
         let x = random([2, h, w, ci], &device).require_grad();
         let wt = random([co, ci, k, k], &device).require_grad();
         let fast = Tensor::<4>::from_dispatch(<Dispatch as NhwcTrainBackend>::conv_nhwc(x.clone().into_dispatch(), wt.clone().into_dispatch(), s, p));
@@ -64,9 +65,10 @@ fn convolution_equals_burns_conv2d_value_and_gradients() {
 fn batch_norm_equals_burns_value_statistics_and_gradients() {
     let device = Device::flex().autodiff();
     device.seed(4);
-    for (relu_tail, residual) in [(false, false), (true, false), (true, true)] {
-        let x = random([3, 5, 4, 6], &device).mul_scalar(2.0).add_scalar(0.5).require_grad();
-        let res = random([3, 5, 4, 6], &device).require_grad();
+    // 60 rows (one statistics chunk) and 1,140 (three, the last one short).
+    for (relu_tail, residual, [h, w]) in [(false, false, [5, 4]), (true, false, [5, 4]), (true, true, [5, 4]), (true, true, [20, 19]), (false, false, [20, 19])] {
+        let x = random([3, h, w, 6], &device).mul_scalar(2.0).add_scalar(0.5).require_grad();
+        let res = random([3, h, w, 6], &device).require_grad();
         let gamma = Tensor::<1>::random([6], Distribution::Uniform(0.5, 1.5), &device).require_grad();
         let beta = random([6], &device).require_grad();
         let (xd, gd, bd) = (x.clone().into_dispatch(), gamma.clone().into_dispatch(), beta.clone().into_dispatch());
@@ -89,7 +91,7 @@ fn batch_norm_equals_burns_value_statistics_and_gradients() {
         assert!(rel_diff(Tensor::<1>::from_dispatch(fast.variance), reference.variance) < 1e-6);
         let r = random(y.dims(), &device);
         let (gf, gr) = ((out * r.clone()).sum().backward(), (y * r).sum().backward());
-        for (what, a, b) in [("x", x.grad(&gf), x.grad(&gr)), ("gamma", None, None), ("residual", res.grad(&gf), res.grad(&gr))] {
+        for (what, a, b) in [("x", x.grad(&gf), x.grad(&gr)), ("residual", res.grad(&gf), res.grad(&gr))] {
             if let (Some(a), Some(b)) = (a, b) {
                 let d = rel_diff(a, b);
                 assert!(d < 1e-4, "relu {relu_tail} residual {residual}: d{what} {d}");
@@ -133,20 +135,23 @@ fn parameters(net: &ResNet) -> (Vec<Tensor<4>>, Vec<Tensor<1>>, Vec<Tensor<1>>) 
     (convs, affine, running)
 }
 
-/// Features and the gradient of every convolution weight and BatchNorm γ/β (`None` where a
-/// parameter has none), by the channels-last path (`fast`) or Burn's ops, after one backward
-/// of `Σ features · r`; and the running statistics after the step. `scale` multiplies `x`.
+/// Features and the gradient of every convolution weight (then of `x`) and BatchNorm γ/β
+/// (`None` where there is none), by the channels-last path (`fast`) or Burn's ops, after one
+/// backward of `Σ features · r`; and the running statistics after the step.
 #[allow(clippy::type_complexity)]
 fn one_step(net: &ResNet, x: Tensor<4>, r: Tensor<2>, fast: bool) -> (Tensor<2>, Vec<Option<Tensor<4>>>, Vec<Option<Tensor<1>>>, Vec<Tensor<1>>) {
-    let features = if fast { net.forward_features(x) } else { net.forward_features_reference(x) };
+    let features = if fast { net.forward_features(x.clone()) } else { net.forward_features_reference(x.clone()) };
     let grads = (features.clone() * r).sum().backward();
     let (convs, affine, running) = parameters(net);
-    (features.detach(), convs.iter().map(|c| c.grad(&grads)).collect(), affine.iter().map(|a| a.grad(&grads)).collect(), running)
+    let conv_grads = convs.iter().map(|c| c.grad(&grads)).chain([x.grad(&grads)]).collect();
+    (features.detach(), conv_grads, affine.iter().map(|a| a.grad(&grads)).collect(), running)
 }
 
 /// A whole ResNet (basic blocks and bottlenecks) trained through the channels-last path
 /// equals Burn's ops: the features, the gradient of every parameter that has one, and the
-/// running statistics after the step; with the stem and `layer1` frozen, too.
+/// running statistics after the step; with the stem and `layer1` frozen, and with `layer3`
+/// frozen under an input that wants a gradient (∂x through frozen convolutions and eval-mode
+/// BatchNorm), too.
 ///
 /// Deep training-mode BatchNorm on a tiny batch is ill-conditioned (a ResNet-50 here moves its
 /// stem gradient by a few per cent when the input moves by 1e-6), so each difference is held
@@ -154,7 +159,8 @@ fn one_step(net: &ResNet, x: Tensor<4>, r: Tensor<2>, fast: bool) -> (Tensor<2>,
 /// wrong gradient is off by O(1), far outside it.
 #[test]
 fn training_forward_and_gradients_equal_burns_ops() {
-    for (depth, frozen_stages, hw) in [(ResnetDepth::R18, 0, [37, 42]), (ResnetDepth::R18, 1, [33, 32]), (ResnetDepth::R50, 0, [64, 67])] {
+    // (depth, stages frozen from the stem, a frozen middle stage, input size)
+    for (depth, frozen_stages, middle, hw) in [(ResnetDepth::R18, 0, None, [37, 42]), (ResnetDepth::R18, 1, None, [33, 32]), (ResnetDepth::R18, 0, Some(2), [34, 33]), (ResnetDepth::R50, 0, None, [64, 67])] {
         let device = Device::flex().autodiff();
         device.seed(21);
         let mut base = perturbed(depth, &device);
@@ -165,16 +171,24 @@ fn training_forward_and_gradients_equal_burns_ops() {
                 *s = s.clone().freeze();
             }
         }
+        if let Some(k) = middle {
+            base.layers[k] = base.layers[k].clone().freeze();
+        }
         // Independent copies (their own running statistics), through the record.
         let copy = || perturbed(depth, &device).load_record(base.clone().into_record()).with_freeze_of(&base);
-        let (x, r) = (random([2, 3, hw[0], hw[1]], &device), random([2, depth.feature_dim()], &device));
+        let (mut x, r) = (random([2, 3, hw[0], hw[1]], &device), random([2, depth.feature_dim()], &device));
+        if middle.is_some() {
+            x = x.require_grad();
+        }
         let net = copy();
         assert!(net.takes_nhwc_training(&x), "{depth:?}");
         let fast = one_step(&net, x.clone(), r.clone(), true);
         let reference = one_step(&copy(), x.clone(), r.clone(), false);
-        let moved = one_step(&copy(), x.mul_scalar(1.0 + 1e-6), r, false);
+        let x_moved = x.clone().mul_scalar(1.0 + 1e-6).detach();
+        let x_moved = if middle.is_some() { x_moved.require_grad() } else { x_moved };
+        let moved = one_step(&copy(), x_moved, r, false);
         let tol = |a: f32| (4.0 * a).max(1e-4);
-        let what = format!("{depth:?}, {frozen_stages} stage(s) frozen");
+        let what = format!("{depth:?}, {frozen_stages} stage(s) frozen, middle {middle:?}");
         let d = rel_diff(fast.0, reference.0.clone());
         assert!(d < tol(rel_diff(moved.0, reference.0)), "{what}: features {d}");
         let mut compared = 0;
@@ -200,7 +214,7 @@ fn training_forward_and_gradients_equal_burns_ops() {
             }
         }
         let convs = parameters(&base).0.len();
-        let trainable = if frozen_stages == 0 { convs } else { convs / 2 };
+        let trainable = if frozen_stages == 0 && middle.is_none() { convs } else { convs / 2 };
         assert!(compared >= trainable, "{what}: {compared} of {convs} convolutions had gradients");
         for (i, (a, b)) in fast.3.into_iter().zip(reference.3).enumerate() {
             let d = rel_diff(a, b);
