@@ -110,7 +110,7 @@ pub unsafe fn strided_gemm<T: Real>(
 /// When a slice is shorter than its shape says (a caller's bug, never user data).
 pub fn gemm_abt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], threads: usize) {
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    row_major(m, n, k, a, (b, true), c, false, parallelism);
+    row_major(m, n, k, (a, false), (b, true), c, false, parallelism);
 }
 
 /// `c := (accumulate ? c : 0) + a · b` where `a` is `m × k`, `b` is `k × n` and `c` is
@@ -120,7 +120,7 @@ pub fn gemm_abt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut
 /// # Panics
 /// When a slice is shorter than its shape says (a caller's bug, never user data).
 pub fn gemm_ab<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], accumulate: bool) {
-    row_major(m, n, k, a, (b, false), c, accumulate, gemm::Parallelism::None);
+    row_major(m, n, k, (a, false), (b, false), c, accumulate, gemm::Parallelism::None);
 }
 
 /// `c := (accumulate ? c : 0) + aᵀ · b` where `a` is `k × m`, `b` is `k × n` and `c` is
@@ -129,46 +129,22 @@ pub fn gemm_ab<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut 
 ///
 /// # Panics
 /// When a slice is shorter than its shape says (a caller's bug, never user data).
-#[track_caller]
 pub fn gemm_atb<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], accumulate: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm_atb: operands shorter than {k}×{m}, {k}×{n}, {m}×{n}");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
-        }
-        return;
-    }
-    let extents = Extents::of(c, a, b);
-    // SAFETY: the lengths were checked above; `aᵀ` (m×k) is `a` row-major k×m read with column
-    // stride m and row stride 1, `b` row-major k×n, `c` row-major m×n and a distinct `&mut`.
-    unsafe {
-        strided_gemm(
-            m,
-            n,
-            k,
-            Strided { ptr: c.as_mut_ptr(), cs: 1, rs: n as isize },
-            accumulate,
-            Strided { ptr: a.as_ptr(), cs: m as isize, rs: 1 },
-            Strided { ptr: b.as_ptr(), cs: 1, rs: n as isize },
-            extents,
-            gemm::Parallelism::None,
-        );
-    }
+    row_major(m, n, k, (a, true), (b, false), c, accumulate, gemm::Parallelism::None);
 }
 
-/// `c := (accumulate ? c : 0) + a · op(b)` on contiguous row-major slices, `op(b) = bᵀ` for
-/// `b` row-major `n × k` when `transposed`, else `b` row-major `k × n`: the one body of
-/// [`gemm_abt`] and [`gemm_ab`].
+/// `c := (accumulate ? c : 0) + op(a) · op(b)` on contiguous row-major slices: `op(a) = aᵀ`
+/// for `a` row-major `k × m` when its flag is set, else `a` row-major `m × k`; `op(b) = bᵀ` for
+/// `b` row-major `n × k` when its flag is set, else `b` row-major `k × n`. The one body of
+/// [`gemm_abt`], [`gemm_ab`] and [`gemm_atb`].
 ///
 /// # Panics
 /// When a slice is shorter than its shape says.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
-fn row_major<T: Real>(m: usize, n: usize, k: usize, a: &[T], (b, transposed): (&[T], bool), c: &mut [T], accumulate: bool, parallelism: gemm::Parallelism) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operands shorter than {m}×{k}, {}, {m}×{n}", if transposed { format!("{n}×{k}") } else { format!("{k}×{n}") });
+fn row_major<T: Real>(m: usize, n: usize, k: usize, (a, a_t): (&[T], bool), (b, b_t): (&[T], bool), c: &mut [T], accumulate: bool, parallelism: gemm::Parallelism) {
+    let shape = |t: bool, r: usize, q: usize| if t { format!("{q}×{r}") } else { format!("{r}×{q}") };
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operands shorter than {}, {}, {m}×{n}", shape(a_t, m, k), shape(b_t, k, n));
     if m == 0 || n == 0 {
         return;
     }
@@ -178,11 +154,13 @@ fn row_major<T: Real>(m: usize, n: usize, k: usize, a: &[T], (b, transposed): (&
         }
         return;
     }
-    let b_strides = if transposed { Strided { ptr: b.as_ptr(), cs: k as isize, rs: 1 } } else { Strided { ptr: b.as_ptr(), cs: 1, rs: n as isize } };
+    let a_strides = if a_t { Strided { ptr: a.as_ptr(), cs: m as isize, rs: 1 } } else { Strided { ptr: a.as_ptr(), cs: 1, rs: k as isize } };
+    let b_strides = if b_t { Strided { ptr: b.as_ptr(), cs: k as isize, rs: 1 } } else { Strided { ptr: b.as_ptr(), cs: 1, rs: n as isize } };
     let extents = Extents::of(c, a, b);
-    // SAFETY: the lengths were checked above; the strides describe row-major `a` (m×k),
-    // `op(b)` (k×n: `b` row-major n×k read column-wise, or row-major k×n) and row-major `c`
-    // (m×n), which does not alias `a` or `b` (a distinct `&mut`).
+    // SAFETY: the lengths were checked above; the strides describe `op(a)` (m×k: `a` row-major
+    // k×m read column-wise, or row-major m×k), `op(b)` (k×n: `b` row-major n×k read
+    // column-wise, or row-major k×n) and row-major `c` (m×n), which does not alias `a` or `b`
+    // (a distinct `&mut`).
     unsafe {
         strided_gemm(
             m,
@@ -190,7 +168,7 @@ fn row_major<T: Real>(m: usize, n: usize, k: usize, a: &[T], (b, transposed): (&
             k,
             Strided { ptr: c.as_mut_ptr(), cs: 1, rs: n as isize },
             accumulate,
-            Strided { ptr: a.as_ptr(), cs: 1, rs: k as isize },
+            a_strides,
             b_strides,
             extents,
             parallelism,

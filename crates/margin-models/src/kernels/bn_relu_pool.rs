@@ -19,6 +19,8 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+
+use super::contiguous;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, ExtensionType, Flex, backend_extension};
 use burn::tensor::{DType, Shape};
@@ -185,10 +187,6 @@ fn fusable(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor) -> bool {
         && gamma.layout().shape()[0] == c
         && beta.layout().shape().num_dims() == 1
         && beta.layout().shape()[0] == c
-}
-
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.layout().contiguous_offsets().is_some() { t } else { t.to_contiguous() }
 }
 
 fn to_f64_vec(t: &FlexTensor) -> Vec<f64> {

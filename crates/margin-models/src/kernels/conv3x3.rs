@@ -21,6 +21,8 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+
+use super::contiguous;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::ops::ConvOptions;
@@ -155,14 +157,6 @@ fn fusable(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> bool {
         return false;
     }
     bias.dtype() == dtype && shape_of(bias) == [ws[0]]
-}
-
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.layout().contiguous_offsets().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -19,6 +19,8 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+
+use super::contiguous;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::DType;
@@ -51,10 +53,6 @@ impl<C: CheckpointStrategy> GeluBackend for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(forward(&xp)),
         }
     }
-}
-
-fn contiguous(x: FlexTensor) -> FlexTensor {
-    if x.layout().contiguous_offsets().is_some() { x } else { x.to_contiguous() }
 }
 
 /// `gelu(x)` of a contiguous f32 tensor.

@@ -99,20 +99,25 @@ pub fn batch_norm_relu_max_pool(x: Tensor<4>, bn: &BatchNorm) -> Tensor<4> {
         let pool = MaxPool2dConfig::new([2, 2]).init();
         return relu(pool.forward(bn.forward(x)));
     }
-    let device = x.device();
     let r = batch_norm_relu_max_pool_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
-    let momentum = bn.momentum;
-    let running_mean = bn.running_mean.value_sync().to_device(&device);
-    let running_var = bn.running_var.value_sync().to_device(&device);
-    let running_mean = running_mean
-        .mul_scalar(1.0 - momentum)
-        .add(r.mean.detach().mul_scalar(momentum));
-    let running_var = running_var
-        .mul_scalar(1.0 - momentum)
-        .add(r.variance.detach().mul_scalar(momentum));
+    update_running_statistics(bn, r.mean, r.variance);
+    r.output
+}
+
+/// burn-nn's running-statistics update after a training-mode BatchNorm (0.22.1):
+/// `running · (1 − momentum) + batch · momentum`, with the *biased* batch variance `var`.
+pub fn update_running_statistics(bn: &BatchNorm, mean: Tensor<1>, var: Tensor<1>) {
+    let device = mean.device();
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device).mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m));
+    let running_var = bn.running_var.value_sync().to_device(&device).mul_scalar(1.0 - m).add(var.detach().mul_scalar(m));
     bn.running_mean.update(running_mean.detach());
     bn.running_var.update(running_var.detach());
-    r.output
+}
+
+/// `t` itself when it is contiguous, else a contiguous copy (what the raw-buffer kernels read).
+pub(crate) fn contiguous(t: burn::backend::flex::FlexTensor) -> burn::backend::flex::FlexTensor {
+    if t.layout().contiguous_offsets().is_some() { t } else { t.to_contiguous() }
 }
 
 /// Drop-in replacement for `conv.forward(x)`, with a hand-written Flex kernel (forward and

@@ -128,26 +128,20 @@ impl ResNet {
     /// Whether [`Self::forward_features`] can take the NHWC plan: a `flex` device, `f32`,
     /// the stem's channels, and no gradient wanted (see there).
     pub(super) fn takes_nhwc_plan(&self, x: &Tensor<4>) -> bool {
-        let device = x.device();
-        let flex = matches!(device.clone().without_autodiff().as_dispatch(), DispatchDevice::Flex(_));
-        if !flex || x.dtype() != DType::F32 || x.dims()[1] != self.conv1.weight.val().dims()[1] {
-            return false;
-        }
-        !device.is_autodiff() || (!x.is_require_grad() && self.is_frozen())
+        self.nhwc_input(x) && (!x.device().is_autodiff() || (!x.is_require_grad() && self.is_frozen()))
+    }
+
+    /// An input both channels-last paths serve: on `flex`, `f32`, with the stem's channels.
+    fn nhwc_input(&self, x: &Tensor<4>) -> bool {
+        let flex = matches!(x.device().without_autodiff().as_dispatch(), DispatchDevice::Flex(_));
+        flex && x.dtype() == DType::F32 && x.dims()[1] == self.conv1.weight.val().dims()[1]
     }
 
     /// Whether [`Self::forward_features`] takes the channels-last training path: `flex` with
     /// autodiff, `f32`, the stem's channels, a gradient wanted, and every convolution one the
     /// kernels serve.
     pub(super) fn takes_nhwc_training(&self, x: &Tensor<4>) -> bool {
-        let device = x.device();
-        let flex = matches!(device.clone().without_autodiff().as_dispatch(), DispatchDevice::Flex(_));
-        flex && device.is_autodiff()
-            && x.dtype() == DType::F32
-            && x.dims()[1] == self.conv1.weight.val().dims()[1]
-            && !self.takes_nhwc_plan(x)
-            && self.nhwc_convolutions()
-            && self.torchvision_max_pool()
+        self.nhwc_input(x) && x.device().is_autodiff() && !self.takes_nhwc_plan(x) && self.nhwc_convolutions() && self.torchvision_max_pool()
     }
 
     /// Whether the stem's max-pool is torchvision's, 3×3 stride 2 padding 1 (floor, no

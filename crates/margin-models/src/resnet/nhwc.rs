@@ -72,6 +72,16 @@ pub(super) fn scratch(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[..len]
 }
 
+/// `(stride, padding)` of a convolution the channels-last kernels serve (this plan's and the
+/// training path's): square kernel and stride, explicit symmetric padding, no dilation or
+/// groups; `None` otherwise.
+pub(super) fn square_geometry(conv: &Conv2d) -> Option<(usize, usize)> {
+    let [_, _, kh, kw] = conv.weight.val().dims();
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else { return None };
+    let symmetric = top == left && top == bottom && top == right;
+    (kh == kw && conv.stride[0] == conv.stride[1] && symmetric && conv.dilation == [1, 1] && conv.groups == 1).then_some((conv.stride[0], top))
+}
+
 /// A convolution with its BatchNorm folded in, ready for NHWC GEMM (the training path,
 /// `train_conv.rs`, builds it from raw weights with a zero bias).
 #[derive(Debug, Clone)]
@@ -97,12 +107,8 @@ impl FoldedConv {
     /// `bn(conv(·))` with running statistics, or `None` when the convolution is not one a
     /// ResNet has (square kernel, symmetric explicit padding, no dilation or groups).
     fn new(conv: &Conv2d, bn: &BatchNorm) -> Option<Self> {
-        let [c_out, c_in, kh, kw] = conv.weight.val().dims();
-        let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else { return None };
-        let square = kh == kw && conv.stride[0] == conv.stride[1] && top == left && top == bottom && top == right;
-        if !square || conv.dilation != [1, 1] || conv.groups != 1 {
-            return None;
-        }
+        let [c_out, c_in, kh, _] = conv.weight.val().dims();
+        let (stride, padding) = square_geometry(conv)?;
         let var = host(bn.running_var.value());
         let mean = host(bn.running_mean.value());
         let (gamma, beta) = (host(bn.gamma.val()), host(bn.beta.val()));
@@ -111,7 +117,7 @@ impl FoldedConv {
         let eps = bn.epsilon as f32;
         let scale: Vec<f32> = (0..c_out).map(|co| gamma[co] / (var[co] + eps).sqrt()).collect();
         let bias: Vec<f32> = (0..c_out).map(|co| beta[co] - (mean[co] - b0[co]) * scale[co]).collect();
-        Some(Self::from_oihw(&w, [c_out, c_in, kh], conv.stride[0], top, &scale, bias))
+        Some(Self::from_oihw(&w, [c_out, c_in, kh], stride, padding, &scale, bias))
     }
 
     /// From weights in Burn's / torchvision's layout `[C_out, C_in, k, k]` (`w`), each output

@@ -11,13 +11,16 @@
 //! gradient of every parameter, the running statistics — below.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::BatchNorm;
 use burn::backend::Dispatch;
 use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
 
+use crate::kernels::update_running_statistics;
+
 use super::block::Block;
 use super::net::ResNet;
+use super::nhwc::square_geometry;
 use super::ops::uses_batch_statistics;
 use super::train_ops::{NhwcTrainBackend, NormNhwc};
 
@@ -31,21 +34,12 @@ enum Tail {
     AddRelu(Tensor<4>),
 }
 
-/// Stride and symmetric padding of a convolution the channels-last kernels serve: square
-/// kernel and stride, explicit symmetric padding, no dilation or groups.
-pub(super) fn nhwc_geometry(conv: &Conv2d) -> Option<(usize, usize)> {
-    let [_, _, kh, kw] = conv.weight.val().dims();
-    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else { return None };
-    let symmetric = top == left && top == bottom && top == right;
-    (kh == kw && conv.stride[0] == conv.stride[1] && symmetric && conv.dilation == [1, 1] && conv.groups == 1).then_some((conv.stride[0], top))
-}
-
 /// `tail(bn(conv(x)))` on channels-last tensors.
 ///
 /// # Shapes
 /// `[N, H, W, C_in] → [N, H', W', C_out]`.
 fn conv_bn(x: Tensor<4>, conv: &Conv2d, bn: &BatchNorm, tail: Tail) -> Tensor<4> {
-    let (stride, padding) = nhwc_geometry(conv).expect("checked by ResNet::takes_nhwc_training");
+    let (stride, padding) = square_geometry(conv).expect("checked by ResNet::takes_nhwc_training");
     let train = uses_batch_statistics(&x, bn);
     let mut y = Tensor::<4>::from_dispatch(<Dispatch as NhwcTrainBackend>::conv_nhwc(x.into_dispatch(), conv.weight.val().into_dispatch(), stride, padding));
     if let Some(b) = &conv.bias {
@@ -61,19 +55,8 @@ fn conv_bn(x: Tensor<4>, conv: &Conv2d, bn: &BatchNorm, tail: Tail) -> Tensor<4>
         Tail::Relu => <Dispatch as NhwcTrainBackend>::batch_norm_nhwc(y.into_dispatch(), gamma, beta, eps, true),
         Tail::AddRelu(res) => <Dispatch as NhwcTrainBackend>::batch_norm_add_relu_nhwc(y.into_dispatch(), res.into_dispatch(), gamma, beta, eps),
     };
-    update_running(bn, Tensor::from_dispatch(r.mean), Tensor::from_dispatch(r.variance));
+    update_running_statistics(bn, Tensor::from_dispatch(r.mean), Tensor::from_dispatch(r.variance));
     Tensor::from_dispatch(r.output)
-}
-
-/// burn-nn's running-statistics update: `running · (1 − momentum) + batch · momentum`, with
-/// the biased batch variance.
-fn update_running(bn: &BatchNorm, mean: Tensor<1>, var: Tensor<1>) {
-    let device = mean.device();
-    let m = bn.momentum;
-    let running_mean = bn.running_mean.value_sync().to_device(&device).mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m));
-    let running_var = bn.running_var.value_sync().to_device(&device).mul_scalar(1.0 - m).add(var.detach().mul_scalar(m));
-    bn.running_mean.update(running_mean.detach());
-    bn.running_var.update(running_var.detach());
 }
 
 /// BatchNorm with running statistics over the last dimension, then the tail.
@@ -114,7 +97,7 @@ impl Block {
 impl ResNet {
     /// Whether every convolution has a geometry the channels-last kernels serve.
     pub(super) fn nhwc_convolutions(&self) -> bool {
-        nhwc_geometry(&self.conv1).is_some() && self.layers.iter().flat_map(|s| &s.blocks).all(|b| b.convs().all(|c| nhwc_geometry(c).is_some()))
+        square_geometry(&self.conv1).is_some() && self.layers.iter().flat_map(|s| &s.blocks).all(|b| b.convs().all(|c| square_geometry(c).is_some()))
     }
 
     /// [`ResNet::forward_features`] in channels-last layout on the training operations.

@@ -20,6 +20,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape};
 use margin::flex_element::FlexElement;
 
+use crate::kernels::contiguous;
+
 use super::nhwc::NhwcView;
 use super::train_conv::{self, Geometry};
 use super::train_norm::{self, NormStats};
@@ -96,10 +98,6 @@ pub fn unfused_max_pool<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
 fn dims4(t: &FlexTensor) -> Option<[usize; 4]> {
     let s = t.layout().shape();
     (s.num_dims() == 4).then(|| [s[0], s[1], s[2], s[3]])
-}
-
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.layout().contiguous_offsets().is_some() { t } else { t.to_contiguous() }
 }
 
 fn view(t: &FlexTensor) -> NhwcView<'_> {
